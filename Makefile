@@ -1,0 +1,50 @@
+# Loyalty Arcade: every set-up step a fresh machine needs, then run, test, lint, bench.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+PROTOS := $(shell find protos -name '*.proto' | sort)
+INSTALLED := $(VENV)/.installed
+GENERATED := gen/.generated
+
+.PHONY: setup proto run test lint format bench clean
+
+setup: $(INSTALLED) $(GENERATED)
+
+# The virtual environment with pinned packages; the project itself is installed
+# editable so `services`, `tools` and the generated `loyalty` stubs import anywhere.
+$(INSTALLED): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -c "import pathlib, site; pathlib.Path(site.getsitepackages()[0], 'loyalty-stubs.pth').write_text('$(CURDIR)/gen\n')"
+	touch $@
+
+# Stubs are generated from protos/ and never edited by hand.
+proto: $(GENERATED)
+$(GENERATED): $(PROTOS) $(INSTALLED)
+	rm -rf gen && mkdir -p gen
+	$(PY) -m grpc_tools.protoc -I protos --python_out=gen --pyi_out=gen --grpc_python_out=gen $(PROTOS)
+	touch $@
+
+run: setup
+	$(PY) -m tools.suite
+
+test: setup
+	$(PY) -m pytest
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/buf lint
+
+format: setup
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: setup
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) gen var .pytest_cache .ruff_cache .hypothesis
