@@ -1,0 +1,253 @@
+"""Wires the gateway: one hypercorn server on one port speaking Connect,
+gRPC-Web and native gRPC (HTTP/2 cleartext), in front of grpc.aio channels to
+the ledger, games and campaigns services."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import structlog
+from connectrpc.compat import google_protobuf_codecs
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from hypercorn.asyncio import serve as hypercorn_serve
+from hypercorn.config import Config as HypercornConfig
+from loyalty.gateway.v1 import gateway_service_pb2 as gateway_pb
+from loyalty.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
+
+from services.gateway.domain import (
+    AccessRule,
+    Audience,
+    CorsPolicy,
+    DeadlinePolicy,
+    RateLimiter,
+)
+from services.gateway.edge import Edge
+from services.gateway.service import Gatekeeper
+from services.gateway.servicer import (
+    GateInterceptor,
+    ServiceApplication,
+    Upstream,
+    WalletServicer,
+    forwarding_handlers,
+    wallet_handlers,
+)
+from services.gateway.tokens import (
+    JwksFile,
+    JwksUrl,
+    KeySource,
+    SharedSecret,
+    TokenVerifier,
+    dev_secret,
+)
+from services.kit.clock import Clock, SystemClock
+from services.kit.config import env_float, env_int, env_path, env_str
+from services.kit.outgoing import open_channel
+
+log = structlog.get_logger()
+
+WALLET_SERVICE = gateway_pb.DESCRIPTOR.services_by_name["WalletService"]
+PLAYER_AS_MEMBER = AccessRule(Audience.PLAYER, member_field="member_id")
+WALLET_RULES = {
+    f"{WALLET_SERVICE.full_name}/{name}": PLAYER_AS_MEMBER
+    for name in ("GetWallet", "ListWalletEntries", "WatchWallet")
+}
+READINESS_TIMEOUT_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    """Everything the gateway reads from its environment (see docs/gateway.md)."""
+
+    ledger_target: str = "127.0.0.1:50051"
+    games_target: str | None = "127.0.0.1:50052"
+    campaigns_target: str | None = "127.0.0.1:50053"
+    jwt_issuer: str = "loyalty-arcade-dev"
+    jwt_audience: str = "loyalty-arcade"
+    jwt_leeway_seconds: float = 30.0
+    jwt_secret: str = ""
+    jwt_secret_file: Path = Path("var/gateway-jwt.secret")
+    jwks_url: str = ""
+    jwks_file: str = ""
+    cors_origins: tuple[str, ...] = ("http://localhost:5173", "http://localhost:3000")
+    member_rate_per_second: float = 20.0
+    member_burst: int = 40
+    address_rate_per_second: float = 200.0
+    address_burst: int = 400
+    default_deadline_seconds: float = 5.0
+    max_deadline_seconds: float = 30.0
+    max_stream_seconds: float = 3600.0
+    max_body_bytes: int = 256 * 1024
+    shutdown_grace_seconds: float = 5.0
+    extra_upstreams: tuple[tuple[Upstream, str], ...] = field(default=())
+
+    @classmethod
+    def from_env(cls) -> GatewaySettings:
+        origins = env_str("GATEWAY_CORS_ORIGINS", ",".join(cls.cors_origins))
+        return cls(
+            ledger_target=env_str("GATEWAY_LEDGER_TARGET", cls.ledger_target),
+            games_target=env_str("GATEWAY_GAMES_TARGET", "127.0.0.1:50052") or None,
+            campaigns_target=env_str("GATEWAY_CAMPAIGNS_TARGET", "127.0.0.1:50053") or None,
+            jwt_issuer=env_str("GATEWAY_JWT_ISSUER", cls.jwt_issuer),
+            jwt_audience=env_str("GATEWAY_JWT_AUDIENCE", cls.jwt_audience),
+            jwt_leeway_seconds=env_float("GATEWAY_JWT_LEEWAY_SECONDS", cls.jwt_leeway_seconds),
+            jwt_secret=env_str("GATEWAY_JWT_SECRET", ""),
+            jwt_secret_file=env_path("GATEWAY_JWT_SECRET_FILE", str(cls.jwt_secret_file)),
+            jwks_url=env_str("GATEWAY_JWKS_URL", ""),
+            jwks_file=env_str("GATEWAY_JWKS_FILE", ""),
+            cors_origins=tuple(origins.split(",")),
+            member_rate_per_second=env_float("GATEWAY_MEMBER_RATE", cls.member_rate_per_second),
+            member_burst=env_int("GATEWAY_MEMBER_BURST", cls.member_burst),
+            address_rate_per_second=env_float("GATEWAY_ADDRESS_RATE", cls.address_rate_per_second),
+            address_burst=env_int("GATEWAY_ADDRESS_BURST", cls.address_burst),
+            default_deadline_seconds=env_float(
+                "GATEWAY_DEFAULT_DEADLINE_SECONDS", cls.default_deadline_seconds
+            ),
+            max_deadline_seconds=env_float(
+                "GATEWAY_MAX_DEADLINE_SECONDS", cls.max_deadline_seconds
+            ),
+            max_stream_seconds=env_float("GATEWAY_MAX_STREAM_SECONDS", cls.max_stream_seconds),
+            max_body_bytes=env_int("GATEWAY_MAX_BODY_BYTES", cls.max_body_bytes),
+            shutdown_grace_seconds=env_float("SHUTDOWN_GRACE_SECONDS", cls.shutdown_grace_seconds),
+        )
+
+    def key_source(self) -> KeySource:
+        """Public keys when configured (production), else the development secret."""
+        if self.jwks_file:
+            return JwksFile(Path(self.jwks_file))
+        if self.jwks_url:
+            return JwksUrl(self.jwks_url)
+        return SharedSecret(dev_secret(self.jwt_secret, self.jwt_secret_file))
+
+
+class UpstreamHealth:
+    """Readiness: every upstream's gRPC health check says SERVING."""
+
+    def __init__(self, channels: dict[str, grpc.aio.Channel]) -> None:
+        self._stubs = {name: health_pb2_grpc.HealthStub(ch) for name, ch in channels.items()}
+        self.draining = False
+
+    async def check(self) -> dict[str, str]:
+        names = list(self._stubs)
+        results = await asyncio.gather(*(self._check_one(name) for name in names))
+        states = dict(zip(names, results, strict=True))
+        if self.draining:
+            states["gateway"] = "NOT_SERVING"
+        return states
+
+    async def _check_one(self, name: str) -> str:
+        try:
+            response = await self._stubs[name].Check(
+                health_pb2.HealthCheckRequest(), timeout=READINESS_TIMEOUT_SECONDS
+            )
+        except grpc.aio.AioRpcError as error:
+            return error.code().name
+        return health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
+
+
+@dataclass
+class GatewayHost:
+    """A built gateway: `.port`, `await start()`, `await stop(grace)`."""
+
+    app: Edge
+    port: int
+    _socket: socket.socket
+    _channels: list[grpc.aio.Channel]
+    _health: UpstreamHealth
+    _grace: float
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    _task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        config = HypercornConfig()
+        # Hypercorn takes over our already-bound socket, so port 0 works.
+        config.bind = [f"fd://{self._socket.detach()}"]
+        config.graceful_timeout = self._grace
+        config.accesslog = None
+        config.keep_alive_timeout = 75
+        self._task = asyncio.create_task(
+            hypercorn_serve(self.app, config, shutdown_trigger=self._stopping.wait)
+        )
+        log.info("server_started", port=self.port)
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Readiness turns false first, then calls in flight get the grace period."""
+        self._health.draining = True
+        self._stopping.set()
+        if self._task is not None:
+            await self._task
+        for channel in self._channels:
+            await channel.close(grace)
+        log.info("server_stopped", port=self.port)
+
+
+def _bind(address: str) -> socket.socket:
+    host, _, port = address.rpartition(":")
+    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host.strip("[]"), int(port)))
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+async def build_server(
+    settings: GatewaySettings, address: str, clock: Clock | None = None
+) -> GatewayHost:
+    clock = clock or SystemClock()
+    deadlines = DeadlinePolicy(
+        default_seconds=settings.default_deadline_seconds,
+        max_seconds=settings.max_deadline_seconds,
+        stream_max_seconds=settings.max_stream_seconds,
+    )
+    verifier = TokenVerifier(
+        settings.key_source(),
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        leeway_seconds=settings.jwt_leeway_seconds,
+        clock=clock,
+    )
+    gatekeeper = Gatekeeper(
+        verifier,
+        member_limits=RateLimiter(settings.member_burst, settings.member_rate_per_second),
+        address_limits=RateLimiter(settings.address_burst, settings.address_rate_per_second),
+        clock=clock,
+    )
+    ledger_channel = open_channel(settings.ledger_target)
+    channels = {"ledger": ledger_channel}
+    rules = dict(WALLET_RULES)
+    for upstream, target in settings.extra_upstreams:
+        channels[upstream.name] = open_channel(target)
+        rules.update(upstream.procedures())
+    options = {
+        "interceptors": [GateInterceptor(gatekeeper, rules)],
+        "read_max_bytes": settings.max_body_bytes,
+        "codecs": google_protobuf_codecs(),
+    }
+    wallet = WalletServicer(ledger_grpc.LedgerServiceStub(ledger_channel), deadlines)
+    apps = [ServiceApplication(WALLET_SERVICE, wallet_handlers(wallet), **options)]
+    for upstream, _target in settings.extra_upstreams:
+        handlers = forwarding_handlers(upstream, channels[upstream.name], deadlines)
+        apps.append(ServiceApplication(upstream.service, handlers, **options))
+    routes = {app.path: app for app in apps}
+    health = UpstreamHealth(channels)
+    edge = Edge(
+        routes,
+        cors=CorsPolicy.of(settings.cors_origins),
+        max_body_bytes=settings.max_body_bytes,
+        readiness=health.check,
+        clock=clock,
+    )
+    sock = _bind(address)
+    return GatewayHost(
+        app=edge,
+        port=sock.getsockname()[1],
+        _socket=sock,
+        _channels=list(channels.values()),
+        _health=health,
+        _grace=settings.shutdown_grace_seconds,
+    )

@@ -1,0 +1,440 @@
+"""Connect handlers: calls come in over Connect, gRPC-Web or gRPC, are admitted
+by the Gatekeeper, and go on to the internal services over grpc.aio channels
+with a deadline. Also the translation of errors both ways.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import structlog
+from connectrpc.code import Code
+from connectrpc.errors import ConnectError, ErrorDetail
+from connectrpc.method import IdempotencyLevel, MethodInfo, StreamType
+from connectrpc.request import RequestContext
+from connectrpc.server import ConnectASGIApplication, Endpoint
+from google.protobuf import descriptor_pb2, message_factory
+from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+from loyalty.gateway.v1 import gateway_service_pb2 as gateway_pb
+from loyalty.ledger.v1 import ledger_service_pb2 as ledger_pb
+from loyalty.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
+from protobuf.wkt import Any as WireAny
+
+from services.gateway.domain import AccessRule, DeadlinePolicy, wallet_account_id
+from services.gateway.service import Gatekeeper, RateLimited
+from services.kit.errors import FieldViolation, InvalidArgument, ServiceError
+from services.kit.status import ERROR_DOMAIN, error_info, to_rpc_status
+
+log = structlog.get_logger()
+
+GRPC_STATUS_DETAILS_KEY = "grpc-status-details-bin"
+# Upstream statuses whose message and details may reach clients: the rest
+# (INTERNAL, UNKNOWN, DATA_LOSS...) could carry internal detail.
+PASSED_THROUGH = frozenset(
+    {
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.NOT_FOUND,
+        grpc.StatusCode.ALREADY_EXISTS,
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.FAILED_PRECONDITION,
+        grpc.StatusCode.ABORTED,
+        grpc.StatusCode.OUT_OF_RANGE,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.UNAUTHENTICATED,
+    }
+)
+# What the client hears when an upstream fails in a way that must not leak.
+UPSTREAM_FAILURES = {
+    grpc.StatusCode.UNAVAILABLE: (Code.UNAVAILABLE, "UPSTREAM_UNAVAILABLE", "is unavailable"),
+    grpc.StatusCode.DEADLINE_EXCEEDED: (
+        Code.DEADLINE_EXCEEDED,
+        "UPSTREAM_DEADLINE_EXCEEDED",
+        "did not answer in time",
+    ),
+    grpc.StatusCode.CANCELLED: (Code.CANCELED, "UPSTREAM_CANCELLED", "cancelled the call"),
+    grpc.StatusCode.UNIMPLEMENTED: (
+        Code.UNIMPLEMENTED,
+        "UPSTREAM_UNIMPLEMENTED",
+        "lacks this call",
+    ),
+}
+
+
+# Errors ---------------------------------------------------------------------
+
+
+def _wire_detail(message) -> ErrorDetail:
+    """A google.protobuf message as the detail type connectrpc sends."""
+    return ErrorDetail(
+        WireAny(
+            type_url=f"type.googleapis.com/{message.DESCRIPTOR.full_name}",
+            value=message.SerializeToString(),
+        )
+    )
+
+
+def _code(grpc_code: int) -> Code:
+    name = code_pb2.Code.Name(grpc_code)
+    return Code.CANCELED if name == "CANCELLED" else Code[name]
+
+
+def _from_status(status: status_pb2.Status) -> ConnectError:
+    details = [
+        ErrorDetail(WireAny(type_url=detail.type_url, value=detail.value))
+        for detail in status.details
+    ]
+    return ConnectError(_code(status.code), status.message, details)
+
+
+def connect_error(error: ServiceError) -> ConnectError:
+    """The kit's rich status (ErrorInfo, BadRequest) for a gateway refusal."""
+    trailers = dict(to_rpc_status(error).trailing_metadata)
+    return _from_status(status_pb2.Status.FromString(trailers[GRPC_STATUS_DETAILS_KEY]))
+
+
+def _failure(code: Code, reason: str, message: str) -> ConnectError:
+    info = error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN)
+    return ConnectError(code, message, [_wire_detail(info)])
+
+
+def upstream_error(upstream: str, error: grpc.aio.AioRpcError) -> ConnectError:
+    """An upstream's refusal with its ErrorInfo reason kept; failures that could
+    leak internal detail become a generic status naming only the upstream."""
+    code = error.code()
+    info = error_info(error)
+    status = rpc_status.from_call(error)
+    if code in PASSED_THROUGH and status is not None and info and info.domain == ERROR_DOMAIN:
+        return _from_status(status)
+    log.warning("upstream_failed", upstream=upstream, code=code.name, detail=error.details())
+    connect_code, reason, what = UPSTREAM_FAILURES.get(
+        code, (Code.INTERNAL, "UPSTREAM_FAILED", "failed")
+    )
+    return _failure(connect_code, reason, f"the {upstream} service {what}")
+
+
+def _client_timeout_seconds(ctx: RequestContext) -> float | None:
+    remaining_ms = ctx.timeout_ms
+    return None if remaining_ms is None else remaining_ms / 1000
+
+
+def _client_address(ctx: RequestContext) -> str:
+    address = ctx.client_address or "unknown"
+    return address.rsplit(":", 1)[0]
+
+
+# Admission ------------------------------------------------------------------
+
+
+class GateInterceptor:
+    """Admits every call by its method's AccessRule before the handler runs,
+    and is the last line that turns any failure into a clear status."""
+
+    def __init__(self, gatekeeper: Gatekeeper, rules: Mapping[str, AccessRule]) -> None:
+        self._gatekeeper = gatekeeper
+        self._rules = rules
+
+    async def intercept_unary(self, call_next, request, ctx: RequestContext, /):
+        await self._admit(request, ctx)
+        try:
+            return await call_next(request, ctx)
+        except Exception as error:
+            raise _as_connect_error(error) from None
+
+    async def intercept_server_stream(self, call_next, request, ctx: RequestContext, /):
+        await self._admit(request, ctx)
+        try:
+            async for response in call_next(request, ctx):
+                yield response
+        except Exception as error:
+            raise _as_connect_error(error) from None
+
+    async def _admit(self, request, ctx: RequestContext) -> None:
+        procedure = f"{ctx.method.service_name}/{ctx.method.name}"
+        structlog.contextvars.bind_contextvars(rpc=procedure)
+        rule = self._rules.get(procedure)
+        if rule is None:
+            raise _failure(Code.PERMISSION_DENIED, "NOT_EXPOSED", "this call is not exposed")
+        requested = getattr(request, rule.member_field) if rule.member_field else None
+        try:
+            admission = await self._gatekeeper.admit(
+                authorization=ctx.request_headers.get("authorization"),
+                address=_client_address(ctx),
+                rule=rule,
+                requested_member=requested,
+            )
+        except RateLimited as error:
+            ctx.response_headers["retry-after"] = str(error.retry_after)
+            raise _as_connect_error(error) from None
+        except ServiceError as error:
+            raise _as_connect_error(error) from None
+        if rule.member_field is not None:
+            setattr(request, rule.member_field, admission.member_id)
+
+
+def _as_connect_error(error: Exception) -> ConnectError:
+    if isinstance(error, ConnectError):
+        return error
+    if isinstance(error, ServiceError):
+        log.info("rpc_rejected", code=error.status_name, reason=error.reason)
+        return connect_error(error)
+    log.error("rpc_internal_error", exc_info=error)
+    return _failure(Code.INTERNAL, "INTERNAL", "internal error; see the gateway log")
+
+
+# The wallet -----------------------------------------------------------------
+
+ENTRY_REASONS = {
+    ledger_pb.TRANSFER_CODE_EARN: gateway_pb.ENTRY_REASON_EARN,
+    ledger_pb.TRANSFER_CODE_REDEEM: gateway_pb.ENTRY_REASON_REDEEM,
+    ledger_pb.TRANSFER_CODE_BONUS: gateway_pb.ENTRY_REASON_BONUS,
+    ledger_pb.TRANSFER_CODE_GAME_PRIZE: gateway_pb.ENTRY_REASON_GAME_PRIZE,
+    ledger_pb.TRANSFER_CODE_GAME_COST: gateway_pb.ENTRY_REASON_GAME_COST,
+    ledger_pb.TRANSFER_CODE_EXPIRY: gateway_pb.ENTRY_REASON_EXPIRY,
+    ledger_pb.TRANSFER_CODE_REVERSAL: gateway_pb.ENTRY_REASON_REVERSAL,
+    ledger_pb.TRANSFER_CODE_CLAWBACK: gateway_pb.ENTRY_REASON_CLAWBACK,
+    ledger_pb.TRANSFER_CODE_ADJUSTMENT: gateway_pb.ENTRY_REASON_ADJUSTMENT,
+}
+# Holds and their release reserve points but leave the posted balance alone.
+BALANCE_NEUTRAL_KINDS = frozenset(
+    {
+        ledger_pb.TRANSFER_KIND_PENDING,
+        ledger_pb.TRANSFER_KIND_VOID_PENDING,
+        ledger_pb.TRANSFER_KIND_EXPIRE_PENDING,
+    }
+)
+
+
+def _entry(transfer: ledger_pb.Transfer, change: int, balance_after: int):
+    return gateway_pb.WalletEntry(
+        transfer_id=transfer.id,
+        reason=ENTRY_REASONS.get(transfer.code, gateway_pb.ENTRY_REASON_UNSPECIFIED),
+        change=change,
+        balance_after=balance_after,
+        create_time=transfer.create_time,
+        sequence=transfer.sequence,
+        metadata=transfer.metadata,
+    )
+
+
+def _entry_for_account(transfer: ledger_pb.Transfer, account_id: str):
+    """The entry a feed transfer makes in one account, or None if it does not touch it."""
+    if transfer.credit_account_id == account_id:
+        sign, balance_after = 1, transfer.credit_balance_after
+    elif transfer.debit_account_id == account_id:
+        sign, balance_after = -1, transfer.debit_balance_after
+    else:
+        return None
+    change = 0 if transfer.kind in BALANCE_NEUTRAL_KINDS else sign * transfer.amount
+    return _entry(transfer, change, balance_after)
+
+
+class WalletServicer:
+    """loyalty.gateway.v1.WalletService over the ledger. The Gatekeeper has
+    already replaced member_id with the member the caller may act for."""
+
+    def __init__(self, ledger: ledger_grpc.LedgerServiceStub, deadlines: DeadlinePolicy) -> None:
+        self._ledger = ledger
+        self._deadlines = deadlines
+
+    def _timeout(self, ctx: RequestContext, *, stream: bool = False) -> float:
+        return self._deadlines.upstream_timeout(_client_timeout_seconds(ctx), stream=stream)
+
+    async def get_wallet(
+        self, request: gateway_pb.GetWalletRequest, ctx: RequestContext
+    ) -> gateway_pb.GetWalletResponse:
+        account_id = wallet_account_id(request.member_id, request.unit)
+        query = ledger_pb.GetAccountRequest(account_id=account_id)
+        if request.HasField("expiring_within"):
+            query.expiring_within.CopyFrom(request.expiring_within)
+        wallet = gateway_pb.Wallet(member_id=request.member_id, unit=request.unit or "points")
+        try:
+            response = await self._ledger.GetAccount(query, timeout=self._timeout(ctx))
+        except grpc.aio.AioRpcError as error:
+            # A member who never earned anything has no account yet: an empty wallet.
+            if error.code() == grpc.StatusCode.NOT_FOUND:
+                return gateway_pb.GetWalletResponse(wallet=wallet)
+            raise upstream_error("ledger", error) from None
+        balance = response.account.balance
+        wallet.balance = balance.balance
+        wallet.available = balance.available
+        wallet.lifetime_earned = balance.credits_posted
+        wallet.expiring_soon.extend(
+            gateway_pb.ExpiringPoints(amount=item.amount, expire_time=item.expire_time)
+            for item in balance.expiring_soon
+        )
+        return gateway_pb.GetWalletResponse(wallet=wallet)
+
+    async def list_wallet_entries(
+        self, request: gateway_pb.ListWalletEntriesRequest, ctx: RequestContext
+    ) -> gateway_pb.ListWalletEntriesResponse:
+        query = ledger_pb.ListTransfersRequest(
+            account_id=wallet_account_id(request.member_id, request.unit),
+            page_size=request.page_size,
+            page_token=request.page_token,
+        )
+        try:
+            page = await self._ledger.ListTransfers(query, timeout=self._timeout(ctx))
+        except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.NOT_FOUND and not request.page_token:
+                return gateway_pb.ListWalletEntriesResponse()
+            raise upstream_error("ledger", error) from None
+        return gateway_pb.ListWalletEntriesResponse(
+            entries=[
+                _entry(item.transfer, item.balance_change, item.balance_after)
+                for item in page.entries
+            ],
+            next_page_token=page.next_page_token,
+        )
+
+    async def watch_wallet(
+        self, request: gateway_pb.WatchWalletRequest, ctx: RequestContext
+    ) -> AsyncIterator[gateway_pb.WatchWalletResponse]:
+        if request.after_sequence < 0:
+            raise InvalidArgument([FieldViolation("after_sequence", "must not be negative")])
+        account_id = wallet_account_id(request.member_id, request.unit)
+        feed = self._ledger.WatchTransfers(
+            ledger_pb.WatchTransfersRequest(
+                after_sequence=request.after_sequence, account_id=account_id
+            ),
+            timeout=self._timeout(ctx, stream=True),
+        )
+        try:
+            async for item in feed:
+                # The ledger filters by account; checking again keeps a
+                # member's stream their own whatever the upstream does.
+                entry = _entry_for_account(item.transfer, account_id)
+                if entry is not None:
+                    yield gateway_pb.WatchWalletResponse(entry=entry)
+        except grpc.aio.AioRpcError as error:
+            raise upstream_error("ledger", error) from None
+        finally:
+            feed.cancel()
+
+
+def wallet_handlers(servicer: WalletServicer) -> dict[str, Callable]:
+    return {
+        "GetWallet": servicer.get_wallet,
+        "ListWalletEntries": servicer.list_wallet_entries,
+        "WatchWallet": servicer.watch_wallet,
+    }
+
+
+# Upstream contracts re-exposed as they are ------------------------------------
+
+IDEMPOTENCY = {
+    descriptor_pb2.MethodOptions.IDEMPOTENCY_UNKNOWN: IdempotencyLevel.UNKNOWN,
+    descriptor_pb2.MethodOptions.NO_SIDE_EFFECTS: IdempotencyLevel.NO_SIDE_EFFECTS,
+    descriptor_pb2.MethodOptions.IDEMPOTENT: IdempotencyLevel.IDEMPOTENT,
+}
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """An internal service whose methods (only those in `rules`) are re-exposed."""
+
+    name: str
+    service: ServiceDescriptor
+    rules: Mapping[str, AccessRule]
+
+    def procedures(self) -> dict[str, AccessRule]:
+        return {f"{self.service.full_name}/{name}": rule for name, rule in self.rules.items()}
+
+
+def _method_info(method: MethodDescriptor) -> MethodInfo:
+    return MethodInfo(
+        name=method.name,
+        service_name=method.containing_service.full_name,
+        input=message_factory.GetMessageClass(method.input_type),
+        output=message_factory.GetMessageClass(method.output_type),
+        idempotency_level=IDEMPOTENCY[method.GetOptions().idempotency_level],
+        stream_type=StreamType.SERVER_STREAM if method.server_streaming else StreamType.UNARY,
+    )
+
+
+def _forward_unary(
+    upstream: str, call: Callable[..., Awaitable[Any]], deadlines: DeadlinePolicy
+) -> Callable[[Any, RequestContext], Awaitable[Any]]:
+    async def forward(request, ctx: RequestContext):
+        timeout = deadlines.upstream_timeout(_client_timeout_seconds(ctx), stream=False)
+        try:
+            return await call(request, timeout=timeout)
+        except grpc.aio.AioRpcError as error:
+            raise upstream_error(upstream, error) from None
+
+    return forward
+
+
+def _forward_stream(
+    upstream: str, call: Callable[..., Any], deadlines: DeadlinePolicy
+) -> Callable[[Any, RequestContext], AsyncIterator[Any]]:
+    async def forward(request, ctx: RequestContext):
+        timeout = deadlines.upstream_timeout(_client_timeout_seconds(ctx), stream=True)
+        responses = call(request, timeout=timeout)
+        try:
+            async for response in responses:
+                yield response
+        except grpc.aio.AioRpcError as error:
+            raise upstream_error(upstream, error) from None
+        finally:
+            responses.cancel()
+
+    return forward
+
+
+def forwarding_handlers(
+    upstream: Upstream, channel: grpc.aio.Channel, deadlines: DeadlinePolicy
+) -> dict[str, Callable]:
+    """One handler per allowlisted method, each a plain grpc.aio call upstream."""
+    handlers: dict[str, Callable] = {}
+    for name in upstream.rules:
+        method = upstream.service.methods_by_name[name]
+        info = _method_info(method)
+        path = f"/{upstream.service.full_name}/{name}"
+        codec = {
+            "request_serializer": info.input.SerializeToString,
+            "response_deserializer": info.output.FromString,
+        }
+        if method.server_streaming:
+            call = channel.unary_stream(path, **codec)
+            handlers[name] = _forward_stream(upstream.name, call, deadlines)
+        else:
+            handlers[name] = _forward_unary(
+                upstream.name, channel.unary_unary(path, **codec), deadlines
+            )
+    return handlers
+
+
+class ServiceApplication(ConnectASGIApplication):
+    """Serves one protobuf service's handlers over Connect, gRPC-Web and gRPC.
+
+    Endpoints come from the service's descriptor (the same google.protobuf
+    classes grpcio uses), so a method is exposed by naming its handler.
+    """
+
+    def __init__(
+        self, service: ServiceDescriptor, handlers: Mapping[str, Callable], **options
+    ) -> None:
+        endpoints = {
+            f"/{service.full_name}/{name}": _endpoint(service.methods_by_name[name], handler)
+            for name, handler in handlers.items()
+        }
+        super().__init__(service=service, endpoints=lambda _service: endpoints, **options)
+        self._path = f"/{service.full_name}"
+
+    @property
+    def path(self) -> str:
+        return self._path
+
+
+def _endpoint(method: MethodDescriptor, handler: Callable) -> Endpoint:
+    if method.client_streaming:
+        raise ValueError(f"{method.full_name}: client streams are not bridged")
+    info = _method_info(method)
+    if method.server_streaming:
+        return Endpoint.server_stream(info, handler)
+    return Endpoint.unary(info, handler)

@@ -1,0 +1,233 @@
+"""Gateway fixtures: a real gateway on port 0 in front of real upstreams,
+tokens signed with a per-test secret, and the Node clients run by subprocess."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import shutil
+import subprocess
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+import pytest_asyncio
+from google.protobuf import descriptor_pb2
+from google.protobuf.descriptor import Descriptor, FileDescriptor
+from google.rpc import error_details_pb2, status_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from loyalty.gateway.v1 import gateway_service_pb2
+
+from services.gateway.domain import AccessRule, Audience
+from services.gateway.server import GatewayHost, GatewaySettings, build_server
+from services.gateway.servicer import Upstream
+from services.gateway.tokens import issue_token
+from services.kit.clock import ManualClock
+
+REPO = Path(__file__).resolve().parents[2]
+NODE_CLIENT = REPO / "tests" / "gateway" / "js" / "call.mjs"
+SECRET = b"a-test-secret-that-is-long-enough-for-hs256"
+ISSUER = "loyalty-arcade-test"
+AUDIENCE = "loyalty-arcade"
+BROWSER_ORIGIN = "http://app.example.test"
+
+# The gRPC health service re-exposed as if it were a player API: a small,
+# real upstream with a unary and a streaming method to prove the bridging.
+HEALTH = Upstream(
+    name="health",
+    service=health_pb2.DESCRIPTOR.services_by_name["Health"],
+    rules={"Check": AccessRule(Audience.PLAYER), "Watch": AccessRule(Audience.PLAYER)},
+)
+HEALTH_SERVICE = HEALTH.service.full_name
+
+
+class Tokens:
+    def __init__(self, clock: ManualClock) -> None:
+        self._clock = clock
+
+    def issue(self, subject: str = "m-1", roles: list[str] | None = None, ttl: int = 3600) -> str:
+        return issue_token(
+            SECRET,
+            subject=subject,
+            roles=roles if roles is not None else ["player"],
+            issuer=ISSUER,
+            audience=AUDIENCE,
+            now_us=self._clock.now_us(),
+            ttl_seconds=ttl,
+        )
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def tokens(clock: ManualClock) -> Tokens:
+    return Tokens(clock)
+
+
+@dataclasses.dataclass
+class HealthUpstream:
+    server: grpc.aio.Server
+    health: HealthServicer
+    port: int
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+@pytest_asyncio.fixture
+async def health_upstream() -> Any:
+    """A real gRPC server with only the health service. A plain grpc.aio server:
+    the kit's interceptor cannot yet wrap Watch, which streams by context.write."""
+    server = grpc.aio.server()
+    health = HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    await health.set("", health_pb2.HealthCheckResponse.SERVING)
+    yield HealthUpstream(server, health, port)
+    await server.stop(None)
+
+
+def gateway_settings(**overrides: Any) -> GatewaySettings:
+    base = GatewaySettings(
+        games_target=None,
+        campaigns_target=None,
+        jwt_issuer=ISSUER,
+        jwt_audience=AUDIENCE,
+        jwt_secret=SECRET.decode(),
+        cors_origins=(BROWSER_ORIGIN,),
+        member_burst=1000,
+        address_burst=1000,
+        shutdown_grace_seconds=1.0,
+    )
+    return dataclasses.replace(base, **overrides)
+
+
+@pytest_asyncio.fixture
+async def start_gateway(clock: ManualClock) -> Any:
+    """Starts gateways with the given settings; stops them after the test."""
+    hosts: list[GatewayHost] = []
+
+    async def start(settings: GatewaySettings) -> GatewayHost:
+        host = await build_server(settings, "127.0.0.1:0", clock)
+        await host.start()
+        hosts.append(host)
+        return host
+
+    yield start
+    for host in hosts:
+        await host.stop(1.0)
+
+
+@pytest_asyncio.fixture
+async def gateway(start_gateway, health_upstream: HealthUpstream) -> GatewayHost:
+    """A gateway whose ledger target and re-exposed health service are the health upstream."""
+    target = health_upstream.target
+    return await start_gateway(
+        gateway_settings(ledger_target=target, extra_upstreams=((HEALTH, target),))
+    )
+
+
+@pytest_asyncio.fixture
+async def gateway_channel(gateway: GatewayHost) -> Any:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{gateway.port}") as channel:
+        yield channel
+
+
+def bearer(token: str) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {token}"),)
+
+
+# Node clients ---------------------------------------------------------------
+
+
+def _add_file(found: dict[str, FileDescriptor], file: FileDescriptor) -> None:
+    for dependency in file.dependencies:
+        _add_file(found, dependency)
+    found.setdefault(file.name, file)
+
+
+def descriptor_set(*files: FileDescriptor) -> bytes:
+    """A FileDescriptorSet with the files and everything they import, in order."""
+    found: dict[str, FileDescriptor] = {}
+    for file in files:
+        _add_file(found, file)
+    result = descriptor_pb2.FileDescriptorSet()
+    for file in found.values():
+        proto = result.file.add()
+        file.CopyToProto(proto)
+        for message_proto in proto.message_type:
+            _copy_json_names(file.message_types_by_name[message_proto.name], message_proto)
+    return result.SerializeToString()
+
+
+def _copy_json_names(message: Descriptor, proto: descriptor_pb2.DescriptorProto) -> None:
+    """CopyToProto leaves json_name out, and JS runtimes read it as given."""
+    for field_proto in proto.field:
+        field_proto.json_name = message.fields_by_name[field_proto.name].json_name
+    for nested_proto in proto.nested_type:
+        _copy_json_names(message.nested_types_by_name[nested_proto.name], nested_proto)
+
+
+@pytest.fixture(scope="session")
+def node_modules() -> Path:
+    """The Node packages the project pins (package-lock.json), installed once."""
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        pytest.fail("Node 20+ and npm are required for the gateway's client tests")
+    installed = REPO / "node_modules" / ".package-lock.json"
+    lock = REPO / "package-lock.json"
+    if not installed.exists() or installed.stat().st_mtime < lock.stat().st_mtime:
+        subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+            cwd=REPO,
+            check=True,
+            timeout=300,
+        )
+    return REPO / "node_modules"
+
+
+@pytest.fixture(scope="session")
+def descriptors(node_modules: Path, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("descriptors") / "gateway.binpb"
+    path.write_bytes(
+        descriptor_set(
+            health_pb2.DESCRIPTOR,
+            gateway_service_pb2.DESCRIPTOR,
+            error_details_pb2.DESCRIPTOR,
+            status_pb2.DESCRIPTOR,
+        )
+    )
+    return path
+
+
+NodeRunner = Callable[[list[dict[str, Any]]], Awaitable[list[dict[str, Any]]]]
+
+
+@pytest.fixture
+def node(descriptors: Path, tmp_path: Path) -> NodeRunner:
+    """Runs a batch of calls through the Node clients and returns their results."""
+
+    async def run(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        spec = tmp_path / "calls.json"
+        spec.write_text(json.dumps({"descriptorSet": str(descriptors), "calls": calls}))
+        process = await asyncio.create_subprocess_exec(
+            "node",
+            str(NODE_CLIENT),
+            str(spec),
+            cwd=REPO,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+        assert process.returncode == 0, stderr.decode()
+        return json.loads(stdout)
+
+    return run
