@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import http.client
 import json
 import shutil
 import subprocess
@@ -19,7 +20,6 @@ from google.protobuf import descriptor_pb2
 from google.protobuf.descriptor import Descriptor, FileDescriptor
 from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_health.v1._async import HealthServicer
 from loyalty.gateway.v1 import gateway_service_pb2
 
 from services.gateway.domain import AccessRule, Audience
@@ -27,6 +27,8 @@ from services.gateway.server import GatewayHost, GatewaySettings, build_server
 from services.gateway.servicer import Upstream
 from services.gateway.tokens import issue_token
 from services.kit.clock import ManualClock
+from services.kit.errors import NotFound
+from services.kit.status import to_rpc_status
 
 REPO = Path(__file__).resolve().parents[2]
 NODE_CLIENT = REPO / "tests" / "gateway" / "js" / "call.mjs"
@@ -71,10 +73,47 @@ def tokens(clock: ManualClock) -> Tokens:
     return Tokens(clock)
 
 
+class ProbeHealth(health_pb2_grpc.HealthServicer):
+    """A real upstream speaking the health contract that also records what
+    reached it and misbehaves on request (by the `service` field of a Check):
+    "refuse" answers NOT_FOUND with the kit's ErrorInfo, "crash" raises,
+    "hang" never answers."""
+
+    def __init__(self) -> None:
+        self.seen: list[dict[str, Any]] = []
+        self.statuses: asyncio.Queue[int] = asyncio.Queue()
+
+    def _record(self, request, context) -> None:
+        self.seen.append(
+            {
+                "service": request.service,
+                "metadata": dict(context.invocation_metadata()),
+                "time_remaining": context.time_remaining(),
+            }
+        )
+
+    async def Check(self, request, context):
+        self._record(request, context)
+        if request.service == "refuse":
+            error = NotFound("ACCOUNT_NOT_FOUND", "no account m-9", {"account_id": "m-9"})
+            await context.abort_with_status(to_rpc_status(error))
+        if request.service == "crash":
+            raise RuntimeError("secret internal detail /var/lib/ledger.db")
+        if request.service == "hang":
+            await asyncio.Event().wait()
+        return health_pb2.HealthCheckResponse(status=health_pb2.HealthCheckResponse.SERVING)
+
+    async def Watch(self, request, context):
+        self._record(request, context)
+        yield health_pb2.HealthCheckResponse(status=health_pb2.HealthCheckResponse.SERVING)
+        while True:
+            yield health_pb2.HealthCheckResponse(status=await self.statuses.get())
+
+
 @dataclasses.dataclass
 class HealthUpstream:
     server: grpc.aio.Server
-    health: HealthServicer
+    probe: ProbeHealth
     port: int
 
     @property
@@ -82,18 +121,21 @@ class HealthUpstream:
         return f"127.0.0.1:{self.port}"
 
 
+async def start_health_upstream(port: int = 0) -> HealthUpstream:
+    server = grpc.aio.server()
+    probe = ProbeHealth()
+    health_pb2_grpc.add_HealthServicer_to_server(probe, server)
+    bound = server.add_insecure_port(f"127.0.0.1:{port}")
+    await server.start()
+    return HealthUpstream(server, probe, bound)
+
+
 @pytest_asyncio.fixture
 async def health_upstream() -> Any:
-    """A real gRPC server with only the health service. A plain grpc.aio server:
-    the kit's interceptor cannot yet wrap Watch, which streams by context.write."""
-    server = grpc.aio.server()
-    health = HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    await health.set("", health_pb2.HealthCheckResponse.SERVING)
-    yield HealthUpstream(server, health, port)
-    await server.stop(None)
+    """A real gRPC upstream (a plain grpc.aio server with the probe)."""
+    upstream = await start_health_upstream()
+    yield upstream
+    await upstream.server.stop(None)
 
 
 def gateway_settings(**overrides: Any) -> GatewaySettings:
@@ -231,3 +273,34 @@ def node(descriptors: Path, tmp_path: Path) -> NodeRunner:
         return json.loads(stdout)
 
     return run
+
+
+@dataclasses.dataclass
+class HttpResponse:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+async def http_request(
+    port: int, method: str, path: str, headers: dict[str, str], body: bytes = b""
+) -> HttpResponse:
+    """A plain HTTP/1.1 exchange, for what client libraries hide (status, headers)."""
+
+    def exchange() -> HttpResponse:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            connection.request(method, path, body=body or None, headers=headers)
+            response = connection.getresponse()
+            return HttpResponse(
+                response.status,
+                {key.lower(): value for key, value in response.getheaders()},
+                response.read(),
+            )
+        finally:
+            connection.close()
+
+    return await asyncio.to_thread(exchange)

@@ -37,7 +37,7 @@ async def test_grpcio_server_stream_is_bridged(gateway_channel, tokens, health_u
     stream = stub.Watch(health_pb2.HealthCheckRequest(), metadata=bearer(tokens.issue()))
     first = await stream.read()
     assert first.status == health_pb2.HealthCheckResponse.SERVING
-    await health_upstream.health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
+    await health_upstream.probe.statuses.put(health_pb2.HealthCheckResponse.NOT_SERVING)
     second = await stream.read()
     assert second.status == health_pb2.HealthCheckResponse.NOT_SERVING
     stream.cancel()
