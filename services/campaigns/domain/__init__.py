@@ -1,0 +1,1 @@
+"""The campaigns domain: rules and types only (no grpc, no sqlite)."""

@@ -1,0 +1,273 @@
+"""When a campaign is live: wall-clock windows in a zone, one-off or RRULE.
+
+A window holds the instants whose local wall clock falls in [start, end),
+where end = local start + duration on the wall clock. One rule resolves every
+wall-clock time (window starts, ends, and the midnights of limit periods):
+- A time that does not exist (spring forward: clocks jump from 02:00 to
+  03:00) means the instant the clocks jump, so [02:30, 03:30) holds the real
+  [03:00, 03:30), and a window lying wholly inside the gap is skipped that day.
+- A time that happens twice (fall back: 01:00 to 02:00 runs twice) means its
+  first occurrence, so [01:00, 02:00) lasts two real hours that night.
+So a 48-hour event from Saturday 00:00 ends Monday 00:00 local and lasts 47
+real hours over a spring-forward night and 49 over a fall-back one, and a
+daily all-day window never leaves a gap or overlaps the next day.
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from dateutil.rrule import DAILY, MONTHLY, WEEKLY, YEARLY, rrule, rrulestr
+
+from services.campaigns.domain.model import LimitPeriod, LocalTime, ScheduleSpec, ZoneMode
+
+MICROS = 1_000_000
+# UTC offsets span -12:00 to +14:00: a member-zone window can sit this far from the fallback's.
+ZONE_SPREAD_US = 26 * 3600 * MICROS
+# Wall-clock arithmetic can move a resolved instant by a DST gap (at most a day).
+SLACK = timedelta(days=1)
+ALLOWED_FREQUENCIES = (YEARLY, MONTHLY, WEEKLY, DAILY)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class ScheduleError(ValueError):
+    """A schedule that cannot be evaluated; `field` names the culprit."""
+
+    def __init__(self, field: str, description: str) -> None:
+        super().__init__(description)
+        self.field = field
+        self.description = description
+
+
+@lru_cache(maxsize=1024)
+def zone(name: str) -> ZoneInfo:
+    """The IANA zone; ScheduleError for unknown names."""
+    if not name or name != name.strip() or ".." in name:
+        raise ScheduleError("time_zone", f"unknown IANA time zone {name!r}")
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as error:
+        raise ScheduleError("time_zone", f"unknown IANA time zone {name!r}") from error
+
+
+def _utc_us(moment: datetime) -> int:
+    delta = moment.astimezone(UTC) - EPOCH
+    return (delta.days * 86_400 + delta.seconds) * MICROS + delta.microseconds
+
+
+def resolve(local: datetime, tz: ZoneInfo) -> int:
+    """A naive wall-clock time in `tz` as UTC microseconds, by the module's DST rule."""
+    first = _utc_us(local.replace(tzinfo=tz, fold=0))
+    if local_of(first, tz).replace(tzinfo=None) == local:
+        return first
+    # In a gap: the jump lies between the readings with the offsets before and
+    # after it; find the first whole second whose wall clock is past `local`.
+    low = _utc_us(local.replace(tzinfo=tz, fold=1)) // MICROS
+    high = first // MICROS
+    while high - low > 1:
+        middle = (low + high) // 2
+        if local_of(middle * MICROS, tz).replace(tzinfo=None) >= local:
+            high = middle
+        else:
+            low = middle
+    return high * MICROS
+
+
+def local_of(instant_us: int, tz: ZoneInfo) -> datetime:
+    """The aware local datetime of a UTC instant."""
+    return (EPOCH + timedelta(microseconds=instant_us)).astimezone(tz)
+
+
+def naive(moment: LocalTime) -> datetime:
+    return datetime(
+        moment.year, moment.month, moment.day, moment.hours, moment.minutes, moment.seconds
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    start_us: int
+    end_us: int
+
+    def contains(self, instant_us: int) -> bool:
+        return self.start_us <= instant_us < self.end_us
+
+
+class Schedule:
+    """A compiled ScheduleSpec. Raises ScheduleError when the spec cannot work."""
+
+    def __init__(self, spec: ScheduleSpec) -> None:
+        self.spec = spec
+        self.zone = zone(spec.time_zone)
+        self.always = spec.start is None
+        self._duration = timedelta(seconds=spec.duration_seconds)
+        self._rule: rrule | None = None
+        if self.always:
+            if spec.rrule:
+                raise ScheduleError("schedule.start", "an RRULE needs a start")
+            return
+        if spec.duration_seconds <= 0:
+            raise ScheduleError("schedule.duration", "a window must last more than zero seconds")
+        try:
+            self._start = naive(spec.start)
+        except ValueError as error:
+            raise ScheduleError("schedule.start", f"not a valid date and time: {error}") from error
+        self._exclusions = frozenset(naive(moment) for moment in spec.exclusions)
+        if spec.rrule:
+            self._rule = _compile_rrule(spec.rrule, self._start)
+
+    @property
+    def member_local(self) -> bool:
+        return self.spec.zone_mode is ZoneMode.MEMBER
+
+    def _starts_between(self, low: datetime, high: datetime) -> Iterator[datetime]:
+        """Local occurrence starts in [low, high], exclusions removed."""
+        if self._rule is None:
+            starts: Iterator[datetime] = iter([self._start] if low <= self._start <= high else [])
+        else:
+            starts = iter(self._rule.between(low, high, inc=True))
+        return (start for start in starts if start not in self._exclusions)
+
+    def _window(self, local_start: datetime, tz: ZoneInfo) -> Window | None:
+        start_us = resolve(local_start, tz)
+        end_us = resolve(local_start + self._duration, tz)
+        if self.spec.end_us is not None:
+            end_us = min(end_us, self.spec.end_us)
+        return Window(start_us, end_us) if start_us < end_us else None
+
+    def window_at(self, instant_us: int, tz: ZoneInfo | None = None) -> Window | None:
+        """The window containing the instant (in `tz`, default the campaign's zone)."""
+        if self.always:
+            if self.spec.end_us is not None and instant_us >= self.spec.end_us:
+                return None
+            return Window(-(2**62), self.spec.end_us if self.spec.end_us is not None else 2**62)
+        tz = tz or self.zone
+        here = local_of(instant_us, tz).replace(tzinfo=None)
+        for local_start in self._starts_between(here - self._duration - SLACK, here + SLACK):
+            window = self._window(local_start, tz)
+            if window is not None and window.contains(instant_us):
+                return window
+        return None
+
+    def occurrences(
+        self, after_us: int, count: int, tz: ZoneInfo | None = None
+    ) -> list[tuple[Window, datetime, datetime]]:
+        """The next `count` windows ending after `after_us`, with local start and end."""
+        tz = tz or self.zone
+        if self.always:
+            return []
+        found: list[tuple[Window, datetime, datetime]] = []
+        cursor = local_of(after_us, tz).replace(tzinfo=None) - self._duration - SLACK
+        starts = (
+            iter([self._start] if self._start >= cursor else [])
+            if self._rule is None
+            else self._rule.xafter(cursor, inc=True)
+        )
+        for local_start in starts:
+            if local_start in self._exclusions:
+                continue
+            window = self._window(local_start, tz)
+            if self.spec.end_us is not None and resolve(local_start, tz) >= self.spec.end_us:
+                break
+            if window is None or window.end_us <= after_us:
+                continue
+            found.append((window, local_of(window.start_us, tz), local_of(window.end_us, tz)))
+            if len(found) >= count:
+                break
+        return found
+
+    def bounds(self) -> tuple[int | None, int | None]:
+        """An interval (None: open) surely holding every window in any member's zone,
+        so an index can skip the campaign outside it without evaluating the rule."""
+        end = self.spec.end_us
+        if self.always:
+            return None, end
+        first = resolve(self._start, self.zone) - ZONE_SPREAD_US
+        last: int | None = None
+        # dateutil keeps UNTIL and COUNT only in private attributes.
+        if self._rule is None:
+            last = resolve(self._start + self._duration, self.zone) + ZONE_SPREAD_US
+        elif self._rule._until is not None:
+            last = resolve(self._rule._until + self._duration, self.zone) + ZONE_SPREAD_US
+        elif self._rule._count is not None:
+            final = list(self._rule)[-1] if self._rule._count else self._start
+            last = resolve(final + self._duration, self.zone) + ZONE_SPREAD_US
+        if end is not None:
+            last = end if last is None else min(last, end)
+        return first, last
+
+    def next_boundary(self, after_us: int) -> int | None:
+        """The first window start or end in the campaign's zone strictly after `after_us`."""
+        if self.always:
+            end = self.spec.end_us
+            return end if end is not None and end > after_us else None
+        for window, _, _ in self.occurrences(after_us, 2):
+            for edge in (window.start_us, window.end_us):
+                if edge > after_us:
+                    return edge
+        return None
+
+    def first_start_us(self) -> int:
+        return -(2**62) if self.always else resolve(self._start, self.zone)
+
+
+def _compile_rrule(text: str, start: datetime) -> rrule:
+    body = text.strip()
+    if body.upper().startswith("RRULE:"):
+        body = body[len("RRULE:") :]
+    if not body or "\n" in body or "DTSTART" in body.upper() or ":" in body:
+        raise ScheduleError("schedule.rrule", "give one RRULE value such as FREQ=WEEKLY;BYDAY=SA")
+    try:
+        rule = rrulestr(body, dtstart=start, cache=True)
+    except (ValueError, TypeError) as error:
+        raise ScheduleError("schedule.rrule", f"not a valid RFC 5545 RRULE: {error}") from error
+    if not isinstance(rule, rrule) or rule._freq not in ALLOWED_FREQUENCIES:
+        raise ScheduleError("schedule.rrule", "FREQ must be YEARLY, MONTHLY, WEEKLY or DAILY")
+    if rule._until is not None and rule._until.tzinfo is not None:
+        raise ScheduleError("schedule.rrule", "UNTIL is a local time here: drop the trailing Z")
+    _require_possible_days(rule)
+    return rule
+
+
+def _require_possible_days(rule: rrule) -> None:
+    """Reject BYMONTH/BYMONTHDAY pairs no calendar has: dateutil would search until year 9999."""
+    months = rule._bymonth or tuple(range(1, 13))
+    days = rule._bymonthday
+    if not days:
+        return
+    if any(
+        -calendar.monthrange(2024, month)[1] <= day <= calendar.monthrange(2024, month)[1]
+        for month in months
+        for day in days
+    ):
+        return
+    raise ScheduleError("schedule.rrule", "no month in BYMONTH has a day in BYMONTHDAY")
+
+
+def period_bounds(period: LimitPeriod, instant_us: int, tz: ZoneInfo) -> tuple[int, int]:
+    """The local day, ISO week or month holding the instant, as UTC [start, end)."""
+    if period is LimitPeriod.TOTAL:
+        return -(2**62), 2**62
+    today = local_of(instant_us, tz).date()
+    if period is LimitPeriod.DAY:
+        first, after = today, today + timedelta(days=1)
+    elif period is LimitPeriod.WEEK:
+        first = today - timedelta(days=today.weekday())
+        after = first + timedelta(days=7)
+    else:
+        first = today.replace(day=1)
+        after = (first + timedelta(days=32)).replace(day=1)
+    return _midnight(first, tz), _midnight(after, tz)
+
+
+def _midnight(day: date, tz: ZoneInfo) -> int:
+    return resolve(datetime(day.year, day.month, day.day), tz)
+
+
+def local_date(instant_us: int, tz: ZoneInfo) -> date:
+    return local_of(instant_us, tz).date()
