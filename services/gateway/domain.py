@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 
@@ -49,12 +49,15 @@ class Audience(Enum):
 class AccessRule:
     """How one method is guarded.
 
-    `member_field` names the request field that holds the member the call acts
-    for; a player may only name themselves there.
+    `member_field` names the request field (a dotted path) that holds the
+    member the call acts for; a player may only name themselves there.
+    `player_choices` limits what callers without a manager role may put in
+    some fields (a player may report a share, not a purchase).
     """
 
     audience: Audience
     member_field: str | None = None
+    player_choices: tuple[tuple[str, frozenset[str]], ...] = ()
 
 
 def acting_member(principal: Principal, requested: str) -> str:
@@ -89,14 +92,25 @@ def wallet_account_id(member_id: str, unit: str) -> str:
     )
 
 
-def authorize(principal: Principal, rule: AccessRule) -> None:
-    """Manager calls need the campaign-manager or admin role."""
+def authorize(principal: Principal, rule: AccessRule, chosen: Mapping[str, str]) -> None:
+    """Manager calls need the campaign-manager or admin role; other callers may
+    only choose the listed values in the rule's restricted fields."""
     if rule.audience is Audience.MANAGER and not principal.is_manager:
         raise PermissionDenied(
             "ROLE_REQUIRED",
             "this call needs the campaign-manager or admin role",
             {"roles": ",".join(sorted(MANAGER_ROLES))},
         )
+    if principal.is_manager:
+        return
+    for field_path, allowed in rule.player_choices:
+        value = chosen.get(field_path, "")
+        if value not in allowed:
+            raise PermissionDenied(
+                "CHOICE_NOT_ALLOWED",
+                f"a player may not send {field_path} {value!r}",
+                {"field": field_path, "allowed": ",".join(sorted(allowed))},
+            )
 
 
 @dataclass(slots=True)

@@ -15,12 +15,10 @@ from connectrpc.compat import google_protobuf_codecs
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config as HypercornConfig
-from loyalty.gateway.v1 import gateway_service_pb2 as gateway_pb
 from loyalty.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
 
+from services.gateway.api import CAMPAIGNS, GAMES, WALLET_RULES, WALLET_SERVICE
 from services.gateway.domain import (
-    AccessRule,
-    Audience,
     CorsPolicy,
     DeadlinePolicy,
     RateLimiter,
@@ -49,12 +47,6 @@ from services.kit.outgoing import RequestIdUnaryStream, RequestIdUnaryUnary
 
 log = structlog.get_logger()
 
-WALLET_SERVICE = gateway_pb.DESCRIPTOR.services_by_name["WalletService"]
-PLAYER_AS_MEMBER = AccessRule(Audience.PLAYER, member_field="member_id")
-WALLET_RULES = {
-    f"{WALLET_SERVICE.full_name}/{name}": PLAYER_AS_MEMBER
-    for name in ("GetWallet", "ListWalletEntries", "WatchWallet")
-}
 READINESS_TIMEOUT_SECONDS = 1.0
 # A gateway should notice a returning upstream within a second or two, not
 # after grpc's default backoff of up to two minutes.
@@ -98,7 +90,13 @@ class GatewaySettings:
     max_stream_seconds: float = 3600.0
     max_body_bytes: int = 256 * 1024
     shutdown_grace_seconds: float = 5.0
+    # More services to re-expose, each with its target (tests use this).
     extra_upstreams: tuple[tuple[Upstream, str], ...] = field(default=())
+
+    def upstreams(self) -> list[tuple[Upstream, str]]:
+        configured = [(GAMES, self.games_target), (CAMPAIGNS, self.campaigns_target)]
+        chosen = [(upstream, target) for upstream, target in configured if target]
+        return [*chosen, *self.extra_upstreams]
 
     @classmethod
     def from_env(cls) -> GatewaySettings:
@@ -235,8 +233,8 @@ async def build_server(
     )
     ledger_channel = upstream_channel(settings.ledger_target)
     channels = {"ledger": ledger_channel}
-    rules = dict(WALLET_RULES)
-    for upstream, target in settings.extra_upstreams:
+    rules = {f"{WALLET_SERVICE.full_name}/{name}": rule for name, rule in WALLET_RULES.items()}
+    for upstream, target in settings.upstreams():
         channels[upstream.name] = upstream_channel(target)
         rules.update(upstream.procedures())
     options = {
@@ -246,7 +244,7 @@ async def build_server(
     }
     wallet = WalletServicer(ledger_grpc.LedgerServiceStub(ledger_channel), deadlines)
     apps = [ServiceApplication(WALLET_SERVICE, wallet_handlers(wallet), **options)]
-    for upstream, _target in settings.extra_upstreams:
+    for upstream, _target in settings.upstreams():
         handlers = forwarding_handlers(upstream, channels[upstream.name], deadlines)
         apps.append(ServiceApplication(upstream.service, handlers, **options))
     routes = {app.path: app for app in apps}

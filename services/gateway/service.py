@@ -7,6 +7,7 @@ caller may do and as whom.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import structlog
@@ -67,13 +68,14 @@ class Gatekeeper:
         address: str,
         rule: AccessRule,
         requested_member: str | None,
+        chosen: Mapping[str, str],
     ) -> Admission:
         """Raises Unauthenticated, RateLimited or PermissionDenied when refused."""
         self._take(self._address_limits, "address", address)
         principal = await self._verifier.verify(authorization)
         structlog.contextvars.bind_contextvars(subject=principal.subject)
         self._take(self._member_limits, "member", principal.subject)
-        authorize(principal, rule)
+        authorize(principal, rule, chosen)
         member_id = None
         if rule.member_field is not None:
             member_id = acting_member(principal, requested_member or "")

@@ -159,13 +159,14 @@ class GateInterceptor:
         rule = self._rules.get(procedure)
         if rule is None:
             raise _failure(Code.PERMISSION_DENIED, "NOT_EXPOSED", "this call is not exposed")
-        requested = getattr(request, rule.member_field) if rule.member_field else None
+        requested = _read_field(request, rule.member_field) if rule.member_field else None
         try:
             admission = await self._gatekeeper.admit(
                 authorization=ctx.request_headers.get("authorization"),
                 address=_client_address(ctx),
                 rule=rule,
                 requested_member=requested,
+                chosen={path: _read_field(request, path) for path, _ in rule.player_choices},
             )
         except RateLimited as error:
             ctx.response_headers["retry-after"] = str(error.retry_after)
@@ -173,7 +174,20 @@ class GateInterceptor:
         except ServiceError as error:
             raise _as_connect_error(error) from None
         if rule.member_field is not None:
-            setattr(request, rule.member_field, admission.member_id)
+            _write_field(request, rule.member_field, admission.member_id)
+
+
+def _read_field(message, path: str):
+    for name in path.split("."):
+        message = getattr(message, name)
+    return message
+
+
+def _write_field(message, path: str, value) -> None:
+    *parents, last = path.split(".")
+    for name in parents:
+        message = getattr(message, name)
+    setattr(message, last, value)
 
 
 def _as_connect_error(error: Exception) -> ConnectError:

@@ -43,12 +43,24 @@ def test_an_admin_may_act_for_any_member():
 
 def test_manager_calls_need_a_manager_role():
     manager_rule = AccessRule(Audience.MANAGER)
-    authorize(MANAGER, manager_rule)
-    authorize(ADMINISTRATOR, manager_rule)
+    authorize(MANAGER, manager_rule, {})
+    authorize(ADMINISTRATOR, manager_rule, {})
     with pytest.raises(PermissionDenied) as refused:
-        authorize(PLAYER_M1, manager_rule)
+        authorize(PLAYER_M1, manager_rule, {})
     assert refused.value.reason == "ROLE_REQUIRED"
-    authorize(PLAYER_M1, AccessRule(Audience.PLAYER))
+    authorize(PLAYER_M1, AccessRule(Audience.PLAYER), {})
+
+
+def test_players_choose_only_from_the_allowed_values():
+    rule = AccessRule(
+        Audience.PLAYER, player_choices=(("activity.type", frozenset({"social_share"})),)
+    )
+    authorize(PLAYER_M1, rule, {"activity.type": "social_share"})
+    for forged in ("purchase", ""):
+        with pytest.raises(PermissionDenied) as refused:
+            authorize(PLAYER_M1, rule, {"activity.type": forged})
+        assert refused.value.reason == "CHOICE_NOT_ALLOWED"
+    authorize(MANAGER, rule, {"activity.type": "purchase"})
 
 
 def test_token_bucket_refills_at_its_rate():

@@ -1,0 +1,84 @@
+"""The public API: which methods the gateway exposes and who may call them.
+
+The wallet is the gateway's own contract (loyalty.gateway.v1). Games and
+campaigns are re-exposed as they are, method by method: anything not listed
+here is not reachable from outside.
+"""
+
+from __future__ import annotations
+
+from loyalty.campaigns.v1 import campaigns_service_pb2 as campaigns_pb
+from loyalty.games.v1 import games_service_pb2 as games_pb
+from loyalty.gateway.v1 import gateway_service_pb2 as gateway_pb
+
+from services.gateway.domain import AccessRule, Audience
+from services.gateway.servicer import Upstream
+
+PLAYER = AccessRule(Audience.PLAYER)
+MANAGER = AccessRule(Audience.MANAGER)
+AS_MEMBER = AccessRule(Audience.PLAYER, member_field="member_id")
+
+WALLET_SERVICE = gateway_pb.DESCRIPTOR.services_by_name["WalletService"]
+WALLET_RULES = {
+    "GetWallet": AS_MEMBER,
+    "ListWalletEntries": AS_MEMBER,
+    "WatchWallet": AS_MEMBER,
+}
+
+GAMES = Upstream(
+    name="games",
+    service=games_pb.DESCRIPTOR.services_by_name["GamesService"],
+    rules={
+        "ListWheels": PLAYER,
+        "GetWheel": AS_MEMBER,
+        "GetSeedPair": AS_MEMBER,
+        "SetClientSeed": AS_MEMBER,
+        "RotateSeed": AS_MEMBER,
+        "Spin": AS_MEMBER,
+        "VerifySpin": PLAYER,
+        "ListPlays": AS_MEMBER,
+        "GetCatchGame": PLAYER,
+        "StartCatch": AS_MEMBER,
+        "SubmitCatch": AS_MEMBER,
+        "GetLeaderboard": AS_MEMBER,
+        "CreateWheel": MANAGER,
+        "UpdateWheel": MANAGER,
+        "StockWheel": MANAGER,
+        "GetWheelStats": MANAGER,
+        "CreateCatchGame": MANAGER,
+    },
+)
+
+# What a member may report about themselves from an app. Purchases, refunds
+# and verified referral steps come from trusted back ends with a manager or
+# admin token.
+PLAYER_ACTIVITY_TYPES = frozenset(
+    {"social_share", "product_review", "profile_completed", "app_login", "referral_invite_sent"}
+)
+
+CAMPAIGNS = Upstream(
+    name="campaigns",
+    service=campaigns_pb.DESCRIPTOR.services_by_name["CampaignsService"],
+    rules={
+        "TrackActivity": AccessRule(
+            Audience.PLAYER,
+            member_field="activity.member_id",
+            player_choices=(("activity.type", PLAYER_ACTIVITY_TYPES),),
+        ),
+        "GetMember": AS_MEMBER,
+        "ListCampaigns": PLAYER,
+        "GetCampaign": PLAYER,
+        "GetSchedule": PLAYER,
+        "WatchCampaigns": PLAYER,
+        "UpsertMember": MANAGER,
+        "DryRunActivity": MANAGER,
+        "CreateCampaign": MANAGER,
+        "UpdateCampaign": MANAGER,
+        "ScheduleCampaign": MANAGER,
+        "PauseCampaign": MANAGER,
+        "ResumeCampaign": MANAGER,
+        "CancelCampaign": MANAGER,
+        "ArchiveCampaign": MANAGER,
+        "GetCampaignStats": MANAGER,
+    },
+)
