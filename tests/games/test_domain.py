@@ -8,6 +8,7 @@ import json
 import math
 import shutil
 import subprocess
+import sys
 from collections import Counter
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -492,3 +493,36 @@ def test_submission_fingerprints_tell_replays_from_new_attempts():
     claims = [CatchClaim(1, 2, 3)]
     assert domain.submission_fingerprint(claims, 10) == domain.submission_fingerprint(claims, 10)
     assert domain.submission_fingerprint(claims, 10) != domain.submission_fingerprint(claims, 11)
+
+
+VERIFIER = Path(__file__).parents[2] / "tools" / "verify_spin.py"
+
+
+@pytest.mark.parametrize(
+    "vector", VECTORS["draws"][:4], ids=lambda v: f"{v['client_seed']}:{v['nonce']}"
+)
+def test_the_standalone_verifier_agrees_with_the_vectors(vector):
+    seed = vector["server_seed"]
+    arguments = [
+        sys.executable,
+        str(VERIFIER),
+        "--server-seed",
+        seed,
+        "--commitment",
+        hashlib.sha256(bytes.fromhex(seed)).hexdigest(),
+        "--client-seed",
+        vector["client_seed"],
+        "--nonce",
+        str(vector["nonce"]),
+        "--weights",
+        ",".join(map(str, vector["weights"])),
+    ]
+    honest = subprocess.run(
+        [*arguments, "--expect-segment", str(vector["segment_index"])], check=False
+    )
+    assert honest.returncode == 0
+    wrong = (vector["segment_index"] + 1) % len(vector["weights"])
+    tampered = subprocess.run(
+        [*arguments, "--expect-segment", str(wrong)], capture_output=True, check=False
+    )
+    assert tampered.returncode == 1

@@ -1,0 +1,492 @@
+"""loyalty.games.v1 <-> the games domain; errors are mapped by the server kit."""
+
+from __future__ import annotations
+
+import grpc
+from loyalty.games.v1 import games_service_pb2 as pb
+from loyalty.games.v1 import games_service_pb2_grpc as pb_grpc
+
+from services.games import domain
+from services.games.service import CatchView, GamesService, SpinView
+from services.games.store import LeaderboardRow, PlayRecord, WheelVersion
+from services.kit.proto_time import optional_micros, timestamp
+
+FALLBACK_REASONS = {
+    domain.FallbackReason.SOLD_OUT: pb.FALLBACK_REASON_SOLD_OUT,
+    domain.FallbackReason.CAP_REACHED: pb.FALLBACK_REASON_CAP_REACHED,
+}
+PLAY_STATUSES = {
+    "pending": pb.PLAY_STATUS_PENDING,
+    "settled": pb.PLAY_STATUS_SETTLED,
+    "fallback": pb.PLAY_STATUS_FALLBACK,
+    "rejected": pb.PLAY_STATUS_REJECTED,
+    "failed": pb.PLAY_STATUS_REJECTED,
+}
+PLAY_KINDS = {"spin": pb.PLAY_KIND_SPIN, "catch": pb.PLAY_KIND_CATCH}
+
+
+# ---------------------------------------------------------------- to the domain
+
+
+def prize_from_proto(message: pb.Prize) -> domain.Prize:
+    kind = message.WhichOneof("kind")
+    if kind == "points":
+        # Zero points would read as "nothing"; -1 makes validation name the field.
+        return domain.Prize(points=message.points or -1)
+    if kind == "item":
+        return domain.Prize(unit=message.item.unit, quantity=message.item.quantity)
+    return domain.NOTHING
+
+
+def wheel_config_from_proto(message: pb.WheelConfig) -> domain.WheelConfig:
+    return domain.WheelConfig(
+        display_name=message.display_name,
+        segments=tuple(
+            domain.Segment(
+                label=segment.label,
+                weight=segment.weight,
+                prize=prize_from_proto(segment.prize),
+                max_wins_per_member_per_day=segment.max_wins_per_member_per_day,
+            )
+            for segment in message.segments
+        ),
+        fallback_segment_index=message.fallback_segment_index,
+        cost_points=message.cost_points,
+        spins_per_day=message.spins_per_day,
+        time_zone=message.time_zone,
+        start_us=optional_micros(message, "start_time"),
+        end_us=optional_micros(message, "end_time"),
+    )
+
+
+def catch_config_from_proto(message: pb.CatchGameConfig) -> domain.CatchConfig:
+    return domain.CatchConfig(
+        display_name=message.display_name,
+        duration_millis=message.duration_millis,
+        spawn_interval_millis=message.spawn_interval_millis,
+        field_width=message.field_width,
+        basket_width=message.basket_width,
+        basket_top_speed=message.basket_top_speed,
+        catch_window_millis=message.catch_window_millis,
+        object_types=tuple(
+            domain.ObjectType(kind.name, kind.points, kind.spawn_weight, kind.fall_millis)
+            for kind in message.object_types
+        ),
+        session_score_cap=message.session_score_cap,
+        daily_points_cap=message.daily_points_cap,
+        time_zone=message.time_zone,
+        submit_grace_millis=message.submit_grace_millis,
+    )
+
+
+# ---------------------------------------------------------------- to protobuf
+
+
+def prize_to_proto(prize: domain.Prize) -> pb.Prize:
+    if prize.unit:
+        return pb.Prize(item=pb.PrizeItem(unit=prize.unit, quantity=prize.quantity))
+    if prize.points:
+        return pb.Prize(points=prize.points)
+    return pb.Prize()
+
+
+def wheel_config_to_proto(config: domain.WheelConfig) -> pb.WheelConfig:
+    message = pb.WheelConfig(
+        display_name=config.display_name,
+        segments=[
+            pb.Segment(
+                label=segment.label,
+                weight=segment.weight,
+                prize=prize_to_proto(segment.prize),
+                max_wins_per_member_per_day=segment.max_wins_per_member_per_day,
+            )
+            for segment in config.segments
+        ],
+        fallback_segment_index=config.fallback_segment_index,
+        cost_points=config.cost_points,
+        spins_per_day=config.spins_per_day,
+        time_zone=config.time_zone,
+    )
+    if config.start_us is not None:
+        message.start_time.CopyFrom(timestamp(config.start_us))
+    if config.end_us is not None:
+        message.end_time.CopyFrom(timestamp(config.end_us))
+    return message
+
+
+def wheel_to_proto(wheel: WheelVersion, allowance=None) -> pb.Wheel:
+    config = wheel.config
+    message = pb.Wheel(
+        id=wheel.wheel_id,
+        config=wheel_config_to_proto(config),
+        odds_version=wheel.version,
+        config_sha256=wheel.config_sha256,
+        algorithm=domain.ALGORITHM,
+        odds=[
+            pb.SegmentOdds(
+                index=odds.index,
+                label=config.segments[odds.index].label,
+                weight=odds.weight,
+                total_weight=odds.total_weight,
+                basis_points=odds.basis_points,
+                percent=odds.percent,
+                sold_out=odds.index in wheel.sold_out,
+                fallback=odds.index == config.fallback_segment_index,
+                prize=prize_to_proto(config.segments[odds.index].prize),
+            )
+            for odds in domain.published_odds(config.weights)
+        ],
+        create_time=timestamp(wheel.wheel_create_us),
+        update_time=timestamp(wheel.create_us),
+    )
+    if allowance is not None:
+        message.allowance.CopyFrom(
+            pb.MemberAllowance(
+                member_id=allowance.member_id,
+                unlimited=allowance.unlimited,
+                spins_left_today=allowance.spins_left,
+                reset_time=timestamp(allowance.reset_us),
+                cost_points=allowance.cost_points,
+            )
+        )
+    return message
+
+
+def seed_pair_to_proto(pair) -> pb.SeedPair:
+    return pb.SeedPair(
+        member_id=pair.member_id,
+        server_seed_sha256=pair.commitment,
+        client_seed=pair.client_seed,
+        nonce=pair.next_nonce,
+    )
+
+
+def spin_to_proto(view: SpinView) -> pb.Spin:
+    spin = view.spin
+    return pb.Spin(
+        spin_id=spin.spin_id,
+        wheel_id=spin.wheel_id,
+        member_id=spin.member_id,
+        request_id=spin.request_id,
+        outcome=pb.SPIN_OUTCOME_FALLBACK if spin.fallback_reason else pb.SPIN_OUTCOME_WON,
+        fallback_reason=FALLBACK_REASONS.get(spin.fallback_reason, 0),
+        landed_segment_index=spin.landed_index,
+        prize=prize_to_proto(spin.prize),
+        transfer_ids=spin.transfer_ids,
+        points_balance_after=spin.points_balance_after or 0,
+        proof=pb.SpinProof(
+            algorithm=domain.ALGORITHM,
+            server_seed_sha256=view.pair.commitment,
+            server_seed=view.pair.server_seed.hex() if view.pair.revealed_us else "",
+            client_seed=spin.client_seed,
+            nonce=spin.nonce,
+            odds_version=spin.version,
+            config_sha256=view.wheel.config_sha256,
+            total_weight=sum(view.wheel.config.weights),
+            draw_value=spin.draw_value,
+            drawn_segment_index=spin.drawn_index,
+        ),
+        create_time=timestamp(spin.create_us),
+        spins_left_today=view.spins_left,
+    )
+
+
+def catch_config_to_proto(config: domain.CatchConfig) -> pb.CatchGameConfig:
+    return pb.CatchGameConfig(
+        display_name=config.display_name,
+        duration_millis=config.duration_millis,
+        spawn_interval_millis=config.spawn_interval_millis,
+        field_width=config.field_width,
+        basket_width=config.basket_width,
+        basket_top_speed=config.basket_top_speed,
+        catch_window_millis=config.catch_window_millis,
+        object_types=[
+            pb.CatchObjectType(
+                name=kind.name,
+                points=kind.points,
+                spawn_weight=kind.spawn_weight,
+                fall_millis=kind.fall_millis,
+            )
+            for kind in config.object_types
+        ],
+        session_score_cap=config.session_score_cap,
+        daily_points_cap=config.daily_points_cap,
+        time_zone=config.time_zone,
+        submit_grace_millis=config.submit_grace_millis,
+    )
+
+
+def catch_game_to_proto(game_id: str, config: domain.CatchConfig, create_us: int) -> pb.CatchGame:
+    return pb.CatchGame(
+        id=game_id, config=catch_config_to_proto(config), create_time=timestamp(create_us)
+    )
+
+
+def session_to_proto(view: CatchView) -> pb.CatchSession:
+    session = view.session
+    return pb.CatchSession(
+        session_id=session.session_id,
+        game_id=session.game_id,
+        member_id=session.member_id,
+        start_time=timestamp(session.start_us),
+        expire_time=timestamp(session.expire_us),
+        rules=catch_config_to_proto(view.config),
+        spawns=[
+            pb.SpawnedObject(
+                object_id=spawned.object_id,
+                type=spawned.type,
+                spawn_millis=spawned.spawn_millis,
+                x=spawned.x,
+                fall_millis=spawned.fall_millis,
+                points=spawned.points,
+            )
+            for spawned in view.spawns
+        ],
+        seed_sha256=domain.seed_commitment(session.seed),
+    )
+
+
+def verdict_to_proto(object_id: int, code: str, points: int) -> pb.CatchVerdict:
+    return pb.CatchVerdict(
+        object_id=object_id,
+        code=pb.CatchVerdictCode.Value(f"CATCH_VERDICT_CODE_{code}"),
+        points=points,
+    )
+
+
+def catch_result_to_proto(view: CatchView) -> pb.CatchResult:
+    session = view.session
+    return pb.CatchResult(
+        session_id=session.session_id,
+        score=session.score or 0,
+        awarded_points=session.awarded or 0,
+        verdicts=[verdict_to_proto(v.object_id, v.code, v.points) for v in session.verdicts],
+        transfer_id=session.transfer_id or "",
+        daily_points_left=session.daily_points_left or 0,
+        submit_time=timestamp(session.submit_us or 0),
+    )
+
+
+def play_to_proto(play: PlayRecord) -> pb.Play:
+    detail = play.detail
+    message = pb.Play(
+        sequence=play.sequence,
+        play_id=play.play_id,
+        kind=PLAY_KINDS[play.kind],
+        game_id=play.game_id,
+        member_id=play.member_id,
+        status=PLAY_STATUSES[play.status],
+        reason=play.reason or "",
+        landed_segment_index=detail.get("landed_segment_index", -1),
+        transfer_ids=detail.get("transfer_ids", []),
+        verdicts=[
+            verdict_to_proto(v["object_id"], v["code"], v["points"])
+            for v in detail.get("verdicts", [])
+        ],
+        counters_before=pb.Counters(**detail.get("counters_before", {})),
+        counters_after=pb.Counters(**detail.get("counters_after", {})),
+        create_time=timestamp(play.create_us),
+    )
+    if "prize" in detail:
+        message.prize.CopyFrom(prize_to_proto(domain.Prize(**detail["prize"])))
+    if "proof" in detail:
+        proof = detail["proof"]
+        message.proof.CopyFrom(
+            pb.SpinProof(
+                algorithm=domain.ALGORITHM,
+                server_seed_sha256=proof["server_seed_sha256"],
+                client_seed=proof["client_seed"],
+                nonce=proof["nonce"],
+                odds_version=proof["odds_version"],
+                draw_value=proof.get("draw_value", 0),
+                drawn_segment_index=proof.get("drawn_index", -1),
+            )
+        )
+    return message
+
+
+def leaderboard_entry_to_proto(row: LeaderboardRow) -> pb.LeaderboardEntry:
+    return pb.LeaderboardEntry(
+        rank=row.rank,
+        member_id=row.member_id,
+        best_score=row.best_score,
+        achieve_time=timestamp(row.achieve_us),
+    )
+
+
+class GamesServicer(pb_grpc.GamesServiceServicer):
+    def __init__(self, service: GamesService) -> None:
+        self._service = service
+
+    async def CreateWheel(
+        self, request: pb.CreateWheelRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CreateWheelResponse:
+        wheel, created = await self._service.create_wheel(
+            request.wheel_id, wheel_config_from_proto(request.config)
+        )
+        return pb.CreateWheelResponse(wheel=wheel_to_proto(wheel), created=created)
+
+    async def UpdateWheel(
+        self, request: pb.UpdateWheelRequest, context: grpc.aio.ServicerContext
+    ) -> pb.UpdateWheelResponse:
+        wheel = await self._service.update_wheel(
+            request.wheel_id, wheel_config_from_proto(request.config), request.expected_odds_version
+        )
+        return pb.UpdateWheelResponse(wheel=wheel_to_proto(wheel))
+
+    async def GetWheel(
+        self, request: pb.GetWheelRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetWheelResponse:
+        wheel, allowance = await self._service.get_wheel(
+            request.wheel_id, request.member_id, request.odds_version
+        )
+        return pb.GetWheelResponse(wheel=wheel_to_proto(wheel, allowance))
+
+    async def ListWheels(
+        self, request: pb.ListWheelsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListWheelsResponse:
+        wheels, token = await self._service.list_wheels(request.page_size, request.page_token)
+        return pb.ListWheelsResponse(
+            wheels=[wheel_to_proto(wheel) for wheel in wheels], next_page_token=token
+        )
+
+    async def StockWheel(
+        self, request: pb.StockWheelRequest, context: grpc.aio.ServicerContext
+    ) -> pb.StockWheelResponse:
+        pool_id, stock, transfer_id, wheel = await self._service.stock_wheel(
+            request.wheel_id, request.unit, request.quantity, request.request_id
+        )
+        return pb.StockWheelResponse(
+            pool_account_id=pool_id,
+            stock=stock,
+            transfer_id=transfer_id,
+            wheel=wheel_to_proto(wheel),
+        )
+
+    async def GetSeedPair(
+        self, request: pb.GetSeedPairRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetSeedPairResponse:
+        pair = await self._service.get_seed_pair(request.member_id)
+        return pb.GetSeedPairResponse(seed_pair=seed_pair_to_proto(pair))
+
+    async def SetClientSeed(
+        self, request: pb.SetClientSeedRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SetClientSeedResponse:
+        pair = await self._service.set_client_seed(request.member_id, request.client_seed)
+        return pb.SetClientSeedResponse(seed_pair=seed_pair_to_proto(pair))
+
+    async def RotateSeed(
+        self, request: pb.RotateSeedRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RotateSeedResponse:
+        old, new = await self._service.rotate_seed(request.member_id, request.client_seed)
+        return pb.RotateSeedResponse(
+            revealed=pb.RevealedSeed(
+                server_seed=old.server_seed.hex(),
+                server_seed_sha256=old.commitment,
+                client_seed=old.client_seed,
+                next_nonce=old.next_nonce,
+            ),
+            seed_pair=seed_pair_to_proto(new),
+        )
+
+    async def Spin(
+        self, request: pb.SpinRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SpinResponse:
+        view = await self._service.spin(request.wheel_id, request.member_id, request.request_id)
+        return pb.SpinResponse(spin=spin_to_proto(view))
+
+    async def VerifySpin(
+        self, request: pb.VerifySpinRequest, context: grpc.aio.ServicerContext
+    ) -> pb.VerifySpinResponse:
+        result = await self._service.verify_spin(request.spin_id)
+        return pb.VerifySpinResponse(
+            spin=spin_to_proto(result.view),
+            recomputed_draw_value=result.draw.value,
+            recomputed_segment_index=result.draw.segment_index,
+            verified=result.verified,
+        )
+
+    async def CreateCatchGame(
+        self, request: pb.CreateCatchGameRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CreateCatchGameResponse:
+        config, create_us, created = await self._service.create_catch_game(
+            request.game_id, catch_config_from_proto(request.config)
+        )
+        return pb.CreateCatchGameResponse(
+            game=catch_game_to_proto(request.game_id, config, create_us), created=created
+        )
+
+    async def GetCatchGame(
+        self, request: pb.GetCatchGameRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetCatchGameResponse:
+        config, create_us = await self._service.get_catch_game(request.game_id)
+        return pb.GetCatchGameResponse(game=catch_game_to_proto(request.game_id, config, create_us))
+
+    async def StartCatch(
+        self, request: pb.StartCatchRequest, context: grpc.aio.ServicerContext
+    ) -> pb.StartCatchResponse:
+        view = await self._service.start_catch(
+            request.game_id, request.member_id, request.request_id
+        )
+        return pb.StartCatchResponse(session=session_to_proto(view))
+
+    async def SubmitCatch(
+        self, request: pb.SubmitCatchRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SubmitCatchResponse:
+        claims = [
+            domain.CatchClaim(c.object_id, c.catch_millis, c.basket_x) for c in request.catches
+        ]
+        view = await self._service.submit_catch(
+            request.session_id, request.member_id, claims, request.claimed_score
+        )
+        return pb.SubmitCatchResponse(result=catch_result_to_proto(view))
+
+    async def GetLeaderboard(
+        self, request: pb.GetLeaderboardRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetLeaderboardResponse:
+        board = await self._service.leaderboard(
+            request.game_id,
+            optional_micros(request, "week_time"),
+            request.member_id,
+            request.page_size,
+            request.page_token,
+        )
+        response = pb.GetLeaderboardResponse(
+            entries=[leaderboard_entry_to_proto(row) for row in board.rows],
+            week_start_time=timestamp(board.week_start_us),
+            week_end_time=timestamp(board.week_end_us),
+            next_page_token="" if board.next_offset is None else str(board.next_offset),
+        )
+        if board.member_row is not None:
+            response.member_entry.CopyFrom(leaderboard_entry_to_proto(board.member_row))
+        return response
+
+    async def ListPlays(
+        self, request: pb.ListPlaysRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListPlaysResponse:
+        plays, token = await self._service.list_plays(
+            request.member_id,
+            request.game_id,
+            optional_micros(request, "start_time"),
+            optional_micros(request, "end_time"),
+            request.page_size,
+            request.page_token,
+        )
+        return pb.ListPlaysResponse(plays=[play_to_proto(p) for p in plays], next_page_token=token)
+
+    async def GetWheelStats(
+        self, request: pb.GetWheelStatsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetWheelStatsResponse:
+        stats = await self._service.wheel_stats(request.wheel_id, request.odds_version)
+        fit = stats.fit
+        return pb.GetWheelStatsResponse(
+            odds_version=stats.version,
+            total_spins=sum(stats.counts),
+            segments=[
+                pb.SegmentStats(index=index, observed=stats.counts[index], expected=expected)
+                for index, expected in zip(fit.positive_indexes, fit.expected, strict=True)
+            ],
+            chi_square=fit.chi_square,
+            degrees_of_freedom=fit.degrees_of_freedom,
+            p_value=fit.p_value,
+        )
