@@ -153,6 +153,15 @@ def gateway_settings(**overrides: Any) -> GatewaySettings:
     return dataclasses.replace(base, **overrides)
 
 
+def probe_settings(upstream: HealthUpstream, **overrides: Any) -> GatewaySettings:
+    """Settings whose ledger and re-exposed health service are the probe upstream."""
+    return gateway_settings(
+        ledger_target=upstream.target,
+        extra_upstreams=((HEALTH, upstream.target),),
+        **overrides,
+    )
+
+
 @pytest_asyncio.fixture
 async def start_gateway(clock: ManualClock) -> Any:
     """Starts gateways with the given settings; stops them after the test."""
@@ -172,10 +181,7 @@ async def start_gateway(clock: ManualClock) -> Any:
 @pytest_asyncio.fixture
 async def gateway(start_gateway, health_upstream: HealthUpstream) -> GatewayHost:
     """A gateway whose ledger target and re-exposed health service are the health upstream."""
-    target = health_upstream.target
-    return await start_gateway(
-        gateway_settings(ledger_target=target, extra_upstreams=((HEALTH, target),))
-    )
+    return await start_gateway(probe_settings(health_upstream))
 
 
 @pytest_asyncio.fixture
@@ -248,6 +254,13 @@ def descriptors(node_modules: Path, tmp_path_factory) -> Path:
         )
     )
     return path
+
+
+def node_call(transport: str, port: int, service: str, **fields: Any) -> dict[str, Any]:
+    """One call for the Node client: gRPC takes host:port, the web transports a URL."""
+    address = f"127.0.0.1:{port}"
+    url = address if transport == "grpc" else f"http://{address}"
+    return {"transport": transport, "url": url, "service": service, **fields}
 
 
 NodeRunner = Callable[[list[dict[str, Any]]], Awaitable[list[dict[str, Any]]]]

@@ -17,7 +17,9 @@ from loyalty.gateway.v1 import gateway_service_pb2 as gateway_pb
 from loyalty.gateway.v1 import gateway_service_pb2_grpc as gateway_grpc
 
 from services.kit.status import error_info
-from tests.gateway.conftest import bearer, gateway_settings
+from tests.gateway.conftest import bearer, gateway_settings, node_call
+
+WALLET = "loyalty.gateway.v1.WalletService"
 
 
 @pytest_asyncio.fixture
@@ -130,13 +132,7 @@ async def test_authorization_cases_through_node_clients(
     gateway = await start_gateway(gateway_settings(ledger_target=target))
     calls = []
     for transport in ("connect-json", "grpc-web", "grpc"):
-        url = f"127.0.0.1:{gateway.port}"
-        common = {
-            "transport": transport,
-            "url": url if transport == "grpc" else f"http://{url}",
-            "service": "loyalty.gateway.v1.WalletService",
-            "token": tokens.issue("m-1"),
-        }
+        common = node_call(transport, gateway.port, WALLET, token=tokens.issue("m-1"))
         calls += [
             {**common, "method": "GetWallet", "request": {"memberId": "m-2"}},
             {**common, "method": "WatchWallet", "request": {"memberId": "m-2"}, "maxMessages": 1},

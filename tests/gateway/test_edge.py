@@ -15,8 +15,8 @@ from tests.gateway.conftest import (
     BROWSER_ORIGIN,
     HEALTH,
     bearer,
-    gateway_settings,
     http_request,
+    probe_settings,
     start_health_upstream,
 )
 
@@ -76,11 +76,9 @@ async def test_client_deadline_is_forwarded(gateway_channel, tokens, health_upst
 
 
 async def test_deadline_is_capped_and_defaulted(start_gateway, health_upstream, tokens):
-    target = health_upstream.target
     gateway = await start_gateway(
-        gateway_settings(
-            ledger_target=target,
-            extra_upstreams=((HEALTH, target),),
+        probe_settings(
+            health_upstream,
             default_deadline_seconds=1.5,
             max_deadline_seconds=2.5,
         )
@@ -172,12 +170,7 @@ async def test_cors_exposes_grpc_and_request_id_headers(gateway, tokens):
 
 
 async def test_bodies_over_the_limit_are_refused(start_gateway, health_upstream, tokens):
-    target = health_upstream.target
-    gateway = await start_gateway(
-        gateway_settings(
-            ledger_target=target, extra_upstreams=((HEALTH, target),), max_body_bytes=1024
-        )
-    )
+    gateway = await start_gateway(probe_settings(health_upstream, max_body_bytes=1024))
     big = json.dumps({"service": "x" * 4096}).encode()
     response = await http_request(
         gateway.port, "POST", CHECK_PATH, connect_json(tokens.issue()), big
@@ -191,11 +184,9 @@ async def test_bodies_over_the_limit_are_refused(start_gateway, health_upstream,
 
 
 async def test_member_rate_limit_with_retry_after(start_gateway, health_upstream, tokens, clock):
-    target = health_upstream.target
     gateway = await start_gateway(
-        gateway_settings(
-            ledger_target=target,
-            extra_upstreams=((HEALTH, target),),
+        probe_settings(
+            health_upstream,
             member_burst=2,
             member_rate_per_second=0.5,
         )
@@ -222,11 +213,9 @@ async def test_member_rate_limit_with_retry_after(start_gateway, health_upstream
 
 
 async def test_address_rate_limit_covers_every_member(start_gateway, health_upstream, tokens):
-    target = health_upstream.target
     gateway = await start_gateway(
-        gateway_settings(
-            ledger_target=target,
-            extra_upstreams=((HEALTH, target),),
+        probe_settings(
+            health_upstream,
             address_burst=3,
             address_rate_per_second=0.1,
         )

@@ -7,7 +7,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from structlog.testing import capture_logs
 
-from tests.gateway.conftest import HEALTH_SERVICE, bearer
+from tests.gateway.conftest import HEALTH_SERVICE, bearer, node_call
 
 WEB_TRANSPORTS = ["connect-json", "connect-binary", "grpc-web"]
 
@@ -45,13 +45,7 @@ async def test_grpcio_server_stream_is_bridged(gateway_channel, tokens, health_u
 
 @pytest.mark.parametrize("transport", [*WEB_TRANSPORTS, "grpc"])
 async def test_node_clients_call_unary_and_stream(gateway, node, tokens, transport):
-    url = f"127.0.0.1:{gateway.port}" if transport == "grpc" else f"http://127.0.0.1:{gateway.port}"
-    common = {
-        "transport": transport,
-        "url": url,
-        "service": HEALTH_SERVICE,
-        "token": tokens.issue(),
-    }
+    common = node_call(transport, gateway.port, HEALTH_SERVICE, token=tokens.issue())
     unary, stream, refused = await node(
         [
             {**common, "method": "Check", "request": {}, "headers": {"x-request-id": "node-1"}},
