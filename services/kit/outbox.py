@@ -97,7 +97,7 @@ class LedgerOutbox:
             response = await call_with_retry(
                 self._ledger.PostTransfers,
                 request,
-                timeout=self._timeout,
+                deadline=self._timeout,
                 attempts=self._attempts,
             )
         except grpc.aio.AioRpcError as error:
@@ -106,8 +106,9 @@ class LedgerOutbox:
                 raise Unavailable(
                     "LEDGER_UNAVAILABLE", "the ledger is unavailable; try again shortly"
                 ) from error
+            reason = f"{error.code().name}: {error.details()}"
             await self._writer.submit(
-                lambda connection: self._mark(connection, entry_id, "failed", None, str(error))
+                lambda connection: self._mark(connection, entry_id, "failed", None, reason)
             )
             log.error("outbox_post_failed", entry_id=entry_id, code=error.code().name)
             raise
@@ -137,7 +138,9 @@ class LedgerOutbox:
                 (limit,),
             ).fetchall()
         )
-        return [(entry_id, ledger_pb.PostTransfersRequest.FromString(raw)) for entry_id, raw in rows]
+        return [
+            (entry_id, ledger_pb.PostTransfersRequest.FromString(raw)) for entry_id, raw in rows
+        ]
 
     async def settle_pending(self, on_settled: SettledHandler) -> int:
         """Settle every pending entry, oldest first; on_settled applies what each

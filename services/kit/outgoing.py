@@ -49,19 +49,20 @@ async def call_with_retry(
     call: Callable[..., Awaitable[Response]],
     request,
     *,
-    timeout: float,
+    deadline: float,
     attempts: int = 4,
     first_backoff: float = 0.05,
 ) -> Response:
-    """`call` must be idempotent for `request` (it carries its idempotency key)."""
+    """`call` must be idempotent for `request` (it carries its idempotency key);
+    `deadline` is each attempt's timeout in seconds."""
     backoff = first_backoff
     for attempt in range(1, attempts + 1):
         try:
-            return await call(request, timeout=timeout)
+            return await call(request, timeout=deadline)
         except grpc.aio.AioRpcError as error:
             if error.code() not in RETRYABLE or attempt == attempts:
                 raise
         # Jitter spreads retries of many callers; it decides no outcome.
-        await asyncio.sleep(backoff * (0.5 + random.random()))  # noqa: S311
+        await asyncio.sleep(backoff * (0.5 + random.random()))
         backoff *= 2
     raise AssertionError("unreachable")

@@ -195,7 +195,11 @@ def create_host(
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     names = [binding.full_name for binding in bindings]
     reflection.enable_server_reflection(
-        [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
+        [
+            *names,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ],
         server,
     )
     port = server.add_insecure_port(address)

@@ -1,0 +1,72 @@
+"""Wires the ledger: settings, store, service, servicer, background sweeper."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+
+from loyalty.ledger.v1 import ledger_service_pb2 as pb
+from loyalty.ledger.v1 import ledger_service_pb2_grpc as pb_grpc
+
+from services.kit.clock import Clock, SystemClock
+from services.kit.config import env_float, env_path, env_str
+from services.kit.server import ServiceBinding, ServiceHost, create_host
+from services.ledger.service import CommitSignal, LedgerService
+from services.ledger.servicer import LedgerServicer
+from services.ledger.store import LedgerStore
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["LedgerService"].full_name
+
+
+@dataclass(frozen=True)
+class LedgerSettings:
+    db_path: Path
+    listen: str = "127.0.0.1:50051"
+    sweep_interval_seconds: float = 1.0
+    log_level: str = "info"
+    shutdown_grace_seconds: float = 5.0
+
+    @classmethod
+    def from_env(cls) -> LedgerSettings:
+        return cls(
+            db_path=env_path("LEDGER_DB", "var/ledger.db"),
+            listen=env_str("LEDGER_LISTEN", "127.0.0.1:50051"),
+            sweep_interval_seconds=env_float("LEDGER_SWEEP_INTERVAL_SECONDS", 1.0),
+            log_level=env_str("LOG_LEVEL", "info"),
+            shutdown_grace_seconds=env_float("SHUTDOWN_GRACE_SECONDS", 5.0),
+        )
+
+
+async def build_server(
+    settings: LedgerSettings, address: str | None = None, clock: Clock | None = None
+) -> ServiceHost:
+    """The ledger on `address` (port 0 picks a free port); start() opens the store."""
+    clock = clock or SystemClock()
+    commits = CommitSignal()
+    store = LedgerStore(settings.db_path, on_commit=commits.notify)
+    service = LedgerService(store, clock, commits)
+    host = create_host(
+        [
+            ServiceBinding(
+                pb_grpc.add_LedgerServiceServicer_to_server, LedgerServicer(service), SERVICE_NAME
+            )
+        ],
+        address or settings.listen,
+    )
+    sweeper: list[asyncio.Task] = []
+
+    async def open_store() -> None:
+        settings.db_path.parent.mkdir(parents=True, exist_ok=True)
+        await store.open()
+        sweeper.append(asyncio.create_task(service.run_sweeper(settings.sweep_interval_seconds)))
+
+    async def close_store() -> None:
+        for task in sweeper:
+            task.cancel()
+        await asyncio.gather(*sweeper, return_exceptions=True)
+        await store.close()
+
+    host.on_start.append(open_store)
+    host.on_stop.append(close_store)
+    return host

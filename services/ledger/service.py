@@ -1,0 +1,333 @@
+"""The ledger's use cases over its store."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, replace
+
+import structlog
+
+from services.kit.clock import MICROS_PER_SECOND, Clock
+from services.kit.errors import (
+    AlreadyExists,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+)
+from services.ledger.domain import (
+    Account,
+    PendingState,
+    Result,
+    Transfer,
+    TransferOutcome,
+    TransferRequest,
+    reopen_difference,
+    validate_account,
+    validate_batch,
+)
+from services.ledger.store import ExpiringLot, LedgerStore, LedgerUnit
+
+log = structlog.get_logger()
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 1000
+DEFAULT_EXPIRING_WINDOW_US = 30 * 86_400 * MICROS_PER_SECOND
+SWEEP_LIMIT = 2000
+FEED_PAGE = 500
+
+
+class CommitSignal:
+    """Wakes change-feed readers after each group commit."""
+
+    def __init__(self) -> None:
+        self.version = 0
+        self._changed = asyncio.Event()
+
+    def notify(self) -> None:
+        self.version += 1
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def wait_past(self, version: int) -> None:
+        while self.version == version:
+            await self._changed.wait()
+
+
+@dataclass(frozen=True, slots=True)
+class AccountView:
+    account: Account
+    expiring_soon: list[ExpiringLot]
+
+
+@dataclass(frozen=True, slots=True)
+class SweepReport:
+    lots_expired: int = 0
+    amount_expired: int = 0
+    pending_expired: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class TransferPage:
+    transfers: list[Transfer]
+    next_page_token: str
+
+
+class LedgerService:
+    def __init__(self, store: LedgerStore, clock: Clock, commits: CommitSignal) -> None:
+        self._store = store
+        self._clock = clock
+        self._commits = commits
+
+    # -- accounts
+
+    async def open_account(self, requested: Account) -> tuple[Account, bool]:
+        validate_account(requested)
+
+        def work(unit: LedgerUnit) -> tuple[Account, bool]:
+            existing = unit.find_account(requested.id)
+            if existing is not None:
+                difference = reopen_difference(existing, requested)
+                if difference:
+                    raise AlreadyExists(
+                        "ACCOUNT_EXISTS_WITH_DIFFERENT_FIELDS",
+                        f"account {requested.id} exists with a different {difference}",
+                        {"account_id": requested.id, "field": difference},
+                    )
+                return existing, False
+            if requested.expiring_lots:
+                target = unit.find_account(requested.expiry_account_id)
+                problem = (
+                    "does not exist"
+                    if target is None
+                    else "holds another unit"
+                    if target.unit != requested.unit
+                    else "must be able to receive credits (no credits_must_not_exceed_debits)"
+                    if target.credits_must_not_exceed_debits
+                    else ""
+                )
+                if problem:
+                    raise InvalidArgument(
+                        [
+                            FieldViolation(
+                                "account.expiry_account_id", f"the expiry account {problem}"
+                            )
+                        ],
+                        reason="INVALID_EXPIRY_ACCOUNT",
+                    )
+            account = replace(
+                requested,
+                created_at=self._clock.now_us(),
+                closed_at=None,
+                debits_pending=0,
+                debits_posted=0,
+                credits_pending=0,
+                credits_posted=0,
+            )
+            unit.insert_account(account)
+            return account, True
+
+        account, created = await self._store.write(work)
+        if created:
+            log.info(
+                "account_opened", account_id=account.id, unit=account.unit, kind=account.kind.name
+            )
+        return account, created
+
+    async def close_account(self, account_id: str) -> Account:
+        _require_id(account_id, "account_id")
+
+        def work(unit: LedgerUnit) -> Account:
+            if unit.find_account(account_id) is None:
+                raise _account_not_found(account_id)
+            unit.close_account(account_id, self._clock.now_us())
+            closed = unit.find_account(account_id)
+            assert closed is not None
+            return closed
+
+        account = await self._store.write(work)
+        log.info("account_closed", account_id=account_id)
+        return account
+
+    async def get_account(self, account_id: str, expiring_within_us: int | None) -> AccountView:
+        _require_id(account_id, "account_id")
+        if expiring_within_us is not None and expiring_within_us < 0:
+            raise InvalidArgument([FieldViolation("expiring_within", "must not be negative")])
+        account = await self._store.get_account(account_id)
+        if account is None:
+            raise _account_not_found(account_id)
+        now = self._clock.now_us()
+        window = DEFAULT_EXPIRING_WINDOW_US if expiring_within_us is None else expiring_within_us
+        expiring = (
+            await self._store.expiring(account_id, now, now + window)
+            if account.expiring_lots
+            else []
+        )
+        return AccountView(account, expiring)
+
+    # -- transfers
+
+    async def post_transfers(self, requests: list[TransferRequest]) -> list[TransferOutcome]:
+        validate_batch(requests)
+
+        def work(unit: LedgerUnit) -> list[TransferOutcome]:
+            book = unit.load_for_batch(requests, self._clock.now_us())
+            # What has already expired is settled first, so nobody spends expired
+            # points or posts a timed-out hold, even between two sweeps.
+            debited_lot_accounts = {
+                account_id
+                for account_id, account in book.accounts.items()
+                if account.expiring_lots and book.lots.get(account_id)
+            }
+            book.expire_lots(sorted(debited_lot_accounts))
+            book.expire_holds(sorted(book.holds))
+            outcomes = book.post(requests)
+            unit.save(book)
+            return outcomes
+
+        outcomes = await self._store.write(work)
+        committed = sum(outcome.result == Result.OK for outcome in outcomes)
+        log.info("transfers_posted", batch=len(requests), committed=committed)
+        return outcomes
+
+    async def get_transfer(self, transfer_id: str) -> tuple[Transfer, int, PendingState]:
+        _require_id(transfer_id, "transfer_id")
+        found = await self._store.get_transfer(transfer_id)
+        if found is None:
+            raise NotFound(
+                "TRANSFER_NOT_FOUND", f"no transfer {transfer_id}", {"transfer_id": transfer_id}
+            )
+        return found
+
+    async def list_transfers(
+        self,
+        account_id: str,
+        start: int | None,
+        end: int | None,
+        codes: Sequence[int],
+        page_size: int,
+        page_token: str,
+    ) -> TransferPage:
+        _require_id(account_id, "account_id")
+        if page_size < 0:
+            raise InvalidArgument([FieldViolation("page_size", "must not be negative")])
+        if start is not None and end is not None and end <= start:
+            raise InvalidArgument([FieldViolation("end_time", "must be after start_time")])
+        query = f"{account_id}|{start}|{end}|{sorted(codes)}"
+        after = _decode_page_token(page_token, query)
+        if await self._store.get_account(account_id) is None:
+            raise _account_not_found(account_id)
+        size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        rows = await self._store.list_transfers(account_id, after, start, end, codes, size + 1)
+        more = len(rows) > size
+        rows = rows[:size]
+        token = _encode_page_token(rows[-1].sequence, query) if more else ""
+        return TransferPage(rows, token)
+
+    async def balance_at(self, account_id: str, moment: int | None) -> tuple[int, int]:
+        _require_id(account_id, "account_id")
+        if moment is None:
+            raise InvalidArgument([FieldViolation("time", "required")])
+        if await self._store.get_account(account_id) is None:
+            raise _account_not_found(account_id)
+        last = await self._store.last_transfer_at(account_id, moment)
+        if last is None:
+            return 0, 0
+        return last.balance_after(account_id), last.sequence
+
+    # -- the ledger's own work
+
+    async def sweep(self) -> SweepReport:
+        """Expire lots and holds whose time has come, in bounded transactions."""
+        total = SweepReport()
+        while True:
+
+            def work(unit: LedgerUnit) -> tuple[SweepReport, bool]:
+                book, lot_accounts, hold_ids = unit.load_expired(self._clock.now_us(), SWEEP_LIMIT)
+                expired = book.expire_lots(lot_accounts)
+                voided = book.expire_holds(hold_ids)
+                unit.save(book)
+                report = SweepReport(len(expired), sum(t.amount for t in expired), len(voided))
+                return report, len(lot_accounts) == SWEEP_LIMIT or len(hold_ids) == SWEEP_LIMIT
+
+            report, more = await self._store.write(work)
+            total = SweepReport(
+                total.lots_expired + report.lots_expired,
+                total.amount_expired + report.amount_expired,
+                total.pending_expired + report.pending_expired,
+            )
+            if not more:
+                break
+        if total.lots_expired or total.pending_expired:
+            log.info(
+                "expiry_swept",
+                lots_expired=total.lots_expired,
+                amount_expired=total.amount_expired,
+                pending_expired=total.pending_expired,
+            )
+        return total
+
+    async def run_sweeper(self, interval_seconds: float) -> None:
+        """Sweep on a schedule read from the injected clock."""
+        interval = int(interval_seconds * MICROS_PER_SECOND)
+        while True:
+            await self._clock.sleep_until(self._clock.now_us() + interval)
+            try:
+                await self.sweep()
+            except Exception:
+                log.exception("expiry_sweep_failed")
+
+    async def watch(self, after_sequence: int, account_id: str) -> AsyncIterator[Transfer]:
+        """Every committed transfer after `after_sequence`, in commit order, forever."""
+        if after_sequence < 0:
+            raise InvalidArgument([FieldViolation("after_sequence", "must not be negative")])
+        if account_id:
+            _require_id(account_id, "account_id")
+            if await self._store.get_account(account_id) is None:
+                raise _account_not_found(account_id)
+        while True:
+            version = self._commits.version
+            rows = await self._store.transfers_after(after_sequence, account_id, FEED_PAGE)
+            for transfer in rows:
+                yield transfer
+                after_sequence = transfer.sequence
+            if len(rows) < FEED_PAGE:
+                await self._commits.wait_past(version)
+
+
+def _require_id(value: str, field: str) -> None:
+    if not value:
+        raise InvalidArgument([FieldViolation(field, "required")])
+
+
+def _account_not_found(account_id: str) -> NotFound:
+    return NotFound("ACCOUNT_NOT_FOUND", f"no account {account_id}", {"account_id": account_id})
+
+
+def _query_tag(query: str) -> str:
+    return hashlib.sha256(query.encode()).hexdigest()[:16]
+
+
+def _encode_page_token(after_sequence: int, query: str) -> str:
+    raw = f"v1:{after_sequence}:{_query_tag(query)}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_page_token(token: str, query: str) -> int:
+    """Tokens are opaque to clients and bound to the query that made them."""
+    if not token:
+        return 0
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+        version, after, tag = raw.split(":")
+        if version != "v1" or tag != _query_tag(query) or int(after) < 0:
+            raise ValueError(raw)
+        return int(after)
+    except (ValueError, binascii.Error, UnicodeDecodeError) as error:
+        raise InvalidArgument(
+            [FieldViolation("page_token", "not a token from this query's previous page")],
+            reason="INVALID_PAGE_TOKEN",
+        ) from error

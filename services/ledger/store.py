@@ -1,0 +1,552 @@
+"""SQL for the ledger, and nothing else.
+
+Writes run as a unit of work on the kit's group-commit writer thread: the
+service hands `write` a function that loads a Book, applies the rules and saves
+it, all inside one savepoint of the group's transaction. Reads use aiosqlite.
+A PostgreSQL store would implement the same LedgerStore and LedgerUnit shapes.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, TypeVar
+
+import aiosqlite
+
+from services.kit.sqlite import GroupCommitWriter, open_reader
+from services.ledger.domain import (
+    Account,
+    AccountKind,
+    Book,
+    Hold,
+    Lot,
+    PendingState,
+    Transfer,
+    TransferCode,
+    TransferKind,
+    TransferRequest,
+)
+
+T = TypeVar("T")
+
+SCHEMA_V1 = """
+CREATE TABLE accounts (
+  id TEXT PRIMARY KEY,
+  unit TEXT NOT NULL,
+  kind INTEGER NOT NULL,
+  flags INTEGER NOT NULL,
+  expiry_account_id TEXT REFERENCES accounts (id),
+  metadata TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  closed_at INTEGER,
+  debits_pending INTEGER NOT NULL DEFAULT 0 CHECK (debits_pending >= 0),
+  debits_posted INTEGER NOT NULL DEFAULT 0 CHECK (debits_posted >= 0),
+  credits_pending INTEGER NOT NULL DEFAULT 0 CHECK (credits_pending >= 0),
+  credits_posted INTEGER NOT NULL DEFAULT 0 CHECK (credits_posted >= 0),
+  CHECK ((flags & 1) = 0 OR credits_posted - debits_posted - debits_pending >= 0),
+  CHECK ((flags & 2) = 0 OR debits_posted - credits_posted - credits_pending >= 0)
+);
+CREATE TRIGGER accounts_are_never_deleted BEFORE DELETE ON accounts
+BEGIN
+  SELECT RAISE(ABORT, 'accounts are never deleted');
+END;
+CREATE TABLE transfers (
+  sequence INTEGER PRIMARY KEY,
+  id TEXT NOT NULL UNIQUE,
+  kind INTEGER NOT NULL,
+  code INTEGER NOT NULL,
+  debit_account_id TEXT NOT NULL REFERENCES accounts (id),
+  credit_account_id TEXT NOT NULL REFERENCES accounts (id),
+  amount INTEGER NOT NULL CHECK (amount > 0),
+  created_at INTEGER NOT NULL,
+  debit_balance_after INTEGER NOT NULL,
+  credit_balance_after INTEGER NOT NULL,
+  metadata TEXT NOT NULL,
+  pending_id TEXT NOT NULL,
+  timeout_us INTEGER NOT NULL,
+  expires_at INTEGER,
+  reverses_id TEXT NOT NULL
+);
+CREATE INDEX transfers_by_debit_account ON transfers (debit_account_id, sequence);
+CREATE INDEX transfers_by_credit_account ON transfers (credit_account_id, sequence);
+CREATE INDEX transfers_by_reversed ON transfers (reverses_id) WHERE reverses_id != '';
+CREATE TRIGGER transfers_are_append_only BEFORE UPDATE ON transfers
+BEGIN
+  SELECT RAISE(ABORT, 'transfers are append-only');
+END;
+CREATE TRIGGER transfers_are_never_deleted BEFORE DELETE ON transfers
+BEGIN
+  SELECT RAISE(ABORT, 'transfers are append-only');
+END;
+CREATE TABLE lots (
+  sequence INTEGER PRIMARY KEY REFERENCES transfers (sequence),
+  account_id TEXT NOT NULL REFERENCES accounts (id),
+  remaining INTEGER NOT NULL CHECK (remaining >= 0),
+  expires_at INTEGER
+);
+CREATE INDEX lots_open_by_account ON lots (account_id) WHERE remaining > 0;
+CREATE INDEX lots_open_by_expiry ON lots (expires_at)
+  WHERE remaining > 0 AND expires_at IS NOT NULL;
+CREATE TABLE holds (
+  transfer_id TEXT PRIMARY KEY REFERENCES transfers (id),
+  state INTEGER NOT NULL,
+  deadline INTEGER,
+  consumed TEXT NOT NULL
+);
+CREATE INDEX holds_by_deadline ON holds (deadline) WHERE state = 1 AND deadline IS NOT NULL;
+"""
+
+MIGRATIONS = (SCHEMA_V1,)
+
+ACCOUNT_COLUMNS = (
+    "id, unit, kind, flags, expiry_account_id, metadata, created_at, closed_at,"
+    " debits_pending, debits_posted, credits_pending, credits_posted"
+)
+TRANSFER_COLUMNS = (
+    "sequence, id, kind, code, debit_account_id, credit_account_id, amount, created_at,"
+    " debit_balance_after, credit_balance_after, metadata, pending_id, timeout_us, expires_at,"
+    " reverses_id"
+)
+# SQLite's bound-parameter limit is far above this; chunks keep statements small.
+CHUNK = 500
+
+
+def _flags(account: Account) -> int:
+    return (
+        account.debits_must_not_exceed_credits
+        | account.credits_must_not_exceed_debits << 1
+        | account.expiring_lots << 2
+    )
+
+
+def account_from_row(row: Sequence) -> Account:
+    flags = row[3]
+    return Account(
+        id=row[0],
+        unit=row[1],
+        kind=AccountKind(row[2]),
+        debits_must_not_exceed_credits=bool(flags & 1),
+        credits_must_not_exceed_debits=bool(flags & 2),
+        expiring_lots=bool(flags & 4),
+        expiry_account_id=row[4] or "",
+        metadata=json.loads(row[5]),
+        created_at=row[6],
+        closed_at=row[7],
+        debits_pending=row[8],
+        debits_posted=row[9],
+        credits_pending=row[10],
+        credits_posted=row[11],
+    )
+
+
+def transfer_from_row(row: Sequence) -> Transfer:
+    return Transfer(
+        sequence=row[0],
+        id=row[1],
+        kind=TransferKind(row[2]),
+        code=TransferCode(row[3]),
+        debit_account_id=row[4],
+        credit_account_id=row[5],
+        amount=row[6],
+        created_at=row[7],
+        debit_balance_after=row[8],
+        credit_balance_after=row[9],
+        metadata=json.loads(row[10]),
+        pending_id=row[11],
+        timeout_us=row[12],
+        expires_at=row[13],
+        reverses_id=row[14],
+    )
+
+
+def _chunks(values: Iterable[str]) -> Iterable[list[str]]:
+    items = list(dict.fromkeys(value for value in values if value))
+    for start in range(0, len(items), CHUNK):
+        yield items[start : start + CHUNK]
+
+
+def _marks(values: Sequence) -> str:
+    return ",".join("?" * len(values))
+
+
+class LedgerUnit(Protocol):
+    """What a write needs from storage, inside one transaction."""
+
+    def load_for_batch(self, requests: Sequence[TransferRequest], now: int) -> Book: ...
+    def load_expired(self, now: int, limit: int) -> tuple[Book, list[str], list[str]]: ...
+    def find_account(self, account_id: str) -> Account | None: ...
+    def insert_account(self, account: Account) -> None: ...
+    def close_account(self, account_id: str, closed_at: int) -> None: ...
+    def save(self, book: Book) -> None: ...
+
+
+class SqliteLedgerUnit:
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._db = connection
+
+    # -- loading
+
+    def _new_book(self, now: int) -> Book:
+        row = self._db.execute(
+            "SELECT sequence, created_at FROM transfers ORDER BY sequence DESC LIMIT 1"
+        ).fetchone()
+        last_sequence, last_time = row if row else (0, 0)
+        # Commit times never run backwards, so history by time matches history by sequence.
+        return Book(now=max(now, last_time), next_sequence=last_sequence + 1)
+
+    def _load_transfers(self, book: Book, ids: Iterable[str]) -> None:
+        for chunk in _chunks(ids):
+            for row in self._db.execute(
+                f"SELECT {TRANSFER_COLUMNS} FROM transfers WHERE id IN ({_marks(chunk)})", chunk
+            ):
+                transfer = transfer_from_row(row)
+                book.transfers[transfer.id] = transfer
+
+    def _load_accounts(self, book: Book, ids: Iterable[str]) -> None:
+        wanted = [account_id for account_id in ids if account_id not in book.accounts]
+        for chunk in _chunks(wanted):
+            for row in self._db.execute(
+                f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id IN ({_marks(chunk)})", chunk
+            ):
+                book.accounts[row[0]] = account_from_row(row)
+        # Expiry accounts ride along, for sweeping lots of the accounts just loaded.
+        expiry_ids = [
+            account.expiry_account_id
+            for account in book.accounts.values()
+            if account.expiring_lots and account.expiry_account_id not in book.accounts
+        ]
+        if expiry_ids:
+            self._load_accounts(book, expiry_ids)
+
+    def _load_holds(self, book: Book, ids: Iterable[str]) -> None:
+        for chunk in _chunks(ids):
+            for transfer_id, state, deadline, consumed in self._db.execute(
+                "SELECT transfer_id, state, deadline, consumed FROM holds"
+                f" WHERE transfer_id IN ({_marks(chunk)})",
+                chunk,
+            ):
+                book.holds[transfer_id] = Hold(
+                    transfer_id, PendingState(state), deadline, json.loads(consumed)
+                )
+
+    def _load_lots(self, book: Book, account_ids: Iterable[str], sequences: Iterable[int]) -> None:
+        loaded = {lot.sequence for lots in book.lots.values() for lot in lots}
+
+        def keep(rows) -> None:
+            for sequence, account_id, remaining, expires_at in rows:
+                if sequence not in loaded:
+                    loaded.add(sequence)
+                    book.lots.setdefault(account_id, []).append(
+                        Lot(sequence, account_id, remaining, expires_at)
+                    )
+
+        lot_accounts = [
+            a for a in account_ids if a in book.accounts and book.accounts[a].expiring_lots
+        ]
+        for chunk in _chunks(lot_accounts):
+            keep(
+                self._db.execute(
+                    "SELECT sequence, account_id, remaining, expires_at FROM lots"
+                    f" WHERE account_id IN ({_marks(chunk)}) AND remaining > 0",
+                    chunk,
+                )
+            )
+        wanted = sorted(set(sequences) - loaded)
+        for start in range(0, len(wanted), CHUNK):
+            chunk = wanted[start : start + CHUNK]
+            keep(
+                self._db.execute(
+                    "SELECT sequence, account_id, remaining, expires_at FROM lots"
+                    f" WHERE sequence IN ({_marks(chunk)})",
+                    chunk,
+                )
+            )
+
+    def load_for_batch(self, requests: Sequence[TransferRequest], now: int) -> Book:
+        book = self._new_book(now)
+        pending_ids = [r.pending_id for r in requests if r.pending_id]
+        reversed_ids = [r.reverses_id for r in requests if r.reverses_id]
+        self._load_transfers(book, [*(r.id for r in requests), *pending_ids, *reversed_ids])
+        self._load_holds(book, pending_ids)
+        for chunk in _chunks(reversed_ids):
+            book.reversed_amounts.update(
+                self._db.execute(
+                    "SELECT reverses_id, SUM(amount) FROM transfers"
+                    f" WHERE reverses_id IN ({_marks(chunk)}) GROUP BY reverses_id",
+                    chunk,
+                )
+            )
+        referenced = [
+            book.transfers[i] for i in (*pending_ids, *reversed_ids) if i in book.transfers
+        ]
+        account_ids = [
+            *(r.debit_account_id for r in requests),
+            *(r.credit_account_id for r in requests),
+            *(t.debit_account_id for t in referenced),
+            *(t.credit_account_id for t in referenced),
+        ]
+        self._load_accounts(book, account_ids)
+        # Lots are needed where points leave an account: a debit, or the credit
+        # side of a transfer being reversed; and the lots a hold reserved.
+        debited = [
+            *(r.debit_account_id for r in requests),
+            *(book.transfers[i].credit_account_id for i in reversed_ids if i in book.transfers),
+        ]
+        reserved = [lot for hold in book.holds.values() for lot, _ in hold.consumed]
+        self._load_lots(book, debited, reserved)
+        return book
+
+    def load_expired(self, now: int, limit: int) -> tuple[Book, list[str], list[str]]:
+        """A book holding up to `limit` expired lots and timed-out holds, and whose they are."""
+        book = self._new_book(now)
+        lot_accounts = [
+            row[0]
+            for row in self._db.execute(
+                "SELECT DISTINCT account_id FROM lots"
+                " WHERE remaining > 0 AND expires_at IS NOT NULL AND expires_at <= ? LIMIT ?",
+                (now, limit),
+            )
+        ]
+        hold_ids = [
+            row[0]
+            for row in self._db.execute(
+                "SELECT transfer_id FROM holds"
+                " WHERE state = 1 AND deadline IS NOT NULL AND deadline <= ? LIMIT ?",
+                (now, limit),
+            )
+        ]
+        self._load_transfers(book, hold_ids)
+        self._load_holds(book, hold_ids)
+        held = [book.transfers[i] for i in hold_ids]
+        self._load_accounts(
+            book,
+            [
+                *lot_accounts,
+                *(t.debit_account_id for t in held),
+                *(t.credit_account_id for t in held),
+            ],
+        )
+        reserved = [lot for hold in book.holds.values() for lot, _ in hold.consumed]
+        self._load_lots(book, lot_accounts, reserved)
+        return book, lot_accounts, hold_ids
+
+    def find_account(self, account_id: str) -> Account | None:
+        row = self._db.execute(
+            f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ?", (account_id,)
+        ).fetchone()
+        return account_from_row(row) if row else None
+
+    # -- saving
+
+    def insert_account(self, account: Account) -> None:
+        self._db.execute(
+            f"INSERT INTO accounts ({ACCOUNT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,0,0,0,0)",
+            (
+                account.id,
+                account.unit,
+                int(account.kind),
+                _flags(account),
+                account.expiry_account_id or None,
+                json.dumps(account.metadata, sort_keys=True),
+                account.created_at,
+                account.closed_at,
+            ),
+        )
+
+    def close_account(self, account_id: str, closed_at: int) -> None:
+        self._db.execute(
+            "UPDATE accounts SET closed_at = ? WHERE id = ? AND closed_at IS NULL",
+            (closed_at, account_id),
+        )
+
+    def save(self, book: Book) -> None:
+        db = self._db
+        if book.new_transfers:
+            db.executemany(
+                f"INSERT INTO transfers ({TRANSFER_COLUMNS}) VALUES ({_marks(range(15))})",
+                [
+                    (
+                        t.sequence,
+                        t.id,
+                        int(t.kind),
+                        int(t.code),
+                        t.debit_account_id,
+                        t.credit_account_id,
+                        t.amount,
+                        t.created_at,
+                        t.debit_balance_after,
+                        t.credit_balance_after,
+                        json.dumps(t.metadata, sort_keys=True),
+                        t.pending_id,
+                        t.timeout_us,
+                        t.expires_at,
+                        t.reverses_id,
+                    )
+                    for t in book.new_transfers
+                ],
+            )
+        if book.dirty_accounts:
+            db.executemany(
+                "UPDATE accounts SET debits_pending = ?, debits_posted = ?, credits_pending = ?,"
+                " credits_posted = ? WHERE id = ?",
+                [
+                    (a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted, a.id)
+                    for a in (book.accounts[i] for i in book.dirty_accounts)
+                ],
+            )
+        new_lots = {lot.sequence for lot in book.new_lots}
+        if book.new_lots:
+            db.executemany(
+                "INSERT INTO lots (sequence, account_id, remaining, expires_at) VALUES (?,?,?,?)",
+                [
+                    (lot.sequence, lot.account_id, lot.remaining, lot.expires_at)
+                    for lot in book.new_lots
+                ],
+            )
+        if book.dirty_lots - new_lots:
+            remaining = {lot.sequence: lot.remaining for lots in book.lots.values() for lot in lots}
+            db.executemany(
+                "UPDATE lots SET remaining = ? WHERE sequence = ?",
+                [(remaining[sequence], sequence) for sequence in book.dirty_lots - new_lots],
+            )
+        new_holds = {hold.transfer_id for hold in book.new_holds}
+        if book.new_holds:
+            db.executemany(
+                "INSERT INTO holds (transfer_id, state, deadline, consumed) VALUES (?,?,?,?)",
+                [
+                    (h.transfer_id, int(h.state), h.deadline, json.dumps(h.consumed))
+                    for h in book.new_holds
+                ],
+            )
+        if book.dirty_holds - new_holds:
+            db.executemany(
+                "UPDATE holds SET state = ? WHERE transfer_id = ?",
+                [(int(book.holds[i].state), i) for i in book.dirty_holds - new_holds],
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class ExpiringLot:
+    amount: int
+    expires_at: int
+
+
+class LedgerStore:
+    """The ledger's SQLite file: a group-commit writer and a reader."""
+
+    def __init__(self, path: Path | str, on_commit: Callable[[], None] | None = None) -> None:
+        self._path = path
+        self._writer = GroupCommitWriter(path, MIGRATIONS, on_commit=on_commit)
+        self._reader: aiosqlite.Connection | None = None
+
+    async def open(self) -> None:
+        await self._writer.start()
+        self._reader = await open_reader(self._path)
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            await self._reader.close()
+            self._reader = None
+        await self._writer.close()
+
+    async def write(self, work: Callable[[LedgerUnit], T]) -> T:
+        return await self._writer.submit(lambda connection: work(SqliteLedgerUnit(connection)))
+
+    # -- reads
+
+    async def _fetchall(self, sql: str, parameters: Sequence = ()) -> list:
+        assert self._reader is not None, "store not open"
+        async with self._reader.execute(sql, parameters) as cursor:
+            return list(await cursor.fetchall())
+
+    async def get_account(self, account_id: str) -> Account | None:
+        rows = await self._fetchall(
+            f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ?", (account_id,)
+        )
+        return account_from_row(rows[0]) if rows else None
+
+    async def expiring(self, account_id: str, now: int, until: int) -> list[ExpiringLot]:
+        rows = await self._fetchall(
+            "SELECT expires_at, SUM(remaining) FROM lots WHERE account_id = ? AND remaining > 0"
+            " AND expires_at IS NOT NULL AND expires_at > ? AND expires_at <= ?"
+            " GROUP BY expires_at ORDER BY expires_at",
+            (account_id, now, until),
+        )
+        return [ExpiringLot(amount, expires_at) for expires_at, amount in rows]
+
+    async def get_transfer(self, transfer_id: str) -> tuple[Transfer, int, PendingState] | None:
+        rows = await self._fetchall(
+            f"SELECT {TRANSFER_COLUMNS} FROM transfers WHERE id = ?", (transfer_id,)
+        )
+        if not rows:
+            return None
+        transfer = transfer_from_row(rows[0])
+        reversed_rows = await self._fetchall(
+            "SELECT COALESCE(SUM(amount), 0) FROM transfers WHERE reverses_id = ?", (transfer_id,)
+        )
+        state = PendingState.NONE
+        if transfer.kind == TransferKind.PENDING:
+            hold_rows = await self._fetchall(
+                "SELECT state FROM holds WHERE transfer_id = ?", (transfer_id,)
+            )
+            state = PendingState(hold_rows[0][0])
+        return transfer, reversed_rows[0][0], state
+
+    async def list_transfers(
+        self,
+        account_id: str,
+        after_sequence: int,
+        start: int | None,
+        end: int | None,
+        codes: Sequence[int],
+        limit: int,
+    ) -> list[Transfer]:
+        conditions = ["sequence > ?"]
+        parameters: list = [after_sequence]
+        if start is not None:
+            conditions.append("created_at >= ?")
+            parameters.append(start)
+        if end is not None:
+            conditions.append("created_at < ?")
+            parameters.append(end)
+        if codes:
+            conditions.append(f"code IN ({_marks(codes)})")
+            parameters.extend(codes)
+        where = " AND ".join(conditions)
+        # Each side uses its own index; the union keeps commit order.
+        rows = await self._fetchall(
+            f"SELECT {TRANSFER_COLUMNS} FROM ("
+            f" SELECT * FROM transfers WHERE debit_account_id = ? AND {where}"
+            f" UNION ALL"
+            f" SELECT * FROM transfers WHERE credit_account_id = ? AND {where}"
+            f") ORDER BY sequence LIMIT ?",
+            (account_id, *parameters, account_id, *parameters, limit),
+        )
+        return [transfer_from_row(row) for row in rows]
+
+    async def last_transfer_at(self, account_id: str, moment: int) -> Transfer | None:
+        rows = await self._fetchall(
+            f"SELECT {TRANSFER_COLUMNS} FROM ("
+            " SELECT * FROM transfers WHERE debit_account_id = ? AND created_at <= ?"
+            " UNION ALL"
+            " SELECT * FROM transfers WHERE credit_account_id = ? AND created_at <= ?"
+            ") ORDER BY sequence DESC LIMIT 1",
+            (account_id, moment, account_id, moment),
+        )
+        return transfer_from_row(rows[0]) if rows else None
+
+    async def transfers_after(
+        self, after_sequence: int, account_id: str, limit: int
+    ) -> list[Transfer]:
+        if account_id:
+            return await self.list_transfers(account_id, after_sequence, None, None, (), limit)
+        rows = await self._fetchall(
+            f"SELECT {TRANSFER_COLUMNS} FROM transfers WHERE sequence > ?"
+            " ORDER BY sequence LIMIT ?",
+            (after_sequence, limit),
+        )
+        return [transfer_from_row(row) for row in rows]
