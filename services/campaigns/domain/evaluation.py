@@ -87,6 +87,7 @@ class UsageQuery:
     member_id: str
     periods: tuple[tuple[LimitPeriod, int, int], ...]
     grant_key: str | None
+    counts_members: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +141,7 @@ class Decision:
     applied: tuple[Applied, ...]
     refused: tuple[Refused, ...]
     base_leg: Leg | None
+    base_version: int = 0
 
     @property
     def legs(self) -> tuple[Leg, ...]:
@@ -278,7 +280,8 @@ def usage_query(candidate: Candidate, context: ActivityContext) -> UsageQuery:
         and spec.reward.referral_stage is not ReferralStage.INVITE_SENT
     ):
         grant_key = "referral"
-    return UsageQuery(candidate.campaign_id, activity.member_id, periods, grant_key)
+    counts_members = spec.limits.max_members > 0
+    return UsageQuery(candidate.campaign_id, activity.member_id, periods, grant_key, counts_members)
 
 
 def base_points(candidate: Candidate, activity: Activity) -> int:
@@ -352,6 +355,7 @@ def evaluate(
         applied=applied,
         refused=tuple(refused),
         base_leg=base_winner.legs[0] if base_winner else None,
+        base_version=base_winner.candidate.campaign.version if base_winner else 0,
     )
 
 

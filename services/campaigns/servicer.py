@@ -1,0 +1,550 @@
+"""Protobuf <-> domain translation for CampaignsService; the kit maps errors."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator
+from enum import Enum
+
+import grpc
+from google.protobuf import timestamp_pb2
+from loyalty.campaigns.v1 import campaigns_service_pb2 as pb
+from loyalty.campaigns.v1 import campaigns_service_pb2_grpc as pb_grpc
+
+from services.campaigns.domain.evaluation import Decision
+from services.campaigns.domain.model import (
+    Activity,
+    Birthday,
+    CampaignKind,
+    CampaignSpec,
+    CampaignState,
+    Conditions,
+    LimitPeriod,
+    Limits,
+    LocalTime,
+    Member,
+    MemberLimit,
+    Purchase,
+    ReferralStage,
+    Refund,
+    Reward,
+    ScheduleSpec,
+    Stacking,
+    StackingMode,
+    ZoneMode,
+)
+from services.campaigns.domain.outcome import Outcome
+from services.campaigns.service import CampaignsService, CampaignView
+from services.kit.errors import FieldViolation, InvalidArgument
+
+MICROS = 1_000_000
+
+
+def _micros(stamp: timestamp_pb2.Timestamp) -> int:
+    return stamp.seconds * MICROS + stamp.nanos // 1000
+
+
+def _stamp(micros: int) -> timestamp_pb2.Timestamp:
+    return timestamp_pb2.Timestamp(seconds=micros // MICROS, nanos=micros % MICROS * 1000)
+
+
+def _optional_micros(message, field: str) -> int | None:
+    return _micros(getattr(message, field)) if message.HasField(field) else None
+
+
+def _enum_in(enum_type, proto_enum, prefix: str, value: int, field: str, default=None):
+    """A proto enum value as a domain Enum; UNSPECIFIED gives `default` or a violation."""
+    if value == 0 and default is not None:
+        return default
+    if value == 0:
+        raise InvalidArgument([FieldViolation(field, "is required")])
+    if value not in proto_enum.values():
+        raise InvalidArgument([FieldViolation(field, f"unknown value {value}")])
+    return enum_type(proto_enum.Name(value).removeprefix(prefix))
+
+
+def _enum_out(proto_enum, prefix: str, value: Enum | None) -> int:
+    return proto_enum.Value(prefix + value.value) if value is not None else 0
+
+
+# Members.
+
+
+def member_in(message: pb.Member) -> Member:
+    birthday = message.birthday if message.HasField("birthday") else None
+    return Member(
+        member_id=message.member_id,
+        time_zone=message.time_zone,
+        birthday=Birthday(birthday.month, birthday.day, birthday.year) if birthday else None,
+        tier=message.tier,
+        segments=tuple(message.segments),
+        referrer_member_id=message.referrer_member_id,
+        opt_ins=tuple(message.opt_ins),
+    )
+
+
+def member_out(member: Member) -> pb.Member:
+    message = pb.Member(
+        member_id=member.member_id,
+        time_zone=member.time_zone,
+        tier=member.tier,
+        segments=member.segments,
+        referrer_member_id=member.referrer_member_id,
+        opt_ins=member.opt_ins,
+        create_time=_stamp(member.create_us),
+        update_time=_stamp(member.update_us),
+    )
+    if member.birthday is not None:
+        b = member.birthday
+        message.birthday.CopyFrom(pb.Birthday(month=b.month, day=b.day, year=b.year))
+    return message
+
+
+# Activities.
+
+
+def activity_in(message: pb.Activity) -> Activity:
+    purchase = refund = None
+    if message.HasField("purchase"):
+        p = message.purchase
+        purchase = Purchase(p.amount_minor, p.currency, tuple(p.skus))
+    if message.HasField("refund"):
+        refund = Refund(message.refund.purchase_activity_id, message.refund.amount_minor)
+    return Activity(
+        activity_id=message.activity_id,
+        member_id=message.member_id,
+        type=message.type,
+        occur_us=_micros(message.occur_time) if message.HasField("occur_time") else 0,
+        purchase=purchase,
+        refund=refund,
+        attributes=tuple(sorted(message.attributes.items())),
+    )
+
+
+def _decision_out(decision: Decision, activity_id: str) -> dict:
+    return {
+        "base_points": decision.base_points,
+        "base_campaign_id": decision.base_campaign_id,
+        "applied": [
+            pb.AppliedCampaign(
+                campaign_id=a.campaign_id,
+                campaign_version=a.version,
+                kind=_enum_out(pb.CampaignKind, "CAMPAIGN_KIND_", a.kind),
+                points=a.points,
+                explanation=a.explanation,
+                transfer_ids=[leg.transfer_id(activity_id) for leg in a.legs],
+            )
+            for a in decision.applied
+        ],
+        "refused": [
+            pb.RefusedCampaign(
+                campaign_id=r.campaign_id,
+                campaign_version=r.version,
+                reason=_enum_out(pb.RefusalReason, "REFUSAL_REASON_", r.reason),
+                explanation=r.explanation,
+            )
+            for r in decision.refused
+        ],
+    }
+
+
+def breakdown_out(outcome: Outcome, member_id: str) -> pb.Breakdown:
+    message = pb.Breakdown(
+        activity_id=outcome.activity_id,
+        total_points=outcome.decision.points_for(member_id),
+        transfer_ids=outcome.transfer_ids,
+        balance=outcome.balance,
+        **_decision_out(outcome.decision, outcome.activity_id),
+    )
+    if outcome.expire_us is not None:
+        message.expire_time.CopyFrom(_stamp(outcome.expire_us))
+    if outcome.clawback is not None:
+        c = outcome.clawback
+        message.clawback.CopyFrom(
+            pb.Clawback(
+                purchase_activity_id=c.purchase_activity_id,
+                points_reversed=c.points_reversed,
+                points_unrecovered=c.points_unrecovered,
+                transfer_ids=c.transfer_ids,
+            )
+        )
+    return message
+
+
+# Campaigns.
+
+
+def _local_in(message: pb.LocalDateTime) -> LocalTime:
+    return LocalTime(
+        message.year, message.month, message.day, message.hours, message.minutes, message.seconds
+    )
+
+
+def _local_out(moment: LocalTime) -> pb.LocalDateTime:
+    return pb.LocalDateTime(
+        year=moment.year,
+        month=moment.month,
+        day=moment.day,
+        hours=moment.hours,
+        minutes=moment.minutes,
+        seconds=moment.seconds,
+    )
+
+
+def spec_in(message: pb.CampaignSpec) -> CampaignSpec:
+    r, c, s, lim, st = (
+        message.reward,
+        message.conditions,
+        message.schedule,
+        message.limits,
+        message.stacking,
+    )
+    kind = _enum_in(CampaignKind, pb.CampaignKind, "CAMPAIGN_KIND_", message.kind, "spec.kind")
+    stage = None
+    if kind is CampaignKind.REFERRAL_BONUS:
+        stage = _enum_in(
+            ReferralStage,
+            pb.ReferralStage,
+            "REFERRAL_STAGE_",
+            r.referral_stage,
+            "spec.reward.referral_stage",
+        )
+    schedule = ScheduleSpec(
+        time_zone=s.time_zone,
+        start=_local_in(s.start) if s.HasField("start") else None,
+        duration_seconds=s.duration.seconds if s.HasField("duration") else 0,
+        rrule=s.rrule,
+        exclusions=tuple(_local_in(e) for e in s.exclusions),
+        zone_mode=_enum_in(
+            ZoneMode,
+            pb.ZoneMode,
+            "ZONE_MODE_",
+            s.zone_mode,
+            "spec.schedule.zone_mode",
+            default=ZoneMode.CAMPAIGN,
+        ),
+        end_us=_optional_micros(s, "end_time"),
+    )
+    limits = Limits(
+        member_limits=tuple(
+            MemberLimit(
+                _enum_in(
+                    LimitPeriod,
+                    pb.LimitPeriod,
+                    "LIMIT_PERIOD_",
+                    limit.period,
+                    f"spec.limits.member_limits[{index}].period",
+                ),
+                limit.max_points,
+            )
+            for index, limit in enumerate(lim.member_limits)
+        ),
+        max_members=lim.max_members,
+    )
+    return CampaignSpec(
+        display_name=message.display_name,
+        kind=kind,
+        schedule=schedule,
+        reward=Reward(
+            points_per_unit=r.points_per_unit,
+            minor_units_per_unit=r.minor_units_per_unit or 100,
+            points=r.points,
+            multiplier_percent=r.multiplier_percent,
+            probability_ppm=r.probability_ppm,
+            referral_stage=stage,
+            referrer_points=r.referrer_points,
+            referred_points=r.referred_points,
+        ),
+        conditions=Conditions(
+            activity_types=tuple(c.activity_types),
+            min_spend_minor=c.min_spend_minor,
+            currency=c.currency,
+            skus=tuple(c.skus),
+            attributes=tuple(sorted(c.attributes.items())),
+            tiers=tuple(c.tiers),
+            segments=tuple(c.segments),
+            required_opt_in=c.required_opt_in,
+        ),
+        budget_points=message.budget_points,
+        limits=limits,
+        stacking=Stacking(
+            group=st.group,
+            mode=_enum_in(
+                StackingMode,
+                pb.StackingMode,
+                "STACKING_MODE_",
+                st.mode,
+                "spec.stacking.mode",
+                default=StackingMode.STACKABLE,
+            ),
+            priority=st.priority,
+        ),
+    )
+
+
+def spec_out(spec: CampaignSpec) -> pb.CampaignSpec:
+    s = spec.schedule
+    schedule = pb.Schedule(
+        rrule=s.rrule,
+        exclusions=[_local_out(e) for e in s.exclusions],
+        time_zone=s.time_zone,
+        zone_mode=_enum_out(pb.ZoneMode, "ZONE_MODE_", s.zone_mode),
+    )
+    if s.start is not None:
+        schedule.start.CopyFrom(_local_out(s.start))
+        schedule.duration.seconds = s.duration_seconds
+    if s.end_us is not None:
+        schedule.end_time.CopyFrom(_stamp(s.end_us))
+    r, c = spec.reward, spec.conditions
+    return pb.CampaignSpec(
+        display_name=spec.display_name,
+        kind=_enum_out(pb.CampaignKind, "CAMPAIGN_KIND_", spec.kind),
+        reward=pb.Reward(
+            points_per_unit=r.points_per_unit,
+            minor_units_per_unit=r.minor_units_per_unit,
+            points=r.points,
+            multiplier_percent=r.multiplier_percent,
+            probability_ppm=r.probability_ppm,
+            referral_stage=_enum_out(pb.ReferralStage, "REFERRAL_STAGE_", r.referral_stage),
+            referrer_points=r.referrer_points,
+            referred_points=r.referred_points,
+        ),
+        conditions=pb.Conditions(
+            activity_types=c.activity_types,
+            min_spend_minor=c.min_spend_minor,
+            currency=c.currency,
+            skus=c.skus,
+            attributes=dict(c.attributes),
+            tiers=c.tiers,
+            segments=c.segments,
+            required_opt_in=c.required_opt_in,
+        ),
+        schedule=schedule,
+        budget_points=spec.budget_points,
+        limits=pb.Limits(
+            member_limits=[
+                pb.MemberLimit(
+                    period=_enum_out(pb.LimitPeriod, "LIMIT_PERIOD_", limit.period),
+                    max_points=limit.max_points,
+                )
+                for limit in spec.limits.member_limits
+            ],
+            max_members=spec.limits.max_members,
+        ),
+        stacking=pb.Stacking(
+            group=spec.stacking.group,
+            mode=_enum_out(pb.StackingMode, "STACKING_MODE_", spec.stacking.mode),
+            priority=spec.stacking.priority,
+        ),
+    )
+
+
+def campaign_out(view: CampaignView) -> pb.Campaign:
+    campaign = view.campaign
+    return pb.Campaign(
+        campaign_id=campaign.campaign_id,
+        version=campaign.version,
+        spec=spec_out(campaign.spec),
+        status=_enum_out(pb.CampaignStatus, "CAMPAIGN_STATUS_", campaign.status),
+        state=_enum_out(pb.CampaignState, "CAMPAIGN_STATE_", view.state),
+        budget_account_id=campaign.budget_account_id,
+        budget_used=campaign.budget_used,
+        budget_remaining=campaign.budget_remaining,
+        create_time=_stamp(campaign.create_us),
+        update_time=_stamp(campaign.update_us),
+    )
+
+
+def _page_token(campaign_id: str) -> str:
+    return base64.urlsafe_b64encode(campaign_id.encode()).decode() if campaign_id else ""
+
+
+def _after_id(token: str) -> str:
+    if not token:
+        return ""
+    try:
+        return base64.urlsafe_b64decode(token.encode()).decode()
+    except (ValueError, UnicodeDecodeError) as error:
+        raise InvalidArgument([FieldViolation("page_token", "not a token we issued")]) from error
+
+
+def _refusals(rows, day: str | None) -> list[pb.RefusalCount]:
+    counts: dict[str, int] = {}
+    for row_day, reason, count in rows:
+        if day is None or row_day == day:
+            counts[reason] = counts.get(reason, 0) + count
+    return [
+        pb.RefusalCount(reason=pb.RefusalReason.Value("REFUSAL_REASON_" + reason), count=count)
+        for reason, count in sorted(counts.items())
+    ]
+
+
+class CampaignsServicer(pb_grpc.CampaignsServiceServicer):
+    def __init__(self, service: CampaignsService) -> None:
+        self._service = service
+
+    async def UpsertMember(
+        self, request: pb.UpsertMemberRequest, context: grpc.aio.ServicerContext
+    ) -> pb.UpsertMemberResponse:
+        member, created = await self._service.upsert_member(member_in(request.member))
+        return pb.UpsertMemberResponse(member=member_out(member), created=created)
+
+    async def GetMember(
+        self, request: pb.GetMemberRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetMemberResponse:
+        return pb.GetMemberResponse(
+            member=member_out(await self._service.get_member(request.member_id))
+        )
+
+    async def TrackActivity(
+        self, request: pb.TrackActivityRequest, context: grpc.aio.ServicerContext
+    ) -> pb.TrackActivityResponse:
+        activity = activity_in(request.activity)
+        outcome, replayed = await self._service.track(activity)
+        return pb.TrackActivityResponse(
+            breakdown=breakdown_out(outcome, activity.member_id), replayed=replayed
+        )
+
+    async def DryRunActivity(
+        self, request: pb.DryRunActivityRequest, context: grpc.aio.ServicerContext
+    ) -> pb.DryRunActivityResponse:
+        activity = activity_in(request.activity)
+        outcome = await self._service.dry_run(activity)
+        return pb.DryRunActivityResponse(breakdown=breakdown_out(outcome, activity.member_id))
+
+    async def CreateCampaign(
+        self, request: pb.CreateCampaignRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CreateCampaignResponse:
+        view = await self._service.create_campaign(request.campaign_id, spec_in(request.spec))
+        return pb.CreateCampaignResponse(campaign=campaign_out(view))
+
+    async def UpdateCampaign(
+        self, request: pb.UpdateCampaignRequest, context: grpc.aio.ServicerContext
+    ) -> pb.UpdateCampaignResponse:
+        view = await self._service.update_campaign(
+            request.campaign_id, spec_in(request.spec), request.expected_version
+        )
+        return pb.UpdateCampaignResponse(campaign=campaign_out(view))
+
+    async def GetCampaign(
+        self, request: pb.GetCampaignRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetCampaignResponse:
+        view = await self._service.get_campaign(request.campaign_id)
+        return pb.GetCampaignResponse(campaign=campaign_out(view))
+
+    async def ListCampaigns(
+        self, request: pb.ListCampaignsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListCampaignsResponse:
+        states = set()
+        for index, state in enumerate(request.states):
+            states.add(
+                _enum_in(
+                    CampaignState, pb.CampaignState, "CAMPAIGN_STATE_", state, f"states[{index}]"
+                )
+            )
+        views, last_id = await self._service.list_campaigns(
+            states,
+            _optional_micros(request, "start_time"),
+            _optional_micros(request, "end_time"),
+            request.page_size,
+            _after_id(request.page_token),
+        )
+        return pb.ListCampaignsResponse(
+            campaigns=[campaign_out(view) for view in views], next_page_token=_page_token(last_id)
+        )
+
+    async def _act(self, request, action: str) -> pb.Campaign:
+        return campaign_out(await self._service.act(request.campaign_id, action))
+
+    async def ScheduleCampaign(
+        self, request: pb.ScheduleCampaignRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ScheduleCampaignResponse:
+        return pb.ScheduleCampaignResponse(campaign=await self._act(request, "schedule"))
+
+    async def PauseCampaign(
+        self, request: pb.PauseCampaignRequest, context: grpc.aio.ServicerContext
+    ) -> pb.PauseCampaignResponse:
+        return pb.PauseCampaignResponse(campaign=await self._act(request, "pause"))
+
+    async def ResumeCampaign(
+        self, request: pb.ResumeCampaignRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ResumeCampaignResponse:
+        return pb.ResumeCampaignResponse(campaign=await self._act(request, "resume"))
+
+    async def CancelCampaign(
+        self, request: pb.CancelCampaignRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CancelCampaignResponse:
+        return pb.CancelCampaignResponse(campaign=await self._act(request, "cancel"))
+
+    async def ArchiveCampaign(
+        self, request: pb.ArchiveCampaignRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ArchiveCampaignResponse:
+        return pb.ArchiveCampaignResponse(campaign=await self._act(request, "archive"))
+
+    async def GetSchedule(
+        self, request: pb.GetScheduleRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetScheduleResponse:
+        _, zone_name, occurrences = await self._service.get_schedule(
+            request.campaign_id,
+            request.count,
+            _optional_micros(request, "after_time"),
+            request.time_zone,
+        )
+        return pb.GetScheduleResponse(
+            occurrences=[
+                pb.Occurrence(
+                    start_time=_stamp(window.start_us),
+                    end_time=_stamp(window.end_us),
+                    local_start=local_start.isoformat(),
+                    local_end=local_end.isoformat(),
+                    time_zone=zone_name,
+                )
+                for window, local_start, local_end in occurrences
+            ]
+        )
+
+    async def GetCampaignStats(
+        self, request: pb.GetCampaignStatsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetCampaignStatsResponse:
+        stats = await self._service.stats(request.campaign_id)
+        figures, campaign = stats.figures, stats.campaign
+        return pb.GetCampaignStatsResponse(
+            stats=pb.CampaignStats(
+                campaign_id=campaign.campaign_id,
+                points_awarded=figures.points,
+                activities=figures.activities,
+                unique_members=figures.members,
+                budget_funded=campaign.budget_funded,
+                budget_used=campaign.budget_used,
+                budget_left=campaign.budget_remaining,
+                ledger_budget_balance=stats.ledger_balance,
+                reconciled=stats.reconciled,
+                refusals=_refusals(figures.refusals, None),
+                days=[
+                    pb.DayStats(
+                        date=day.day,
+                        points_awarded=day.points,
+                        activities=day.activities,
+                        unique_members=day.members,
+                        refusals=_refusals(figures.refusals, day.day),
+                    )
+                    for day in figures.days
+                ],
+            )
+        )
+
+    async def WatchCampaigns(
+        self, request: pb.WatchCampaignsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.WatchCampaignsResponse]:
+        async for transition in self._service.watch(request.after_sequence):
+            yield pb.WatchCampaignsResponse(
+                transition=pb.CampaignTransition(
+                    sequence=transition.sequence,
+                    campaign_id=transition.campaign_id,
+                    from_state=_enum_out(
+                        pb.CampaignState, "CAMPAIGN_STATE_", transition.from_state
+                    ),
+                    to_state=_enum_out(pb.CampaignState, "CAMPAIGN_STATE_", transition.to_state),
+                    effect_time=_stamp(transition.effect_us),
+                )
+            )

@@ -1,0 +1,201 @@
+"""TrackActivity and DryRunActivity over a real campaigns server and a real ledger."""
+
+from __future__ import annotations
+
+import grpc
+from loyalty.campaigns.v1 import campaigns_service_pb2 as pb
+from loyalty.ledger.v1 import ledger_service_pb2 as ledger_pb
+
+from tests.campaigns.helpers import balance, launch, program, rejected
+from tests.campaigns.messages import activity, fixed, member, multiplier, purchase
+
+HOUR_US = 3600 * 1_000_000
+
+
+async def track(stub, message):
+    return await stub.TrackActivity(pb.TrackActivityRequest(activity=message))
+
+
+async def test_upsert_member_opens_the_wallet_once(campaigns):
+    stub = campaigns.stub
+    profile = member(time_zone="Europe/Paris", tier="gold", birthday=pb.Birthday(month=2, day=29))
+    first = await stub.UpsertMember(pb.UpsertMemberRequest(member=profile))
+    again = await stub.UpsertMember(pb.UpsertMemberRequest(member=profile))
+    assert first.created and not again.created
+    assert again.member.birthday.day == 29
+    wallet = await campaigns.ledger.stub.GetAccount(ledger_pb.GetAccountRequest(account_id="m-1"))
+    assert wallet.account.flags.expiring_lots
+    assert wallet.account.expiry_account_id == "program:breakage"
+    got = await stub.GetMember(pb.GetMemberRequest(member_id="m-1"))
+    assert got.member.tier == "gold"
+
+
+async def test_one_referrer_per_member_never_itself(campaigns):
+    stub = campaigns.stub
+    await program(stub, "m-1", "m-2", "m-3")
+    reason, _ = await rejected(
+        stub.UpsertMember(
+            pb.UpsertMemberRequest(member=member("m-4", referrer_member_id="nobody"))
+        ),
+        grpc.StatusCode.FAILED_PRECONDITION,
+    )
+    assert reason == "REFERRER_NOT_FOUND"
+    _, violations = await rejected(
+        stub.UpsertMember(pb.UpsertMemberRequest(member=member("m-2", referrer_member_id="m-2"))),
+        grpc.StatusCode.INVALID_ARGUMENT,
+    )
+    assert "member.referrer_member_id" in violations
+    await stub.UpsertMember(pb.UpsertMemberRequest(member=member("m-2", referrer_member_id="m-1")))
+    reason, _ = await rejected(
+        stub.UpsertMember(pb.UpsertMemberRequest(member=member("m-2", referrer_member_id="m-3"))),
+        grpc.StatusCode.FAILED_PRECONDITION,
+    )
+    assert reason == "REFERRER_ALREADY_SET"
+
+
+async def test_an_activity_awards_one_linked_chain_and_a_retry_replays_it(campaigns):
+    stub, ledger = campaigns.stub, campaigns.ledger
+    await program(stub)
+    await launch(stub, "double", multiplier(200))
+    await launch(stub, "welcome", fixed(25))
+    now = campaigns.clock.now_us()
+    first = await track(stub, purchase("a-1", 1234, now))
+    breakdown = first.breakdown
+    assert (breakdown.base_points, breakdown.total_points, breakdown.balance) == (12, 49, 49)
+    assert list(breakdown.transfer_ids) == [
+        "activity:a-1:base",
+        "activity:a-1:bonus:double",
+        "activity:a-1:bonus:welcome",
+    ]
+    legs = [
+        (await ledger.stub.GetTransfer(ledger_pb.GetTransferRequest(transfer_id=t))).transfer
+        for t in breakdown.transfer_ids
+    ]
+    assert [leg.debit_account_id for leg in legs] == [
+        "program:issuance",
+        "campaign:double:budget",
+        "campaign:welcome:budget",
+    ]
+    assert breakdown.expire_time.seconds == now // 1_000_000 + 365 * 86_400
+    again = await track(stub, purchase("a-1", 1234, now))
+    assert again.replayed and again.breakdown == breakdown
+    assert await balance(ledger, "m-1") == 49
+
+
+async def test_the_same_id_with_other_content_names_the_difference(campaigns):
+    stub = campaigns.stub
+    await program(stub)
+    now = campaigns.clock.now_us()
+    await track(stub, purchase("a-1", 1000, now))
+    reason, _ = await rejected(
+        track(stub, purchase("a-1", 2000, now)), grpc.StatusCode.ALREADY_EXISTS
+    )
+    assert reason == "ACTIVITY_ID_REUSED"
+    assert await balance(campaigns.ledger, "m-1") == 10
+
+
+async def test_late_future_and_unknown_member_activities_change_nothing(campaigns):
+    stub = campaigns.stub
+    await program(stub)
+    now = campaigns.clock.now_us()
+    late = purchase("late", 1000, now - 73 * HOUR_US)
+    reason, _ = await rejected(track(stub, late), grpc.StatusCode.FAILED_PRECONDITION)
+    assert reason == "ACTIVITY_TOO_LATE"
+    future = purchase("future", 1000, now + HOUR_US)
+    reason, _ = await rejected(track(stub, future), grpc.StatusCode.FAILED_PRECONDITION)
+    assert reason == "ACTIVITY_IN_FUTURE"
+    stranger = purchase("who", 1000, now, member_id="stranger")
+    reason, _ = await rejected(track(stub, stranger), grpc.StatusCode.NOT_FOUND)
+    assert reason == "MEMBER_NOT_FOUND"
+    # Within the allowed lateness the activity counts, by its own time.
+    on_time = await track(stub, purchase("on-time", 1000, now - 71 * HOUR_US))
+    assert on_time.breakdown.total_points == 10
+    assert await balance(campaigns.ledger, "m-1") == 10
+
+
+async def test_dry_run_tells_what_would_be_earned_and_posts_nothing(campaigns):
+    stub = campaigns.stub
+    await program(stub)
+    await launch(
+        stub, "share", fixed(15, conditions=pb.Conditions(activity_types=["social_share"]))
+    )
+    now = campaigns.clock.now_us()
+    dry = await stub.DryRunActivity(
+        pb.DryRunActivityRequest(activity=activity("s-1", "social_share", now))
+    )
+    assert dry.breakdown.total_points == 15
+    assert await balance(campaigns.ledger, "m-1") == 0
+    tracked = await track(stub, activity("s-1", "social_share", now))
+    assert tracked.breakdown.total_points == 15 and not tracked.replayed
+
+
+async def test_refunds_claw_back_in_proportion_and_never_below_zero(campaigns):
+    stub, ledger = campaigns.stub, campaigns.ledger
+    await program(stub)
+    await launch(stub, "bonus", fixed(50))
+    now = campaigns.clock.now_us()
+    await track(stub, purchase("p-1", 10_000, now))  # 100 base + 50 bonus
+    assert await balance(ledger, "m-1") == 150
+
+    def refund(activity_id, amount):
+        return activity(
+            activity_id,
+            "refund",
+            now,
+            refund=pb.Refund(purchase_activity_id="p-1", amount_minor=amount),
+        )
+
+    partial = (await track(stub, refund("r-1", 3_333))).breakdown
+    assert partial.clawback.points_reversed == 33 + 16  # floor(100/3) + floor(50/3)
+    assert partial.balance == 150 - 49
+    budget = await stub.GetCampaign(pb.GetCampaignRequest(campaign_id="bonus"))
+    assert budget.campaign.budget_used == 50 - 16
+    # The member spends most of the rest before the remaining refund.
+    await ledger.stub.OpenAccount(
+        ledger_pb.OpenAccountRequest(
+            account=ledger_pb.Account(
+                id="shop:redemption", unit="points", kind=ledger_pb.ACCOUNT_KIND_REDEMPTION
+            )
+        )
+    )
+    await ledger.stub.PostTransfers(
+        ledger_pb.PostTransfersRequest(
+            transfers=[
+                ledger_pb.Transfer(
+                    id="redeem-1",
+                    debit_account_id="m-1",
+                    credit_account_id="shop:redemption",
+                    amount=81,
+                    code=ledger_pb.TRANSFER_CODE_REDEEM,
+                    kind=ledger_pb.TRANSFER_KIND_POSTED,
+                )
+            ]
+        )
+    )
+    rest = (await track(stub, refund("r-2", 6_667))).breakdown
+    assert rest.clawback.points_reversed == 20
+    assert rest.clawback.points_unrecovered == (100 - 33) + (50 - 16) - 20
+    assert await balance(ledger, "m-1") == 0
+    reason, _ = await rejected(track(stub, refund("r-3", 1)), grpc.StatusCode.FAILED_PRECONDITION)
+    assert reason == "REFUND_EXCEEDS_PURCHASE"
+
+
+async def test_birthday_bonus_once_a_year(campaigns):
+    stub = campaigns.stub
+    await program(stub)
+    await stub.UpsertMember(
+        pb.UpsertMemberRequest(member=member(birthday=pb.Birthday(month=1, day=1)))
+    )
+    birthday = pb.CampaignSpec(
+        display_name="Happy birthday",
+        kind=pb.CAMPAIGN_KIND_BIRTHDAY_BONUS,
+        reward=pb.Reward(points=200),
+        budget_points=1000,
+        schedule=pb.Schedule(time_zone="Europe/Paris"),
+    )
+    await launch(stub, "bday", birthday)
+    now = campaigns.clock.now_us()  # 1 January, 01:00 in Paris
+    first = await track(stub, activity("l-1", "app_login", now))
+    second = await track(stub, activity("l-2", "app_login", now + 1))
+    assert [a.campaign_id for a in first.breakdown.applied] == ["bday"]
+    assert [r.reason for r in second.breakdown.refused] == [pb.REFUSAL_REASON_ALREADY_GRANTED]
