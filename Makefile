@@ -7,10 +7,13 @@ BIN := $(VENV)/bin
 PROTOS := $(shell find protos -name '*.proto' | sort)
 INSTALLED := $(VENV)/.installed
 GENERATED := gen/.generated
+NODE_INSTALLED := node_modules/.installed
+ROLE ?= player
+SUB ?= m-1
 
-.PHONY: setup proto run test lint format bench clean
+.PHONY: setup proto run test e2e lint format bench demo token clean
 
-setup: $(INSTALLED) $(GENERATED)
+setup: $(INSTALLED) $(GENERATED) $(NODE_INSTALLED)
 
 # The virtual environment with pinned packages; the project itself is installed
 # editable so `services`, `tools` and the generated `loyalty` stubs import anywhere.
@@ -28,11 +31,25 @@ $(GENERATED): $(PROTOS) $(INSTALLED)
 	$(PY) -m grpc_tools.protoc -I protos --python_out=gen --pyi_out=gen --grpc_python_out=gen $(PROTOS)
 	touch $@
 
+# Node packages for the third-party client tests (connect-web, grpc-js), from the lock file.
+$(NODE_INSTALLED): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
 run: setup
 	$(PY) -m tools.suite
 
 test: setup
 	$(PY) -m pytest
+
+e2e: setup
+	$(PY) -m pytest tests/e2e
+
+demo: setup
+	$(PY) -m tools.demo
+
+token: setup
+	@$(PY) -m tools.token --role $(ROLE) --sub $(SUB)
 
 lint: setup
 	$(BIN)/ruff check .
@@ -47,4 +64,4 @@ bench: setup
 	$(PY) -m bench
 
 clean:
-	rm -rf $(VENV) gen var .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) gen var node_modules .pytest_cache .ruff_cache .hypothesis

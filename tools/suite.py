@@ -1,0 +1,257 @@
+"""Start the suite's services as real processes: `make run`, the end-to-end and
+crash tests and the benchmarks all start them through here.
+
+    python -m tools.suite            # every service on its default port, data in ./var
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import os
+import signal
+import socket
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+STARTUP_SECONDS = 30.0
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    default_port: int
+    db_env: str | None
+    # env var -> the service whose address it names
+    upstreams: Mapping[str, str] = field(default_factory=dict)
+    # gRPC services answer grpc.health.v1; the HTTP gateway answers GET /readyz.
+    readiness_path: str | None = None
+
+    @property
+    def module(self) -> str:
+        return f"services.{self.name}"
+
+    @property
+    def listen_env(self) -> str:
+        return f"{self.name.upper()}_LISTEN"
+
+    def exists(self) -> bool:
+        return importlib.util.find_spec(f"{self.module}.__main__") is not None
+
+
+SERVICES = (
+    ServiceSpec("ledger", 50051, "LEDGER_DB"),
+    ServiceSpec("games", 50052, "GAMES_DB", {"GAMES_LEDGER_TARGET": "ledger"}),
+    ServiceSpec("campaigns", 50053, "CAMPAIGNS_DB", {"CAMPAIGNS_LEDGER_TARGET": "ledger"}),
+    ServiceSpec(
+        "gateway",
+        8080,
+        None,
+        {
+            "GATEWAY_LEDGER_TARGET": "ledger",
+            "GATEWAY_GAMES_TARGET": "games",
+            "GATEWAY_CAMPAIGNS_TARGET": "campaigns",
+        },
+        readiness_path="/readyz",
+    ),
+)
+SPECS = {spec.name: spec for spec in SERVICES}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def wait_serving(target: str, timeout: float = STARTUP_SECONDS) -> None:
+    """Wait until the gRPC health service at `target` answers SERVING."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    async with grpc.aio.insecure_channel(target) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        while True:
+            try:
+                response = await health.Check(health_pb2.HealthCheckRequest(), timeout=1.0)
+                if response.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.aio.AioRpcError:
+                pass
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"{target} did not become healthy in {timeout} s")
+            await asyncio.sleep(0.05)
+
+
+async def wait_ready_http(target: str, path: str, timeout: float = STARTUP_SECONDS) -> None:
+    """Wait until GET `path` on the HTTP server at `target` answers 200."""
+    host, port = target.rsplit(":", 1)
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            reader, writer = await asyncio.open_connection(host, int(port))
+            writer.write(
+                f"GET {path} HTTP/1.1\r\nHost: {target}\r\nConnection: close\r\n\r\n".encode()
+            )
+            status_line = await reader.readline()
+            writer.close()
+            await writer.wait_closed()
+            if status_line.split()[1:2] == [b"200"]:
+                return
+        except (OSError, IndexError):
+            pass
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"{target}{path} did not answer 200 in {timeout} s")
+        await asyncio.sleep(0.05)
+
+
+@dataclass
+class ServiceProcess:
+    spec: ServiceSpec
+    port: int
+    process: asyncio.subprocess.Process
+    log_path: Path | None
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    async def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
+        if self.process.returncode is None:
+            self.process.send_signal(sig)
+            try:
+                await asyncio.wait_for(self.process.wait(), timeout)
+            except TimeoutError:
+                self.process.kill()
+                await self.process.wait()
+        return self.process.returncode
+
+    async def kill(self) -> None:
+        """SIGKILL: no shutdown code runs, as in a power cut or an OOM kill."""
+        await self.stop(signal.SIGKILL)
+
+
+class Suite:
+    """Services as separate processes, each on its own port, data under `data_dir`."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        ports: Mapping[str, int] | None = None,
+        env: Mapping[str, str] | None = None,
+        log_dir: Path | None = None,
+    ) -> None:
+        self.data_dir = data_dir
+        self.ports = dict(ports or {})
+        self.env = dict(env or {})
+        self.log_dir = log_dir
+        self.running: dict[str, ServiceProcess] = {}
+
+    def port(self, name: str) -> int:
+        if name not in self.ports:
+            self.ports[name] = free_port()
+        return self.ports[name]
+
+    def target(self, name: str) -> str:
+        return f"127.0.0.1:{self.port(name)}"
+
+    def environment(self, spec: ServiceSpec) -> dict[str, str]:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
+        env[spec.listen_env] = self.target(spec.name)
+        if spec.db_env:
+            env[spec.db_env] = str(self.data_dir / f"{spec.name}.db")
+        for variable, upstream in spec.upstreams.items():
+            env[variable] = self.target(upstream)
+        return env
+
+    async def start(self, name: str, wait: bool = True) -> ServiceProcess:
+        spec = SPECS[name]
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log_path = self.log_dir / f"{name}.log" if self.log_dir else None
+        if log_path is not None:
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+        output = log_path.open("ab") if log_path is not None else None
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            spec.module,
+            env=self.environment(spec),
+            cwd=REPO,
+            stdout=output,
+            stderr=asyncio.subprocess.STDOUT if output is not None else None,
+        )
+        if output is not None:
+            output.close()
+        running = ServiceProcess(spec, self.port(name), process, log_path)
+        self.running[name] = running
+        if wait:
+            await self.wait(name)
+        return running
+
+    async def wait(self, name: str) -> None:
+        running = self.running[name]
+        path = running.spec.readiness_path
+        waiting = asyncio.ensure_future(
+            wait_ready_http(running.target, path) if path else wait_serving(running.target)
+        )
+        exited = asyncio.ensure_future(running.process.wait())
+        done, _ = await asyncio.wait({waiting, exited}, return_when=asyncio.FIRST_COMPLETED)
+        if exited in done:
+            waiting.cancel()
+            raise RuntimeError(f"{name} exited with {running.process.returncode} while starting")
+        exited.cancel()
+        waiting.result()
+
+    async def start_all(self, names: list[str] | None = None) -> None:
+        for name in names or [spec.name for spec in SERVICES if spec.exists()]:
+            await self.start(name)
+
+    async def stop_all(self) -> None:
+        for name in reversed(list(self.running)):
+            await self.running.pop(name).stop()
+
+
+async def run(data_dir: Path) -> None:
+    suite = Suite(data_dir, ports={spec.name: spec.default_port for spec in SERVICES})
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    stop = asyncio.ensure_future(stopping.wait())
+    try:
+        starting = asyncio.ensure_future(suite.start_all())
+        await asyncio.wait([starting, stop], return_when=asyncio.FIRST_COMPLETED)
+        if not starting.done():
+            starting.cancel()
+            return
+        starting.result()
+        print("Loyalty Arcade is running:")
+        for name, service in suite.running.items():
+            print(f"  {name:<10} {service.target}")
+        if "gateway" in suite.running:
+            print(f"  Connect, gRPC-Web and gRPC: http://{suite.target('gateway')}")
+            print("  A token for trying things: make token ROLE=player SUB=m-1")
+        print("Ctrl-C stops every service.", flush=True)
+        exits = [asyncio.ensure_future(s.process.wait()) for s in suite.running.values()]
+        await asyncio.wait([stop, *exits], return_when=asyncio.FIRST_COMPLETED)
+        for name, service in suite.running.items():
+            if service.process.returncode is not None:
+                print(f"{name} exited with {service.process.returncode}; stopping the rest")
+    finally:
+        await suite.stop_all()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Run every Loyalty Arcade service.")
+    parser.add_argument("--data-dir", type=Path, default=REPO / "var")
+    arguments = parser.parse_args()
+    asyncio.run(run(arguments.data_dir))
+
+
+if __name__ == "__main__":
+    main()
