@@ -42,6 +42,7 @@ from services.campaigns.domain.validation import (
     MEMBER_ID,
     check_activity,
     check_id,
+    check_instant,
     check_member,
     check_spec,
     check_zone,
@@ -741,10 +742,13 @@ class CampaignsService:
         page_size: int,
         after_id: str,
     ) -> tuple[list[CampaignView], str]:
-        if page_size < 0:
-            raise InvalidArgument([FieldViolation("page_size", "must not be negative")])
-        if start_us is not None and end_us is not None and end_us <= start_us:
-            raise InvalidArgument([FieldViolation("end_time", "must be after start_time")])
+        violations = Violations()
+        violations.check(page_size >= 0, "page_size", "must not be negative")
+        check_instant(violations, "start_time", start_us)
+        check_instant(violations, "end_time", end_us)
+        if start_us is not None and end_us is not None:
+            violations.check(end_us > start_us, "end_time", "must be after start_time")
+        violations.raise_if_any()
         size = min(page_size or DEFAULT_PAGE, MAX_PAGE)
         matched: list[CampaignView] = []
         for campaign in await self._store.read_campaigns():
@@ -765,8 +769,10 @@ class CampaignsService:
         return matched, ""
 
     def _overlaps(self, campaign: Campaign, start_us: int | None, end_us: int | None) -> bool:
+        if start_us is None and end_us is None:
+            return True
         schedule = self._schedule_of(campaign)
-        after = start_us if start_us is not None else -(2**62)
+        after = start_us if start_us is not None else schedule.first_start_us()
         if schedule.always:
             return schedule.spec.end_us is None or schedule.spec.end_us > after
         found = schedule.occurrences(after, 1)
@@ -778,6 +784,7 @@ class CampaignsService:
         violations = Violations()
         check_id(violations, "campaign_id", CAMPAIGN_ID, campaign_id)
         violations.check(count >= 0, "count", "must not be negative")
+        check_instant(violations, "after_time", after_us)
         if time_zone:
             check_zone(violations, "time_zone", time_zone)
         violations.raise_if_any()

@@ -363,7 +363,7 @@ def _after_id(token: str) -> str:
     if not token:
         return ""
     try:
-        return base64.urlsafe_b64decode(token.encode()).decode()
+        return base64.b64decode(token.encode(), altchars=b"-_", validate=True).decode()
     except (ValueError, UnicodeDecodeError) as error:
         raise InvalidArgument([FieldViolation("page_token", "not a token we issued")]) from error
 

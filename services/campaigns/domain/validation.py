@@ -42,6 +42,18 @@ def check_id(violations: Violations, field: str, pattern: re.Pattern[str], value
     )
 
 
+# Instants the schedule arithmetic handles in any zone: years 1971 to 9998.
+EARLIEST_US = 365 * 86_400 * 1_000_000
+LATEST_US = 253_339_200_000 * 1_000_000
+
+
+def check_instant(violations: Violations, field: str, instant_us: int | None) -> None:
+    if instant_us is not None:
+        violations.check(
+            EARLIEST_US <= instant_us <= LATEST_US, field, "must be between 1971 and 9998"
+        )
+
+
 def check_zone(violations: Violations, field: str, name: str) -> None:
     try:
         zone(name)
@@ -92,7 +104,8 @@ def check_activity(violations: Violations, activity: Activity) -> None:
     check_id(violations, "activity.activity_id", ACTIVITY_ID, activity.activity_id)
     check_id(violations, "activity.member_id", MEMBER_ID, activity.member_id)
     check_id(violations, "activity.type", ACTIVITY_TYPE, activity.type)
-    violations.check(activity.occur_us > 0, "activity.occur_time", "is required")
+    if violations.check(activity.occur_us != 0, "activity.occur_time", "is required"):
+        check_instant(violations, "activity.occur_time", activity.occur_us)
     purchase, refund = activity.purchase, activity.refund
     if activity.type == PURCHASE:
         if violations.check(purchase is not None, "activity.purchase", "a purchase needs it"):
@@ -236,6 +249,7 @@ def check_spec(violations: Violations, spec: CampaignSpec) -> Schedule | None:
         field = error.field if error.field.startswith("schedule.") else f"schedule.{error.field}"
         violations.add(f"spec.{field}", error.description)
         return None
+    check_instant(violations, "spec.schedule.end_time", spec.schedule.end_us)
     if spec.schedule.end_us is not None and not schedule.always:
         violations.check(
             spec.schedule.end_us > schedule.first_start_us(),
