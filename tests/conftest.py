@@ -25,7 +25,8 @@ class RunningLedger:
 async def ledger(tmp_path) -> RunningLedger:
     """A real ledger server on a free port, driven by a ManualClock."""
     clock = ManualClock()
-    settings = LedgerSettings(db_path=tmp_path / "ledger.db", sweep_interval_seconds=3600)
+    # Tests sweep explicitly (SweepExpired); the schedule is tested on its own.
+    settings = LedgerSettings(db_path=tmp_path / "ledger.db", sweep_interval_seconds=10**9)
     host = await build_server(settings, "127.0.0.1:0", clock)
     await host.start()
     target = f"127.0.0.1:{host.port}"

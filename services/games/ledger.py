@@ -150,7 +150,7 @@ class LedgerAccounts:
     async def _call(self, method, request):
         """One call with a deadline and retries; an unreachable ledger is UNAVAILABLE."""
         try:
-            return await call_with_retry(method, request, timeout=self._timeout)
+            return await call_with_retry(method, request, deadline=self._timeout)
         except grpc.aio.AioRpcError as error:
             if error.code() in RETRYABLE:
                 raise unavailable(error) from error

@@ -11,7 +11,7 @@ import structlog
 
 from services.gateway.domain import CorsPolicy
 from services.kit.clock import Clock
-from services.kit.server import REQUEST_ID_HEADER, _request_id
+from services.kit.server import REQUEST_ID_HEADER, request_id_from
 
 log = structlog.get_logger()
 
@@ -92,7 +92,7 @@ class Edge:
             return
         if scope["type"] != "http":
             return
-        request_id = _request_id(
+        request_id = request_id_from(
             (key.decode("latin-1"), value.decode("latin-1")) for key, value in scope["headers"]
         )
         structlog.contextvars.clear_contextvars()

@@ -43,7 +43,7 @@ from services.gateway.tokens import (
 )
 from services.kit.clock import Clock, SystemClock
 from services.kit.config import env_float, env_int, env_path, env_str
-from services.kit.outgoing import RequestIdUnaryStream, RequestIdUnaryUnary
+from services.kit.outgoing import open_channel
 
 log = structlog.get_logger()
 
@@ -58,12 +58,8 @@ UPSTREAM_CHANNEL_OPTIONS = (
 
 
 def upstream_channel(target: str) -> grpc.aio.Channel:
-    """Like the kit's open_channel (request ids forwarded), with fast reconnects."""
-    return grpc.aio.insecure_channel(
-        target,
-        options=UPSTREAM_CHANNEL_OPTIONS,
-        interceptors=[RequestIdUnaryUnary(), RequestIdUnaryStream()],
-    )
+    """The kit's channel (request ids forwarded), with fast reconnects."""
+    return open_channel(target, UPSTREAM_CHANNEL_OPTIONS)
 
 
 @dataclass(frozen=True)

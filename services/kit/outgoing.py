@@ -38,10 +38,10 @@ class RequestIdUnaryStream(grpc.aio.UnaryStreamClientInterceptor):
         return await continuation(_with_request_id(client_call_details), request)
 
 
-def open_channel(target: str) -> grpc.aio.Channel:
+def open_channel(target: str, options: tuple[tuple[str, object], ...] = ()) -> grpc.aio.Channel:
     """A channel to another service that forwards the current request id."""
     return grpc.aio.insecure_channel(
-        target, interceptors=[RequestIdUnaryUnary(), RequestIdUnaryStream()]
+        target, options=options, interceptors=[RequestIdUnaryUnary(), RequestIdUnaryStream()]
     )
 
 

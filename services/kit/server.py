@@ -4,6 +4,7 @@ reflection and graceful shutdown around a grpc.aio server."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import signal
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
@@ -33,7 +34,7 @@ class Undecodable:
     error: str
 
 
-def _request_id(metadata: Iterable[tuple[str, Any]] | None) -> str:
+def request_id_from(metadata: Iterable[tuple[str, Any]] | None) -> str:
     for key, value in metadata or ():
         if key == REQUEST_ID_HEADER and isinstance(value, str):
             value = value.strip()
@@ -87,7 +88,7 @@ class CallContextInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None:
             return None
-        request_id = _request_id(handler_call_details.invocation_metadata)
+        request_id = request_id_from(handler_call_details.invocation_metadata)
         method = handler_call_details.method
 
         def bind() -> None:
@@ -123,7 +124,12 @@ class CallContextInterceptor(grpc.aio.ServerInterceptor):
                 if isinstance(request, Undecodable):
                     await _abort(context, _undecodable(request))
                 try:
-                    async for response in stream_behavior(request, context):
+                    responses = stream_behavior(request, context)
+                    # Servicers either yield responses or write them with context.write.
+                    if inspect.isawaitable(responses):
+                        await responses
+                        return
+                    async for response in responses:
                         yield response
                 except ServiceError as error:
                     await _abort(context, error)
