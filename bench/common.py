@@ -1,0 +1,167 @@
+"""What every benchmark shares: the load generator in its own process, the echo
+ceiling, peak memory, targets, bench/results/<name>.json and the printed table.
+
+Services start through tools.suite, as `make run` and the end-to-end tests start them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+
+from tools.suite import REPO, STARTUP_SECONDS, free_port, wait_serving
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """One measured phase of `python -m bench.load run`."""
+
+    calls: int
+    seconds: float
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: dict[str, int] = field(default_factory=dict)
+    # Calls each lane sent, warm-up included, so a caller can replay the workload.
+    lane_calls: list[int] = field(default_factory=list)
+
+
+async def run_load(
+    target: str,
+    method: str,
+    workload: str,
+    params: dict,
+    *,
+    concurrency: int = 64,
+    seconds: float = 5.0,
+    warmup: float = 1.0,
+    calls: int = 0,
+    timeout: float = 30.0,
+) -> LoadResult:
+    """Drive `method` on `target` from a separate process (see bench/load.py)."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bench.load",
+        "run",
+        f"--target={target}",
+        f"--method={method}",
+        f"--workload={workload}",
+        f"--params={json.dumps(params)}",
+        f"--concurrency={concurrency}",
+        f"--seconds={seconds}",
+        f"--warmup={warmup}",
+        f"--calls={calls}",
+        f"--timeout={timeout}",
+        cwd=REPO,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await process.communicate()
+    if process.returncode != 0:
+        raise RuntimeError(f"load generator exited with {process.returncode}: {stderr.decode()}")
+    result = LoadResult(**json.loads(stdout.decode().strip().splitlines()[-1]))
+    if result.errors:
+        print(f"  {method}: failed calls {result.errors}", file=sys.stderr)
+    return result
+
+
+@dataclass
+class EchoServer:
+    process: asyncio.subprocess.Process
+    target: str
+
+    async def stop(self) -> None:
+        if self.process.returncode is None:
+            self.process.terminate()
+            await self.process.wait()
+
+
+async def start_echo(response_bytes: int) -> EchoServer:
+    """A bare grpc.aio server in its own process answering `response_bytes` per call."""
+    target = f"127.0.0.1:{free_port()}"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bench.load",
+        "echo",
+        f"--listen={target}",
+        f"--response-bytes={response_bytes}",
+        cwd=REPO,
+    )
+    echo = EchoServer(process, target)
+    try:
+        await wait_serving(target)
+    except BaseException:
+        await echo.stop()
+        raise
+    return echo
+
+
+async def wait_connectable(target: str, timeout: float = STARTUP_SECONDS) -> None:
+    """Wait until a server accepts an HTTP/2 connection at `target`."""
+    async with grpc.aio.insecure_channel(target) as channel:
+        await asyncio.wait_for(channel.channel_ready(), timeout)
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The process's peak resident memory so far (VmHWM), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmHWM for process {pid}")
+
+
+@dataclass(frozen=True)
+class Target:
+    """A figure's goal: `value >= bound` (at_least) or `value <= bound`."""
+
+    key: str
+    bound: float
+    at_least: bool = True
+
+    def met(self, value: float) -> bool:
+        return value >= self.bound if self.at_least else value <= self.bound
+
+    def describe(self) -> str:
+        return f"{'>=' if self.at_least else '<='} {self.bound:g}"
+
+
+def report(name: str, results: dict, targets: list[Target] = ()) -> Path:
+    """Write bench/results/<name>.json (figures plus each target's verdict) and print
+    a table; a missed target is reported, not raised."""
+    verdicts = {
+        target.key: {"target": target.describe(), "met": target.met(results[target.key])}
+        for target in targets
+    }
+    path = RESULTS_DIR / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({**results, "targets": verdicts}, indent=2) + "\n")
+    rows = [("metric", "value", "target", "")]
+    for key, value in results.items():
+        verdict = verdicts.get(key)
+        rows.append(
+            (
+                key,
+                f"{value:,.3f}".rstrip("0").rstrip(".") if isinstance(value, float) else str(value),
+                verdict["target"] if verdict else "",
+                ("PASS" if verdict["met"] else "MISS") if verdict else "",
+            )
+        )
+    widths = [max(len(row[column]) for row in rows) for column in range(4)]
+    print(f"== {name} ==")
+    for row in rows:
+        print(
+            "  ".join(
+                cell.rjust(width) if column == 1 else cell.ljust(width)
+                for column, (cell, width) in enumerate(zip(row, widths, strict=True))
+            ).rstrip()
+        )
+    return path

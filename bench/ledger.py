@@ -1,0 +1,348 @@
+"""The ledger against its ceilings, in one run on 127.0.0.1.
+
+Starts the ledger as a real process (tools.suite) over a temporary SQLite file,
+opens a program's accounts and WALLETS member wallets (expiring lots, as the
+suite opens them) and funds them, then measures from a separate load-generator
+process (bench/load.py):
+
+- echo_rps: a bare grpc.aio echo server answering the same message sizes (a
+  PostTransfersRequest with one transfer in, a PostTransfersResponse's bytes out);
+- unary_tps, unary_p50_ms, unary_p99_ms: PostTransfers with one transfer per call
+  at 64 concurrent calls (earns issuance -> wallet, spends wallet -> revenue, spread
+  over the wallets); unary_ratio = unary_tps / echo_rps;
+- batch_tps: PostTransfers with 1,000 such transfers per call, against
+  sqlite_batch_tps: plain sqlite3 on a fresh file with the ledger's own migrations,
+  one transaction per 1,000 transfers (INSERT them, UPDATE both accounts' balances;
+  WAL, synchronous=FULL; no gRPC, no service layer); batch_ratio = their quotient;
+- ledger_rss_mb: the ledger process's peak resident memory over the run.
+
+Then checks the program's balances against what was sent, so every measured
+transfer is known to have committed. Writes bench/results/ledger.json.
+
+    python -m bench.ledger [--seconds 5] [--wallets 4096]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+from loyalty.ledger.v1 import ledger_service_pb2 as pb
+from loyalty.ledger.v1 import ledger_service_pb2_grpc as pb_grpc
+
+from bench.common import Target, peak_rss_mb, report, run_load, start_echo
+from bench.load import ECHO_METHOD, Call
+from services.kit.clock import MICROS_PER_SECOND, SystemClock
+from services.kit.logs import configure_logging
+from services.kit.sqlite import connect, migrate
+from services.ledger.server import SERVICE_NAME
+from services.ledger.store import MIGRATIONS
+from tools.suite import Suite
+
+WALLETS = 4096
+FUNDING = 1_000_000
+ISSUANCE, BREAKAGE, REVENUE = "program:issuance", "program:breakage", "games:revenue"
+CONCURRENCY = 64
+BATCH = 1000
+BATCH_CONCURRENCY = 2
+POST_TRANSFERS = f"/{SERVICE_NAME}/PostTransfers"
+YEAR_US = 365 * 86_400 * MICROS_PER_SECOND
+TARGETS = [
+    Target("unary_ratio", 0.85),
+    Target("unary_p99_ms", 25, at_least=False),
+    Target("batch_ratio", 0.6),
+    Target("ledger_rss_mb", 150, at_least=False),
+]
+
+
+def wallet(index: int) -> str:
+    return f"bench-m-{index:05d}"
+
+
+# ---------------------------------------------------------------- the workload
+
+
+def transfer_specs(params: dict, lane: int) -> Iterator[tuple[str, str, str, int, int | None]]:
+    """(id, debit, credit, amount, expires_at) forever: half earns (issuance -> a
+    wallet, expiring in a year), half small spends (a wallet -> revenue), over
+    random wallets; deterministic per (seed, lane) so the caller can replay it."""
+    rng = random.Random(f"{params['seed']}:{lane}")
+    wallets, expires_at = params["wallets"], params["expires_at"]
+    count = 0
+    while True:
+        count += 1
+        member = wallet(rng.randrange(wallets))
+        transfer_id = f"{params['prefix']}:{lane}:{count}"
+        if rng.random() < 0.5:
+            yield transfer_id, ISSUANCE, member, rng.randint(10, 100), expires_at
+        else:
+            yield transfer_id, member, REVENUE, rng.randint(1, 10), None
+
+
+def _transfer(spec: tuple[str, str, str, int, int | None]) -> pb.Transfer:
+    transfer_id, debit, credit, amount, expires_at = spec
+    transfer = pb.Transfer(
+        id=transfer_id,
+        kind=pb.TRANSFER_KIND_POSTED,
+        debit_account_id=debit,
+        credit_account_id=credit,
+        amount=amount,
+        code=pb.TRANSFER_CODE_EARN if debit == ISSUANCE else pb.TRANSFER_CODE_GAME_COST,
+    )
+    if expires_at is not None:
+        transfer.expire_time.FromMicroseconds(expires_at)
+    return transfer
+
+
+def transfer_calls(params: dict, lane: int) -> Iterator[Call]:
+    """The load generator's workload: PostTransfersRequest of params["batch"] transfers."""
+    specs = transfer_specs(params, lane)
+    batch = params["batch"]
+    while True:
+        request = pb.PostTransfersRequest(transfers=[_transfer(next(specs)) for _ in range(batch)])
+        yield request.SerializeToString(), ()
+
+
+def sent_totals(params: dict, lane_calls: list[int]) -> tuple[int, int]:
+    """(points earned, points spent) by the calls each lane sent."""
+    earned = spent = 0
+    for lane, calls in enumerate(lane_calls):
+        specs = transfer_specs(params, lane)
+        for _ in range(calls * params["batch"]):
+            _id, debit, _credit, amount, _expires = next(specs)
+            if debit == ISSUANCE:
+                earned += amount
+            else:
+                spent += amount
+    return earned, spent
+
+
+# ---------------------------------------------------------------- set-up
+
+
+def _open(account_id: str, kind: int, **fields) -> pb.OpenAccountRequest:
+    return pb.OpenAccountRequest(
+        account=pb.Account(id=account_id, unit="points", kind=kind, **fields)
+    )
+
+
+async def set_up(ledger: pb_grpc.LedgerServiceStub, wallets: int) -> None:
+    """The program's accounts, then every wallet opened (64 at a time) and funded."""
+    for account_id, kind in (
+        (ISSUANCE, pb.ACCOUNT_KIND_PROGRAM_ISSUANCE),
+        (BREAKAGE, pb.ACCOUNT_KIND_BREAKAGE),
+        (REVENUE, pb.ACCOUNT_KIND_GAME_REVENUE),
+    ):
+        await ledger.OpenAccount(_open(account_id, kind), timeout=10)
+    flags = pb.AccountFlags(debits_must_not_exceed_credits=True, expiring_lots=True)
+    gate = asyncio.Semaphore(CONCURRENCY)
+
+    async def open_wallet(index: int) -> None:
+        async with gate:
+            await ledger.OpenAccount(
+                _open(
+                    wallet(index),
+                    pb.ACCOUNT_KIND_MEMBER_WALLET,
+                    flags=flags,
+                    expiry_account_id=BREAKAGE,
+                ),
+                timeout=30,
+            )
+
+    await asyncio.gather(*(open_wallet(index) for index in range(wallets)))
+    for start in range(0, wallets, BATCH):
+        funding = [
+            pb.Transfer(
+                id=f"bench:fund:{wallet(index)}",
+                kind=pb.TRANSFER_KIND_POSTED,
+                debit_account_id=ISSUANCE,
+                credit_account_id=wallet(index),
+                amount=FUNDING,
+                code=pb.TRANSFER_CODE_FUNDING,
+            )
+            for index in range(start, min(start + BATCH, wallets))
+        ]
+        response = await ledger.PostTransfers(
+            pb.PostTransfersRequest(transfers=funding), timeout=30
+        )
+        if any(result.code != pb.TRANSFER_RESULT_CODE_OK for result in response.results):
+            raise RuntimeError("funding the wallets failed")
+
+
+async def balance(ledger: pb_grpc.LedgerServiceStub, account_id: str) -> int:
+    response = await ledger.GetAccount(pb.GetAccountRequest(account_id=account_id), timeout=10)
+    return response.account.balance.balance
+
+
+# ---------------------------------------------------------------- the sqlite ceiling
+
+
+def sqlite_batch_tps(path: Path, params: dict, seconds: float) -> float:
+    """Transfers per second for plain sqlite3 on the ledger's schema: one transaction
+    per batch, INSERT the transfers and UPDATE both accounts' balances."""
+    db = connect(path)
+    migrate(db, MIGRATIONS)
+    now = SystemClock().now_us()
+    balances = {ISSUANCE: -FUNDING * params["wallets"], BREAKAGE: 0, REVENUE: 0}
+    balances.update({wallet(index): FUNDING for index in range(params["wallets"])})
+    db.execute("BEGIN IMMEDIATE")
+    db.executemany(
+        "INSERT INTO accounts (id, unit, kind, flags, expiry_account_id, metadata, created_at,"
+        " debits_posted, credits_posted) VALUES (?, 'points', ?, ?, ?, '{}', ?, ?, ?)",
+        [
+            (ISSUANCE, 2, 0, None, now, FUNDING * params["wallets"], 0),
+            (BREAKAGE, 6, 0, None, now, 0, 0),
+            (REVENUE, 5, 0, None, now, 0, 0),
+            *((wallet(i), 1, 5, BREAKAGE, now, 0, FUNDING) for i in range(params["wallets"])),
+        ],
+    )
+    db.execute("COMMIT")
+    specs = transfer_specs(params, 0)
+    sequence = transferred = 0
+    started = time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        rows, debits, credits = [], [], []
+        for _ in range(params["batch"]):
+            transfer_id, debit, credit, amount, expires_at = next(specs)
+            sequence += 1
+            balances[debit] -= amount
+            balances[credit] += amount
+            rows.append(
+                (
+                    sequence,
+                    transfer_id,
+                    1,
+                    1 if debit == ISSUANCE else 5,
+                    debit,
+                    credit,
+                    amount,
+                    now,
+                    balances[debit],
+                    balances[credit],
+                    "{}",
+                    "",
+                    0,
+                    expires_at,
+                    "",
+                )
+            )
+            debits.append((amount, debit))
+            credits.append((amount, credit))
+        db.execute("BEGIN IMMEDIATE")
+        db.executemany(
+            "INSERT INTO transfers (sequence, id, kind, code, debit_account_id,"
+            " credit_account_id, amount, created_at, debit_balance_after, credit_balance_after,"
+            " metadata, pending_id, timeout_us, expires_at, reverses_id)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            rows,
+        )
+        db.executemany("UPDATE accounts SET debits_posted = debits_posted + ? WHERE id = ?", debits)
+        db.executemany(
+            "UPDATE accounts SET credits_posted = credits_posted + ? WHERE id = ?", credits
+        )
+        db.execute("COMMIT")
+        transferred += len(rows)
+    elapsed = time.perf_counter() - started
+    db.close()
+    return transferred / elapsed
+
+
+# ---------------------------------------------------------------- the run
+
+
+async def run(seconds: float, wallets: int) -> dict:
+    expires_at = SystemClock().now_us() + YEAR_US
+
+    def params(prefix: str, batch: int) -> dict:
+        return {
+            "prefix": f"bench:{prefix}",
+            "seed": 1,
+            "wallets": wallets,
+            "expires_at": expires_at,
+            "batch": batch,
+        }
+
+    with tempfile.TemporaryDirectory(prefix="bench-ledger-") as scratch:
+        work = Path(scratch)
+        suite = Suite(work / "data", env={"LOG_LEVEL": "warning"}, log_dir=work / "logs")
+        ledger_process = await suite.start("ledger")
+        echo = None
+        try:
+            async with grpc.aio.insecure_channel(ledger_process.target) as channel:
+                ledger = pb_grpc.LedgerServiceStub(channel)
+                await set_up(ledger, wallets)
+                # One real answer gives the echo its response size.
+                sample, _ = next(transfer_calls(params("sample", 1), 0))
+                answer = await ledger.PostTransfers(pb.PostTransfersRequest.FromString(sample))
+                echo = await start_echo(len(answer.SerializeToString()))
+                workload = "bench.ledger:transfer_calls"
+                echoed = await run_load(
+                    echo.target, ECHO_METHOD, workload, params("echo", 1), seconds=seconds
+                )
+                unary = await run_load(
+                    ledger_process.target,
+                    POST_TRANSFERS,
+                    workload,
+                    params("unary", 1),
+                    seconds=seconds,
+                )
+                batched = await run_load(
+                    ledger_process.target,
+                    POST_TRANSFERS,
+                    workload,
+                    params("batch", BATCH),
+                    concurrency=BATCH_CONCURRENCY,
+                    seconds=seconds,
+                )
+                rss = peak_rss_mb(ledger_process.process.pid)
+                earned = spent = 0
+                for prefix, batch, result in (("unary", 1, unary), ("batch", BATCH, batched)):
+                    more_earned, more_spent = sent_totals(params(prefix, batch), result.lane_calls)
+                    earned, spent = earned + more_earned, spent + more_spent
+                sample_amount = answer.results[0].transfer.amount
+                issued = -await balance(ledger, ISSUANCE) - FUNDING * wallets - sample_amount
+                verified = issued == earned and await balance(ledger, REVENUE) == spent
+        finally:
+            if echo is not None:
+                await echo.stop()
+            await suite.stop_all()
+        sqlite_tps = sqlite_batch_tps(work / "ceiling.db", params("sqlite", BATCH), seconds)
+    if not verified:
+        print("  ledger: the balances do not match what was sent: some transfers were refused")
+    unary_tps = unary.rps
+    batch_tps = batched.rps * BATCH
+    return {
+        "wallets": wallets,
+        "seconds": seconds,
+        "echo_rps": round(echoed.rps, 1),
+        "echo_p99_ms": round(echoed.p99_ms, 2),
+        "unary_tps": round(unary_tps, 1),
+        "unary_ratio": round(unary_tps / echoed.rps, 3),
+        "unary_p50_ms": round(unary.p50_ms, 2),
+        "unary_p99_ms": round(unary.p99_ms, 2),
+        "batch_tps": round(batch_tps, 1),
+        "sqlite_batch_tps": round(sqlite_tps, 1),
+        "batch_ratio": round(batch_tps / sqlite_tps, 3),
+        "batch_p99_ms": round(batched.p99_ms, 2),
+        "ledger_rss_mb": round(rss, 1),
+        "verified": verified,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Ledger throughput against its ceilings")
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--wallets", type=int, default=WALLETS)
+    args = parser.parse_args(argv)
+    configure_logging("bench", "warning")
+    report("ledger", asyncio.run(run(args.seconds, args.wallets)), TARGETS)
+
+
+if __name__ == "__main__":
+    main()

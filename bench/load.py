@@ -1,0 +1,176 @@
+"""The benchmarks' load generator and echo server, each run as its own process.
+
+    python -m bench.load run --target HOST:PORT --method /pkg.Service/Method \
+        --workload bench.ledger:transfer_calls --params '{...}' \
+        --concurrency 64 --seconds 5 [--warmup 1] [--calls N]
+    python -m bench.load echo --listen 127.0.0.1:PORT --response-bytes N
+
+`run` drives `concurrency` lanes over one grpc.aio channel; lane i sends, one at
+a time, the calls `workload(params, i)` yields as (request bytes, metadata). A
+warm-up phase runs first and is not measured; the measured phase stops after
+`seconds` or `calls` calls. It prints one JSON line: calls, seconds, rps,
+p50_ms, p99_ms, errors by status code and calls per lane (warm-up included, so
+the caller can replay what was sent).
+
+`echo` is a bare grpc.aio server (no interceptor, no parsing) answering every
+call on any method with a fixed payload: the transport's ceiling.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import json
+import math
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+
+Metadata = tuple[tuple[str, str], ...]
+Call = tuple[bytes, Metadata]
+Workload = Callable[[dict, int], Iterator[Call]]
+
+ECHO_METHOD = "/bench.v1.EchoService/Echo"
+
+
+def load_workload(spec: str) -> Workload:
+    """`module:function`, imported in this process."""
+    module, _, name = spec.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def percentile(sorted_values: list[float], fraction: float) -> float:
+    """Nearest rank; NaN for no values."""
+    if not sorted_values:
+        return math.nan
+    rank = max(1, math.ceil(fraction * len(sorted_values)))
+    return sorted_values[rank - 1]
+
+
+async def drive(
+    target: str,
+    method: str,
+    workload: Workload,
+    params: dict,
+    concurrency: int,
+    seconds: float,
+    warmup: float,
+    max_calls: int | None,
+    timeout: float,
+) -> dict:
+    lanes = [workload(params, lane) for lane in range(concurrency)]
+    lane_calls = [0] * concurrency
+    options = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]
+    async with grpc.aio.insecure_channel(target, options=options) as channel:
+        await channel.channel_ready()
+        stub = channel.unary_unary(method)
+
+        async def phase(stop_at: float, budget: list[int], record: Callable) -> None:
+            async def lane_loop(lane: int) -> None:
+                calls = lanes[lane]
+                while time.perf_counter() < stop_at and budget[0] != 0:
+                    budget[0] -= 1
+                    request, metadata = next(calls)
+                    lane_calls[lane] += 1
+                    began = time.perf_counter()
+                    try:
+                        await stub(request, metadata=metadata or None, timeout=timeout)
+                    except grpc.aio.AioRpcError as error:
+                        record(None, error.code().name)
+                        continue
+                    record(time.perf_counter() - began, None)
+
+            await asyncio.gather(*(lane_loop(lane) for lane in range(concurrency)))
+
+        if warmup > 0:
+            await phase(time.perf_counter() + warmup, [-1], lambda _latency, _error: None)
+        latencies: list[float] = []
+        errors: Counter[str] = Counter()
+
+        def record(latency: float | None, error: str | None) -> None:
+            if error is None:
+                latencies.append(latency)
+            else:
+                errors[error] += 1
+
+        started = time.perf_counter()
+        await phase(started + seconds, [max_calls if max_calls else -1], record)
+        elapsed = time.perf_counter() - started
+    latencies.sort()
+    return {
+        "calls": len(latencies),
+        "seconds": elapsed,
+        "rps": len(latencies) / elapsed,
+        "p50_ms": percentile(latencies, 0.50) * 1000,
+        "p99_ms": percentile(latencies, 0.99) * 1000,
+        "errors": dict(errors),
+        "lane_calls": lane_calls,
+    }
+
+
+async def serve_echo(listen: str, response_bytes: int) -> None:
+    payload = b"\x00" * response_bytes
+
+    async def echo(_request: bytes, _context: grpc.aio.ServicerContext) -> bytes:
+        return payload
+
+    class Echo(grpc.GenericRpcHandler):
+        def service(self, handler_call_details):
+            if handler_call_details.method.startswith("/grpc.health."):
+                return None
+            return grpc.unary_unary_rpc_method_handler(echo)
+
+    server = grpc.aio.server()
+    health = HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    server.add_generic_rpc_handlers((Echo(),))
+    server.add_insecure_port(listen)
+    await server.start()
+    await health.set("", health_pb2.HealthCheckResponse.SERVING)
+    await server.wait_for_termination()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Benchmark load generator and echo server")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run")
+    run.add_argument("--target", required=True)
+    run.add_argument("--method", required=True)
+    run.add_argument("--workload", required=True, help="module:function")
+    run.add_argument("--params", default="{}", help="JSON passed to the workload")
+    run.add_argument("--concurrency", type=int, default=64)
+    run.add_argument("--seconds", type=float, default=5.0)
+    run.add_argument("--warmup", type=float, default=1.0)
+    run.add_argument("--calls", type=int, default=0, help="stop after this many (0: no bound)")
+    run.add_argument("--timeout", type=float, default=30.0)
+    echo = commands.add_parser("echo")
+    echo.add_argument("--listen", required=True)
+    echo.add_argument("--response-bytes", type=int, required=True)
+    args = parser.parse_args(argv)
+    if args.command == "echo":
+        asyncio.run(serve_echo(args.listen, args.response_bytes))
+        return
+    result = asyncio.run(
+        drive(
+            args.target,
+            args.method,
+            load_workload(args.workload),
+            json.loads(args.params),
+            args.concurrency,
+            args.seconds,
+            args.warmup,
+            args.calls or None,
+            args.timeout,
+        )
+    )
+    sys.stdout.write(json.dumps(result) + "\n")
+
+
+if __name__ == "__main__":
+    main()
