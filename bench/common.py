@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
+import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import grpc
@@ -31,6 +33,9 @@ class LoadResult:
     errors: dict[str, int] = field(default_factory=dict)
     # Calls each lane sent, warm-up included, so a caller can replay the workload.
     lane_calls: list[int] = field(default_factory=list)
+    # The server's CPU time per call sent (warm-up included), when its pid was given:
+    # a figure that other work on the machine disturbs less than throughput.
+    server_cpu_us_per_call: float = math.nan
 
 
 async def run_load(
@@ -44,8 +49,10 @@ async def run_load(
     warmup: float = 1.0,
     calls: int = 0,
     timeout: float = 30.0,
+    server_pid: int | None = None,
 ) -> LoadResult:
     """Drive `method` on `target` from a separate process (see bench/load.py)."""
+    cpu_before = cpu_seconds(server_pid) if server_pid else 0.0
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -68,6 +75,9 @@ async def run_load(
     if process.returncode != 0:
         raise RuntimeError(f"load generator exited with {process.returncode}: {stderr.decode()}")
     result = LoadResult(**json.loads(stdout.decode().strip().splitlines()[-1]))
+    if server_pid:
+        used = cpu_seconds(server_pid) - cpu_before
+        result = replace(result, server_cpu_us_per_call=used * 1e6 / sum(result.lane_calls))
     if result.errors:
         print(f"  {method}: failed calls {result.errors}", file=sys.stderr)
     return result
@@ -117,6 +127,12 @@ def peak_rss_mb(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError(f"no VmHWM for process {pid}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time the process has used so far, in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)

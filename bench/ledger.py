@@ -270,7 +270,8 @@ async def run(seconds: float, wallets: int) -> dict:
 
     with tempfile.TemporaryDirectory(prefix="bench-ledger-") as scratch:
         work = Path(scratch)
-        suite = Suite(work / "data", env={"LOG_LEVEL": "warning"}, log_dir=work / "logs")
+        # The ledger logs at its default level, as deployed.
+        suite = Suite(work / "data", log_dir=work / "logs")
         ledger_process = await suite.start("ledger")
         echo = None
         try:
@@ -283,7 +284,12 @@ async def run(seconds: float, wallets: int) -> dict:
                 echo = await start_echo(len(answer.SerializeToString()))
                 workload = "bench.ledger:transfer_calls"
                 echoed = await run_load(
-                    echo.target, ECHO_METHOD, workload, params("echo", 1), seconds=seconds
+                    echo.target,
+                    ECHO_METHOD,
+                    workload,
+                    params("echo", 1),
+                    seconds=seconds,
+                    server_pid=echo.process.pid,
                 )
                 unary = await run_load(
                     ledger_process.target,
@@ -291,6 +297,7 @@ async def run(seconds: float, wallets: int) -> dict:
                     workload,
                     params("unary", 1),
                     seconds=seconds,
+                    server_pid=ledger_process.process.pid,
                 )
                 batched = await run_load(
                     ledger_process.target,
@@ -299,6 +306,7 @@ async def run(seconds: float, wallets: int) -> dict:
                     params("batch", BATCH),
                     concurrency=BATCH_CONCURRENCY,
                     seconds=seconds,
+                    server_pid=ledger_process.process.pid,
                 )
                 rss = peak_rss_mb(ledger_process.process.pid)
                 earned = spent = 0
@@ -330,6 +338,9 @@ async def run(seconds: float, wallets: int) -> dict:
         "sqlite_batch_tps": round(sqlite_tps, 1),
         "batch_ratio": round(batch_tps / sqlite_tps, 3),
         "batch_p99_ms": round(batched.p99_ms, 2),
+        "echo_cpu_us_per_call": round(echoed.server_cpu_us_per_call, 1),
+        "unary_cpu_us_per_call": round(unary.server_cpu_us_per_call, 1),
+        "batch_cpu_us_per_transfer": round(batched.server_cpu_us_per_call / BATCH, 1),
         "ledger_rss_mb": round(rss, 1),
         "verified": verified,
     }
