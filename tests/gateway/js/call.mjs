@@ -7,7 +7,12 @@
 // The spec: { descriptorSet, calls: [ { transport, url, service, method, request,
 //   token?, headers?, timeoutMs?, maxMessages?, useHttpGet? } ] }
 // Prints one JSON array: per call { ok, messages, requestId, error? }.
+//
+// Or: node call.mjs --serve <descriptorSet>
+// Reads one call per line on stdin and answers each with one result line on
+// stdout, so a test can play a long dependent story without a process per call.
 import { readFileSync } from "node:fs";
+import { createInterface } from "node:readline";
 import { createClient, ConnectError } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-web";
 import {
@@ -28,7 +33,10 @@ const CODE_NAMES = [
   "unauthenticated",
 ];
 
-const spec = JSON.parse(readFileSync(process.argv[2], "utf8"));
+const serving = process.argv[2] === "--serve";
+const spec = serving
+  ? { descriptorSet: process.argv[3], calls: [] }
+  : JSON.parse(readFileSync(process.argv[2], "utf8"));
 const registry = createFileRegistry(
   fromBinary(FileDescriptorSetSchema, readFileSync(spec.descriptorSet)),
 );
@@ -171,8 +179,14 @@ function callGrpc(call) {
   });
 }
 
-const results = [];
-for (const call of spec.calls) {
-  results.push(call.transport === "grpc" ? await callGrpc(call) : await callWeb(call));
+const callOne = (call) => (call.transport === "grpc" ? callGrpc(call) : callWeb(call));
+
+if (serving) {
+  for await (const line of createInterface({ input: process.stdin })) {
+    if (line.trim()) process.stdout.write(`${JSON.stringify(await callOne(JSON.parse(line)))}\n`);
+  }
+} else {
+  const results = [];
+  for (const call of spec.calls) results.push(await callOne(call));
+  process.stdout.write(JSON.stringify(results));
 }
-process.stdout.write(JSON.stringify(results));

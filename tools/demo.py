@@ -1,0 +1,633 @@
+"""A scripted story through the gateway: `make demo` (python -m tools.demo).
+
+A program is set up through the manager API (its issuance account, a wheel with
+a stocked prize pool, a catch game, a base earning rule, a double-points
+weekend, a share bonus, a birthday bonus); then a member buys, shares, logs in
+on their birthday, spins, plays catch, sees points expiring soon and gets a
+refund clawed back. Each step is printed.
+
+It uses the suite answering at 127.0.0.1:8080 (its development tokens, as
+`make token` prints them) or, when none answers, starts its own suite on free
+ports in a temporary directory.
+
+The story speaks the protobuf JSON mapping through a `Caller`, so the
+end-to-end tests play the very same story with the Node clients
+(connect-web, grpc-web, grpc-js) while this module plays it with grpcio.
+Every id carries a fresh tag, and every campaign is limited to a segment only
+this story's member has, so stories never disturb one another.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import secrets
+import sys
+import tempfile
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+import grpc
+from google.protobuf import json_format, message_factory
+from google.protobuf.descriptor import MethodDescriptor
+from loyalty.campaigns.v1 import campaigns_service_pb2 as campaigns_pb
+from loyalty.games.v1 import games_service_pb2 as games_pb
+from loyalty.gateway.v1 import gateway_service_pb2 as gateway_pb
+
+from services.gateway.server import GatewaySettings
+from services.gateway.tokens import dev_secret, issue_token
+from services.kit.clock import SystemClock
+from services.kit.status import error_info, field_violations
+from tools.suite import Suite, wait_ready_http
+
+GAMES = "loyalty.games.v1.GamesService"
+CAMPAIGNS = "loyalty.campaigns.v1.CampaignsService"
+WALLET = "loyalty.gateway.v1.WalletService"
+DEFAULT_GATEWAY = "127.0.0.1:8080"
+ZONE = "Europe/Paris"
+COFFEE = "prize:free-coffee"
+# The window asked for "expiring soon": wide enough to show points whatever
+# lifetime the suite gives them (CAMPAIGNS_POINTS_TTL_DAYS, 365 by default).
+EXPIRING_WITHIN = "31708800s"  # 367 days
+CALL_TIMEOUT_SECONDS = 10.0
+CATCH_WAIT_SECONDS = 30.0
+
+Message = dict[str, Any]
+
+
+class CallError(Exception):
+    """A refused call, the same whichever client made it."""
+
+    def __init__(self, code: str, reason: str | None, message: str, **extra: Any) -> None:
+        super().__init__(f"{code} {reason or ''}: {message}")
+        self.code = code.upper()
+        self.reason = reason
+        self.message = message
+        self.extra = extra
+
+
+class Caller(Protocol):
+    """Calls one gateway method with a JSON-mapped request as the token's
+    owner; returns the JSON-mapped response or raises CallError."""
+
+    def __call__(
+        self, service: str, method: str, request: Message, token: str
+    ) -> Awaitable[Message]: ...
+
+
+Say = Callable[[str], None]
+
+
+def num(message: Message, *path: str) -> int:
+    """An integer field of a JSON-mapped message (int64s arrive as strings; defaults are absent)."""
+    value: Any = message
+    for key in path:
+        value = value.get(key, {}) if isinstance(value, dict) else {}
+    return int(value) if value != {} else 0
+
+
+def timestamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class TokenMint:
+    """Development tokens (HS256) the gateway accepts."""
+
+    secret: bytes
+    issuer: str
+    audience: str
+
+    @classmethod
+    def from_settings(cls, settings: GatewaySettings) -> TokenMint:
+        return cls(
+            dev_secret(settings.jwt_secret, settings.jwt_secret_file),
+            settings.jwt_issuer,
+            settings.jwt_audience,
+        )
+
+    def issue(self, subject: str, *roles: str, ttl_seconds: int = 3600) -> str:
+        return issue_token(
+            self.secret,
+            subject=subject,
+            roles=list(roles) or ["player"],
+            issuer=self.issuer,
+            audience=self.audience,
+            now_us=SystemClock().now_us(),
+            ttl_seconds=ttl_seconds,
+        )
+
+
+# The program -----------------------------------------------------------------
+
+
+@dataclass
+class Program:
+    """Ids of one story's program, all carrying its tag."""
+
+    tag: str
+    manager_token: str
+    # The shop's back end reports purchases and refunds for any member: an admin token.
+    admin_token: str
+    wheel_id: str = ""
+    catch_game_id: str = ""
+    campaigns: dict[str, str] = field(default_factory=dict)
+    issuance: Message = field(default_factory=dict)
+
+    @property
+    def segment(self) -> str:
+        return self.tag
+
+
+def new_tag(prefix: str = "demo") -> str:
+    return f"{prefix}-{secrets.token_hex(3)}"
+
+
+def wheel_config() -> Message:
+    return {
+        "displayName": "Daily wheel",
+        "segments": [
+            {"label": "Try again", "weight": "40"},
+            {"label": "20 points", "weight": "30", "prize": {"points": "20"}},
+            {
+                "label": "Free coffee",
+                "weight": "20",
+                "prize": {"item": {"unit": COFFEE, "quantity": "1"}},
+            },
+            {"label": "100 points", "weight": "10", "prize": {"points": "100"}},
+        ],
+        "fallbackSegmentIndex": 0,
+        "costPoints": "10",
+        "spinsPerDay": 3,
+        "timeZone": ZONE,
+    }
+
+
+def catch_config() -> Message:
+    # A basket as wide as the field catches anything from the centre, so the
+    # scripted player never has to move it.
+    return {
+        "displayName": "Catch the coins",
+        "durationMillis": 1000,
+        "spawnIntervalMillis": 200,
+        "fieldWidth": 10,
+        "basketWidth": 10,
+        "basketTopSpeed": 10,
+        "catchWindowMillis": 200,
+        "objectTypes": [
+            {"name": "coin", "points": "5", "spawnWeight": "3", "fallMillis": 300},
+            {"name": "star", "points": "20", "spawnWeight": "1", "fallMillis": 300},
+        ],
+        "sessionScoreCap": "200",
+        "dailyPointsCap": "500",
+        "timeZone": ZONE,
+        "submitGraceMillis": 60000,
+    }
+
+
+def local_start(moment: datetime) -> Message:
+    local = moment.astimezone(ZoneInfo(ZONE))
+    return {
+        "year": local.year,
+        "month": local.month,
+        "day": local.day,
+        "hours": local.hour,
+        "minutes": local.minute,
+        "seconds": local.second,
+    }
+
+
+def campaign_specs(segment: str, now: datetime) -> dict[str, Message]:
+    """The program's campaigns, each only for members in `segment`."""
+    only = {"segments": [segment]}
+    always = {"timeZone": ZONE}
+    return {
+        "base": {
+            "displayName": "1 point per euro",
+            "kind": "CAMPAIGN_KIND_BASE_RULE",
+            "reward": {"pointsPerUnit": "1", "minorUnitsPerUnit": "100"},
+            "conditions": {"activityTypes": ["purchase"], **only},
+            "schedule": always,
+        },
+        "double": {
+            # A weekend's 48 hours, opened now so the story's purchase lands in it.
+            "displayName": "Double-points weekend",
+            "kind": "CAMPAIGN_KIND_MULTIPLIER",
+            "reward": {"multiplierPercent": 200},
+            "conditions": only,
+            "schedule": {
+                "start": local_start(now - timedelta(minutes=1)),
+                "duration": f"{48 * 3600}s",
+                "timeZone": ZONE,
+            },
+            "budgetPoints": "10000",
+        },
+        "share": {
+            "displayName": "25 points for sharing",
+            "kind": "CAMPAIGN_KIND_FIXED_BONUS",
+            "reward": {"points": "25"},
+            "conditions": {"activityTypes": ["social_share"], **only},
+            "schedule": always,
+            "budgetPoints": "5000",
+            "limits": {"memberLimits": [{"period": "LIMIT_PERIOD_DAY", "maxPoints": "25"}]},
+        },
+        "birthday": {
+            "displayName": "Birthday gift",
+            "kind": "CAMPAIGN_KIND_BIRTHDAY_BONUS",
+            "reward": {"points": "100"},
+            "conditions": {"activityTypes": ["app_login"], **only},
+            "schedule": always,
+            "budgetPoints": "5000",
+        },
+    }
+
+
+async def set_up_program(call: Caller, mint: TokenMint, tag: str, say: Say) -> Program:
+    """The manager's part: wheel, catch game and campaigns, through the gateway."""
+    manager = mint.issue(f"{tag}-manager", "campaign-manager")
+    program = Program(tag, manager, mint.issue(f"{tag}-pos", "admin"))
+    say(f"== Setting up program {tag} (as a campaign manager) ==")
+
+    program.wheel_id = f"{tag}-wheel"
+    wheel = await call(
+        GAMES, "CreateWheel", {"wheelId": program.wheel_id, "config": wheel_config()}, manager
+    )
+    odds = ", ".join(
+        f"{o['label']} {o['percent']}%" + (" (sold out)" if o.get("soldOut") else "")
+        for o in wheel["wheel"]["odds"]
+    )
+    say(f"wheel {program.wheel_id}: {odds}; a spin costs 10 points")
+    for unit, quantity in (("points", 1000), (COFFEE, 5)):
+        stocked = await call(
+            GAMES,
+            "StockWheel",
+            {
+                "wheelId": program.wheel_id,
+                "unit": unit,
+                "quantity": str(quantity),
+                "requestId": f"{tag}-stock-{unit.replace(':', '-')}",
+            },
+            manager,
+        )
+        say(f"  stocked {stocked['poolAccountId']}: {num(stocked, 'stock')} {unit}")
+
+    program.catch_game_id = f"{tag}-catch"
+    await call(
+        GAMES,
+        "CreateCatchGame",
+        {"gameId": program.catch_game_id, "config": catch_config()},
+        manager,
+    )
+    say(f"catch game {program.catch_game_id}: 1 s of falling coins (5) and stars (20)")
+
+    for key, spec in campaign_specs(program.segment, datetime.now(UTC)).items():
+        campaign_id = f"{tag}-{key}"
+        await call(CAMPAIGNS, "CreateCampaign", {"campaignId": campaign_id, "spec": spec}, manager)
+        scheduled = await call(CAMPAIGNS, "ScheduleCampaign", {"campaignId": campaign_id}, manager)
+        campaign = scheduled["campaign"]
+        budget = f", budget {num(campaign, 'budgetRemaining')}" if spec.get("budgetPoints") else ""
+        state = campaign["state"].removeprefix("CAMPAIGN_STATE_").lower()
+        say(f"campaign {campaign_id}: {spec['displayName']} ({state}{budget})")
+        program.campaigns[key] = campaign_id
+
+    # Funding the budgets and the points pool drew on the program's issuance
+    # account, which runs negative by what the program has put in circulation.
+    issuance = await call(
+        WALLET, "GetWallet", {"memberId": "program:issuance"}, program.admin_token
+    )
+    program.issuance = issuance["wallet"]
+    say(
+        "issuance account program:issuance (admin view): balance "
+        f"{num(program.issuance, 'balance')} points"
+    )
+    return program
+
+
+# The member ------------------------------------------------------------------
+
+
+@dataclass
+class MemberStory:
+    """What the member's calls returned, for the tests to check."""
+
+    member_id: str
+    token: str
+    purchase_id: str = ""
+    purchase: Message = field(default_factory=dict)
+    share: Message = field(default_factory=dict)
+    login: Message = field(default_factory=dict)
+    wallet_after_earning: Message = field(default_factory=dict)
+    spin: Message = field(default_factory=dict)
+    verify: Message = field(default_factory=dict)
+    coffee_wallet: Message = field(default_factory=dict)
+    session: Message = field(default_factory=dict)
+    catches: list[Message] = field(default_factory=list)
+    catch_result: Message = field(default_factory=dict)
+    leaderboard: Message = field(default_factory=dict)
+    expiring_wallet: Message = field(default_factory=dict)
+    refund: Message = field(default_factory=dict)
+    final_wallet: Message = field(default_factory=dict)
+    history: list[Message] = field(default_factory=list)
+
+
+def scripted_catches(session: Message) -> list[Message]:
+    """Every scoring object, caught as it lands, with the basket at the centre."""
+    centre = int(session["rules"]["fieldWidth"]) // 2
+    scoring = [s for s in session.get("spawns", []) if num(s, "points") > 0]
+    scoring.sort(key=lambda s: (num(s, "spawnMillis") + num(s, "fallMillis"), num(s, "objectId")))
+    return [
+        {
+            "objectId": num(s, "objectId"),
+            "catchMillis": num(s, "spawnMillis") + num(s, "fallMillis"),
+            "basketX": centre,
+        }
+        for s in scoring
+    ]
+
+
+async def submit_when_over(call: Caller, request: Message, token: str) -> Message:
+    """The player plays for the session's whole duration: the server refuses a
+    submission before then (SUBMITTED_TOO_SOON), so ask again until it is over."""
+    deadline = asyncio.get_running_loop().time() + CATCH_WAIT_SECONDS
+    while True:
+        try:
+            return await call(GAMES, "SubmitCatch", request, token)
+        except CallError as error:
+            if error.reason != "SUBMITTED_TOO_SOON":
+                raise
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+        await asyncio.sleep(0.1)
+
+
+def _breakdown(say: Say, what: str, breakdown: Message) -> None:
+    parts = [f"base {num(breakdown, 'basePoints')}"] + [
+        f"{applied['campaignId']} +{num(applied, 'points')}"
+        for applied in breakdown.get("applied", [])
+    ]
+    say(
+        f"{what}: +{num(breakdown, 'totalPoints')} points ({', '.join(parts)}); "
+        f"balance {num(breakdown, 'balance')}"
+    )
+
+
+async def play_member(call: Caller, mint: TokenMint, program: Program, say: Say) -> MemberStory:
+    """The member's part: earn, spin, catch, see expiring points, get refunded."""
+    tag, manager, backend = program.tag, program.manager_token, program.admin_token
+    member_id = f"{tag}-member"
+    story = MemberStory(member_id, mint.issue(member_id, "player"))
+    me = story.token
+    now = datetime.now(UTC)
+    today = now.astimezone(ZoneInfo(ZONE))
+    say(f"== Member {member_id} ==")
+    await call(
+        CAMPAIGNS,
+        "UpsertMember",
+        {
+            "member": {
+                "memberId": member_id,
+                "timeZone": ZONE,
+                "birthday": {"month": today.month, "day": today.day, "year": 1990},
+                "segments": [program.segment],
+            }
+        },
+        manager,
+    )
+    say(f"profile stored (birthday today, {today:%d %B}; segment {program.segment})")
+
+    async def track(activity_type: str, number: int, token: str, **details: Message) -> Message:
+        activity = {
+            "activityId": f"{tag}-{activity_type}-{number}",
+            "memberId": member_id,
+            "type": activity_type,
+            "occurTime": timestamp(datetime.now(UTC)),
+            **details,
+        }
+        response = await call(CAMPAIGNS, "TrackActivity", {"activity": activity}, token)
+        return response["breakdown"]
+
+    # Purchases and refunds come from the shop's back end; the member's app
+    # reports shares and logins itself.
+    story.purchase_id = f"{tag}-purchase-1"
+    purchase = {"amountMinor": "4000", "currency": "EUR", "skus": ["sneakers"]}
+    story.purchase = await track("purchase", 1, backend, purchase=purchase)
+    _breakdown(say, "buys sneakers for 40.00 EUR", story.purchase)
+    story.share = await track("social_share", 1, me)
+    _breakdown(say, "shares a post", story.share)
+    story.login = await track("app_login", 1, me)
+    _breakdown(say, "opens the app on their birthday", story.login)
+
+    story.wallet_after_earning = (await call(WALLET, "GetWallet", {}, me))["wallet"]
+    say(f"wallet: {num(story.wallet_after_earning, 'balance')} points")
+
+    wheel = (
+        await call(GAMES, "GetWheel", {"wheelId": program.wheel_id, "memberId": member_id}, me)
+    )["wheel"]
+    seeds = await call(
+        GAMES, "SetClientSeed", {"memberId": member_id, "clientSeed": f"{tag}-lucky"}, me
+    )
+    say(
+        f"wheel: {num(wheel, 'allowance', 'spinsLeftToday')} spins left today; server seed "
+        f"committed as {seeds['seedPair']['serverSeedSha256'][:16]}..., client seed "
+        f"{seeds['seedPair']['clientSeed']}"
+    )
+    story.spin = (
+        await call(
+            GAMES,
+            "Spin",
+            {"wheelId": program.wheel_id, "memberId": member_id, "requestId": f"{tag}-spin-1"},
+            me,
+        )
+    )["spin"]
+    landed = wheel["odds"][num(story.spin, "landedSegmentIndex")]["label"]
+    say(
+        f"spins and lands on {landed!r} "
+        f"({story.spin['outcome'].removeprefix('SPIN_OUTCOME_').lower()}); "
+        f"balance {num(story.spin, 'pointsBalanceAfter')}"
+    )
+    rotated = await call(GAMES, "RotateSeed", {"memberId": member_id}, me)
+    story.verify = await call(GAMES, "VerifySpin", {"spinId": story.spin["spinId"]}, me)
+    say(
+        f"rotates the seed (revealed {rotated['revealed']['serverSeed'][:16]}...) and verifies "
+        f"the spin: {'verified' if story.verify.get('verified') else 'NOT verified'}"
+    )
+    story.coffee_wallet = (await call(WALLET, "GetWallet", {"unit": COFFEE}, me))["wallet"]
+    say(f"coffees won so far: {num(story.coffee_wallet, 'balance')}")
+
+    story.session = (
+        await call(
+            GAMES,
+            "StartCatch",
+            {
+                "gameId": program.catch_game_id,
+                "memberId": member_id,
+                "requestId": f"{tag}-catch-1",
+            },
+            me,
+        )
+    )["session"]
+    story.catches = scripted_catches(story.session)
+    say(
+        f"plays catch: {len(story.session.get('spawns', []))} objects fall, "
+        f"catches {len(story.catches)}"
+    )
+    submission = {
+        "sessionId": story.session["sessionId"],
+        "memberId": member_id,
+        "catches": story.catches,
+        "claimedScore": str(
+            sum(
+                num(s, "points")
+                for s in story.session.get("spawns", [])
+                if num(s, "objectId") in {c["objectId"] for c in story.catches}
+            )
+        ),
+    }
+    story.catch_result = (await submit_when_over(call, submission, me))["result"]
+    say(
+        f"  score {num(story.catch_result, 'score')}, "
+        f"awarded {num(story.catch_result, 'awardedPoints')} points"
+    )
+    story.leaderboard = await call(
+        GAMES, "GetLeaderboard", {"gameId": program.catch_game_id, "memberId": member_id}, me
+    )
+    say(f"  rank {num(story.leaderboard, 'memberEntry', 'rank')} on this week's leaderboard")
+
+    story.expiring_wallet = (
+        await call(WALLET, "GetWallet", {"expiringWithin": EXPIRING_WITHIN}, me)
+    )["wallet"]
+    for expiring in story.expiring_wallet.get("expiringSoon", []):
+        say(f"expiring: {num(expiring, 'amount')} points on {expiring['expireTime'][:10]}")
+
+    refund = {"purchaseActivityId": story.purchase_id, "amountMinor": "2000"}
+    story.refund = await track("refund", 1, backend, refund=refund)
+    clawback = story.refund.get("clawback", {})
+    say(
+        f"returns half the purchase (20.00 EUR): {num(clawback, 'pointsReversed')} points "
+        f"clawed back, {num(clawback, 'pointsUnrecovered')} unrecovered"
+    )
+
+    story.final_wallet = (await call(WALLET, "GetWallet", {}, me))["wallet"]
+    story.history = (await call(WALLET, "ListWalletEntries", {}, me)).get("entries", [])
+    say(
+        f"wallet: {num(story.final_wallet, 'balance')} points, lifetime earned "
+        f"{num(story.final_wallet, 'lifetimeEarned')}; history:"
+    )
+    for entry in story.history:
+        reason = entry.get("reason", "ENTRY_REASON_UNSPECIFIED").removeprefix("ENTRY_REASON_")
+        say(f"  {num(entry, 'change'):+6d}  {reason.lower():<10} {entry['transferId']}")
+    return story
+
+
+# grpcio, for the demo --------------------------------------------------------
+
+SERVICES = {
+    descriptor.full_name: descriptor
+    for descriptor in (
+        games_pb.DESCRIPTOR.services_by_name["GamesService"],
+        campaigns_pb.DESCRIPTOR.services_by_name["CampaignsService"],
+        gateway_pb.DESCRIPTOR.services_by_name["WalletService"],
+    )
+}
+
+
+class GrpcCaller:
+    """Native gRPC to the gateway with grpcio, speaking the JSON mapping."""
+
+    def __init__(self, channel: grpc.aio.Channel) -> None:
+        self._channel = channel
+
+    async def __call__(self, service: str, method: str, request: Message, token: str) -> Message:
+        descriptor: MethodDescriptor = SERVICES[service].methods_by_name[method]
+        request_class = message_factory.GetMessageClass(descriptor.input_type)
+        response_class = message_factory.GetMessageClass(descriptor.output_type)
+        stub = self._channel.unary_unary(
+            f"/{service}/{method}",
+            request_serializer=request_class.SerializeToString,
+            response_deserializer=response_class.FromString,
+        )
+        try:
+            response = await stub(
+                json_format.ParseDict(request, request_class()),
+                metadata=(("authorization", f"Bearer {token}"),),
+                timeout=CALL_TIMEOUT_SECONDS,
+            )
+        except grpc.aio.AioRpcError as error:
+            info = error_info(error)
+            raise CallError(
+                error.code().name,
+                info.reason if info else None,
+                error.details() or "",
+                field_violations=field_violations(error),
+            ) from None
+        return json_format.MessageToDict(response)
+
+
+async def play(call: Caller, mint: TokenMint, say: Say, tag: str | None = None) -> MemberStory:
+    """The whole story: set-up, then the member."""
+    program = await set_up_program(call, mint, tag or new_tag(), say)
+    return await play_member(call, mint, program, say)
+
+
+async def gateway_answers(target: str) -> bool:
+    try:
+        await wait_ready_http(target, "/readyz", timeout=0.5)
+    except TimeoutError:
+        return False
+    return True
+
+
+async def run_story(target: str, mint: TokenMint) -> None:
+    async with grpc.aio.insecure_channel(target) as channel:
+        await play(GrpcCaller(channel), mint, print)
+
+
+async def main_async(gateway: str) -> int:
+    try:
+        if await gateway_answers(gateway):
+            print(f"Using the suite at {gateway}.")
+            await run_story(gateway, TokenMint.from_settings(GatewaySettings.from_env()))
+            return 0
+        with tempfile.TemporaryDirectory(prefix="loyalty-demo-") as directory:
+            secret = secrets.token_urlsafe(32)
+            suite = Suite(
+                Path(directory) / "data",
+                env={
+                    "GATEWAY_JWT_SECRET": secret,
+                    "CAMPAIGNS_POINTS_TTL_DAYS": "30",
+                    "LOG_LEVEL": "warning",
+                },
+                log_dir=Path(directory) / "logs",
+            )
+            print("No gateway answers at", gateway, "- starting a suite of its own...")
+            try:
+                await suite.start_all()
+                settings = replace(GatewaySettings.from_env(), jwt_secret=secret)
+                await run_story(suite.target("gateway"), TokenMint.from_settings(settings))
+            finally:
+                await suite.stop_all()
+        return 0
+    except CallError as error:
+        print(f"the gateway refused a call: {error}", file=sys.stderr)
+        if error.code == "UNAUTHENTICATED":
+            print("  (is the running gateway using this checkout's var/ secret?)", file=sys.stderr)
+        extra = error.extra.get("field_violations")
+        if extra:
+            print(json.dumps(extra, indent=2), file=sys.stderr)
+        return 1
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--gateway", default=DEFAULT_GATEWAY, help="host:port of a running gateway")
+    arguments = parser.parse_args()
+    sys.exit(asyncio.run(main_async(arguments.gateway)))
+
+
+if __name__ == "__main__":
+    main()
