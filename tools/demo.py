@@ -362,7 +362,7 @@ async def submit_when_over(call: Caller, request: Message, token: str) -> Messag
                 raise
             if asyncio.get_running_loop().time() > deadline:
                 raise
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.2)
 
 
 def _breakdown(say: Say, what: str, breakdown: Message) -> None:

@@ -1,0 +1,78 @@
+"""The demo's story, played through the gateway once per client: connect-web
+over Connect (JSON) and gRPC-Web, grpc-js over native gRPC. Set-up, purchases
+and refunds go through the same client as the member's own calls."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.e2e.conftest import TRANSPORTS, NodeClient
+from tools.demo import COFFEE, TokenMint, new_tag, num, play_member, set_up_program
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+# The budgets and the points pool the set-up funds from the issuance account.
+FUNDED = 10_000 + 5_000 + 5_000 + 1_000
+
+
+def points_of(prize: dict) -> int:
+    return num(prize, "points")
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_the_story(node: NodeClient, mint: TokenMint, transport: str) -> None:
+    call = node.caller(transport)
+    said: list[str] = []
+    program = await set_up_program(call, mint, new_tag(transport), said.append)
+    assert num(program.issuance, "balance") <= -FUNDED
+
+    story = await play_member(call, mint, program, said.append)
+
+    # Earning: 1 point per euro, doubled this weekend; a share; a birthday.
+    assert num(story.purchase, "basePoints") == 40
+    assert [(a["campaignId"], num(a, "points")) for a in story.purchase["applied"]] == [
+        (program.campaigns["double"], 40)
+    ]
+    assert num(story.share, "totalPoints") == 25
+    assert num(story.login, "totalPoints") == 100
+    assert num(story.wallet_after_earning, "balance") == 205
+
+    # The spin cost 10 points and paid what it says, and it verifies.
+    prize = story.spin.get("prize", {})
+    after_spin = 205 - 10 + points_of(prize)
+    assert num(story.spin, "pointsBalanceAfter") == after_spin
+    assert story.verify["verified"] is True
+    won_coffee = prize.get("item", {}).get("unit") == COFFEE
+    assert num(story.coffee_wallet, "balance") == (1 if won_coffee else 0)
+
+    # Catch: every scoring object caught as it landed is accepted and paid.
+    spawned = {num(s, "objectId"): num(s, "points") for s in story.session["spawns"]}
+    assert story.catches, "the session spawned nothing to catch"
+    assert [v["code"] for v in story.catch_result["verdicts"]] == [
+        "CATCH_VERDICT_CODE_ACCEPTED"
+    ] * len(story.catches)
+    score = sum(spawned[c["objectId"]] for c in story.catches)
+    assert num(story.catch_result, "awardedPoints") == score
+    assert num(story.leaderboard, "memberEntry", "bestScore") == score
+    assert num(story.leaderboard, "memberEntry", "rank") == 1
+
+    # Points earned from activities expire 30 days after they were earned.
+    expiring = story.expiring_wallet["expiringSoon"]
+    assert 0 < sum(num(e, "amount") for e in expiring) <= num(story.expiring_wallet, "balance")
+    earned_on = datetime.now(UTC)
+    for item in expiring:
+        expires = datetime.fromisoformat(item["expireTime"])
+        assert earned_on + timedelta(days=29) < expires < earned_on + timedelta(days=31)
+
+    # Half the purchase refunded: half of its 80 points come back out.
+    clawback = story.refund["clawback"]
+    assert (num(clawback, "pointsReversed"), num(clawback, "pointsUnrecovered")) == (40, 0)
+    final = after_spin + score - 40
+    assert num(story.final_wallet, "balance") == final
+    assert sum(num(entry, "change") for entry in story.history) == final
+    reasons = [entry["reason"] for entry in story.history]
+    assert reasons.count("ENTRY_REASON_CLAWBACK") == 2
+    assert "ENTRY_REASON_GAME_COST" in reasons
+    assert any(line.startswith("== Member") for line in said)
