@@ -102,7 +102,7 @@ class NodeClient:
 
     def __init__(self, process: asyncio.subprocess.Process, port: int) -> None:
         self._process = process
-        self._port = port
+        self.port = port
         self._lock = asyncio.Lock()
 
     @classmethod
@@ -121,7 +121,7 @@ class NodeClient:
 
     async def raw(self, transport: str, service: str, method: str, **fields: Any) -> Message:
         """One call; the result as call.mjs reports it: ok, messages, requestId, error."""
-        address = f"127.0.0.1:{self._port}"
+        address = f"127.0.0.1:{self.port}"
         call = {
             "transport": transport,
             "url": address if transport == "grpc" else f"http://{address}",
