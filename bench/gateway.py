@@ -1,10 +1,11 @@
 """Spins per second through the gateway against calling the games service directly.
 
 Starts a ledger, a games service and a gateway as separate processes on free
-ports over temporary SQLite files, funds 64 members, then runs the same
-bounded load twice over native gRPC (grpcio): straight to games, and through
-the gateway with each member's token. Writes bench/results/gateway.json with
-gateway_spin_tps, direct_spin_tps, gateway_ratio and gateway_p99_ms.
+ports over temporary SQLite files (tools.suite), funds 64 members, then runs the
+same bounded load twice over native gRPC (grpcio) from the load-generator process
+(bench/load.py): straight to games, and through the gateway with each member's
+token. Writes bench/results/gateway.json with gateway_spin_tps, direct_spin_tps,
+gateway_ratio and gateway_p99_ms.
 
     python -m bench.gateway [--seconds 5] [--members 64]
 """
@@ -13,58 +14,27 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
 import secrets
-import socket
-import sys
 import tempfile
-import time
-from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from loyalty.games.v1 import games_service_pb2 as games_pb
 from loyalty.games.v1 import games_service_pb2_grpc as games_grpc
 from loyalty.ledger.v1 import ledger_service_pb2 as ledger_pb
 from loyalty.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
 
+from bench.common import Target, report, run_load, wait_connectable
+from bench.load import Call
 from services.gateway.tokens import issue_token
 from services.kit.clock import SystemClock
+from tools.suite import Suite
 
-RESULTS = Path(__file__).resolve().parent / "results" / "gateway.json"
 ISSUER, AUDIENCE = "loyalty-arcade-bench", "loyalty-arcade"
 WHEEL = "bench-wheel"
-STARTUP_SECONDS = 30
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-async def _start(module: str, env: dict[str, str], log: Path) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        module,
-        env={**os.environ, "LOG_LEVEL": "warning", **env},
-        stdout=log.open("wb"),
-        stderr=asyncio.subprocess.STDOUT,
-    )
-
-
-async def _wait_serving(target: str, *, has_health: bool = True) -> None:
-    async with grpc.aio.insecure_channel(target) as channel:
-        await asyncio.wait_for(channel.channel_ready(), STARTUP_SECONDS)
-        if not has_health:
-            return
-        health = health_pb2_grpc.HealthStub(channel)
-        response = await health.Check(health_pb2.HealthCheckRequest(), timeout=5)
-        if response.status != health_pb2.HealthCheckResponse.SERVING:
-            raise RuntimeError(f"{target} is not serving")
+SPIN = f"/{games_pb.DESCRIPTOR.services_by_name['GamesService'].full_name}/Spin"
+TARGETS = [Target("gateway_ratio", 0.7)]
 
 
 def _account(account_id: str, kind: int, **fields) -> ledger_pb.OpenAccountRequest:
@@ -124,89 +94,64 @@ async def _set_up(ledger_target: str, games_target: str, members: list[str]) -> 
         )
 
 
-async def _load(
-    target: str, members: list[str], seconds: float, metadata_for: Callable[[str], tuple]
+def spin_calls(params: dict, lane: int) -> Iterator[Call]:
+    """The load generator's workload: lane i is member i spinning in a loop, with
+    their token when params["tokens"] has one."""
+    member = params["members"][lane]
+    token = (params.get("tokens") or {}).get(member)
+    metadata = (("authorization", f"Bearer {token}"),) if token else ()
+    while True:
+        request = games_pb.SpinRequest(
+            wheel_id=WHEEL, member_id=member, request_id=f"{member}:{secrets.token_hex(8)}"
+        )
+        yield request.SerializeToString(), metadata
+
+
+async def _spins(
+    target: str, members: list[str], seconds: float, tokens=None
 ) -> tuple[float, float]:
-    """Every member spins in a loop for `seconds`; returns (spins per second, p99 ms)."""
-    latencies: list[float] = []
-    failures: list[str] = []
-    async with grpc.aio.insecure_channel(target) as channel:
-        games = games_grpc.GamesServiceStub(channel)
-        started = time.perf_counter()
-        stop_at = started + seconds
-
-        async def spin_loop(member: str) -> None:
-            metadata = metadata_for(member)
-            count = 0
-            while time.perf_counter() < stop_at:
-                count += 1
-                request = games_pb.SpinRequest(
-                    wheel_id=WHEEL, member_id=member, request_id=f"{member}:{secrets.token_hex(8)}"
-                )
-                began = time.perf_counter()
-                try:
-                    await games.Spin(request, metadata=metadata, timeout=10)
-                except grpc.aio.AioRpcError as error:
-                    failures.append(error.code().name)
-                    continue
-                latencies.append(time.perf_counter() - began)
-
-        await asyncio.gather(*(spin_loop(member) for member in members))
-        elapsed = time.perf_counter() - started
-    if failures:
-        print(f"  {len(failures)} failed spins, e.g. {failures[0]}", file=sys.stderr)
-    latencies.sort()
-    p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000 if latencies else float("nan")
-    return len(latencies) / elapsed, p99
+    """Every member spins in a loop for `seconds` after a 1 s warm-up; returns
+    (spins per second, p99 ms)."""
+    result = await run_load(
+        target,
+        SPIN,
+        "bench.gateway:spin_calls",
+        {"members": members, "tokens": tokens},
+        concurrency=len(members),
+        seconds=seconds,
+        warmup=1.0,
+        timeout=10.0,
+    )
+    return result.rps, result.p99_ms
 
 
 async def run(seconds: float, member_count: int) -> dict[str, float]:
     members = [f"bench-m-{index}" for index in range(member_count)]
-    ledger_port, games_port, gateway_port = _free_port(), _free_port(), _free_port()
-    ledger_target, games_target = f"127.0.0.1:{ledger_port}", f"127.0.0.1:{games_port}"
-    gateway_target = f"127.0.0.1:{gateway_port}"
     secret = secrets.token_urlsafe(48)
     with tempfile.TemporaryDirectory(prefix="bench-gateway-") as scratch:
         work = Path(scratch)
-        processes = [
-            await _start(
-                "services.ledger",
-                {"LEDGER_LISTEN": ledger_target, "LEDGER_DB": str(work / "ledger.db")},
-                work / "ledger.log",
-            ),
-            await _start(
-                "services.games",
-                {
-                    "GAMES_LISTEN": games_target,
-                    "GAMES_DB": str(work / "games.db"),
-                    "GAMES_LEDGER_TARGET": ledger_target,
-                },
-                work / "games.log",
-            ),
-            await _start(
-                "services.gateway",
-                {
-                    "GATEWAY_LISTEN": gateway_target,
-                    "GATEWAY_LEDGER_TARGET": ledger_target,
-                    "GATEWAY_GAMES_TARGET": games_target,
-                    "GATEWAY_CAMPAIGNS_TARGET": "",
-                    "GATEWAY_JWT_SECRET": secret,
-                    "GATEWAY_JWT_ISSUER": ISSUER,
-                    "GATEWAY_JWT_AUDIENCE": AUDIENCE,
-                    "GATEWAY_MEMBER_RATE": "1000000",
-                    "GATEWAY_MEMBER_BURST": "1000000",
-                    "GATEWAY_ADDRESS_RATE": "1000000",
-                    "GATEWAY_ADDRESS_BURST": "1000000",
-                },
-                work / "gateway.log",
-            ),
-        ]
+        suite = Suite(
+            work,
+            env={
+                "LOG_LEVEL": "warning",
+                "GATEWAY_JWT_SECRET": secret,
+                "GATEWAY_JWT_ISSUER": ISSUER,
+                "GATEWAY_JWT_AUDIENCE": AUDIENCE,
+                "GATEWAY_MEMBER_RATE": "1000000",
+                "GATEWAY_MEMBER_BURST": "1000000",
+                "GATEWAY_ADDRESS_RATE": "1000000",
+                "GATEWAY_ADDRESS_BURST": "1000000",
+            },
+            log_dir=work,
+        )
         try:
-            await _wait_serving(ledger_target)
-            await _wait_serving(games_target)
-            # The gateway serves HTTP health, not gRPC health: a connection will do.
-            await _wait_serving(gateway_target, has_health=False)
-            await _set_up(ledger_target, games_target, members)
+            ledger = await suite.start("ledger")
+            games = await suite.start("games")
+            # No campaigns service here, so the gateway never reports ready on
+            # /readyz: a connection will do, as spins do not need campaigns.
+            gateway = await suite.start("gateway", wait=False)
+            await wait_connectable(gateway.target)
+            await _set_up(ledger.target, games.target, members)
             now_us = SystemClock().now_us()
             tokens = {
                 member: issue_token(
@@ -220,20 +165,10 @@ async def run(seconds: float, member_count: int) -> dict[str, float]:
                 )
                 for member in members
             }
-            # Warm both paths (connections, caches) before measuring.
-            await _load(games_target, members, 1.0, lambda _member: ())
-            direct_tps, direct_p99 = await _load(games_target, members, seconds, lambda _m: ())
-
-            def bearer(member: str) -> tuple:
-                return (("authorization", f"Bearer {tokens[member]}"),)
-
-            await _load(gateway_target, members, 1.0, bearer)
-            gateway_tps, gateway_p99 = await _load(gateway_target, members, seconds, bearer)
+            direct_tps, direct_p99 = await _spins(games.target, members, seconds)
+            gateway_tps, gateway_p99 = await _spins(gateway.target, members, seconds, tokens)
         finally:
-            for process in processes:
-                process.terminate()
-            for process in processes:
-                await process.wait()
+            await suite.stop_all()
     return {
         "members": member_count,
         "seconds": seconds,
@@ -250,12 +185,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--members", type=int, default=64)
     args = parser.parse_args(argv)
-    results = asyncio.run(run(args.seconds, args.members))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    width = max(map(len, results))
-    for key, value in results.items():
-        print(f"{key.ljust(width)}  {value}")
+    report("gateway", asyncio.run(run(args.seconds, args.members)), TARGETS)
 
 
 if __name__ == "__main__":
