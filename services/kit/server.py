@@ -4,6 +4,7 @@ reflection and graceful shutdown around a grpc.aio server."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import signal
 import uuid
@@ -80,6 +81,22 @@ async def _internal(context: grpc.aio.ServicerContext) -> None:
     await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the service log")
 
 
+@contextlib.asynccontextmanager
+async def _call_context(request, context: grpc.aio.ServicerContext, bind: Callable[[], None]):
+    """Around every call: its logging context, and errors mapped to statuses."""
+    bind()
+    if isinstance(request, Undecodable):
+        await _abort(context, _undecodable(request))
+    try:
+        yield
+    except ServiceError as error:
+        await _abort(context, error)
+    except (asyncio.CancelledError, grpc.aio.AbortError):
+        raise
+    except Exception:
+        await _internal(context)
+
+
 class CallContextInterceptor(grpc.aio.ServerInterceptor):
     """Binds rpc and request id to the logging context of each call, maps
     ServiceError to rich statuses and unparsable requests to INVALID_ARGUMENT."""
@@ -99,17 +116,8 @@ class CallContextInterceptor(grpc.aio.ServerInterceptor):
             behavior = handler.unary_unary
 
             async def unary_unary(request, context):
-                bind()
-                if isinstance(request, Undecodable):
-                    await _abort(context, _undecodable(request))
-                try:
+                async with _call_context(request, context, bind):
                     return await behavior(request, context)
-                except ServiceError as error:
-                    await _abort(context, error)
-                except (asyncio.CancelledError, grpc.aio.AbortError):
-                    raise
-                except Exception:
-                    await _internal(context)
 
             return grpc.unary_unary_rpc_method_handler(
                 unary_unary,
@@ -120,10 +128,7 @@ class CallContextInterceptor(grpc.aio.ServerInterceptor):
             stream_behavior = handler.unary_stream
 
             async def unary_stream(request, context):
-                bind()
-                if isinstance(request, Undecodable):
-                    await _abort(context, _undecodable(request))
-                try:
+                async with _call_context(request, context, bind):
                     responses = stream_behavior(request, context)
                     # Servicers either yield responses or write them with context.write.
                     if inspect.isawaitable(responses):
@@ -131,12 +136,6 @@ class CallContextInterceptor(grpc.aio.ServerInterceptor):
                         return
                     async for response in responses:
                         yield response
-                except ServiceError as error:
-                    await _abort(context, error)
-                except (asyncio.CancelledError, grpc.aio.AbortError):
-                    raise
-                except Exception:
-                    await _internal(context)
 
             return grpc.unary_stream_rpc_method_handler(
                 unary_stream,
