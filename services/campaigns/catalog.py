@@ -28,10 +28,15 @@ class Catalog:
         """Add or replace a campaign; its schedule is compiled again only for a new version."""
         previous = self._entries.get(campaign.campaign_id)
         if previous is not None and previous.campaign.version == campaign.version:
-            schedule = previous.schedule
+            entry = Candidate(campaign, previous.schedule)
+            if previous.campaign.status is campaign.status:
+                # Only figures changed (budget use): the filing stays.
+                self._entries[campaign.campaign_id] = entry
+                for key in self._filed.get(campaign.campaign_id, ()):
+                    self._index[key][campaign.campaign_id] = entry
+                return entry
         else:
-            schedule = Schedule(campaign.spec.schedule)
-        entry = Candidate(campaign, schedule)
+            entry = Candidate(campaign, Schedule(campaign.spec.schedule))
         self._unfile(campaign.campaign_id)
         self._entries[campaign.campaign_id] = entry
         if campaign.status in EVALUATED:

@@ -27,16 +27,24 @@ def to_plain(value: Any) -> Any:
     return _plain(value)
 
 
+SCALARS = (str, int, bool, float, type(None))
+
+
+@cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+
 def _plain(value: Any) -> Any:
-    if dataclasses.is_dataclass(value):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, SCALARS):
+        return value
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, tuple | list):
         return [_plain(item) for item in value]
     if isinstance(value, dict):
         return {key.value if isinstance(key, Enum) else key: _plain(v) for key, v in value.items()}
-    return value
+    return {name: _plain(getattr(value, name)) for name in _field_names(type(value))}
 
 
 @cache

@@ -24,7 +24,7 @@ from services.campaigns.domain.evaluation import (
     evaluate,
     usage_query,
 )
-from services.campaigns.domain.lifecycle import apply_action, derive_state
+from services.campaigns.domain.lifecycle import apply_action, derive_state, smallest_award
 from services.campaigns.domain.model import (
     REFUND,
     Activity,
@@ -66,6 +66,7 @@ log = structlog.get_logger()
 
 DAY_US = 86_400 * MICROS_PER_SECOND
 ATTEMPTS = 3
+RELAY_INTERVAL_US = 2 * MICROS_PER_SECOND
 DEFAULT_PAGE = 50
 MAX_PAGE = 500
 DEFAULT_OCCURRENCES = 10
@@ -89,7 +90,8 @@ class _Recorded:
     outcome: Outcome | None = None
     entry_id: str | None = None
     request: object = None
-    touched: tuple[Campaign, ...] = ()
+    # Budget figures (funded, used) of the campaigns the decision drew on, after it.
+    budgets: dict[str, tuple[int, int]] | None = None
     existing: ActivityRecord | None = None
 
 
@@ -138,15 +140,33 @@ class CampaignsService:
         for campaign in await self._store.read_campaigns():
             self.catalog.put(campaign)
         await self.transitions.start()
-        # Finishes what a crash left recorded but not posted, then keeps retrying
-        # entries deferred while the ledger was unreachable.
-        self._relay = asyncio.create_task(self._outbox.relay(self._on_settled))
+        # What a crash left recorded but not posted is finished first.
+        await self.settle_pending()
+        self._relay = asyncio.create_task(self._relay_stale())
 
     async def stop(self) -> None:
         if self._relay is not None:
             self._relay.cancel()
             await asyncio.gather(self._relay, return_exceptions=True)
         await self.transitions.stop()
+
+    async def _relay_stale(self) -> None:
+        """Retry entries deferred while the ledger was unreachable: only those still
+        pending a whole interval later, so chains being posted right now by their
+        own request are not posted a second time."""
+        seen: set[str] = set()
+        while True:
+            await self._clock.sleep_until(self._clock.now_us() + RELAY_INTERVAL_US)
+            try:
+                pending = dict(await self._outbox.pending())
+                for entry_id in sorted(pending.keys() & seen):
+                    response = await self._outbox.settle(entry_id, pending[entry_id])
+                    await self._on_settled(Settled(entry_id, pending[entry_id], response))
+                seen = set(pending)
+            except Unavailable:
+                log.warning("ledger_unavailable_for_relay")
+            except Exception:
+                log.exception("outbox_relay_failed")
 
     async def settle_pending(self) -> int:
         return await self._outbox.settle_pending(self._on_settled)
@@ -203,9 +223,7 @@ class CampaignsService:
     async def _member(self, member_id: str) -> Member:
         member = await self._store.read_member(member_id)
         if member is None:
-            raise NotFound(
-                "MEMBER_NOT_FOUND", f"member {member_id} does not exist", {"member_id": member_id}
-            )
+            raise _member_not_found(member_id)
         return member
 
     # Activities.
@@ -213,12 +231,16 @@ class CampaignsService:
     async def track(self, activity: Activity) -> tuple[Outcome, bool]:
         """The activity's outcome and whether it is a replay of an earlier call."""
         self._check_activity(activity)
-        existing = await self._store.read_activity(activity.activity_id)
-        if existing is not None:
+        try:
+            self._check_time(activity)
+        except FailedPrecondition:
+            # A retry of an activity recorded in time is answered, however late it comes.
+            existing = await self._store.read_activity(activity.activity_id)
+            if existing is None:
+                raise
             return await self._replay(existing, activity), True
-        self._check_time(activity)
-        await self._member(activity.member_id)
         if activity.type == REFUND:
+            await self._member(activity.member_id)
             return await self._track_refund(activity)
         candidates = self.catalog.candidates(activity.type, activity.occur_us)
         exhausted: set[str] = set()
@@ -283,7 +305,8 @@ class CampaignsService:
 
     def _context(self, connection: sqlite3.Connection, activity: Activity) -> ActivityContext:
         member = self._store.member(connection, activity.member_id)
-        assert member is not None  # checked before; members are never deleted
+        if member is None:
+            raise _member_not_found(activity.member_id)
         return ActivityContext(
             activity=activity,
             member=member,
@@ -325,11 +348,15 @@ class CampaignsService:
     def _local_days(self, decision: Decision, activity: Activity) -> dict[str, str]:
         campaign_ids = {leg.campaign_id for leg in decision.legs}
         campaign_ids |= {refused.campaign_id for refused in decision.refused}
+        by_zone: dict[str, str] = {}
         days = {}
         for campaign_id in campaign_ids:
             entry = self.catalog.get(campaign_id)
             assert entry is not None
-            days[campaign_id] = local_date(activity.occur_us, entry.schedule.zone).isoformat()
+            tz = entry.schedule.zone
+            if tz.key not in by_zone:
+                by_zone[tz.key] = local_date(activity.occur_us, tz).isoformat()
+            days[campaign_id] = by_zone[tz.key]
         return days
 
     def _record_award(
@@ -359,53 +386,60 @@ class CampaignsService:
                 activity.activity_id, legs, self._expire_us(activity)
             )
             self._outbox.record(connection, entry_id, request, now)
-        touched = tuple(
-            campaign
-            for applied in decision.applied
-            if (campaign := self._store.campaign(connection, applied.campaign_id)) is not None
-        )
-        return _Recorded(outcome, entry_id, request, touched)
+        budgets = self._store.budgets(connection, [a.campaign_id for a in decision.applied])
+        return _Recorded(outcome, entry_id, request, budgets)
 
     async def _post(self, activity: Activity, recorded: _Recorded):
         """Post a recorded chain: the settled outcome, or None when the ledger refused
         it (the record is then undone), with the ledger's response."""
         outcome = recorded.outcome
         assert outcome is not None
-        for campaign in recorded.touched:
-            self.catalog.put(campaign)
+        await self._note_budgets(recorded.budgets or {})
         if recorded.entry_id is None:
-            balance = await self._ledger.balance(activity.member_id)
-            settled = replace(outcome, balance=balance.balance)
+            balance = (await self._ledger.balance(activity.member_id)).balance
             await self._store.writer.submit(
-                lambda connection: self._store.settle_activity(
-                    connection, activity.activity_id, settled
+                partial(
+                    self._store.settle_activity, activity_id=activity.activity_id, balance=balance
                 )
             )
-            return settled, None
+            return replace(outcome, balance=balance), None
         response = await self._outbox.settle(recorded.entry_id, recorded.request)
-        settled_outcome = await self._apply_settlement(
-            activity.activity_id, recorded.entry_id, response
-        )
-        if settled_outcome is None:
+        balance = await self._apply_settlement(activity.activity_id, recorded.entry_id, response)
+        if balance is None:
             log.warning(
                 "activity_refused_by_ledger",
                 activity_id=activity.activity_id,
                 refusals=ledger_client.refusals(response),
             )
-            for campaign in recorded.touched:
-                fresh = await self._store.read_campaign(campaign.campaign_id)
-                if fresh is not None:
-                    self.catalog.put(fresh)
-        else:
-            log.info(
-                "activity_tracked",
-                activity_id=activity.activity_id,
-                member_id=activity.member_id,
-                points=settled_outcome.decision.points_for(activity.member_id),
-                campaigns=[applied.campaign_id for applied in outcome.decision.applied],
+            fresh = await self._store.writer.submit(
+                partial(self._store.budgets, campaign_ids=list(recorded.budgets or {}))
             )
-        await self.transitions.refresh(campaign.campaign_id for campaign in recorded.touched)
-        return settled_outcome, response
+            await self._note_budgets(fresh)
+            return None, response
+        log.info(
+            "activity_tracked",
+            activity_id=activity.activity_id,
+            member_id=activity.member_id,
+            points=outcome.decision.points_for(activity.member_id),
+            campaigns=[applied.campaign_id for applied in outcome.decision.applied],
+        )
+        return replace(outcome, balance=balance), response
+
+    async def _note_budgets(self, budgets: dict[str, tuple[int, int]]) -> None:
+        """Keep the catalog's budget figures current; announce budgets that ran out or refilled."""
+        crossed = []
+        for campaign_id, (funded, used) in budgets.items():
+            entry = self.catalog.get(campaign_id)
+            if entry is None:
+                continue
+            before = entry.campaign
+            after = replace(before, budget_funded=funded, budget_used=used)
+            self.catalog.put(after)
+            smallest = smallest_award(before)
+            if (before.budget_remaining < smallest) != (after.budget_remaining < smallest):
+                crossed.append(campaign_id)
+        if crossed:
+            await self.transitions.refresh(crossed)
 
     def _refused_budgets(self, recorded: _Recorded, response) -> set[str]:
         """Campaigns whose budget account the ledger found short (the next attempt skips them)."""
@@ -419,22 +453,21 @@ class CampaignsService:
             and leg.transfer_id(outcome.activity_id) in refused_ids
         }
 
-    async def _apply_settlement(self, activity_id: str, entry_id: str, response) -> Outcome | None:
-        """Mark the activity settled with the balance, or undo it if the ledger refused."""
+    async def _apply_settlement(self, activity_id: str, entry_id: str, response) -> int | None:
+        """Mark the activity settled and return the member's balance after it, or undo
+        the activity and return None when the ledger refused its chain."""
         accepted = all_accepted(response)
 
-        def work(connection: sqlite3.Connection) -> Outcome | None:
-            record = self._store.activity(connection, activity_id)
-            if record is None or record.entry_id != entry_id:
+        def work(connection: sqlite3.Connection) -> int | None:
+            member_id = self._store.pending_member(connection, activity_id, entry_id)
+            if member_id is None:
                 return None
             if not accepted:
                 self._store.discard_activity(connection, activity_id)
                 return None
-            actor = record.activity.member_id
-            balance = ledger_client.balance_after(response, actor)
-            outcome = replace(record.outcome, balance=balance or 0)
-            self._store.settle_activity(connection, activity_id, outcome)
-            return outcome
+            balance = ledger_client.balance_after(response, member_id) or 0
+            self._store.settle_activity(connection, activity_id, balance)
+            return balance
 
         return await self._store.writer.submit(work)
 
@@ -457,16 +490,14 @@ class CampaignsService:
             )
         )
         response = await self._outbox.settle(record.entry_id, request)
-        outcome = await self._apply_settlement(activity.activity_id, record.entry_id, response)
-        if outcome is None:
-            current = await self._store.read_activity(activity.activity_id)
-            if current is not None and current.settled:
-                return current.outcome
-            raise Unavailable(
-                "ACTIVITY_IN_PROGRESS",
-                f"activity {activity.activity_id} is being retried; ask again shortly",
-            )
-        return outcome
+        await self._apply_settlement(activity.activity_id, record.entry_id, response)
+        current = await self._store.read_activity(activity.activity_id)
+        if current is not None and current.settled:
+            return current.outcome
+        raise Unavailable(
+            "ACTIVITY_IN_PROGRESS",
+            f"activity {activity.activity_id} is being retried; ask again shortly",
+        )
 
     # Refunds.
 
@@ -531,12 +562,8 @@ class CampaignsService:
             self._store.record_clawback(connection, refund, plan)
             if entry_id is not None:
                 self._outbox.record(connection, entry_id, request, now)
-            touched = tuple(
-                campaign
-                for leg in plan.legs
-                if (campaign := self._store.campaign(connection, leg.leg.campaign_id)) is not None
-            )
-            return _Recorded(outcome, entry_id, request if entry_id else None, touched)
+            budgets = self._store.budgets(connection, [leg.leg.campaign_id for leg in plan.legs])
+            return _Recorded(outcome, entry_id, request if entry_id else None, budgets)
 
         return work
 
@@ -811,6 +838,12 @@ class CampaignsService:
             raise InvalidArgument([FieldViolation("after_sequence", "must not be negative")])
         async for transition in self.transitions.watch(after_sequence):
             yield transition
+
+
+def _member_not_found(member_id: str) -> NotFound:
+    return NotFound(
+        "MEMBER_NOT_FOUND", f"member {member_id} does not exist", {"member_id": member_id}
+    )
 
 
 def _first_difference(first, again, path: str) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import aiosqlite
@@ -66,6 +66,7 @@ CREATE TABLE activities (
   outcome TEXT NOT NULL,
   state TEXT NOT NULL CHECK (state IN ('pending', 'settled')),
   entry_id TEXT,
+  balance INTEGER NOT NULL DEFAULT 0,
   amount_minor INTEGER NOT NULL DEFAULT 0,
   refunded_minor INTEGER NOT NULL DEFAULT 0,
   create_us INTEGER NOT NULL
@@ -191,6 +192,9 @@ def _campaign(row) -> Campaign:
     )
 
 
+ACTIVITY_QUERY = (
+    "SELECT content, outcome, state, entry_id, balance FROM activities WHERE activity_id = ?"
+)
 CAMPAIGN_COLUMNS = (
     "campaign_id, version, spec, status, create_us, update_us, budget_funded, budget_used"
 )
@@ -212,10 +216,15 @@ class CampaignsStore:
             self._reader = None
         await self.writer.close()
 
-    @property
-    def reader(self) -> aiosqlite.Connection:
+    async def _rows(self, sql: str, *args) -> list:
+        """Run and fetch in one hop: a statement left open between awaits would hold
+        a read snapshot that hides later commits from other readers of the connection."""
         assert self._reader is not None, "store not opened"
-        return self._reader
+        return list(await self._reader.execute_fetchall(sql, args))
+
+    async def _row(self, sql: str, *args):
+        rows = await self._rows(sql, *args)
+        return rows[0] if rows else None
 
     # Members.
 
@@ -236,10 +245,7 @@ class CampaignsStore:
         )
 
     async def read_member(self, member_id: str) -> Member | None:
-        async with self.reader.execute(
-            "SELECT profile FROM members WHERE member_id = ?", (member_id,)
-        ) as cursor:
-            row = await cursor.fetchone()
+        row = await self._row("SELECT profile FROM members WHERE member_id = ?", member_id)
         return _member(row) if row else None
 
     # Campaigns.
@@ -276,17 +282,14 @@ class CampaignsStore:
         )
 
     async def read_campaign(self, campaign_id: str) -> Campaign | None:
-        async with self.reader.execute(
-            f"SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE campaign_id = ?", (campaign_id,)
-        ) as cursor:
-            row = await cursor.fetchone()
+        row = await self._row(
+            f"SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE campaign_id = ?", campaign_id
+        )
         return _campaign(row) if row else None
 
     async def read_campaigns(self) -> list[Campaign]:
-        async with self.reader.execute(
-            f"SELECT {CAMPAIGN_COLUMNS} FROM campaigns ORDER BY campaign_id"
-        ) as cursor:
-            return [_campaign(row) for row in await cursor.fetchall()]
+        rows = await self._rows(f"SELECT {CAMPAIGN_COLUMNS} FROM campaigns ORDER BY campaign_id")
+        return [_campaign(row) for row in rows]
 
     @staticmethod
     def funding_intended(connection: sqlite3.Connection, campaign_id: str) -> int:
@@ -324,17 +327,16 @@ class CampaignsStore:
     @staticmethod
     def activity(connection: sqlite3.Connection, activity_id: str) -> ActivityRecord | None:
         row = connection.execute(
-            "SELECT content, outcome, state, entry_id FROM activities WHERE activity_id = ?",
+            ACTIVITY_QUERY,
             (activity_id,),
         ).fetchone()
         return _activity_record(row) if row else None
 
     async def read_activity(self, activity_id: str) -> ActivityRecord | None:
-        async with self.reader.execute(
-            "SELECT content, outcome, state, entry_id FROM activities WHERE activity_id = ?",
-            (activity_id,),
-        ) as cursor:
-            row = await cursor.fetchone()
+        row = await self._row(
+            ACTIVITY_QUERY,
+            activity_id,
+        )
         return _activity_record(row) if row else None
 
     @staticmethod
@@ -563,11 +565,36 @@ class CampaignsStore:
         ).fetchone()[0]
 
     @staticmethod
-    def settle_activity(connection: sqlite3.Connection, activity_id: str, outcome: Outcome) -> None:
+    def pending_member(connection: sqlite3.Connection, activity_id: str, entry_id: str):
+        """The member of an activity still waiting for this outbox entry, else None."""
+        row = connection.execute(
+            "SELECT member_id FROM activities"
+            " WHERE activity_id = ? AND entry_id = ? AND state = 'pending'",
+            (activity_id, entry_id),
+        ).fetchone()
+        return row[0] if row else None
+
+    @staticmethod
+    def settle_activity(connection: sqlite3.Connection, activity_id: str, balance: int) -> None:
         connection.execute(
-            "UPDATE activities SET state = 'settled', outcome = ? WHERE activity_id = ?",
-            (to_json(outcome), activity_id),
+            "UPDATE activities SET state = 'settled', balance = ? WHERE activity_id = ?",
+            (balance, activity_id),
         )
+
+    @staticmethod
+    def budgets(
+        connection: sqlite3.Connection, campaign_ids: Sequence[str]
+    ) -> dict[str, tuple[int, int]]:
+        """(funded, used) per campaign."""
+        marks = ",".join("?" * len(campaign_ids))
+        return {
+            campaign_id: (funded, used)
+            for campaign_id, funded, used in connection.execute(
+                "SELECT campaign_id, budget_funded, budget_used FROM campaigns"
+                f" WHERE campaign_id IN ({marks})",
+                list(campaign_ids),
+            )
+        }
 
     # Transitions.
 
@@ -610,12 +637,12 @@ class CampaignsStore:
         return row[0] if row else None
 
     async def transitions_after(self, sequence: int, limit: int = 500) -> list[Transition]:
-        async with self.reader.execute(
+        rows = await self._rows(
             "SELECT sequence, campaign_id, from_state, to_state, effect_us FROM transitions"
             " WHERE sequence > ? ORDER BY sequence LIMIT ?",
-            (sequence, limit),
-        ) as cursor:
-            rows = await cursor.fetchall()
+            sequence,
+            limit,
+        )
         return [
             Transition(seq, cid, CampaignState(before), CampaignState(after), effect)
             for seq, cid, before, after, effect in rows
@@ -624,24 +651,22 @@ class CampaignsStore:
     # Statistics.
 
     async def figures(self, campaign_id: str) -> CampaignFigures:
-        async def rows(sql: str, *args) -> Sequence:
-            async with self.reader.execute(sql, args) as cursor:
-                return await cursor.fetchall()
-
         awarded = "SELECT {group} SUM(points - accounted), COUNT(DISTINCT activity_id),"
         awarded += " COUNT(DISTINCT beneficiary) FROM award_legs WHERE campaign_id = ?"
-        ((points, activities, members),) = await rows(awarded.format(group=""), campaign_id)
-        days = await rows(
+        ((points, activities, members),) = await self._rows(awarded.format(group=""), campaign_id)
+        days = await self._rows(
             awarded.format(group="local_day,") + " GROUP BY local_day ORDER BY local_day",
             campaign_id,
         )
         # Clawbacks count on the day of the purchase they reverse, already in `accounted`.
-        refusals = await rows(
+        refusals = await self._rows(
             "SELECT local_day, reason, COUNT(*) FROM refusals WHERE campaign_id = ?"
             " GROUP BY local_day, reason ORDER BY local_day, reason",
             campaign_id,
         )
-        ((pending,),) = await rows("SELECT COUNT(*) FROM ledger_outbox WHERE state = 'pending'")
+        ((pending,),) = await self._rows(
+            "SELECT COUNT(*) FROM ledger_outbox WHERE state = 'pending'"
+        )
         return CampaignFigures(
             points=points or 0,
             activities=activities,
@@ -728,10 +753,10 @@ def _insert_leg(connection, activity, leg, version, is_bonus, new_member, local_
 
 
 def _activity_record(row) -> ActivityRecord:
-    content, outcome, state, entry_id = row
+    content, outcome, state, entry_id, balance = row
     return ActivityRecord(
         activity=from_json(Activity, content),
-        outcome=from_json(Outcome, outcome),
+        outcome=replace(from_json(Outcome, outcome), balance=balance),
         settled=state == "settled",
         entry_id=entry_id,
     )
