@@ -10,9 +10,10 @@ from loyalty.campaigns.v1 import campaigns_service_pb2_grpc as pb_grpc
 from loyalty.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
 
 from services.campaigns.ledger_client import LedgerClient
-from services.campaigns.service import CampaignsService, Policy
+from services.campaigns.service import CampaignsService
 from services.campaigns.servicer import CampaignsServicer
 from services.campaigns.store import CampaignsStore
+from services.campaigns.tracking import Policy
 from services.kit.clock import Clock, SystemClock
 from services.kit.config import env_float, env_int, env_path, env_str
 from services.kit.outbox import LedgerOutbox

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import grpc
 from loyalty.campaigns.v1 import campaigns_service_pb2 as pb
 from loyalty.ledger.v1 import ledger_service_pb2 as ledger_pb
@@ -14,6 +16,17 @@ HOUR_US = 3600 * 1_000_000
 
 async def track(stub, message):
     return await stub.TrackActivity(pb.TrackActivityRequest(activity=message))
+
+
+async def retry_until_ledger_reconnects(stub, message, attempts: int = 100):
+    """A client's retry loop: the channel to the ledger reconnects on gRPC's backoff."""
+    for _ in range(attempts - 1):
+        try:
+            return await track(stub, message)
+        except grpc.aio.AioRpcError as error:
+            assert error.code() == grpc.StatusCode.UNAVAILABLE
+            await asyncio.sleep(0.1)
+    return await track(stub, message)
 
 
 async def test_upsert_member_opens_the_wallet_once(campaigns):
@@ -199,3 +212,61 @@ async def test_birthday_bonus_once_a_year(campaigns):
     second = await track(stub, activity("l-2", "app_login", now + 1))
     assert [a.campaign_id for a in first.breakdown.applied] == ["bday"]
     assert [r.reason for r in second.breakdown.refused] == [pb.REFUSAL_REASON_ALREADY_GRANTED]
+
+
+async def test_a_budget_drained_outside_the_service_is_refused_by_the_ledger(campaigns):
+    stub, ledger = campaigns.stub, campaigns.ledger
+    await program(stub)
+    await launch(stub, "bonus", fixed(10, budget=10))
+    await ledger.stub.OpenAccount(
+        ledger_pb.OpenAccountRequest(
+            account=ledger_pb.Account(
+                id="ops:sink", unit="points", kind=ledger_pb.ACCOUNT_KIND_ADJUSTMENT
+            )
+        )
+    )
+    await ledger.stub.PostTransfers(
+        ledger_pb.PostTransfersRequest(
+            transfers=[
+                ledger_pb.Transfer(
+                    id="drain",
+                    debit_account_id="campaign:bonus:budget",
+                    credit_account_id="ops:sink",
+                    amount=10,
+                    code=ledger_pb.TRANSFER_CODE_ADJUSTMENT,
+                    kind=ledger_pb.TRANSFER_KIND_POSTED,
+                )
+            ]
+        )
+    )
+    # Our bookkeeping still sees 10 points; the ledger refuses the chain, the
+    # record is undone and the activity evaluated again without that budget.
+    response = await track(stub, purchase("a-1", 500, campaigns.clock.now_us()))
+    assert response.breakdown.total_points == 5
+    assert [r.reason for r in response.breakdown.refused] == [pb.REFUSAL_REASON_BUDGET_EXHAUSTED]
+    assert await balance(ledger, "m-1") == 5
+    stats = (await stub.GetCampaignStats(pb.GetCampaignStatsRequest(campaign_id="bonus"))).stats
+    assert stats.points_awarded == 0 and not stats.reconciled
+
+
+async def test_an_award_recorded_while_the_ledger_is_down_is_posted_once_later(campaigns, tmp_path):
+    from services.ledger.server import LedgerSettings, build_server
+
+    stub, ledger = campaigns.stub, campaigns.ledger
+    await program(stub)
+    await launch(stub, "bonus", fixed(10))
+    await ledger.host.stop(None)
+    now = campaigns.clock.now_us()
+    reason, _ = await rejected(track(stub, purchase("a-1", 1000, now)), grpc.StatusCode.UNAVAILABLE)
+    assert reason == "LEDGER_UNAVAILABLE"
+    settings = LedgerSettings(db_path=tmp_path / "ledger.db", sweep_interval_seconds=3600)
+    revived = await build_server(settings, ledger.target, ledger.clock)
+    await revived.start()
+    try:
+        retried = await retry_until_ledger_reconnects(stub, purchase("a-1", 1000, now))
+        assert retried.replayed and retried.breakdown.balance == 20
+        again = await track(stub, purchase("a-1", 1000, now))
+        assert again.breakdown == retried.breakdown
+        assert await balance(ledger, "m-1") == 20
+    finally:
+        await revived.stop(None)
