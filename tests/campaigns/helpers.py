@@ -37,3 +37,29 @@ async def rejected(call, code: grpc.StatusCode) -> tuple[str, dict[str, str]]:
     info = error_info(raised.value)
     assert info is not None
     return info.reason, field_violations(raised.value)
+
+
+async def move_points(ledger, transfer_id: str, debit: str, credit: str, amount: int) -> None:
+    """Points leaving an account outside the campaigns service (a redemption, an operator)."""
+    await ledger.stub.OpenAccount(
+        ledger_pb.OpenAccountRequest(
+            account=ledger_pb.Account(
+                id=credit, unit="points", kind=ledger_pb.ACCOUNT_KIND_ADJUSTMENT
+            )
+        )
+    )
+    response = await ledger.stub.PostTransfers(
+        ledger_pb.PostTransfersRequest(
+            transfers=[
+                ledger_pb.Transfer(
+                    id=transfer_id,
+                    debit_account_id=debit,
+                    credit_account_id=credit,
+                    amount=amount,
+                    code=ledger_pb.TRANSFER_CODE_ADJUSTMENT,
+                    kind=ledger_pb.TRANSFER_KIND_POSTED,
+                )
+            ]
+        )
+    )
+    assert response.results[0].code == ledger_pb.TRANSFER_RESULT_CODE_OK

@@ -8,7 +8,7 @@ import grpc
 from loyalty.campaigns.v1 import campaigns_service_pb2 as pb
 from loyalty.ledger.v1 import ledger_service_pb2 as ledger_pb
 
-from tests.campaigns.helpers import balance, launch, program, rejected
+from tests.campaigns.helpers import balance, launch, move_points, program, rejected
 from tests.campaigns.messages import activity, fixed, member, multiplier, purchase
 
 HOUR_US = 3600 * 1_000_000
@@ -164,27 +164,7 @@ async def test_refunds_claw_back_in_proportion_and_never_below_zero(campaigns):
     budget = await stub.GetCampaign(pb.GetCampaignRequest(campaign_id="bonus"))
     assert budget.campaign.budget_used == 50 - 16
     # The member spends most of the rest before the remaining refund.
-    await ledger.stub.OpenAccount(
-        ledger_pb.OpenAccountRequest(
-            account=ledger_pb.Account(
-                id="shop:redemption", unit="points", kind=ledger_pb.ACCOUNT_KIND_REDEMPTION
-            )
-        )
-    )
-    await ledger.stub.PostTransfers(
-        ledger_pb.PostTransfersRequest(
-            transfers=[
-                ledger_pb.Transfer(
-                    id="redeem-1",
-                    debit_account_id="m-1",
-                    credit_account_id="shop:redemption",
-                    amount=81,
-                    code=ledger_pb.TRANSFER_CODE_REDEEM,
-                    kind=ledger_pb.TRANSFER_KIND_POSTED,
-                )
-            ]
-        )
-    )
+    await move_points(ledger, "redeem-1", "m-1", "shop:redemption", 81)
     rest = (await track(stub, refund("r-2", 6_667))).breakdown
     assert rest.clawback.points_reversed == 20
     assert rest.clawback.points_unrecovered == (100 - 33) + (50 - 16) - 20
@@ -218,27 +198,7 @@ async def test_a_budget_drained_outside_the_service_is_refused_by_the_ledger(cam
     stub, ledger = campaigns.stub, campaigns.ledger
     await program(stub)
     await launch(stub, "bonus", fixed(10, budget=10))
-    await ledger.stub.OpenAccount(
-        ledger_pb.OpenAccountRequest(
-            account=ledger_pb.Account(
-                id="ops:sink", unit="points", kind=ledger_pb.ACCOUNT_KIND_ADJUSTMENT
-            )
-        )
-    )
-    await ledger.stub.PostTransfers(
-        ledger_pb.PostTransfersRequest(
-            transfers=[
-                ledger_pb.Transfer(
-                    id="drain",
-                    debit_account_id="campaign:bonus:budget",
-                    credit_account_id="ops:sink",
-                    amount=10,
-                    code=ledger_pb.TRANSFER_CODE_ADJUSTMENT,
-                    kind=ledger_pb.TRANSFER_KIND_POSTED,
-                )
-            ]
-        )
-    )
+    await move_points(ledger, "drain", "campaign:bonus:budget", "ops:sink", 10)
     # Our bookkeeping still sees 10 points; the ledger refuses the chain, the
     # record is undone and the activity evaluated again without that budget.
     response = await track(stub, purchase("a-1", 500, campaigns.clock.now_us()))
@@ -270,3 +230,29 @@ async def test_an_award_recorded_while_the_ledger_is_down_is_posted_once_later(c
         assert await balance(ledger, "m-1") == 20
     finally:
         await revived.stop(None)
+
+
+async def test_a_referred_signup_pays_both_wallets_in_one_chain_once(campaigns):
+    stub, ledger = campaigns.stub, campaigns.ledger
+    await program(stub, "m-1")
+    await stub.UpsertMember(pb.UpsertMemberRequest(member=member("m-2", referrer_member_id="m-1")))
+    referral = pb.CampaignSpec(
+        display_name="Bring a friend",
+        kind=pb.CAMPAIGN_KIND_REFERRAL_BONUS,
+        reward=pb.Reward(
+            referral_stage=pb.REFERRAL_STAGE_SIGNUP, referrer_points=100, referred_points=50
+        ),
+        budget_points=1000,
+        schedule=pb.Schedule(time_zone="Europe/Paris"),
+    )
+    await launch(stub, "friends", referral)
+    now = campaigns.clock.now_us()
+    signup = await track(stub, activity("s-1", "referral_signup", now, member_id="m-2"))
+    assert list(signup.breakdown.applied[0].transfer_ids) == [
+        "activity:s-1:bonus:friends",
+        "activity:s-1:bonus:friends:referrer",
+    ]
+    assert signup.breakdown.total_points == 50
+    again = await track(stub, activity("s-2", "referral_signup", now, member_id="m-2"))
+    assert [r.reason for r in again.breakdown.refused] == [pb.REFUSAL_REASON_ALREADY_GRANTED]
+    assert (await balance(ledger, "m-1"), await balance(ledger, "m-2")) == (100, 50)

@@ -226,10 +226,27 @@ async def test_bad_input_on_every_other_rpc(campaigns):
         "page_token": stub.ListCampaigns(pb.ListCampaignsRequest(page_token="%%%")),
         "count": stub.GetSchedule(pb.GetScheduleRequest(campaign_id="c", count=-1)),
         "time_zone": stub.GetSchedule(pb.GetScheduleRequest(campaign_id="c", time_zone="X/Y")),
+        "spec.reward.points": stub.UpdateCampaign(
+            pb.UpdateCampaignRequest(campaign_id="c", spec=fixed(0))
+        ),
+        "expected_version": stub.UpdateCampaign(
+            pb.UpdateCampaignRequest(campaign_id="c", spec=fixed(5), expected_version=-1)
+        ),
+        "states[0]": stub.ListCampaigns(pb.ListCampaignsRequest(states=[42])),
     }
     for field, call in bad_calls.items():
         _, violations = await rejected(call, invalid)
         assert field in violations, (field, violations)
+    watch = stub.WatchCampaigns(pb.WatchCampaignsRequest(after_sequence=-1))
+    _, violations = await rejected(watch.read(), invalid)
+    assert "after_sequence" in violations
+    for call in (
+        stub.GetCampaign(pb.GetCampaignRequest(campaign_id="")),
+        stub.PauseCampaign(pb.PauseCampaignRequest(campaign_id="x" * 41)),
+        stub.GetCampaignStats(pb.GetCampaignStatsRequest(campaign_id="a b")),
+    ):
+        _, violations = await rejected(call, invalid)
+        assert "campaign_id" in violations
     reason, _ = await rejected(
         stub.GetMember(pb.GetMemberRequest(member_id="m-1")), grpc.StatusCode.NOT_FOUND
     )

@@ -8,8 +8,8 @@ from loyalty.campaigns.v1 import campaigns_service_pb2 as pb
 from loyalty.campaigns.v1 import campaigns_service_pb2_grpc as pb_grpc
 
 from tests.campaigns.conftest import start_campaigns
-from tests.campaigns.helpers import launch
-from tests.campaigns.messages import fixed, window
+from tests.campaigns.helpers import launch, program
+from tests.campaigns.messages import fixed, purchase, window
 
 # The ManualClock starts at 2026-01-01T00:00:00Z, 01:00 in Paris.
 START_S = 1_767_225_600
@@ -61,3 +61,24 @@ async def test_transitions_follow_the_clock_and_resume_after_a_restart(campaigns
         assert message.transition.effect_time.seconds == START_S + 3 * 3600
         resumed.cancel()
     await host.stop(None)
+
+
+async def test_a_budget_running_out_is_announced(campaigns):
+    stub = campaigns.stub
+    await program(stub)
+    await launch(stub, "tiny", fixed(10, budget=10))
+    stream = stub.WatchCampaigns(pb.WatchCampaignsRequest())
+    seen = [await next_transition(stream) for _ in range(2)]
+    assert {(c, after) for c, _, after, _ in seen} == {
+        ("base", pb.CAMPAIGN_STATE_LIVE),
+        ("tiny", pb.CAMPAIGN_STATE_LIVE),
+    }
+    now = campaigns.clock.now_us()
+    await stub.TrackActivity(pb.TrackActivityRequest(activity=purchase("a-1", 100, now)))
+    assert await next_transition(stream) == (
+        "tiny",
+        pb.CAMPAIGN_STATE_LIVE,
+        pb.CAMPAIGN_STATE_BUDGET_EXHAUSTED,
+        now // 1_000_000,
+    )
+    stream.cancel()
