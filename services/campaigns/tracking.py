@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from functools import partial
 
 import structlog
+from loyalty.ledger.v1 import ledger_service_pb2 as ledger_pb
 
 from services.campaigns import ledger_client
 from services.campaigns.catalog import Catalog
@@ -58,7 +59,7 @@ class _Recorded:
 
     outcome: Outcome | None = None
     entry_id: str | None = None
-    request: object = None
+    request: ledger_pb.PostTransfersRequest | None = None
     # Budget figures (funded, used) of the campaigns the decision drew on, after it.
     budgets: dict[str, tuple[int, int]] | None = None
     existing: ActivityRecord | None = None

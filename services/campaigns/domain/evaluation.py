@@ -271,17 +271,28 @@ def usage_query(candidate: Candidate, context: ActivityContext) -> UsageQuery:
         (limit.period, *period_bounds(limit.period, activity.occur_us, candidate.schedule.zone))
         for limit in spec.limits.member_limits
     )
-    grant_key = None
+    counts_members = spec.limits.max_members > 0
+    return UsageQuery(
+        candidate.campaign_id,
+        activity.member_id,
+        periods,
+        _grant_key(candidate, context),
+        counts_members,
+    )
+
+
+def _grant_key(candidate: Candidate, context: ActivityContext) -> str | None:
+    """The key of a once-only grant: once per member and year, or per referred member."""
+    spec = candidate.campaign.spec
     if spec.kind is CampaignKind.BIRTHDAY_BONUS:
-        year = local_date(activity.occur_us, _member_zone(candidate, context.member)).year
-        grant_key = f"birthday:{year}"
-    elif (
+        zone_of_member = _member_zone(candidate, context.member)
+        return f"birthday:{local_date(context.activity.occur_us, zone_of_member).year}"
+    if (
         spec.kind is CampaignKind.REFERRAL_BONUS
         and spec.reward.referral_stage is not ReferralStage.INVITE_SENT
     ):
-        grant_key = "referral"
-    counts_members = spec.limits.max_members > 0
-    return UsageQuery(candidate.campaign_id, activity.member_id, periods, grant_key, counts_members)
+        return "referral"
+    return None
 
 
 def base_points(candidate: Candidate, activity: Activity) -> int:
@@ -446,7 +457,7 @@ def _offer(
             RefusalReason.BUDGET_EXHAUSTED,
             f"{usage.budget_remaining} budget points left, {total} needed",
         )
-    return _Offer(candidate, total, tuple(legs), note, usage_query(candidate, context).grant_key)
+    return _Offer(candidate, total, tuple(legs), note, _grant_key(candidate, context))
 
 
 def _best(offers: Sequence[_Offer]) -> tuple[_Offer | None, list[_Offer]]:
