@@ -401,11 +401,13 @@ async def play_member(call: Caller, mint: TokenMint, program: Program, say: Say)
     say(f"profile stored (birthday today, {today:%d %B}; segment {program.segment})")
 
     async def track(activity_type: str, number: int, token: str, **details: Message) -> Message:
+        # Everything happens at the story's `now`: the day of the birthday the
+        # profile names, inside the weekend's window.
         activity = {
             "activityId": f"{tag}-{activity_type}-{number}",
             "memberId": member_id,
             "type": activity_type,
-            "occurTime": timestamp(datetime.now(UTC)),
+            "occurTime": timestamp(now),
             **details,
         }
         response = await call(CAMPAIGNS, "TrackActivity", {"activity": activity}, token)

@@ -4,12 +4,17 @@ and refunds go through the same client as the member's own calls."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from tests.e2e.conftest import TRANSPORTS, NodeClient
+from tests.gateway.conftest import REPO
 from tools.demo import COFFEE, TokenMint, new_tag, num, play_member, set_up_program
+from tools.suite import Suite
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -76,3 +81,32 @@ async def test_the_story(node: NodeClient, mint: TokenMint, transport: str) -> N
     assert reasons.count("ENTRY_REASON_CLAWBACK") == 2
     assert "ENTRY_REASON_GAME_COST" in reasons
     assert any(line.startswith("== Member") for line in said)
+
+
+async def test_make_demo_tells_the_story_against_a_running_suite(suite: Suite) -> None:
+    """`python -m tools.demo` (grpcio) finds this suite's gateway and uses the
+    tokens its configuration accepts."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tools.demo",
+        "--gateway",
+        suite.target("gateway"),
+        env={**os.environ, **suite.env},
+        cwd=REPO,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode == 0, stderr.decode()
+    printed = stdout.decode()
+    assert f"Using the suite at {suite.target('gateway')}" in printed
+    for step in (
+        "buys sneakers for 40.00 EUR: +80 points",
+        "shares a post: +25 points",
+        "opens the app on their birthday: +100 points",
+        "verifies the spin: verified",
+        "expiring:",
+        "40 points clawed back, 0 unrecovered",
+    ):
+        assert step in printed, step
