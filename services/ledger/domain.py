@@ -757,16 +757,13 @@ class Book:
                 self.dirty_lots.add(lot.sequence)
                 self._move_posted(account, target, amount)
                 request = TransferRequest(id=f"expiry:{lot.sequence}", kind=TransferKind.POSTED)
-                expired.append(
-                    self._record(
-                        request,
-                        TransferKind.POSTED,
-                        TransferCode.EXPIRY,
-                        account,
-                        target,
-                        amount,
-                    )
+                transfer = self._record(
+                    request, TransferKind.POSTED, TransferCode.EXPIRY, account, target, amount
                 )
+                # An expiry account with lots of its own gets a lot that never expires,
+                # so its lots keep adding up to its balance.
+                self._add_lot(target, transfer.sequence, amount, None)
+                expired.append(transfer)
         return expired
 
     def expire_holds(self, transfer_ids: Iterable[str]) -> list[Transfer]:
