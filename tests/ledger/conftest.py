@@ -40,10 +40,11 @@ def account(
 
 
 def posted(transfer_id: str, debit: str, credit: str, amount: int, **fields) -> pb.Transfer:
+    """A transfer between two accounts: POSTED and EARN unless `fields` say otherwise."""
     fields.setdefault("code", pb.TRANSFER_CODE_EARN)
+    fields.setdefault("kind", pb.TRANSFER_KIND_POSTED)
     return pb.Transfer(
         id=transfer_id,
-        kind=pb.TRANSFER_KIND_POSTED,
         debit_account_id=debit,
         credit_account_id=credit,
         amount=amount,
