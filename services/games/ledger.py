@@ -132,7 +132,15 @@ def funding(
     )
 
 
-def unavailable(error: grpc.aio.AioRpcError) -> Unavailable:
+# A ledger shutting down cancels the calls in flight: to us that is an
+# unavailable ledger too. Every write we send is idempotent, so asking again is safe.
+UNREACHABLE = (*RETRYABLE, grpc.StatusCode.CANCELLED)
+
+
+def as_unavailable(error: grpc.aio.AioRpcError) -> Exception:
+    """UNAVAILABLE for a ledger that could not answer; other errors unchanged."""
+    if error.code() not in UNREACHABLE:
+        return error
     return Unavailable(
         "LEDGER_UNAVAILABLE",
         f"the ledger is unavailable ({error.code().name}); try again shortly",
@@ -152,9 +160,7 @@ class LedgerAccounts:
         try:
             return await call_with_retry(method, request, deadline=self._timeout)
         except grpc.aio.AioRpcError as error:
-            if error.code() in RETRYABLE:
-                raise unavailable(error) from error
-            raise
+            raise as_unavailable(error) from error
 
     async def ensure(self, *accounts: ledger_pb.Account) -> None:
         for account in accounts:

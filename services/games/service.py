@@ -19,6 +19,7 @@ If the process dies anywhere, the outbox relay posts the recorded chain again
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -26,6 +27,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
+import grpc
 import structlog
 from loyalty.ledger.v1 import ledger_service_pb2 as ledger_pb
 
@@ -40,6 +42,7 @@ from services.kit.errors import (
     NotFound,
     PermissionDenied,
     ResourceExhausted,
+    Unavailable,
     Violations,
 )
 from services.kit.outbox import LedgerOutbox, Settled, all_accepted
@@ -92,6 +95,7 @@ class SpinView:
     pair: SeedPair
     wheel: store.WheelVersion
     spins_left: int
+    points_balance: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -502,6 +506,9 @@ class GamesService:
         self._append_spin_play(connection, spin, "pending", now)
         if request.transfers:
             self._outbox.record(connection, spin_id, request, now)
+        else:
+            # Nothing to post (a free spin that wins nothing): settled right here.
+            spin = self._mark_settled(connection, spin, None, now)
         return spin, request
 
     def _append_spin_play(self, connection, spin: SpinRecord, status: str, now: int) -> None:
@@ -580,9 +587,18 @@ class GamesService:
         self, spin: SpinRecord, request: ledger_pb.PostTransfersRequest
     ) -> SpinRecord:
         if not request.transfers:
-            return await self._apply_spin(spin.entry_id, None)
-        response = await self._outbox.settle(spin.entry_id, request)
+            return spin  # settled when it was recorded
+        response = await self._post_recorded(spin.entry_id, request)
         return await self._apply_spin(spin.entry_id, response)
+
+    async def _post_recorded(
+        self, entry_id: str, request: ledger_pb.PostTransfersRequest
+    ) -> ledger_pb.PostTransfersResponse:
+        """The outbox's post, with a cancelled call read as an unavailable ledger."""
+        try:
+            return await self._outbox.settle(entry_id, request)
+        except grpc.aio.AioRpcError as error:
+            raise ledger.as_unavailable(error) from error
 
     async def on_settled(self, settled: Settled) -> None:
         """The outbox relay's handler: applies what a recovered settlement means."""
@@ -593,25 +609,17 @@ class GamesService:
         log.info("spin_recovered", spin_id=spin.spin_id, status=spin.status)
 
     async def _apply_spin(
-        self, entry_id: str, response: ledger_pb.PostTransfersResponse | None
+        self, entry_id: str, response: ledger_pb.PostTransfersResponse
     ) -> SpinRecord:
         spin_id = entry_id.removesuffix(FALLBACK_SUFFIX)
         now = self._clock.now_us()
-        needs_balance = response is None or not any(
-            member_points_balance(result.transfer, spin_id) is not None
-            for result in response.results
-        )
-        balance = None
-        if needs_balance:
-            member = await self._writer.submit(lambda c: store.spin_by_id(c, spin_id))
-            balance = await self._accounts.available(member.member_id)
 
         def apply(connection):
             spin = store.spin_by_id(connection, spin_id)
             if spin.status != "pending" or spin.entry_id != entry_id:
                 return spin, None  # applied already by another task
-            if response is None or all_accepted(response):
-                return self._mark_settled(connection, spin, response, balance, now), None
+            if all_accepted(response):
+                return self._mark_settled(connection, spin, response, now), None
             failure = first_failure(response)
             failed_transfer = response.results[failure].id if failure is not None else ""
             code = FAILED_CODES_NAME(response.results[failure].code) if failure is not None else ""
@@ -636,14 +644,17 @@ class GamesService:
             return await self._settle(spin, fallback_request)
         return spin
 
-    def _mark_settled(self, connection, spin, response, balance, now) -> SpinRecord:
-        ids = tuple(result.transfer.id for result in response.results) if response else ()
-        if balance is None:
-            balance = next(
+    def _mark_settled(self, connection, spin, response, now) -> SpinRecord:
+        results = response.results if response else ()
+        ids = tuple(result.transfer.id for result in results)
+        balance = next(
+            (
                 value
-                for result in reversed(response.results)
+                for result in reversed(results)
                 if (value := member_points_balance(result.transfer, spin.spin_id)) is not None
-            )
+            ),
+            None,
+        )
         settled = replace(spin, status="settled", transfer_ids=ids, points_balance_after=balance)
         store.update_spin(
             connection,
@@ -707,18 +718,25 @@ class GamesService:
             prize,
             attempt="fallback:",
         )
-        if request.transfers:
-            self._outbox.record(connection, entry_id, request, now)
         log.info("spin_fell_back", spin_id=spin.spin_id, reason="SOLD_OUT")
+        if not request.transfers:
+            return self._mark_settled(connection, changed, None, now), None
+        self._outbox.record(connection, entry_id, request, now)
         return changed, request
 
     async def _view(self, spin: SpinRecord) -> SpinView:
+        balance = spin.points_balance_after
+        if balance is None:
+            # The spin moved none of the member's points: read the balance, if
+            # the ledger answers; the spin itself is settled either way.
+            with contextlib.suppress(Unavailable):
+                balance = await self._accounts.available(spin.member_id)
+
         def read(connection):
             pair = store.seed_pair_by_id(connection, spin.pair_id)
             wheel = store.wheel_version(connection, spin.wheel_id, spin.version)
-            now = self._clock.now_us()
-            allowance = self._allowance(connection, wheel, spin.member_id, now)
-            return SpinView(spin, pair, wheel, allowance.spins_left)
+            allowance = self._allowance(connection, wheel, spin.member_id, self._clock.now_us())
+            return SpinView(spin, pair, wheel, allowance.spins_left, balance)
 
         return await self._writer.submit(read)
 
@@ -886,7 +904,7 @@ class GamesService:
                 raise outcome
             session, request = outcome
             if request is not None:
-                response = await self._outbox.settle(request.transfers[0].id, request)
+                response = await self._post_recorded(request.transfers[0].id, request)
                 await self._apply_catch(request.transfers[0].id, response)
             elif session.status == "pending":
                 # A replay of a submission whose award is still pending.
@@ -894,7 +912,7 @@ class GamesService:
                     session_id, session.game_id, session.member_id, session.awarded
                 )
                 entry_id = session.transfer_id
-                await self._apply_catch(entry_id, await self._outbox.settle(entry_id, request))
+                await self._apply_catch(entry_id, await self._post_recorded(entry_id, request))
         session = await self._writer.submit(lambda c: store.catch_session(c, session_id))
         return CatchView(session, config, domain.spawn_schedule(config, session.seed, session_id))
 

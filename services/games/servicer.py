@@ -173,7 +173,7 @@ def spin_to_proto(view: SpinView) -> pb.Spin:
         landed_segment_index=spin.landed_index,
         prize=prize_to_proto(spin.prize),
         transfer_ids=spin.transfer_ids,
-        points_balance_after=spin.points_balance_after or 0,
+        points_balance_after=view.points_balance,
         proof=pb.SpinProof(
             algorithm=domain.ALGORITHM,
             server_seed_sha256=view.pair.commitment,
