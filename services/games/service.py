@@ -174,16 +174,17 @@ class GamesService:
 
         def create(connection):
             existing = store.wheel_version(connection, wheel_id)
-            if existing is None:
-                store.insert_wheel(connection, wheel_id, config, now)
-                return store.wheel_version(connection, wheel_id), True
-            if existing.config != config:
-                raise AlreadyExists(
+            created = create_once(
+                existing.config if existing else None,
+                config,
+                lambda: store.insert_wheel(connection, wheel_id, config, now),
+                AlreadyExists(
                     "WHEEL_EXISTS_WITH_DIFFERENT_CONFIG",
                     f"wheel {wheel_id} exists with another configuration; use UpdateWheel",
                     {"wheel_id": wheel_id},
-                )
-            return existing, False
+                ),
+            )
+            return store.wheel_version(connection, wheel_id), created
 
         wheel, created = await self._writer.submit(create)
         if created:
@@ -791,16 +792,17 @@ class GamesService:
 
         def create(connection):
             existing = store.catch_game(connection, game_id)
-            if existing is None:
-                store.insert_catch_game(connection, game_id, config, now)
-                return config, now, True
-            if existing[0] != config:
-                raise AlreadyExists(
+            created = create_once(
+                existing[0] if existing else None,
+                config,
+                lambda: store.insert_catch_game(connection, game_id, config, now),
+                AlreadyExists(
                     "GAME_EXISTS_WITH_DIFFERENT_CONFIG",
                     f"catch game {game_id} exists with other rules",
                     {"game_id": game_id},
-                )
-            return existing[0], existing[1], False
+                ),
+            )
+            return (config, now, True) if created else (*existing, False)
 
         return await self._writer.submit(create)
 
@@ -1102,6 +1104,19 @@ class GamesService:
 
     async def relay(self, interval_seconds: float) -> None:
         await self._outbox.relay(self.on_settled, interval_seconds)
+
+
+def create_once(
+    existing_config, config, insert: Callable[[], object], conflict: AlreadyExists
+) -> bool:
+    """Idempotent creation by id: insert when absent, accept the same
+    configuration again, refuse another one. True when this call inserted."""
+    if existing_config is None:
+        insert()
+        return True
+    if existing_config != config:
+        raise conflict
+    return False
 
 
 def decode_offset(token: str, violations: Violations) -> int:

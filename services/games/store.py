@@ -395,25 +395,30 @@ def pending_spin_of(connection: sqlite3.Connection, member_id: str) -> SpinRecor
     return _spin(row) if row else None
 
 
+def _scalar(connection: sqlite3.Connection, sql: str, parameters: tuple) -> int:
+    (value,) = connection.execute(sql, parameters).fetchone()
+    return value
+
+
 def spins_today(connection: sqlite3.Connection, wheel_id: str, member_id: str, day: str) -> int:
     """Spins that count toward the daily limit: every one not rejected."""
-    (count,) = connection.execute(
+    return _scalar(
+        connection,
         "SELECT count(*) FROM spins WHERE wheel_id = ? AND member_id = ? AND day = ?"
         " AND status != 'rejected'",
         (wheel_id, member_id, day),
-    ).fetchone()
-    return count
+    )
 
 
 def wins_today(
     connection: sqlite3.Connection, wheel_id: str, member_id: str, day: str, segment: int
 ) -> int:
-    (count,) = connection.execute(
+    return _scalar(
+        connection,
         "SELECT count(*) FROM spins WHERE wheel_id = ? AND member_id = ? AND day = ?"
         " AND landed_index = ? AND fallback_reason IS NULL AND status != 'rejected'",
         (wheel_id, member_id, day, segment),
-    ).fetchone()
-    return count
+    )
 
 
 def insert_spin(connection: sqlite3.Connection, spin: SpinRecord) -> None:
@@ -496,12 +501,12 @@ def insert_catch_session(connection: sqlite3.Connection, session: CatchSessionRe
 
 
 def points_today(connection: sqlite3.Connection, game_id: str, member_id: str, day: str) -> int:
-    (total,) = connection.execute(
+    return _scalar(
+        connection,
         "SELECT coalesce(sum(awarded), 0) FROM catch_sessions"
         " WHERE game_id = ? AND member_id = ? AND day = ? AND status IN ('pending', 'settled')",
         (game_id, member_id, day),
-    ).fetchone()
-    return total
+    )
 
 
 def submit_catch_session(

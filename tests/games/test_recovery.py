@@ -202,6 +202,11 @@ async def spin_until_done(games, member: str, request_id: str) -> pb.Spin | None
     raise AssertionError(f"spin {member}/{request_id} never answered")
 
 
+async def spin_in_turn(games, member: str, spins: int) -> None:
+    for n in range(spins):
+        await spin_until_done(games, member, f"r{n}")
+
+
 async def assert_charged_exactly_once(ledger_stub, games, members, spins_each, funded):
     revenue = await account_balance(ledger_stub, "games:revenue")
     assert revenue == COST * len(members) * spins_each
@@ -226,11 +231,7 @@ async def test_stopping_the_ledger_mid_load_charges_nothing_twice_and_loses_noth
         for member in members:
             await fund(ledger_server.stub, member, 1_000)
 
-        async def member_load(member):
-            for n in range(spins_each):
-                await spin_until_done(games, member, f"r{n}")
-
-        load = asyncio.gather(*(member_load(m) for m in members))
+        load = asyncio.gather(*(spin_in_turn(games, m, spins_each) for m in members))
         await asyncio.sleep(0.15)
         await ledger_server.stop()
         await asyncio.sleep(0.3)
@@ -287,11 +288,7 @@ async def test_killing_the_games_process_under_load_settles_every_spin_once(
         for member in members:
             await fund(ledger_server.stub, member, 1_000)
 
-        async def member_load(member):
-            for n in range(spins_each):
-                await spin_until_done(games, member, f"r{n}")
-
-        load = asyncio.gather(*(member_load(m) for m in members))
+        load = asyncio.gather(*(spin_in_turn(games, m, spins_each) for m in members))
 
         async def some_spins_done() -> bool:
             try:
