@@ -123,6 +123,15 @@ def _flags(account: Account) -> int:
     )
 
 
+def metadata_json(metadata: dict[str, str]) -> str:
+    # Most accounts and transfers carry no metadata: skip json for them (hot path).
+    return json.dumps(metadata, sort_keys=True) if metadata else "{}"
+
+
+def metadata_from_json(text: str) -> dict[str, str]:
+    return json.loads(text) if text != "{}" else {}
+
+
 def account_from_row(row: Sequence) -> Account:
     flags = row[3]
     return Account(
@@ -133,7 +142,7 @@ def account_from_row(row: Sequence) -> Account:
         credits_must_not_exceed_debits=bool(flags & 2),
         expiring_lots=bool(flags & 4),
         expiry_account_id=row[4] or "",
-        metadata=json.loads(row[5]),
+        metadata=metadata_from_json(row[5]),
         created_at=row[6],
         closed_at=row[7],
         debits_pending=row[8],
@@ -155,7 +164,7 @@ def transfer_from_row(row: Sequence) -> Transfer:
         created_at=row[7],
         debit_balance_after=row[8],
         credit_balance_after=row[9],
-        metadata=json.loads(row[10]),
+        metadata=metadata_from_json(row[10]),
         pending_id=row[11],
         timeout_us=row[12],
         expires_at=row[13],
@@ -351,7 +360,7 @@ class SqliteLedgerUnit:
                 int(account.kind),
                 _flags(account),
                 account.expiry_account_id or None,
-                json.dumps(account.metadata, sort_keys=True),
+                metadata_json(account.metadata),
                 account.created_at,
                 account.closed_at,
             ),
@@ -380,7 +389,7 @@ class SqliteLedgerUnit:
                         t.created_at,
                         t.debit_balance_after,
                         t.credit_balance_after,
-                        json.dumps(t.metadata, sort_keys=True),
+                        metadata_json(t.metadata),
                         t.pending_id,
                         t.timeout_us,
                         t.expires_at,
