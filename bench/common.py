@@ -79,7 +79,7 @@ async def run_load(
         used = cpu_seconds(server_pid) - cpu_before
         result = replace(result, server_cpu_us_per_call=used * 1e6 / sum(result.lane_calls))
     if result.errors:
-        print(f"  {method}: failed calls {result.errors}", file=sys.stderr)
+        print(f"  {method} on {target}: failed calls {result.errors}", file=sys.stderr)
     return result
 
 

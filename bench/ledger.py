@@ -256,7 +256,7 @@ def sqlite_batch_tps(path: Path, params: dict, seconds: float) -> float:
 # ---------------------------------------------------------------- the run
 
 
-async def run(seconds: float, wallets: int) -> dict:
+async def run(seconds: float, wallets: int, batch_concurrency: int) -> dict:
     expires_at = SystemClock().now_us() + YEAR_US
 
     def params(prefix: str, batch: int) -> dict:
@@ -304,7 +304,7 @@ async def run(seconds: float, wallets: int) -> dict:
                     POST_TRANSFERS,
                     workload,
                     params("batch", BATCH),
-                    concurrency=BATCH_CONCURRENCY,
+                    concurrency=batch_concurrency,
                     seconds=seconds,
                     server_pid=ledger_process.process.pid,
                 )
@@ -334,6 +334,7 @@ async def run(seconds: float, wallets: int) -> dict:
         "unary_ratio": round(unary_tps / echoed.rps, 3),
         "unary_p50_ms": round(unary.p50_ms, 2),
         "unary_p99_ms": round(unary.p99_ms, 2),
+        "batch_concurrency": batch_concurrency,
         "batch_tps": round(batch_tps, 1),
         "sqlite_batch_tps": round(sqlite_tps, 1),
         "batch_ratio": round(batch_tps / sqlite_tps, 3),
@@ -350,9 +351,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Ledger throughput against its ceilings")
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--wallets", type=int, default=WALLETS)
+    parser.add_argument("--batch-concurrency", type=int, default=BATCH_CONCURRENCY)
     args = parser.parse_args(argv)
     configure_logging("bench", "warning")
-    report("ledger", asyncio.run(run(args.seconds, args.wallets)), TARGETS)
+    report("ledger", asyncio.run(run(args.seconds, args.wallets, args.batch_concurrency)), TARGETS)
 
 
 if __name__ == "__main__":
