@@ -1,18 +1,20 @@
 """TrackActivity throughput with 10 live campaigns against 10,000 defined.
 
-Starts a ledger and a campaigns service as separate processes on free ports
-over temporary SQLite files, twice:
+Starts two environments side by side, each a ledger and a campaigns service as
+separate processes over temporary SQLite files (tools.suite):
 - "10": the base rule and 10 live bonus campaigns matching every purchase;
 - "10000": the base rule, 50 live matching bonus campaigns (the same 10 groups,
   5 best-of contenders each, so the ledger chain has the same legs) and 9,949
   campaigns that cannot match a purchase now: rules for other activity types,
   purchase rules whose windows ended last year or start next year, and drafts.
-Each run drives `--clients` concurrent callers tracking purchases for
-`--seconds`, then writes bench/results/campaigns.json with activity_tps_10,
-activity_tps_10000, scale_ratio (the second over the first; target >= 0.7) and
-activity_p99_ms (of the 10,000 run).
+The shared load-generator process (bench/load.py) then drives each in turns
+(`--rounds`), so other work on the machine slows both alike, for `--seconds`
+in all per environment, one member per lane. Writes
+bench/results/campaigns.json with activity_tps_10, activity_tps_10000,
+scale_ratio (the second over the first; target >= 0.7), activity_p99_ms (of the
+10,000 run), and each server's CPU per activity (steadier on a shared machine).
 
-    python -m bench.campaigns [--seconds 5] [--clients 32]
+    python -m bench.campaigns [--seconds 10] [--clients 32] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -20,54 +22,26 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
-import json
-import os
-import socket
-import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 from google.protobuf import duration_pb2, timestamp_pb2
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from loyalty.campaigns.v1 import campaigns_service_pb2 as pb
 from loyalty.campaigns.v1 import campaigns_service_pb2_grpc as pb_grpc
 
+from bench.common import LoadResult, Target, report, run_load
+from bench.load import Call
 from services.kit.clock import SystemClock
+from tools.suite import Suite
 
-RESULTS = Path(__file__).resolve().parent / "results" / "campaigns.json"
-STARTUP_SECONDS = 60
 MEMBERS = 64
 GROUPS = 10
 OTHER_TYPES = ("game_played", "product_review", "app_login", "profile_completed", "social_share")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-async def _start(module: str, env: dict[str, str], log: Path) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        module,
-        env={**os.environ, "LOG_LEVEL": "warning", **env},
-        stdout=log.open("wb"),
-        stderr=asyncio.subprocess.STDOUT,
-    )
-
-
-async def _wait_serving(target: str) -> None:
-    async with grpc.aio.insecure_channel(target) as channel:
-        health = health_pb2_grpc.HealthStub(channel)
-        response = await health.Check(
-            health_pb2.HealthCheckRequest(), wait_for_ready=True, timeout=STARTUP_SECONDS
-        )
-        if response.status != health_pb2.HealthCheckResponse.SERVING:
-            raise RuntimeError(f"{target} is not serving")
+TRACK = f"/{pb.DESCRIPTOR.services_by_name['CampaignsService'].full_name}/TrackActivity"
+TARGETS = [Target("scale_ratio", 0.7)]
 
 
 def _always() -> pb.Schedule:
@@ -143,108 +117,87 @@ async def _define(stub, live: int, idle: int) -> None:
                 await stub.ScheduleCampaign(pb.ScheduleCampaignRequest(campaign_id=campaign_id))
 
     await asyncio.gather(*(worker() for _ in range(16)))
-    for n in range(MEMBERS):
-        await stub.UpsertMember(pb.UpsertMemberRequest(member=pb.Member(member_id=f"m-{n}")))
+    for lane in range(MEMBERS):
+        await stub.UpsertMember(pb.UpsertMemberRequest(member=pb.Member(member_id=f"m-{lane}")))
 
 
-async def _load(stub, seconds: float, clients: int, label: str) -> tuple[float, float]:
-    """Clients track purchases in a loop for `seconds`; (activities per second, p99 ms)."""
-    counter = itertools.count()
+def activity_calls(params: dict, lane: int) -> Iterator[Call]:
+    """The load generator's workload: lane i is member i making purchases in a loop."""
     clock = SystemClock()
-    latencies: list[float] = []
-    failures: list[str] = []
-    deadline = time.perf_counter() + seconds
-
-    async def client() -> None:
-        while time.perf_counter() < deadline:
-            n = next(counter)
-            micros = clock.now_us()
-            activity = pb.Activity(
-                activity_id=f"{label}-{n}",
-                member_id=f"m-{n % MEMBERS}",
-                type="purchase",
-                occur_time=timestamp_pb2.Timestamp(
-                    seconds=micros // 1_000_000, nanos=micros % 1_000_000 * 1000
-                ),
-                purchase=pb.Purchase(amount_minor=1000 + n % 5000, currency="EUR"),
-            )
-            started = time.perf_counter()
-            try:
-                await stub.TrackActivity(pb.TrackActivityRequest(activity=activity), timeout=30)
-            except grpc.aio.AioRpcError as error:
-                failures.append(error.code().name)
-                continue
-            latencies.append(time.perf_counter() - started)
-
-    began = time.perf_counter()
-    await asyncio.gather(*(client() for _ in range(clients)))
-    elapsed = time.perf_counter() - began
-    if failures:
-        print(f"  {len(failures)} failed activities, e.g. {failures[0]}", file=sys.stderr)
-    latencies.sort()
-    p99 = latencies[max(int(len(latencies) * 0.99) - 1, 0)] * 1000 if latencies else float("nan")
-    return len(latencies) / elapsed, p99
+    for n in itertools.count():
+        micros = clock.now_us()
+        activity = pb.Activity(
+            activity_id=f"{params['label']}-{lane}-{n}",
+            member_id=f"m-{lane % MEMBERS}",
+            type="purchase",
+            occur_time=timestamp_pb2.Timestamp(
+                seconds=micros // 1_000_000, nanos=micros % 1_000_000 * 1000
+            ),
+            purchase=pb.Purchase(amount_minor=1000 + (lane * 7919 + n) % 5000, currency="EUR"),
+        )
+        yield pb.TrackActivityRequest(activity=activity).SerializeToString(), ()
 
 
-async def _scenario(
-    workdir: Path, live: int, idle: int, seconds: float, clients: int
-) -> tuple[float, float]:
-    ledger_target = f"127.0.0.1:{_free_port()}"
-    campaigns_target = f"127.0.0.1:{_free_port()}"
-    name = f"campaigns-{live + idle}"
-    ledger = await _start(
-        "services.ledger",
-        {"LEDGER_LISTEN": ledger_target, "LEDGER_DB": str(workdir / f"ledger-{name}.db")},
-        workdir / f"ledger-{name}.log",
-    )
-    campaigns = await _start(
-        "services.campaigns",
-        {
-            "CAMPAIGNS_LISTEN": campaigns_target,
-            "CAMPAIGNS_DB": str(workdir / f"{name}.db"),
-            "CAMPAIGNS_LEDGER_TARGET": ledger_target,
-        },
-        workdir / f"{name}.log",
-    )
-    try:
-        await _wait_serving(ledger_target)
-        await _wait_serving(campaigns_target)
-        async with grpc.aio.insecure_channel(campaigns_target) as channel:
-            stub = pb_grpc.CampaignsServiceStub(channel)
-            print(f"defining {1 + live + idle} campaigns ...", file=sys.stderr)
-            await _define(stub, live, idle)
-            await _load(stub, min(seconds, 1.0), clients, f"warm-{name}")
-            return await _load(stub, seconds, clients, name)
-    finally:
-        for process in (campaigns, ledger):
-            process.terminate()
-            await process.wait()
+async def _environment(work: Path, live: int, idle: int) -> Suite:
+    suite = Suite(work, env={"LOG_LEVEL": "warning"}, log_dir=work)
+    await suite.start("ledger")
+    campaigns = await suite.start("campaigns")
+    async with grpc.aio.insecure_channel(campaigns.target) as channel:
+        await _define(pb_grpc.CampaignsServiceStub(channel), live, idle)
+    return suite
 
 
-async def run(seconds: float, clients: int) -> dict[str, float]:
-    with tempfile.TemporaryDirectory(prefix="bench-campaigns-") as workdir:
-        tps_10, p99_10 = await _scenario(Path(workdir), 10, 0, seconds, clients)
-        tps_10000, p99_10000 = await _scenario(Path(workdir), 50, 9_949, seconds, clients)
+async def run(seconds: float, clients: int, rounds: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory(prefix="bench-campaigns-") as scratch:
+        environments: dict[str, Suite] = {}
+        try:
+            environments["10"] = await _environment(Path(scratch, "10"), 10, 0)
+            environments["10000"] = await _environment(Path(scratch, "10000"), 50, 9_949)
+            results: dict[str, list[LoadResult]] = {name: [] for name in environments}
+            for turn in range(rounds):
+                for name, suite in environments.items():
+                    campaigns = suite.running["campaigns"]
+                    results[name].append(
+                        await run_load(
+                            campaigns.target,
+                            TRACK,
+                            "bench.campaigns:activity_calls",
+                            {"label": f"{name}-{turn}-{time.time_ns()}"},
+                            concurrency=clients,
+                            seconds=seconds / rounds,
+                            warmup=0.5,
+                            server_pid=campaigns.process.pid,
+                        )
+                    )
+        finally:
+            for suite in environments.values():
+                await suite.stop_all()
+
+    def tps(name: str) -> float:
+        return sum(r.calls for r in results[name]) / sum(r.seconds for r in results[name])
+
+    def cpu_us(name: str) -> float:
+        measured = results[name]
+        return sum(r.server_cpu_us_per_call for r in measured) / len(measured)
+
     return {
-        "activity_tps_10": round(tps_10, 1),
-        "activity_tps_10000": round(tps_10000, 1),
-        "scale_ratio": round(tps_10000 / tps_10, 3),
-        "activity_p99_ms": round(p99_10000, 2),
-        "activity_p99_ms_10": round(p99_10, 2),
+        "activity_tps_10": round(tps("10"), 1),
+        "activity_tps_10000": round(tps("10000"), 1),
+        "scale_ratio": round(tps("10000") / tps("10"), 3),
+        "activity_p99_ms": round(max(r.p99_ms for r in results["10000"]), 2),
+        "activity_p99_ms_10": round(max(r.p99_ms for r in results["10"]), 2),
+        "server_cpu_us_per_activity_10": round(cpu_us("10"), 1),
+        "server_cpu_us_per_activity_10000": round(cpu_us("10000"), 1),
     }
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=5.0)
+    parser = argparse.ArgumentParser(description="Campaigns TrackActivity benchmark")
+    parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args(argv)
-    results = asyncio.run(run(args.seconds, args.clients))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    width = max(len(key) for key in results)
-    for key, value in results.items():
-        print(f"{key.ljust(width)}  {value}")
+    report("campaigns", asyncio.run(run(args.seconds, args.clients, args.rounds)), TARGETS)
 
 
 if __name__ == "__main__":

@@ -100,14 +100,13 @@ CREATE TABLE grants (
   activity_id TEXT NOT NULL,
   PRIMARY KEY (campaign_id, member_id, grant_key)
 );
-CREATE TABLE refusals (
-  activity_id TEXT NOT NULL,
+CREATE TABLE refusal_counts (
   campaign_id TEXT NOT NULL,
-  reason TEXT NOT NULL,
   local_day TEXT NOT NULL,
-  PRIMARY KEY (activity_id, campaign_id)
-);
-CREATE INDEX refusals_campaign ON refusals (campaign_id, local_day);
+  reason TEXT NOT NULL,
+  count INTEGER NOT NULL,
+  PRIMARY KEY (campaign_id, local_day, reason)
+) WITHOUT ROWID;
 CREATE TABLE clawbacks (
   refund_activity_id TEXT NOT NULL,
   purchase_activity_id TEXT NOT NULL,
@@ -373,9 +372,10 @@ class CampaignsStore:
     def next_entry_id(connection: sqlite3.Connection, activity_id: str) -> str:
         """A fresh outbox entry id for another attempt at posting this activity."""
         prefix = f"activity:{activity_id}:"
+        # A key range, so the primary key index answers (ids are printable ASCII).
         (count,) = connection.execute(
-            "SELECT COUNT(*) FROM ledger_outbox WHERE substr(entry_id, 1, ?) = ?",
-            (len(prefix), prefix),
+            "SELECT COUNT(*) FROM ledger_outbox WHERE entry_id >= ? AND entry_id < ?",
+            (prefix, prefix + "\x7f"),
         ).fetchone()
         return f"{prefix}{count + 1}"
 
@@ -443,14 +443,7 @@ class CampaignsStore:
         if decision.base_leg is not None:
             version = decision.base_version
             _insert_leg(connection, activity, decision.base_leg, version, False, 0, local_days)
-        connection.executemany(
-            "INSERT INTO refusals (activity_id, campaign_id, reason, local_day)"
-            " VALUES (?, ?, ?, ?)",
-            [
-                (activity.activity_id, r.campaign_id, r.reason.value, local_days[r.campaign_id])
-                for r in decision.refused
-            ],
-        )
+        _count_refusals(connection, decision, local_days, 1)
 
     @staticmethod
     def purchase_legs(
@@ -508,7 +501,9 @@ class CampaignsStore:
             )
 
     @staticmethod
-    def discard_activity(connection: sqlite3.Connection, activity_id: str) -> None:
+    def discard_activity(
+        connection: sqlite3.Connection, activity_id: str, local_days: dict[str, str]
+    ) -> None:
         """Undo everything an activity recorded, when the ledger refused its chain."""
         for campaign_id, points, new_member, member_id in connection.execute(
             "SELECT campaign_id, points, new_member, beneficiary FROM award_legs"
@@ -540,19 +535,15 @@ class CampaignsStore:
             _take_back(
                 connection, purchase_id, leg_key, campaign_id, is_bonus, -reversed_, -unrecovered
             )
-        content = connection.execute(
-            "SELECT content FROM activities WHERE activity_id = ?", (activity_id,)
-        ).fetchone()
-        if content is not None:
-            activity = from_json(Activity, content[0])
-            if activity.refund is not None:
-                _add_refunded(
-                    connection, activity.refund.purchase_activity_id, -activity.refund.amount_minor
-                )
+        record = CampaignsStore.activity(connection, activity_id)
+        if record is not None:
+            refund = record.activity.refund
+            if refund is not None:
+                _add_refunded(connection, refund.purchase_activity_id, -refund.amount_minor)
+            _count_refusals(connection, record.outcome.decision, local_days, -1)
         for table, column in (
             ("grants", "activity_id"),
             ("award_legs", "activity_id"),
-            ("refusals", "activity_id"),
             ("clawbacks", "refund_activity_id"),
             ("activities", "activity_id"),
         ):
@@ -660,8 +651,8 @@ class CampaignsStore:
         )
         # Clawbacks count on the day of the purchase they reverse, already in `accounted`.
         refusals = await self._rows(
-            "SELECT local_day, reason, COUNT(*) FROM refusals WHERE campaign_id = ?"
-            " GROUP BY local_day, reason ORDER BY local_day, reason",
+            "SELECT local_day, reason, count FROM refusal_counts"
+            " WHERE campaign_id = ? AND count > 0 ORDER BY local_day, reason",
             campaign_id,
         )
         ((pending,),) = await self._rows(
@@ -675,6 +666,22 @@ class CampaignsStore:
             refusals=tuple(refusals),
             pending_entries=pending,
         )
+
+
+def _count_refusals(
+    connection: sqlite3.Connection, decision: Decision, local_days: dict[str, str], step: int
+) -> None:
+    """Counters per campaign, local day and reason: one small row each, however many
+    activities, so recording a refusal touches a page already in cache."""
+    connection.executemany(
+        "INSERT INTO refusal_counts (campaign_id, local_day, reason, count) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (campaign_id, local_day, reason)"
+        " DO UPDATE SET count = count + excluded.count",
+        [
+            (refused.campaign_id, local_days[refused.campaign_id], refused.reason.value, step)
+            for refused in decision.refused
+        ],
+    )
 
 
 def _take_back(connection, purchase_id, leg_key, campaign_id, is_bonus, reversed_, unrecovered):

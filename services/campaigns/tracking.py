@@ -20,7 +20,9 @@ from services.campaigns.domain.evaluation import (
     ActivityContext,
     Candidate,
     Decision,
+    Usage,
     conditions_hold,
+    depends_on_usage,
     evaluate,
     usage_query,
 )
@@ -107,6 +109,7 @@ class ActivityTracker:
             await read_member(self._store, activity.member_id)
             return await self._track_refund(activity)
         candidates = self.catalog.candidates(activity.type, activity.occur_us)
+        speculation = await self._speculate(activity, candidates)
         exhausted: set[str] = set()
         for _ in range(ATTEMPTS):
             recorded = await self._store.writer.submit(
@@ -115,6 +118,7 @@ class ActivityTracker:
                     activity=activity,
                     candidates=candidates,
                     exhausted=set(exhausted),
+                    speculation=None if exhausted else speculation,
                 )
             )
             if recorded.existing is not None:
@@ -193,6 +197,22 @@ class ActivityTracker:
         fresh = [self._fresh(c) for c in matching]
         return evaluate(context, fresh, usage)
 
+    async def _speculate(
+        self, activity: Activity, candidates: Sequence[Candidate]
+    ) -> Outcome | None:
+        """Evaluate before entering the single writer when only budgets can change the
+        decision (no caps, quotas or once-only grants among the matching bonuses):
+        the writer then only checks that every budget still covers what it needs."""
+        member = await read_member(self._store, activity.member_id)
+        context = ActivityContext(activity, member, surprise_key=self._policy.surprise_key)
+        matching = [self._fresh(c) for c in candidates if conditions_hold(c, context)]
+        bonuses = [c for c in matching if c.campaign.spec.is_bonus]
+        if any(depends_on_usage(c) for c in bonuses):
+            return None
+        ample = Usage(budget_remaining=2**62)
+        decision = evaluate(context, matching, {c.campaign_id: ample for c in bonuses})
+        return self._outcome(activity, decision)
+
     def _fresh(self, candidate: Candidate) -> Candidate:
         """The catalog's latest version of a candidate (a manager may have acted since)."""
         return self.catalog.get(candidate.campaign_id) or candidate
@@ -229,14 +249,21 @@ class ActivityTracker:
         activity: Activity,
         candidates: Sequence[Candidate],
         exhausted: set[str],
+        speculation: Outcome | None,
     ) -> _Recorded:
-        """Inside the writer: evaluate against fresh usage, store the decision and its chain."""
+        """Inside the writer: decide against current usage (or confirm the speculation),
+        store the decision and its ledger chain."""
         existing = self._store.activity(connection, activity.activity_id)
         if existing is not None:
             return _Recorded(existing=existing)
-        context = self._context(connection, activity)
-        decision = self._evaluate(connection, context, candidates, exhausted)
-        outcome = self._outcome(activity, decision)
+        if speculation is not None and self._budgets_cover(connection, speculation.decision):
+            outcome = speculation
+        else:
+            context = self._context(connection, activity)
+            outcome = self._outcome(
+                activity, self._evaluate(connection, context, candidates, exhausted)
+            )
+        decision = outcome.decision
         legs = decision.legs
         entry_id = self._store.next_entry_id(connection, activity.activity_id) if legs else None
         now = self._clock.now_us()
@@ -252,6 +279,13 @@ class ActivityTracker:
             self._outbox.record(connection, entry_id, request, now)
         budgets = self._store.budgets(connection, [a.campaign_id for a in decision.applied])
         return _Recorded(outcome, entry_id, request, budgets)
+
+    def _budgets_cover(self, connection: sqlite3.Connection, decision: Decision) -> bool:
+        needs = decision.budget_needs
+        budgets = self._store.budgets(connection, [campaign_id for campaign_id, _ in needs])
+        return all(
+            budgets[campaign_id][0] - budgets[campaign_id][1] >= need for campaign_id, need in needs
+        )
 
     async def _post(self, activity: Activity, recorded: _Recorded):
         """Post a recorded chain: the settled outcome, or None when the ledger refused
@@ -327,7 +361,10 @@ class ActivityTracker:
             if member_id is None:
                 return None
             if not accepted:
-                self._store.discard_activity(connection, activity_id)
+                record = self._store.activity(connection, activity_id)
+                assert record is not None
+                days = self._local_days(record.outcome.decision, record.activity)
+                self._store.discard_activity(connection, activity_id, days)
                 return None
             balance = ledger_client.balance_after(response, member_id) or 0
             self._store.settle_activity(connection, activity_id, balance)

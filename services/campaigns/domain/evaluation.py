@@ -142,6 +142,9 @@ class Decision:
     refused: tuple[Refused, ...]
     base_leg: Leg | None
     base_version: int = 0
+    # What each bonus that reached the budget check needed from its budget; the
+    # decision stands as long as every budget still covers these.
+    budget_needs: tuple[tuple[str, int], ...] = ()
 
     @property
     def legs(self) -> tuple[Leg, ...]:
@@ -161,15 +164,18 @@ class _Offer:
     legs: tuple[Leg, ...]
     note: str
     grant_key: str | None
+    # Sort key of "best": more points, higher priority, earlier start, id.
+    rank: tuple[int, int, int, str] = field(init=False)
 
-    def rank(self) -> tuple[int, int, int, str]:
+    def __post_init__(self) -> None:
         campaign = self.candidate.campaign
-        return (
+        rank = (
             -self.points,
             -campaign.spec.stacking.priority,
             self.candidate.schedule.first_start_us(),
             campaign.campaign_id,
         )
+        object.__setattr__(self, "rank", rank)
 
 
 RANK_RULES = ("more points", "higher priority", "earlier start", "campaign id order")
@@ -263,6 +269,17 @@ def _referral_applies(candidate: Candidate, context: ActivityContext) -> bool:
     )
 
 
+def depends_on_usage(candidate: Candidate) -> bool:
+    """True when a bonus's award depends on what a member or the campaign used so far
+    beyond its budget: caps, quotas, once-only grants, a member's first purchase."""
+    spec = candidate.campaign.spec
+    return bool(
+        spec.limits.member_limits
+        or spec.limits.max_members
+        or spec.kind in (CampaignKind.BIRTHDAY_BONUS, CampaignKind.REFERRAL_BONUS)
+    )
+
+
 def usage_query(candidate: Candidate, context: ActivityContext) -> UsageQuery:
     """What to count for this campaign and this activity's member."""
     spec = candidate.campaign.spec
@@ -337,13 +354,27 @@ def evaluate(
     base = base_winner.points if base_winner else 0
 
     eligible: list[_Offer] = []
+    needs: list[tuple[str, int]] = []
     for candidate in live:
         if candidate.campaign.spec.kind is CampaignKind.BASE_RULE:
             continue
+        remaining = usage[candidate.campaign_id].budget_remaining
         offer_or_refusal = _offer(candidate, context, base, usage[candidate.campaign_id])
         if isinstance(offer_or_refusal, Refused):
             refused.append(offer_or_refusal)
-        elif offer_or_refusal is not None:
+        elif offer_or_refusal is None:
+            continue
+        elif offer_or_refusal.points > remaining:
+            needs.append((candidate.campaign_id, offer_or_refusal.points))
+            refused.append(
+                _refuse(
+                    candidate,
+                    RefusalReason.BUDGET_EXHAUSTED,
+                    f"{remaining} budget points left, {offer_or_refusal.points} needed",
+                )
+            )
+        else:
+            needs.append((candidate.campaign_id, offer_or_refusal.points))
             eligible.append(offer_or_refusal)
 
     winners, losers = _stack(eligible)
@@ -367,6 +398,7 @@ def evaluate(
         refused=tuple(refused),
         base_leg=base_winner.legs[0] if base_winner else None,
         base_version=base_winner.candidate.campaign.version if base_winner else 0,
+        budget_needs=tuple(needs),
     )
 
 
@@ -377,7 +409,8 @@ def _refuse(candidate: Candidate, reason: RefusalReason, explanation: str) -> Re
 def _offer(
     candidate: Candidate, context: ActivityContext, base: int, usage: Usage
 ) -> _Offer | Refused | None:
-    """The campaign's award after its limits, why it gives nothing, or None when
+    """The campaign's award after its limits (the budget is checked by the caller),
+    why it gives nothing, or None when
     it does not concern this activity (not the birthday, not the referral stage)."""
     campaign = candidate.campaign
     spec = campaign.spec
@@ -451,22 +484,16 @@ def _offer(
         )
     legs = [leg for leg in legs if leg.points > 0]
     total = sum(leg.points for leg in legs)
-    if total > usage.budget_remaining:
-        return _refuse(
-            candidate,
-            RefusalReason.BUDGET_EXHAUSTED,
-            f"{usage.budget_remaining} budget points left, {total} needed",
-        )
     return _Offer(candidate, total, tuple(legs), note, _grant_key(candidate, context))
 
 
 def _best(offers: Sequence[_Offer]) -> tuple[_Offer | None, list[_Offer]]:
-    ranked = sorted(offers, key=_Offer.rank)
+    ranked = sorted(offers, key=lambda offer: offer.rank)
     return (ranked[0] if ranked else None), ranked[1:]
 
 
 def _decided_by(winner: _Offer, loser: _Offer) -> str:
-    for rule, ours, theirs in zip(RANK_RULES, winner.rank(), loser.rank(), strict=True):
+    for rule, ours, theirs in zip(RANK_RULES, winner.rank, loser.rank, strict=True):
         if ours != theirs:
             return rule
     return RANK_RULES[-1]
