@@ -34,36 +34,33 @@ def always(zone: str = ZONE) -> pb.Schedule:
     return pb.Schedule(time_zone=zone)
 
 
-def base_rule(points_per_unit: int = 1, **fields) -> pb.CampaignSpec:
+def campaign(name: str, kind: int, reward: pb.Reward, budget: int, **fields) -> pb.CampaignSpec:
+    """A spec, always live unless a schedule is given."""
     return pb.CampaignSpec(
-        display_name="1 point per euro",
-        kind=pb.CAMPAIGN_KIND_BASE_RULE,
-        reward=pb.Reward(points_per_unit=points_per_unit),
+        display_name=name,
+        kind=kind,
+        reward=reward,
+        budget_points=budget,
         schedule=fields.pop("schedule", always()),
         **fields,
     )
 
 
+def base_rule(points_per_unit: int = 1, **fields) -> pb.CampaignSpec:
+    reward = pb.Reward(points_per_unit=points_per_unit)
+    return campaign("1 point per euro", pb.CAMPAIGN_KIND_BASE_RULE, reward, 0, **fields)
+
+
 def fixed(points: int, budget: int = 10_000, **fields) -> pb.CampaignSpec:
-    return pb.CampaignSpec(
-        display_name=f"{points} bonus points",
-        kind=pb.CAMPAIGN_KIND_FIXED_BONUS,
-        reward=pb.Reward(points=points),
-        budget_points=budget,
-        schedule=fields.pop("schedule", always()),
-        **fields,
+    reward = pb.Reward(points=points)
+    return campaign(
+        f"{points} bonus points", pb.CAMPAIGN_KIND_FIXED_BONUS, reward, budget, **fields
     )
 
 
 def multiplier(percent: int, budget: int = 10_000, **fields) -> pb.CampaignSpec:
-    return pb.CampaignSpec(
-        display_name=f"{percent}% points",
-        kind=pb.CAMPAIGN_KIND_MULTIPLIER,
-        reward=pb.Reward(multiplier_percent=percent),
-        budget_points=budget,
-        schedule=fields.pop("schedule", always()),
-        **fields,
-    )
+    reward = pb.Reward(multiplier_percent=percent)
+    return campaign(f"{percent}% points", pb.CAMPAIGN_KIND_MULTIPLIER, reward, budget, **fields)
 
 
 def member(member_id: str = "m-1", **fields) -> pb.Member:
