@@ -31,6 +31,8 @@ class LoadResult:
     p50_ms: float
     p99_ms: float
     errors: dict[str, int] = field(default_factory=dict)
+    # The first failure's details for each status code.
+    error_examples: dict[str, str] = field(default_factory=dict)
     # Calls each lane sent, warm-up included, so a caller can replay the workload.
     lane_calls: list[int] = field(default_factory=list)
     # The server's CPU time per call sent (warm-up included), when its pid was given:
@@ -79,7 +81,10 @@ async def run_load(
         used = cpu_seconds(server_pid) - cpu_before
         result = replace(result, server_cpu_us_per_call=used * 1e6 / sum(result.lane_calls))
     if result.errors:
-        print(f"  {method} on {target}: failed calls {result.errors}", file=sys.stderr)
+        print(
+            f"  {method} on {target}: failed calls {result.errors}, e.g. {result.error_examples}",
+            file=sys.stderr,
+        )
     return result
 
 

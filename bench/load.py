@@ -67,41 +67,48 @@ async def drive(
     lanes = [workload(params, lane) for lane in range(concurrency)]
     lane_calls = [0] * concurrency
     options = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]
-    async with grpc.aio.insecure_channel(target, options=options) as channel:
-        await channel.channel_ready()
-        stub = channel.unary_unary(method)
 
-        async def phase(stop_at: float, budget: list[int], record: Callable) -> None:
+    async def phase(stop_at: float, budget: int, record: Callable) -> None:
+        # Each phase on a fresh connection: servers may cap requests per
+        # connection (hypercorn sends GOAWAY after 1,000), which must not land
+        # inside the measured phase just because the warm-up came first.
+        left = [budget]
+        async with grpc.aio.insecure_channel(target, options=options) as channel:
+            await channel.channel_ready()
+            stub = channel.unary_unary(method)
+
             async def lane_loop(lane: int) -> None:
                 calls = lanes[lane]
-                while time.perf_counter() < stop_at and budget[0] != 0:
-                    budget[0] -= 1
+                while time.perf_counter() < stop_at and left[0] != 0:
+                    left[0] -= 1
                     request, metadata = next(calls)
                     lane_calls[lane] += 1
                     began = time.perf_counter()
                     try:
                         await stub(request, metadata=metadata or None, timeout=timeout)
                     except grpc.aio.AioRpcError as error:
-                        record(None, error.code().name)
+                        record(None, error)
                         continue
                     record(time.perf_counter() - began, None)
 
             await asyncio.gather(*(lane_loop(lane) for lane in range(concurrency)))
 
-        if warmup > 0:
-            await phase(time.perf_counter() + warmup, [-1], lambda _latency, _error: None)
-        latencies: list[float] = []
-        errors: Counter[str] = Counter()
+    if warmup > 0:
+        await phase(time.perf_counter() + warmup, -1, lambda _latency, _error: None)
+    latencies: list[float] = []
+    errors: Counter[str] = Counter()
+    examples: dict[str, str] = {}
 
-        def record(latency: float | None, error: str | None) -> None:
-            if error is None:
-                latencies.append(latency)
-            else:
-                errors[error] += 1
+    def record(latency: float | None, error: grpc.aio.AioRpcError | None) -> None:
+        if error is None:
+            latencies.append(latency)
+        else:
+            errors[error.code().name] += 1
+            examples.setdefault(error.code().name, error.details() or "")
 
-        started = time.perf_counter()
-        await phase(started + seconds, [max_calls if max_calls else -1], record)
-        elapsed = time.perf_counter() - started
+    started = time.perf_counter()
+    await phase(started + seconds, max_calls or -1, record)
+    elapsed = time.perf_counter() - started
     latencies.sort()
     return {
         "calls": len(latencies),
@@ -110,6 +117,7 @@ async def drive(
         "p50_ms": percentile(latencies, 0.50) * 1000,
         "p99_ms": percentile(latencies, 0.99) * 1000,
         "errors": dict(errors),
+        "error_examples": examples,
         "lane_calls": lane_calls,
     }
 
