@@ -150,10 +150,13 @@ def as_unavailable(error: grpc.aio.AioRpcError) -> Exception:
 class LedgerAccounts:
     """Opens accounts once per process and reads balances, with deadlines."""
 
-    def __init__(self, stub: ledger_grpc.LedgerServiceStub, timeout: float) -> None:
-        self.stub = stub
+    def __init__(self, channel: grpc.aio.Channel, timeout: float) -> None:
+        self.channel = channel
+        self.stub = ledger_grpc.LedgerServiceStub(channel)
         self._timeout = timeout
         self._opened: set[str] = set()
+        # Points balances seen in the ledger's answers, to skip a read before a spin.
+        self._last_seen: dict[str, int] = {}
 
     async def _call(self, method, request):
         """One call with a deadline and retries; an unreachable ledger is UNAVAILABLE."""
@@ -171,6 +174,26 @@ class LedgerAccounts:
                 await self.ensure(BREAKAGE)
             await self._call(self.stub.OpenAccount, ledger_pb.OpenAccountRequest(account=account))
             self._opened.add(account.id)
+
+    def remember(self, account_id: str, balance: int | None) -> None:
+        if balance is None:
+            self._last_seen.pop(account_id, None)
+        else:
+            self._last_seen[account_id] = balance
+
+    async def probably_available(self, account_id: str, needed: int) -> int:
+        """What the account can spend, for a fast refusal before drawing. The
+        ledger is asked unless its channel is up and the last balance it reported
+        covers `needed`: the chain itself is what refuses an overdraft, this only
+        spares a round trip. A channel that is not up makes the ledger's absence
+        show here, before anything is drawn."""
+        last = self._last_seen.get(account_id)
+        ready = self.channel.get_state() == grpc.ChannelConnectivity.READY
+        if ready and last is not None and last >= needed:
+            return last
+        available = await self.available(account_id)
+        self.remember(account_id, available)
+        return available
 
     async def available(self, account_id: str) -> int:
         """What the account can spend now; 0 when it does not exist yet."""

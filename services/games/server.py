@@ -10,7 +10,6 @@ from pathlib import Path
 
 from loyalty.games.v1 import games_service_pb2 as pb
 from loyalty.games.v1 import games_service_pb2_grpc as pb_grpc
-from loyalty.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
 
 from services.games.ledger import LedgerAccounts
 from services.games.service import GamesService
@@ -59,9 +58,10 @@ async def build_server(
     clock = clock or SystemClock()
     store = GamesStore(settings.db_path)
     channel = open_channel(settings.ledger_target)
-    ledger = ledger_grpc.LedgerServiceStub(channel)
-    outbox = LedgerOutbox(store.writer, ledger, clock, timeout=settings.ledger_timeout_seconds)
-    accounts = LedgerAccounts(ledger, settings.ledger_timeout_seconds)
+    accounts = LedgerAccounts(channel, settings.ledger_timeout_seconds)
+    outbox = LedgerOutbox(
+        store.writer, accounts.stub, clock, timeout=settings.ledger_timeout_seconds
+    )
     extra = {"seed_source": seed_source} if seed_source else {}
     service = GamesService(store, accounts, outbox, clock, **extra)
     host = create_host(

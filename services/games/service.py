@@ -99,6 +99,15 @@ class SpinView:
 
 
 @dataclass(frozen=True, slots=True)
+class Recorded:
+    """A drawn spin as recorded, its chain, and what its response will show."""
+
+    spin: SpinRecord
+    request: ledger_pb.PostTransfersRequest
+    view: SpinView
+
+
+@dataclass(frozen=True, slots=True)
 class Verification:
     view: SpinView
     draw: domain.Draw
@@ -220,11 +229,7 @@ class GamesService:
     def _wheel_or_raise(connection, wheel_id: str, version: int = 0) -> store.WheelVersion:
         wheel = store.wheel_version(connection, wheel_id, version)
         if wheel is None:
-            raise NotFound(
-                "WHEEL_NOT_FOUND",
-                f"no wheel {wheel_id}" + (f" with odds version {version}" if version else ""),
-                {"wheel_id": wheel_id},
-            )
+            raise wheel_not_found(wheel_id, version)
         return wheel
 
     async def get_wheel(
@@ -399,7 +404,7 @@ class GamesService:
         violations.raise_if_any()
         spin_id = domain.spin_id(member_id, request_id)
         async with self._members.hold(member_id):
-            existing = await self._writer.submit(lambda c: store.spin_by_id(c, spin_id))
+            existing, pending, wheel = await self._store.spin_context(spin_id, member_id, wheel_id)
             if existing is not None:
                 if existing.wheel_id != wheel_id:
                     raise AlreadyExists(
@@ -411,11 +416,11 @@ class GamesService:
                 if finished.status == "rejected":
                     raise spin_refused(finished)
                 return await self._view(finished)
-            pending = await self._writer.submit(lambda c: store.pending_spin_of(c, member_id))
             if pending is not None:
                 # It holds the member's current nonce, so it must end first.
                 await self._finish(pending)
-            wheel = await self._writer.submit(lambda c: self._wheel_or_raise(c, wheel_id))
+            if wheel is None:
+                raise wheel_not_found(wheel_id)
             config = wheel.config
             await self._accounts.ensure(
                 ledger.member_wallet(member_id, domain.POINTS),
@@ -424,7 +429,7 @@ class GamesService:
                 *(ledger.pool(wheel_id, unit) for unit in config.prize_units),
             )
             if config.cost_points:
-                available = await self._accounts.available(member_id)
+                available = await self._accounts.probably_available(member_id, config.cost_points)
                 if available < config.cost_points:
                     await self._reject_before_draw(
                         spin_id, wheel_id, member_id, "INSUFFICIENT_POINTS"
@@ -436,7 +441,7 @@ class GamesService:
                     )
             now = self._clock.now_us()
             try:
-                spin, request = await self._writer.submit(
+                recorded = await self._writer.submit(
                     lambda c: self._draw_and_record(
                         c, spin_id, wheel_id, member_id, request_id, now
                     )
@@ -445,14 +450,17 @@ class GamesService:
                 reason = getattr(refused.error, "reason", "REFUSED")
                 await self._reject_before_draw(spin_id, wheel_id, member_id, reason)
                 raise refused.error from None
-            settled = await self._settle(spin, request)
+            settled = await self._settle(recorded.spin, recorded.request)
+            self._accounts.remember(member_id, settled.points_balance_after)
             if settled.status == "rejected":
                 raise spin_refused(settled)
-            return await self._view(settled)
+            # The seed pair cannot rotate and the day's count cannot move while
+            # this member's lock is held, so what the record saw still holds.
+            return await self._view(settled, replace(recorded.view, spin=settled))
 
     def _draw_and_record(
         self, connection, spin_id: str, wheel_id: str, member_id: str, request_id: str, now: int
-    ) -> tuple[SpinRecord, ledger_pb.PostTransfersRequest]:
+    ) -> Recorded:
         wheel = self._wheel_or_raise(connection, wheel_id)
         config = wheel.config
         if not domain.in_window(config, now):
@@ -510,7 +518,8 @@ class GamesService:
         else:
             # Nothing to post (a free spin that wins nothing): settled right here.
             spin = self._mark_settled(connection, spin, None, now)
-        return spin, request
+        spins_left = max(0, config.spins_per_day - used - 1) if config.spins_per_day else 0
+        return Recorded(spin, request, SpinView(spin, pair, wheel, spins_left, None))
 
     def _append_spin_play(self, connection, spin: SpinRecord, status: str, now: int) -> None:
         pair = store.seed_pair_by_id(connection, spin.pair_id)
@@ -725,13 +734,16 @@ class GamesService:
         self._outbox.record(connection, entry_id, request, now)
         return changed, request
 
-    async def _view(self, spin: SpinRecord) -> SpinView:
+    async def _view(self, spin: SpinRecord, known: SpinView | None = None) -> SpinView:
+        """What a spin response shows; `known` spares reading what the caller has."""
         balance = spin.points_balance_after
         if balance is None:
             # The spin moved none of the member's points: read the balance, if
             # the ledger answers; the spin itself is settled either way.
             with contextlib.suppress(Unavailable):
                 balance = await self._accounts.available(spin.member_id)
+        if known is not None:
+            return replace(known, points_balance=balance)
 
         def read(connection):
             pair = store.seed_pair_by_id(connection, spin.pair_id)
@@ -1153,6 +1165,14 @@ def member_points_balance(transfer: ledger_pb.Transfer, spin_id: str) -> int | N
     ):
         return transfer.credit_balance_after
     return None
+
+
+def wheel_not_found(wheel_id: str, version: int = 0) -> NotFound:
+    return NotFound(
+        "WHEEL_NOT_FOUND",
+        f"no wheel {wheel_id}" + (f" with odds version {version}" if version else ""),
+        {"wheel_id": wheel_id},
+    )
 
 
 def spin_refused(spin: SpinRecord) -> FailedPrecondition:

@@ -318,15 +318,17 @@ def insert_wheel_version(
     return version
 
 
+WHEEL_VERSION_SQL = (
+    f"SELECT {WHEEL_VERSION_COLUMNS} FROM wheel_versions v JOIN wheels w USING (wheel_id)"
+    " WHERE v.wheel_id = ? AND v.version = IIF(? = 0, w.current_version, ?)"
+)
+
+
 def wheel_version(
     connection: sqlite3.Connection, wheel_id: str, version: int = 0
 ) -> WheelVersion | None:
     """The given odds version, or the current one for 0."""
-    row = connection.execute(
-        f"SELECT {WHEEL_VERSION_COLUMNS} FROM wheel_versions v JOIN wheels w USING (wheel_id)"
-        " WHERE v.wheel_id = ? AND v.version = IIF(? = 0, w.current_version, ?)",
-        (wheel_id, version, version),
-    ).fetchone()
+    row = connection.execute(WHEEL_VERSION_SQL, (wheel_id, version, version)).fetchone()
     return _wheel_version(row) if row else None
 
 
@@ -380,18 +382,19 @@ def advance_nonce(connection: sqlite3.Connection, pair_id: int) -> None:
     )
 
 
+SPIN_BY_ID_SQL = f"SELECT {SPIN_COLUMNS} FROM spins WHERE spin_id = ?"
+PENDING_SPIN_SQL = (
+    f"SELECT {SPIN_COLUMNS} FROM spins WHERE member_id = ? AND status = 'pending' LIMIT 1"
+)
+
+
 def spin_by_id(connection: sqlite3.Connection, spin_id: str) -> SpinRecord | None:
-    row = connection.execute(
-        f"SELECT {SPIN_COLUMNS} FROM spins WHERE spin_id = ?", (spin_id,)
-    ).fetchone()
+    row = connection.execute(SPIN_BY_ID_SQL, (spin_id,)).fetchone()
     return _spin(row) if row else None
 
 
 def pending_spin_of(connection: sqlite3.Connection, member_id: str) -> SpinRecord | None:
-    row = connection.execute(
-        f"SELECT {SPIN_COLUMNS} FROM spins WHERE member_id = ? AND status = 'pending' LIMIT 1",
-        (member_id,),
-    ).fetchone()
+    row = connection.execute(PENDING_SPIN_SQL, (member_id,)).fetchone()
     return _spin(row) if row else None
 
 
@@ -579,6 +582,20 @@ class GamesStore:
         assert self._reader is not None, "store not open"
         async with self._reader.execute(sql, parameters) as cursor:
             return list(await cursor.fetchall())
+
+    async def spin_context(
+        self, spin_id: str, member_id: str, wheel_id: str
+    ) -> tuple[SpinRecord | None, SpinRecord | None, WheelVersion | None]:
+        """The spin with this id, the member's pending spin and the wheel, as
+        committed: read beside the writer, so no group commit is waited for."""
+        existing = await self._rows(SPIN_BY_ID_SQL, (spin_id,))
+        pending = await self._rows(PENDING_SPIN_SQL, (member_id,))
+        wheel = await self._rows(WHEEL_VERSION_SQL, (wheel_id, 0, 0))
+        return (
+            _spin(existing[0]) if existing else None,
+            _spin(pending[0]) if pending else None,
+            _wheel_version(wheel[0]) if wheel else None,
+        )
 
     async def list_wheels(self, after_id: str, limit: int) -> list[WheelVersion]:
         rows = await self._rows(

@@ -7,6 +7,7 @@ import asyncio
 import grpc
 import pytest
 from loyalty.games.v1 import games_service_pb2 as pb
+from loyalty.ledger.v1 import ledger_service_pb2 as ledger_pb
 
 from services.games import domain
 from services.kit.status import error_info, field_violations
@@ -332,3 +333,45 @@ async def test_wheel_stats_compare_draws_with_the_odds(games, ledger):
     assert stats.degrees_of_freedom == 3
     assert [s.expected for s in stats.segments] == [10.0, 6.0, 3.0, 1.0]
     assert 0.0 <= stats.p_value <= 1.0
+
+
+async def test_points_spent_elsewhere_are_refused_by_the_chain_itself(games, ledger):
+    """The service remembers the balance of the last spin to spare a read; when
+    the member spent points elsewhere since, the ledger's chain refuses the spin."""
+    await create(games)
+    await fund(ledger, "m-9", 20)
+    first = (
+        await games.stub.Spin(pb.SpinRequest(wheel_id="daily", member_id="m-9", request_id="1"))
+    ).spin
+    spend = await ledger.stub.PostTransfers(
+        ledger_pb.PostTransfersRequest(
+            transfers=[
+                ledger_pb.Transfer(
+                    id="elsewhere",
+                    debit_account_id="m-9",
+                    credit_account_id="games:revenue",
+                    amount=first.points_balance_after,
+                    code=ledger_pb.TRANSFER_CODE_REDEEM,
+                    kind=ledger_pb.TRANSFER_KIND_POSTED,
+                )
+            ]
+        )
+    )
+    assert spend.results[0].code == ledger_pb.TRANSFER_RESULT_CODE_OK
+    await expect_error(
+        games.stub.Spin(pb.SpinRequest(wheel_id="daily", member_id="m-9", request_id="2")),
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "INSUFFICIENT_POINTS",
+    )
+    assert await balance(ledger, "m-9") == 0
+    seed = await games.stub.GetSeedPair(pb.GetSeedPairRequest(member_id="m-9"))
+    assert seed.seed_pair.nonce == 1
+    rejected = (await games.stub.ListPlays(pb.ListPlaysRequest(member_id="m-9"))).plays[-1]
+    assert rejected.status == pb.PLAY_STATUS_REJECTED
+    assert not rejected.proof.draw_value and rejected.landed_segment_index == -1
+    # The rejected draw's nonce is drawn again by the next spin.
+    await fund(ledger, "m-9", 10, transfer_id="fund-again")
+    again = (
+        await games.stub.Spin(pb.SpinRequest(wheel_id="daily", member_id="m-9", request_id="3"))
+    ).spin
+    assert again.proof.nonce == 1
