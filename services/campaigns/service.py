@@ -51,7 +51,7 @@ from services.kit.outbox import LedgerOutbox, Settled, all_accepted
 
 log = structlog.get_logger()
 
-RELAY_INTERVAL_US = 2 * MICROS_PER_SECOND
+RELAY_INTERVAL_US = 5 * MICROS_PER_SECOND
 DEFAULT_PAGE = 50
 MAX_PAGE = 500
 DEFAULT_OCCURRENCES = 10
