@@ -20,6 +20,8 @@ MAX_BATCH = 8000
 MAX_METADATA_ENTRIES = 16
 MAX_METADATA_KEY = 64
 MAX_METADATA_VALUE = 256
+# The longest google.protobuf Duration (10,000 years), in microseconds.
+MAX_DURATION_US = 315_576_000_000 * 1_000_000 + 999_999
 ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/+\-]{0,127}")
 UNIT_PATTERN = re.compile(r"points|prize:[a-z0-9][a-z0-9\-]{0,62}")
 
@@ -335,6 +337,8 @@ def _validate_transfer(violations: Violations, request: TransferRequest, path: s
         violations.add(f"{path}.reverses_transfer_id", "only for REVERSAL")
     if request.timeout_us < 0:
         violations.add(f"{path}.timeout", "must not be negative")
+    elif request.timeout_us > MAX_DURATION_US:
+        violations.add(f"{path}.timeout", "must be at most 10,000 years")
     elif request.timeout_us and kind != TransferKind.PENDING:
         violations.add(f"{path}.timeout", "only for PENDING")
     if request.expires_at is not None and kind in (
@@ -419,11 +423,22 @@ class Book:
             self._journal.append((mapping, "__key__", (key, mapping.get(key, _MISSING))))
         mapping[key] = value
 
+    def _mark(self, marks: set, item: Any) -> None:
+        """Note a changed row for the store; undone with the change, or an undone
+        chain would leave the store a lot or hold to update that no longer exists."""
+        if item in marks:
+            return
+        if self._journal is not None:
+            self._journal.append((marks, "__mark__", item))
+        marks.add(item)
+
     def _undo(self, mark: int) -> None:
         assert self._journal is not None
         while len(self._journal) > mark:
             target, name, old = self._journal.pop()
-            if name == "__len__":
+            if name == "__mark__":
+                target.discard(old)
+            elif name == "__len__":
                 del target[old:]
             elif name == "__key__":
                 key, value = old
@@ -629,7 +644,7 @@ class Book:
         self.dirty_accounts.update((debit.id, credit.id))
         self._return_lots(debit, hold.consumed, original.amount - keep)
         self._set(hold, "state", state)
-        self.dirty_holds.add(hold.transfer_id)
+        self._mark(self.dirty_holds, hold.transfer_id)
         return debit, credit
 
     def _post_pending(self, request: TransferRequest) -> Transfer:
@@ -723,7 +738,7 @@ class Book:
                 break
             take = min(lot.remaining, amount)
             self._set(lot, "remaining", lot.remaining - take)
-            self.dirty_lots.add(lot.sequence)
+            self._mark(self.dirty_lots, lot.sequence)
             consumed.append([lot.sequence, take])
             amount -= take
         return consumed
@@ -738,7 +753,7 @@ class Book:
             give = min(taken, amount)
             lot = by_sequence[sequence]
             self._set(lot, "remaining", lot.remaining + give)
-            self.dirty_lots.add(sequence)
+            self._mark(self.dirty_lots, sequence)
             amount -= give
 
     # -- the ledger's own transfers

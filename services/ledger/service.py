@@ -19,10 +19,12 @@ from services.kit.errors import (
     NotFound,
 )
 from services.ledger.domain import (
+    MAX_DURATION_US,
     Account,
     PendingState,
     Result,
     Transfer,
+    TransferCode,
     TransferOutcome,
     TransferRequest,
     reopen_difference,
@@ -154,8 +156,10 @@ class LedgerService:
 
     async def get_account(self, account_id: str, expiring_within_us: int | None) -> AccountView:
         _require_id(account_id, "account_id")
-        if expiring_within_us is not None and expiring_within_us < 0:
-            raise InvalidArgument([FieldViolation("expiring_within", "must not be negative")])
+        if expiring_within_us is not None and not 0 <= expiring_within_us <= MAX_DURATION_US:
+            raise InvalidArgument(
+                [FieldViolation("expiring_within", "must be between 0 and 10,000 years")]
+            )
         account = await self._store.get_account(account_id)
         if account is None:
             raise _account_not_found(account_id)
@@ -215,6 +219,8 @@ class LedgerService:
         _require_id(account_id, "account_id")
         if page_size < 0:
             raise InvalidArgument([FieldViolation("page_size", "must not be negative")])
+        if any(code not in TransferCode._value2member_map_ or code == 0 for code in codes):
+            raise InvalidArgument([FieldViolation("codes", "unknown transfer code")])
         if start is not None and end is not None and end <= start:
             raise InvalidArgument([FieldViolation("end_time", "must be after start_time")])
         query = f"{account_id}|{start}|{end}|{sorted(codes)}"

@@ -10,6 +10,7 @@ import grpc
 from loyalty.ledger.v1 import ledger_service_pb2 as pb
 from loyalty.ledger.v1 import ledger_service_pb2_grpc as pb_grpc
 
+from services.kit.errors import FieldViolation, InvalidArgument, Violations
 from services.kit.proto_time import duration_micros, optional_micros, timestamp
 from services.ledger.domain import (
     Account,
@@ -29,6 +30,14 @@ E = TypeVar("E", bound=IntEnum)
 def _member(enum: type[E], value: int) -> E:
     """Unknown numbers (proto3 enums are open) read as UNSPECIFIED, which validation refuses."""
     return enum(value) if value in enum._value2member_map_ else enum(0)
+
+
+def _time(message, field: str, path: str) -> int | None:
+    """The field's microseconds; a Timestamp outside years 1 to 9999 is bad input."""
+    try:
+        return optional_micros(message, field)
+    except ValueError as error:
+        raise InvalidArgument([FieldViolation(path, "must be between years 1 and 9999")]) from error
 
 
 def account_from_proto(message: pb.Account) -> Account:
@@ -158,6 +167,18 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
     async def PostTransfers(
         self, request: pb.PostTransfersRequest, context: grpc.aio.ServicerContext
     ) -> pb.PostTransfersResponse:
+        # Unknown enum numbers would read as UNSPECIFIED, which a post or void accepts
+        # as "take the code from the pending transfer": refuse them by name instead.
+        violations = Violations()
+        for index, transfer in enumerate(request.transfers):
+            for name, enum in (("kind", TransferKind), ("code", TransferCode)):
+                if getattr(transfer, name) not in enum._value2member_map_:
+                    violations.add(f"transfers[{index}].{name}", "unknown value")
+            try:
+                _time(transfer, "expire_time", f"transfers[{index}].expire_time")
+            except InvalidArgument as error:
+                violations.items.extend(error.violations)
+        violations.raise_if_any()
         outcomes = await self._service.post_transfers(
             [request_from_proto(transfer) for transfer in request.transfers]
         )
@@ -178,8 +199,8 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
     ) -> pb.ListTransfersResponse:
         page = await self._service.list_transfers(
             request.account_id,
-            optional_micros(request, "start_time"),
-            optional_micros(request, "end_time"),
+            _time(request, "start_time", "start_time"),
+            _time(request, "end_time", "end_time"),
             [int(code) for code in request.codes],
             request.page_size,
             request.page_token,
@@ -200,7 +221,7 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
         self, request: pb.GetBalanceAtRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetBalanceAtResponse:
         balance, sequence = await self._service.balance_at(
-            request.account_id, optional_micros(request, "time")
+            request.account_id, _time(request, "time", "time")
         )
         return pb.GetBalanceAtResponse(balance=balance, sequence=sequence)
 

@@ -128,6 +128,8 @@ class LedgerMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.loop = asyncio.new_event_loop()
+        # grpc.aio creates calls against the current loop, outside run_until_complete too.
+        asyncio.set_event_loop(self.loop)
         self.directory = Path(tempfile.mkdtemp(prefix="ledger-stateful-"))
         self.db_path = self.directory / "ledger.db"
         self.clock = ManualClock()
@@ -144,6 +146,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.run(self.channel.close())
         self.run(self.host.stop(None))
         self.loop.close()
+        asyncio.set_event_loop(None)
         shutil.rmtree(self.directory, ignore_errors=True)
 
     @property
