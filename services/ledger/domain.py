@@ -22,6 +22,8 @@ MAX_METADATA_KEY = 64
 MAX_METADATA_VALUE = 256
 # The longest google.protobuf Duration (10,000 years), in microseconds.
 MAX_DURATION_US = 315_576_000_000 * 1_000_000 + 999_999
+# The ids of the transfers the ledger posts itself (expired lots, timed-out holds).
+SYSTEM_ID_PREFIXES = ("expiry:", "expire:")
 ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/+\-]{0,127}")
 UNIT_PATTERN = re.compile(r"points|prize:[a-z0-9][a-z0-9\-]{0,62}")
 
@@ -297,6 +299,8 @@ def validate_batch(requests: list[TransferRequest]) -> None:
 
 def _validate_transfer(violations: Violations, request: TransferRequest, path: str) -> None:
     _check_id(violations, request.id, f"{path}.id")
+    if request.id.startswith(SYSTEM_ID_PREFIXES):
+        violations.add(f"{path}.id", "ids starting expiry: or expire: are the ledger's own")
     _check_metadata(violations, request.metadata, f"{path}.metadata")
     kind = request.kind
     if kind in (TransferKind.UNSPECIFIED, TransferKind.EXPIRE_PENDING):

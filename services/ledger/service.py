@@ -19,6 +19,7 @@ from services.kit.errors import (
     NotFound,
 )
 from services.ledger.domain import (
+    MAX_AMOUNT,
     MAX_DURATION_US,
     Account,
     PendingState,
@@ -330,7 +331,7 @@ def _decode_page_token(token: str, query: str) -> int:
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
         version, after, tag = raw.split(":")
-        if version != "v1" or tag != _query_tag(query) or int(after) < 0:
+        if version != "v1" or tag != _query_tag(query) or not 0 <= int(after) <= MAX_AMOUNT:
             raise ValueError(raw)
         return int(after)
     except (ValueError, binascii.Error, UnicodeDecodeError) as error:
