@@ -13,6 +13,8 @@ in all per environment, one member per lane. Writes
 bench/results/campaigns.json with activity_tps_10, activity_tps_10000,
 scale_ratio (the second over the first; target >= 0.7), activity_p99_ms (of the
 10,000 run), and each server's CPU per activity (steadier on a shared machine).
+A third environment, the same 50 matching campaigns without the idle ones, gives
+idle_ratio: what the 9,949 campaigns that cannot match cost (1.0 is nothing).
 
     python -m bench.campaigns [--seconds 10] [--clients 32] [--rounds 5]
 """
@@ -153,6 +155,8 @@ async def run(seconds: float, clients: int, rounds: int) -> dict[str, float]:
         try:
             environments["10"] = await _environment(Path(scratch, "10"), 10, 0)
             environments["10000"] = await _environment(Path(scratch, "10000"), 50, 9_949)
+            # The control: the same 50 matching campaigns without the 9,949 idle ones.
+            environments["50"] = await _environment(Path(scratch, "50"), 50, 0)
             results: dict[str, list[LoadResult]] = {name: [] for name in environments}
             for turn in range(rounds):
                 for name, suite in environments.items():
@@ -188,6 +192,9 @@ async def run(seconds: float, clients: int, rounds: int) -> dict[str, float]:
         "activity_p99_ms_10": round(max(r.p99_ms for r in results["10"]), 2),
         "server_cpu_us_per_activity_10": round(cpu_us("10"), 1),
         "server_cpu_us_per_activity_10000": round(cpu_us("10000"), 1),
+        "activity_tps_50_live_only": round(tps("50"), 1),
+        "server_cpu_us_per_activity_50_live_only": round(cpu_us("50"), 1),
+        "idle_ratio": round(tps("10000") / tps("50"), 3),
     }
 
 

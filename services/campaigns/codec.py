@@ -27,7 +27,7 @@ def to_plain(value: Any) -> Any:
     return _plain(value)
 
 
-SCALARS = (str, int, bool, float, type(None))
+SCALARS = frozenset({str, int, bool, float, type(None)})
 
 
 @cache
@@ -36,15 +36,21 @@ def _field_names(cls: type) -> tuple[str, ...]:
 
 
 def _plain(value: Any) -> Any:
-    if isinstance(value, SCALARS):
+    kind = type(value)
+    if kind in SCALARS:
         return value
     if isinstance(value, Enum):
         return value.value
-    if isinstance(value, tuple | list):
-        return [_plain(item) for item in value]
+    if kind is tuple or kind is list:
+        return [item if type(item) in SCALARS else _plain(item) for item in value]
     if isinstance(value, dict):
         return {key.value if isinstance(key, Enum) else key: _plain(v) for key, v in value.items()}
-    return {name: _plain(getattr(value, name)) for name in _field_names(type(value))}
+    # Scalars inline: most fields are, and a call per field would double the cost.
+    plain = {}
+    for name in _field_names(kind):
+        field_value = getattr(value, name)
+        plain[name] = field_value if type(field_value) in SCALARS else _plain(field_value)
+    return plain
 
 
 @cache

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 from collections.abc import AsyncIterator
 from enum import Enum
+from functools import cache
 
 import grpc
 from google.protobuf import timestamp_pb2
@@ -63,7 +64,9 @@ def _enum_in(enum_type, proto_enum, prefix: str, value: int, field: str, default
     return enum_type(proto_enum.Name(value).removeprefix(prefix))
 
 
+@cache
 def _enum_out(proto_enum, prefix: str, value: Enum | None) -> int:
+    """Cached: the generated enum wrapper's lookup is slow and breakdowns repeat it."""
     return proto_enum.Value(prefix + value.value) if value is not None else 0
 
 
