@@ -292,6 +292,7 @@ async def test_expired_points_cannot_be_spent_even_before_the_sweep(program):
 async def test_reversals_take_back_at_most_the_original_in_total(program):
     stub = program.stub
     await earn(stub, "purchase-1", "m-1", 100)
+
     def reverse(i, amount):
         return transfer(
             i,
@@ -300,6 +301,7 @@ async def test_reversals_take_back_at_most_the_original_in_total(program):
             reverses_transfer_id="purchase-1",
             code=pb.TRANSFER_CODE_CLAWBACK,
         )
+
     assert codes(await post(stub, reverse("r1", 30))) == ["OK"]
     assert codes(await post(stub, reverse("r2", 71))) == ["EXCEEDS_REVERSIBLE_AMOUNT"]
     assert codes(await post(stub, reverse("r2", 70))) == ["OK"]
