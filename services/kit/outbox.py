@@ -20,7 +20,7 @@ from loyalty.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
 
 from services.kit.clock import MICROS_PER_SECOND, Clock
 from services.kit.errors import Unavailable
-from services.kit.outgoing import RETRYABLE, call_with_retry
+from services.kit.outgoing import call_with_retry
 from services.kit.sqlite import GroupCommitWriter
 
 log = structlog.get_logger()
@@ -101,10 +101,15 @@ class LedgerOutbox:
                 attempts=self._attempts,
             )
         except grpc.aio.AioRpcError as error:
-            if error.code() in RETRYABLE:
+            # Only a malformed request is a final answer. Anything else (a ledger
+            # shutting down cancels calls in flight) leaves the outcome unknown,
+            # and posting the same ids again later is always safe.
+            if error.code() != grpc.StatusCode.INVALID_ARGUMENT:
                 log.warning("outbox_post_deferred", entry_id=entry_id, code=error.code().name)
                 raise Unavailable(
-                    "LEDGER_UNAVAILABLE", "the ledger is unavailable; try again shortly"
+                    "LEDGER_UNAVAILABLE",
+                    f"the ledger did not settle the request ({error.code().name}); "
+                    "it is retried shortly",
                 ) from error
             reason = f"{error.code().name}: {error.details()}"
             await self._writer.submit(
