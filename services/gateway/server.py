@@ -178,6 +178,9 @@ class GatewayHost:
         config.graceful_timeout = self._grace
         config.accesslog = None
         config.keep_alive_timeout = 75
+        # gRPC clients keep one HTTP/2 connection for every call; hypercorn's default
+        # of 1,000 requests per connection sent GOAWAY and failed the calls in flight.
+        config.keep_alive_max_requests = 2**31 - 1
         self._task = asyncio.create_task(
             hypercorn_serve(self.app, config, shutdown_trigger=self._stopping.wait)
         )
