@@ -10,8 +10,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import aiosqlite
-
 from services.campaigns.codec import from_json, to_json
 from services.campaigns.domain.evaluation import BASE_LEG, Decision, Usage, UsageQuery
 from services.campaigns.domain.model import (
@@ -25,7 +23,7 @@ from services.campaigns.domain.model import (
 from services.campaigns.domain.outcome import Outcome
 from services.campaigns.domain.refund import AwardedLeg, ClawbackPlan
 from services.kit.outbox import OUTBOX_MIGRATION
-from services.kit.sqlite import GroupCommitWriter, open_reader
+from services.kit.sqlite import Database
 
 SCHEMA = """
 CREATE TABLE members (
@@ -200,27 +198,14 @@ CAMPAIGN_COLUMNS = (
 )
 
 
-class CampaignsStore:
+class CampaignsStore(Database):
+    """The campaigns' SQLite file and its SQL."""
+
     def __init__(self, path: Path | str) -> None:
-        self.path = path
-        self.writer = GroupCommitWriter(path, MIGRATIONS)
-        self._reader: aiosqlite.Connection | None = None
-
-    async def open(self) -> None:
-        await self.writer.start()
-        self._reader = await open_reader(self.path)
-
-    async def close(self) -> None:
-        if self._reader is not None:
-            await self._reader.close()
-            self._reader = None
-        await self.writer.close()
+        super().__init__(path, MIGRATIONS)
 
     async def _rows(self, sql: str, *args) -> list:
-        """Run and fetch in one hop: a statement left open between awaits would hold
-        a read snapshot that hides later commits from other readers of the connection."""
-        assert self._reader is not None, "store not opened"
-        return list(await self._reader.execute_fetchall(sql, args))
+        return await self.rows(sql, args)
 
     async def _row(self, sql: str, *args):
         rows = await self._rows(sql, *args)

@@ -9,11 +9,9 @@ import sqlite3
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import aiosqlite
-
 from services.games import domain
 from services.kit.outbox import OUTBOX_MIGRATION
-from services.kit.sqlite import GroupCommitWriter, open_reader
+from services.kit.sqlite import Database
 
 MIGRATIONS = (
     """
@@ -559,38 +557,20 @@ def finish_catch_session(connection: sqlite3.Connection, session_id: str, status
 # ---------------------------------------------------------------- reads
 
 
-class GamesStore:
-    """The writer and a reader connection over one SQLite file."""
+class GamesStore(Database):
+    """The games' SQLite file and its SQL."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
-        self.writer = GroupCommitWriter(path, MIGRATIONS)
-        self._reader: aiosqlite.Connection | None = None
-
-    async def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        await self.writer.start()
-        self._reader = await open_reader(self.path)
-
-    async def close(self) -> None:
-        if self._reader is not None:
-            await self._reader.close()
-            self._reader = None
-        await self.writer.close()
-
-    async def _rows(self, sql: str, parameters: tuple = ()) -> list:
-        assert self._reader is not None, "store not open"
-        async with self._reader.execute(sql, parameters) as cursor:
-            return list(await cursor.fetchall())
+        super().__init__(path, MIGRATIONS)
 
     async def spin_context(
         self, spin_id: str, member_id: str, wheel_id: str
     ) -> tuple[SpinRecord | None, SpinRecord | None, WheelVersion | None]:
         """The spin with this id, the member's pending spin and the wheel, as
         committed: read beside the writer, so no group commit is waited for."""
-        existing = await self._rows(SPIN_BY_ID_SQL, (spin_id,))
-        pending = await self._rows(PENDING_SPIN_SQL, (member_id,))
-        wheel = await self._rows(WHEEL_VERSION_SQL, (wheel_id, 0, 0))
+        existing = await self.rows(SPIN_BY_ID_SQL, (spin_id,))
+        pending = await self.rows(PENDING_SPIN_SQL, (member_id,))
+        wheel = await self.rows(WHEEL_VERSION_SQL, (wheel_id, 0, 0))
         return (
             _spin(existing[0]) if existing else None,
             _spin(pending[0]) if pending else None,
@@ -598,7 +578,7 @@ class GamesStore:
         )
 
     async def list_wheels(self, after_id: str, limit: int) -> list[WheelVersion]:
-        rows = await self._rows(
+        rows = await self.rows(
             f"SELECT {WHEEL_VERSION_COLUMNS} FROM wheels w JOIN wheel_versions v"
             " ON v.wheel_id = w.wheel_id AND v.version = w.current_version"
             " WHERE w.wheel_id > ? ORDER BY w.wheel_id LIMIT ?",
@@ -607,7 +587,7 @@ class GamesStore:
         return [_wheel_version(row) for row in rows]
 
     async def draw_counts(self, wheel_id: str, version: int) -> dict[int, int]:
-        rows = await self._rows(
+        rows = await self.rows(
             "SELECT drawn_index, count(*) FROM spins WHERE wheel_id = ? AND version = ?"
             " AND status = 'settled' GROUP BY drawn_index",
             (wheel_id, version),
@@ -624,7 +604,7 @@ class GamesStore:
         limit: int,
     ) -> list[PlayRecord]:
         index = "plays_member" if member_id else "plays_game"
-        rows = await self._rows(
+        rows = await self.rows(
             f"SELECT {PLAY_COLUMNS} FROM plays INDEXED BY {index}"
             " WHERE (? = '' OR member_id = ?) AND (? = '' OR game_id = ?)"
             " AND create_us >= ? AND create_us < ? AND sequence > ?"
@@ -636,7 +616,7 @@ class GamesStore:
     async def leaderboard(
         self, game_id: str, week: str, offset: int, limit: int
     ) -> list[LeaderboardRow]:
-        rows = await self._rows(
+        rows = await self.rows(
             LEADERBOARD_SQL + " WHERE rank > ? ORDER BY rank LIMIT ?",
             (game_id, week, offset, limit),
         )
@@ -645,9 +625,7 @@ class GamesStore:
     async def leaderboard_entry(
         self, game_id: str, week: str, member_id: str
     ) -> LeaderboardRow | None:
-        rows = await self._rows(
-            LEADERBOARD_SQL + " WHERE member_id = ?", (game_id, week, member_id)
-        )
+        rows = await self.rows(LEADERBOARD_SQL + " WHERE member_id = ?", (game_id, week, member_id))
         return LeaderboardRow(*rows[0]) if rows else None
 
 

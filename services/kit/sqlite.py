@@ -203,3 +203,35 @@ async def open_reader(path: Path | str) -> aiosqlite.Connection:
     await reader.execute("PRAGMA query_only=ON")
     await reader.execute("PRAGMA busy_timeout=5000")
     return reader
+
+
+class Database:
+    """A service's SQLite file: its group-commit writer and a reader connection.
+    Stores extend it with their SQL."""
+
+    def __init__(
+        self,
+        path: Path | str,
+        migrations: Sequence[str],
+        on_commit: Callable[[], None] | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.writer = GroupCommitWriter(self.path, migrations, on_commit=on_commit)
+        self._reader: aiosqlite.Connection | None = None
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        await self.writer.start()
+        self._reader = await open_reader(self.path)
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            await self._reader.close()
+            self._reader = None
+        await self.writer.close()
+
+    async def rows(self, sql: str, parameters: Sequence = ()) -> list:
+        """Run and fetch in one hop: a statement left open between awaits would hold
+        a read snapshot that hides later commits from other readers of the connection."""
+        assert self._reader is not None, "database not open"
+        return list(await self._reader.execute_fetchall(sql, parameters))

@@ -15,9 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-import aiosqlite
-
-from services.kit.sqlite import GroupCommitWriter, open_reader
+from services.kit.sqlite import Database
 from services.ledger.domain import (
     Account,
     AccountKind,
@@ -444,42 +442,25 @@ class ExpiringLot:
     expires_at: int
 
 
-class LedgerStore:
+class LedgerStore(Database):
     """The ledger's SQLite file: a group-commit writer and a reader."""
 
     def __init__(self, path: Path | str, on_commit: Callable[[], None] | None = None) -> None:
-        self._path = path
-        self._writer = GroupCommitWriter(path, MIGRATIONS, on_commit=on_commit)
-        self._reader: aiosqlite.Connection | None = None
-
-    async def open(self) -> None:
-        await self._writer.start()
-        self._reader = await open_reader(self._path)
-
-    async def close(self) -> None:
-        if self._reader is not None:
-            await self._reader.close()
-            self._reader = None
-        await self._writer.close()
+        super().__init__(path, MIGRATIONS, on_commit=on_commit)
 
     async def write(self, work: Callable[[LedgerUnit], T]) -> T:
-        return await self._writer.submit(lambda connection: work(SqliteLedgerUnit(connection)))
+        return await self.writer.submit(lambda connection: work(SqliteLedgerUnit(connection)))
 
     # -- reads
 
-    async def _fetchall(self, sql: str, parameters: Sequence = ()) -> list:
-        assert self._reader is not None, "store not open"
-        async with self._reader.execute(sql, parameters) as cursor:
-            return list(await cursor.fetchall())
-
     async def get_account(self, account_id: str) -> Account | None:
-        rows = await self._fetchall(
+        rows = await self.rows(
             f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ?", (account_id,)
         )
         return account_from_row(rows[0]) if rows else None
 
     async def expiring(self, account_id: str, now: int, until: int) -> list[ExpiringLot]:
-        rows = await self._fetchall(
+        rows = await self.rows(
             "SELECT expires_at, SUM(remaining) FROM lots WHERE account_id = ? AND remaining > 0"
             " AND expires_at IS NOT NULL AND expires_at > ? AND expires_at <= ?"
             " GROUP BY expires_at ORDER BY expires_at",
@@ -488,18 +469,18 @@ class LedgerStore:
         return [ExpiringLot(amount, expires_at) for expires_at, amount in rows]
 
     async def get_transfer(self, transfer_id: str) -> tuple[Transfer, int, PendingState] | None:
-        rows = await self._fetchall(
+        rows = await self.rows(
             f"SELECT {TRANSFER_COLUMNS} FROM transfers WHERE id = ?", (transfer_id,)
         )
         if not rows:
             return None
         transfer = transfer_from_row(rows[0])
-        reversed_rows = await self._fetchall(
+        reversed_rows = await self.rows(
             "SELECT COALESCE(SUM(amount), 0) FROM transfers WHERE reverses_id = ?", (transfer_id,)
         )
         state = PendingState.NONE
         if transfer.kind == TransferKind.PENDING:
-            hold_rows = await self._fetchall(
+            hold_rows = await self.rows(
                 "SELECT state FROM holds WHERE transfer_id = ?", (transfer_id,)
             )
             state = PendingState(hold_rows[0][0])
@@ -527,7 +508,7 @@ class LedgerStore:
             parameters.extend(codes)
         where = " AND ".join(conditions)
         # Each side uses its own index; the union keeps commit order.
-        rows = await self._fetchall(
+        rows = await self.rows(
             f"SELECT {TRANSFER_COLUMNS} FROM ("
             f" SELECT * FROM transfers WHERE debit_account_id = ? AND {where}"
             f" UNION ALL"
@@ -538,7 +519,7 @@ class LedgerStore:
         return [transfer_from_row(row) for row in rows]
 
     async def last_transfer_at(self, account_id: str, moment: int) -> Transfer | None:
-        rows = await self._fetchall(
+        rows = await self.rows(
             f"SELECT {TRANSFER_COLUMNS} FROM ("
             " SELECT * FROM transfers WHERE debit_account_id = ? AND created_at <= ?"
             " UNION ALL"
@@ -553,7 +534,7 @@ class LedgerStore:
     ) -> list[Transfer]:
         if account_id:
             return await self.list_transfers(account_id, after_sequence, None, None, (), limit)
-        rows = await self._fetchall(
+        rows = await self.rows(
             f"SELECT {TRANSFER_COLUMNS} FROM transfers WHERE sequence > ?"
             " ORDER BY sequence LIMIT ?",
             (after_sequence, limit),
