@@ -5,37 +5,26 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import grpc
-from google.protobuf import timestamp_pb2
 from loyalty.ledger.v1 import ledger_service_pb2 as ledger_pb
-from loyalty.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
 
 from services.campaigns.domain.evaluation import ISSUANCE_ACCOUNT, Leg
 from services.campaigns.domain.model import budget_account_id
 from services.campaigns.domain.refund import ClawbackPlan
-from services.kit.errors import FailedPrecondition, Unavailable
-from services.kit.outgoing import RETRYABLE, call_with_retry
-
-BREAKAGE_ACCOUNT = "program:breakage"
-POINTS = "points"
-WALLET_FLAGS = ledger_pb.AccountFlags(debits_must_not_exceed_credits=True, expiring_lots=True)
-
-
-def _timestamp(micros: int) -> timestamp_pb2.Timestamp:
-    return timestamp_pb2.Timestamp(seconds=micros // 1_000_000, nanos=micros % 1_000_000 * 1000)
-
-
-def _linked(transfers: list[ledger_pb.Transfer]) -> ledger_pb.PostTransfersRequest:
-    """One atomic chain: every transfer but the last is linked to the next."""
-    for transfer in transfers[:-1]:
-        transfer.linked = True
-    return ledger_pb.PostTransfersRequest(transfers=transfers)
+from services.kit.ledger_accounts import (
+    NO_NEGATIVE,
+    POINTS,
+    PROGRAM_ISSUANCE,
+    LedgerAccounts,
+    linked_chain,
+    points_wallet,
+)
+from services.kit.proto_time import timestamp
 
 
 def award_chain(
     activity_id: str, legs: Sequence[Leg], expire_us: int
 ) -> ledger_pb.PostTransfersRequest:
-    return _linked(
+    return linked_chain(
         [
             ledger_pb.Transfer(
                 id=leg.transfer_id(activity_id),
@@ -49,7 +38,7 @@ def award_chain(
                 ),
                 kind=ledger_pb.TRANSFER_KIND_POSTED,
                 metadata={"activity_id": activity_id, "campaign_id": leg.campaign_id},
-                expire_time=_timestamp(expire_us),
+                expire_time=timestamp(expire_us),
             )
             for leg in legs
         ]
@@ -57,7 +46,7 @@ def award_chain(
 
 
 def clawback_chain(refund_activity_id: str, plan: ClawbackPlan) -> ledger_pb.PostTransfersRequest:
-    return _linked(
+    return linked_chain(
         [
             ledger_pb.Transfer(
                 id=planned.transfer_id(refund_activity_id),
@@ -127,69 +116,19 @@ def refusals(response: ledger_pb.PostTransfersResponse) -> list[tuple[str, str, 
     ]
 
 
-class LedgerClient:
-    """Account opening and balance reads, with deadlines and retries on UNAVAILABLE."""
-
-    def __init__(self, stub: ledger_grpc.LedgerServiceStub, timeout: float = 2.0) -> None:
-        self.stub = stub
-        self._timeout = timeout
-        self._program_ready = False
-
-    async def _call(self, method, request):
-        try:
-            return await call_with_retry(method, request, deadline=self._timeout)
-        except grpc.aio.AioRpcError as error:
-            if error.code() in RETRYABLE:
-                raise Unavailable(
-                    "LEDGER_UNAVAILABLE", "the ledger is unavailable; try again shortly"
-                ) from error
-            raise FailedPrecondition(
-                "LEDGER_REFUSED", f"the ledger refused: {error.code().name} {error.details()}"
-            ) from error
-
-    async def _open(self, account: ledger_pb.Account) -> None:
-        await self._call(self.stub.OpenAccount, ledger_pb.OpenAccountRequest(account=account))
-
-    async def ensure_program_accounts(self) -> None:
-        if self._program_ready:
-            return
-        await self._open(
-            ledger_pb.Account(
-                id=ISSUANCE_ACCOUNT, unit=POINTS, kind=ledger_pb.ACCOUNT_KIND_PROGRAM_ISSUANCE
-            )
-        )
-        await self._open(
-            ledger_pb.Account(
-                id=BREAKAGE_ACCOUNT, unit=POINTS, kind=ledger_pb.ACCOUNT_KIND_BREAKAGE
-            )
-        )
-        self._program_ready = True
+class LedgerClient(LedgerAccounts):
+    """The suite's ledger client, with the accounts campaigns pays from and to."""
 
     async def open_wallet(self, member_id: str) -> None:
-        await self.ensure_program_accounts()
-        await self._open(
-            ledger_pb.Account(
-                id=member_id,
-                unit=POINTS,
-                kind=ledger_pb.ACCOUNT_KIND_MEMBER_WALLET,
-                flags=WALLET_FLAGS,
-                expiry_account_id=BREAKAGE_ACCOUNT,
-            )
-        )
+        await self.ensure(PROGRAM_ISSUANCE, points_wallet(member_id))
 
     async def open_budget(self, campaign_id: str) -> None:
-        await self.ensure_program_accounts()
-        await self._open(
+        await self.ensure(
+            PROGRAM_ISSUANCE,
             ledger_pb.Account(
                 id=budget_account_id(campaign_id),
                 unit=POINTS,
                 kind=ledger_pb.ACCOUNT_KIND_CAMPAIGN_BUDGET,
-                flags=ledger_pb.AccountFlags(debits_must_not_exceed_credits=True),
-            )
+                flags=NO_NEGATIVE,
+            ),
         )
-
-    async def balance(self, account_id: str) -> ledger_pb.Balance:
-        response = await self._call(
-            self.stub.GetAccount, ledger_pb.GetAccountRequest(account_id=account_id)
-        )
-        return response.account.balance

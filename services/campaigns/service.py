@@ -438,7 +438,8 @@ class CampaignsService:
         figures = await self._store.figures(campaign_id)
         balance = 0
         if view.campaign.spec.is_bonus and view.campaign.status is not CampaignStatus.DRAFT:
-            balance = (await self._ledger.balance(view.campaign.budget_account_id)).balance
+            budget = await self._ledger.balance(view.campaign.budget_account_id)
+            balance = budget.balance if budget is not None else 0
         return Stats(view.campaign, figures, balance)
 
     async def watch(self, after_sequence: int) -> AsyncIterator[Transition]:

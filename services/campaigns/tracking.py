@@ -294,7 +294,8 @@ class ActivityTracker:
         assert outcome is not None
         await self._note_budgets(recorded.budgets or {})
         if recorded.entry_id is None:
-            balance = (await self._ledger.balance(activity.member_id)).balance
+            wallet = await self._ledger.balance(activity.member_id)
+            balance = wallet.balance if wallet is not None else 0
             await self._store.writer.submit(
                 partial(
                     self._store.settle_activity, activity_id=activity.activity_id, balance=balance
@@ -418,10 +419,11 @@ class ActivityTracker:
                 {"purchase_activity_id": refund.refund.purchase_activity_id},
             )
         beneficiaries = {leg.beneficiary for leg in purchase.outcome.decision.legs}
-        return {
-            member_id: (await self._ledger.balance(member_id)).available
-            for member_id in sorted(beneficiaries)
-        }
+        available: dict[str, int] = {}
+        for member_id in sorted(beneficiaries):
+            wallet = await self._ledger.balance(member_id)
+            available[member_id] = wallet.available if wallet is not None else 0
+        return available
 
     def _clawback_work(self, refund: Activity, available: dict[str, int], record: bool):
         assert refund.refund is not None

@@ -9,26 +9,18 @@ from loyalty.ledger.v1 import ledger_service_pb2 as ledger_pb
 from loyalty.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
 
 from services.games import domain
-from services.kit.errors import Unavailable
-from services.kit.outgoing import RETRYABLE, call_with_retry
-
-MEMBER_WALLET = ledger_pb.ACCOUNT_KIND_MEMBER_WALLET
-NO_NEGATIVE = ledger_pb.AccountFlags(debits_must_not_exceed_credits=True)
-BREAKAGE_ACCOUNT = "program:breakage"
+from services.kit.ledger_accounts import NO_NEGATIVE, LedgerAccounts, linked_chain, points_wallet
 
 
 def member_wallet(member_id: str, unit: str) -> ledger_pb.Account:
-    """The fields docs/CONVENTIONS.md gives, so any service opening it agrees."""
+    """The member's account for a prize unit (beside their points wallet)."""
     if unit == domain.POINTS:
-        return ledger_pb.Account(
-            id=member_id,
-            unit=domain.POINTS,
-            kind=MEMBER_WALLET,
-            flags=ledger_pb.AccountFlags(debits_must_not_exceed_credits=True, expiring_lots=True),
-            expiry_account_id=BREAKAGE_ACCOUNT,
-        )
+        return points_wallet(member_id)
     return ledger_pb.Account(
-        id=domain.member_account(member_id, unit), unit=unit, kind=MEMBER_WALLET, flags=NO_NEGATIVE
+        id=domain.member_account(member_id, unit),
+        unit=unit,
+        kind=ledger_pb.ACCOUNT_KIND_MEMBER_WALLET,
+        flags=NO_NEGATIVE,
     )
 
 
@@ -49,9 +41,6 @@ def issuance(unit: str) -> ledger_pb.Account:
 
 REVENUE = ledger_pb.Account(
     id=domain.REVENUE_ACCOUNT, unit=domain.POINTS, kind=ledger_pb.ACCOUNT_KIND_GAME_REVENUE
-)
-BREAKAGE = ledger_pb.Account(
-    id=BREAKAGE_ACCOUNT, unit=domain.POINTS, kind=ledger_pb.ACCOUNT_KIND_BREAKAGE
 )
 
 
@@ -91,9 +80,7 @@ def spin_chain(
                 metadata=metadata,
             )
         )
-    for transfer in transfers[:-1]:
-        transfer.linked = True
-    return ledger_pb.PostTransfersRequest(transfers=transfers)
+    return linked_chain(transfers)
 
 
 def catch_award(
@@ -132,48 +119,14 @@ def funding(
     )
 
 
-# A ledger shutting down cancels the calls in flight: to us that is an
-# unavailable ledger too. Every write we send is idempotent, so asking again is safe.
-UNREACHABLE = (*RETRYABLE, grpc.StatusCode.CANCELLED)
-
-
-def as_unavailable(error: grpc.aio.AioRpcError) -> Exception:
-    """UNAVAILABLE for a ledger that could not answer; other errors unchanged."""
-    if error.code() not in UNREACHABLE:
-        return error
-    return Unavailable(
-        "LEDGER_UNAVAILABLE",
-        f"the ledger is unavailable ({error.code().name}); try again shortly",
-    )
-
-
-class LedgerAccounts:
-    """Opens accounts once per process and reads balances, with deadlines."""
+class GamesLedger(LedgerAccounts):
+    """The suite's ledger client, plus the last points balances the ledger reported."""
 
     def __init__(self, channel: grpc.aio.Channel, timeout: float) -> None:
+        super().__init__(ledger_grpc.LedgerServiceStub(channel), timeout)
         self.channel = channel
-        self.stub = ledger_grpc.LedgerServiceStub(channel)
-        self._timeout = timeout
-        self._opened: set[str] = set()
         # Points balances seen in the ledger's answers, to skip a read before a spin.
         self._last_seen: dict[str, int] = {}
-
-    async def _call(self, method, request):
-        """One call with a deadline and retries; an unreachable ledger is UNAVAILABLE."""
-        try:
-            return await call_with_retry(method, request, deadline=self._timeout)
-        except grpc.aio.AioRpcError as error:
-            raise as_unavailable(error) from error
-
-    async def ensure(self, *accounts: ledger_pb.Account) -> None:
-        for account in accounts:
-            if account.id in self._opened:
-                continue
-            # The expiry account must exist before a wallet that names it.
-            if account.expiry_account_id:
-                await self.ensure(BREAKAGE)
-            await self._call(self.stub.OpenAccount, ledger_pb.OpenAccountRequest(account=account))
-            self._opened.add(account.id)
 
     def remember(self, account_id: str, balance: int | None) -> None:
         if balance is None:
@@ -197,17 +150,5 @@ class LedgerAccounts:
 
     async def available(self, account_id: str) -> int:
         """What the account can spend now; 0 when it does not exist yet."""
-        try:
-            response = await self._call(
-                self.stub.GetAccount, ledger_pb.GetAccountRequest(account_id=account_id)
-            )
-        except grpc.aio.AioRpcError as error:
-            if error.code() == grpc.StatusCode.NOT_FOUND:
-                return 0
-            raise
-        return response.account.balance.available
-
-    async def post(
-        self, request: ledger_pb.PostTransfersRequest
-    ) -> ledger_pb.PostTransfersResponse:
-        return await self._call(self.stub.PostTransfers, request)
+        balance = await self.balance(account_id)
+        return balance.available if balance is not None else 0

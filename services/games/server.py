@@ -11,7 +11,7 @@ from pathlib import Path
 from loyalty.games.v1 import games_service_pb2 as pb
 from loyalty.games.v1 import games_service_pb2_grpc as pb_grpc
 
-from services.games.ledger import LedgerAccounts
+from services.games.ledger import GamesLedger
 from services.games.service import GamesService
 from services.games.servicer import GamesServicer
 from services.games.store import GamesStore
@@ -58,7 +58,7 @@ async def build_server(
     clock = clock or SystemClock()
     store = GamesStore(settings.db_path)
     channel = open_channel(settings.ledger_target)
-    accounts = LedgerAccounts(channel, settings.ledger_timeout_seconds)
+    accounts = GamesLedger(channel, settings.ledger_timeout_seconds)
     outbox = LedgerOutbox(
         store.writer, accounts.stub, clock, timeout=settings.ledger_timeout_seconds
     )

@@ -27,7 +27,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
-import grpc
 import structlog
 from loyalty.ledger.v1 import ledger_service_pb2 as ledger_pb
 
@@ -157,7 +156,7 @@ class GamesService:
     def __init__(
         self,
         games_store: GamesStore,
-        accounts: ledger.LedgerAccounts,
+        accounts: ledger.GamesLedger,
         outbox: LedgerOutbox,
         clock: Clock,
         seed_source: Callable[[], bytes] = lambda: secrets.token_bytes(domain.SERVER_SEED_BYTES),
@@ -598,17 +597,8 @@ class GamesService:
     ) -> SpinRecord:
         if not request.transfers:
             return spin  # settled when it was recorded
-        response = await self._post_recorded(spin.entry_id, request)
+        response = await self._outbox.settle(spin.entry_id, request)
         return await self._apply_spin(spin.entry_id, response)
-
-    async def _post_recorded(
-        self, entry_id: str, request: ledger_pb.PostTransfersRequest
-    ) -> ledger_pb.PostTransfersResponse:
-        """The outbox's post, with a cancelled call read as an unavailable ledger."""
-        try:
-            return await self._outbox.settle(entry_id, request)
-        except grpc.aio.AioRpcError as error:
-            raise ledger.as_unavailable(error) from error
 
     async def on_settled(self, settled: Settled) -> None:
         """The outbox relay's handler: applies what a recovered settlement means."""
@@ -918,7 +908,7 @@ class GamesService:
                 raise outcome
             session, request = outcome
             if request is not None:
-                response = await self._post_recorded(request.transfers[0].id, request)
+                response = await self._outbox.settle(request.transfers[0].id, request)
                 await self._apply_catch(request.transfers[0].id, response)
             elif session.status == "pending":
                 # A replay of a submission whose award is still pending.
@@ -926,7 +916,7 @@ class GamesService:
                     session_id, session.game_id, session.member_id, session.awarded
                 )
                 entry_id = session.transfer_id
-                await self._apply_catch(entry_id, await self._post_recorded(entry_id, request))
+                await self._apply_catch(entry_id, await self._outbox.settle(entry_id, request))
         session = await self._writer.submit(lambda c: store.catch_session(c, session_id))
         return CatchView(session, config, domain.spawn_schedule(config, session.seed, session_id))
 

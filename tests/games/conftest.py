@@ -11,8 +11,9 @@ from loyalty.games.v1 import games_service_pb2 as pb
 from loyalty.games.v1 import games_service_pb2_grpc as pb_grpc
 from loyalty.ledger.v1 import ledger_service_pb2 as ledger_pb
 
-from services.games.ledger import BREAKAGE, issuance, member_wallet
+from services.games.ledger import issuance, member_wallet
 from services.games.server import GamesSettings, build_server
+from services.kit.ledger_accounts import BREAKAGE
 from services.kit.server import ServiceHost
 
 
