@@ -228,7 +228,7 @@ class TransferOutcome:
 # ---------------------------------------------------------------- validation
 
 
-def _check_id(violations: Violations, value: str, path: str) -> None:
+def check_id(violations: Violations, value: str, path: str) -> None:
     if not value:
         violations.add(path, "required")
     elif not ID_PATTERN.fullmatch(value):
@@ -255,7 +255,7 @@ def _check_metadata(violations: Violations, metadata: dict[str, str], path: str)
 
 def validate_account(account: Account, path: str = "account") -> None:
     violations = Violations()
-    _check_id(violations, account.id, f"{path}.id")
+    check_id(violations, account.id, f"{path}.id")
     if not UNIT_PATTERN.fullmatch(account.unit):
         violations.add(f"{path}.unit", 'must be "points" or "prize:<slug>" (lowercase, digits, -)')
     if account.kind == AccountKind.UNSPECIFIED:
@@ -271,7 +271,7 @@ def validate_account(account: Account, path: str = "account") -> None:
         if not account.expiry_account_id:
             violations.add(f"{path}.expiry_account_id", "required with expiring_lots")
         else:
-            _check_id(violations, account.expiry_account_id, f"{path}.expiry_account_id")
+            check_id(violations, account.expiry_account_id, f"{path}.expiry_account_id")
             if account.expiry_account_id == account.id:
                 violations.add(f"{path}.expiry_account_id", "must be another account")
     elif account.expiry_account_id:
@@ -298,7 +298,7 @@ def validate_batch(requests: list[TransferRequest]) -> None:
 
 
 def _validate_transfer(violations: Violations, request: TransferRequest, path: str) -> None:
-    _check_id(violations, request.id, f"{path}.id")
+    check_id(violations, request.id, f"{path}.id")
     if request.id.startswith(SYSTEM_ID_PREFIXES):
         violations.add(f"{path}.id", "ids starting expiry: or expire: are the ledger's own")
     _check_metadata(violations, request.metadata, f"{path}.metadata")
@@ -313,8 +313,8 @@ def _validate_transfer(violations: Violations, request: TransferRequest, path: s
     if request.amount < 0 or request.amount > MAX_AMOUNT:
         violations.add(f"{path}.amount", f"must be between 1 and {MAX_AMOUNT}")
     if kind in (TransferKind.POSTED, TransferKind.PENDING):
-        _check_id(violations, request.debit_account_id, f"{path}.debit_account_id")
-        _check_id(violations, request.credit_account_id, f"{path}.credit_account_id")
+        check_id(violations, request.debit_account_id, f"{path}.debit_account_id")
+        check_id(violations, request.credit_account_id, f"{path}.credit_account_id")
         if request.debit_account_id and request.debit_account_id == request.credit_account_id:
             violations.add(f"{path}.credit_account_id", "must differ from debit_account_id")
         if request.amount == 0:
@@ -328,13 +328,13 @@ def _validate_transfer(violations: Violations, request: TransferRequest, path: s
                     f"{path}.{name}", f"taken from the original; leave empty for {kind.name}"
                 )
     if kind in (TransferKind.POST_PENDING, TransferKind.VOID_PENDING):
-        _check_id(violations, request.pending_id, f"{path}.pending_id")
+        check_id(violations, request.pending_id, f"{path}.pending_id")
     elif request.pending_id:
         violations.add(f"{path}.pending_id", "only for POST_PENDING and VOID_PENDING")
     if kind == TransferKind.VOID_PENDING and request.amount != 0:
         violations.add(f"{path}.amount", "a void releases the whole pending amount; leave 0")
     if kind == TransferKind.REVERSAL:
-        _check_id(violations, request.reverses_id, f"{path}.reverses_transfer_id")
+        check_id(violations, request.reverses_id, f"{path}.reverses_transfer_id")
         if request.amount == 0:
             violations.add(f"{path}.amount", "must be positive")
     elif request.reverses_id:

@@ -17,6 +17,7 @@ from services.kit.errors import (
     FieldViolation,
     InvalidArgument,
     NotFound,
+    Violations,
 )
 from services.ledger.domain import (
     MAX_AMOUNT,
@@ -28,6 +29,7 @@ from services.ledger.domain import (
     TransferCode,
     TransferOutcome,
     TransferRequest,
+    check_id,
     reopen_difference,
     validate_account,
     validate_batch,
@@ -307,8 +309,11 @@ class LedgerService:
 
 
 def _require_id(value: str, field: str) -> None:
-    if not value:
-        raise InvalidArgument([FieldViolation(field, "required")])
+    """Ids on reads follow the same rules as on writes, so a malformed one is
+    INVALID_ARGUMENT rather than NOT_FOUND."""
+    violations = Violations()
+    check_id(violations, value, field)
+    violations.raise_if_any()
 
 
 def _account_not_found(account_id: str) -> NotFound:

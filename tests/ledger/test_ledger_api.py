@@ -445,3 +445,25 @@ async def test_the_sweeper_runs_on_the_injected_clock(tmp_path):
             assert (await balance(stub, "program:breakage")).balance == 25
     finally:
         await host.stop(None)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda stub: stub.GetAccount(pb.GetAccountRequest(account_id="a b")),
+        lambda stub: stub.GetTransfer(pb.GetTransferRequest(transfer_id="x" * 129)),
+        lambda stub: stub.ListTransfers(pb.ListTransfersRequest(account_id="-starts-with-dash")),
+    ],
+)
+async def test_malformed_ids_on_reads_are_invalid_not_missing(ledger, call):
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await call(ledger.stub)
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field_violations(raised.value)
+
+
+async def test_a_malformed_account_id_on_the_feed_is_invalid(ledger):
+    feed = ledger.stub.WatchTransfers(pb.WatchTransfersRequest(account_id="a b"))
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await feed.read()
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
