@@ -11,8 +11,9 @@ from pathlib import Path
 from loyalty.games.v1 import games_service_pb2 as pb
 from loyalty.games.v1 import games_service_pb2_grpc as pb_grpc
 
+from services.games.catch import CatchService
 from services.games.ledger import GamesLedger
-from services.games.service import GamesService
+from services.games.service import GamesService, KeyedLocks
 from services.games.servicer import GamesServicer
 from services.games.store import GamesStore
 from services.kit.clock import Clock, SystemClock
@@ -63,11 +64,15 @@ async def build_server(
         store.writer, accounts.stub, clock, timeout=settings.ledger_timeout_seconds
     )
     extra = {"seed_source": seed_source} if seed_source else {}
-    service = GamesService(store, accounts, outbox, clock, **extra)
+    members = KeyedLocks()
+    catch = CatchService(store, accounts, outbox, clock, members, **extra)
+    service = GamesService(store, accounts, outbox, clock, members, catch=catch, **extra)
     host = create_host(
         [
             ServiceBinding(
-                pb_grpc.add_GamesServiceServicer_to_server, GamesServicer(service), SERVICE_NAME
+                pb_grpc.add_GamesServiceServicer_to_server,
+                GamesServicer(service, catch),
+                SERVICE_NAME,
             )
         ],
         address or settings.listen,

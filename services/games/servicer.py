@@ -7,7 +7,8 @@ from loyalty.games.v1 import games_service_pb2 as pb
 from loyalty.games.v1 import games_service_pb2_grpc as pb_grpc
 
 from services.games import domain
-from services.games.service import CatchView, GamesService, SpinView
+from services.games.catch import CatchService, CatchView
+from services.games.service import GamesService, SpinView
 from services.games.store import LeaderboardRow, PlayRecord, WheelVersion
 from services.kit.proto_time import optional_micros, timestamp
 
@@ -315,8 +316,9 @@ def leaderboard_entry_to_proto(row: LeaderboardRow) -> pb.LeaderboardEntry:
 
 
 class GamesServicer(pb_grpc.GamesServiceServicer):
-    def __init__(self, service: GamesService) -> None:
+    def __init__(self, service: GamesService, catch: CatchService) -> None:
         self._service = service
+        self._catch = catch
 
     async def CreateWheel(
         self, request: pb.CreateWheelRequest, context: grpc.aio.ServicerContext
@@ -409,7 +411,7 @@ class GamesServicer(pb_grpc.GamesServiceServicer):
     async def CreateCatchGame(
         self, request: pb.CreateCatchGameRequest, context: grpc.aio.ServicerContext
     ) -> pb.CreateCatchGameResponse:
-        config, create_us, created = await self._service.create_catch_game(
+        config, create_us, created = await self._catch.create_catch_game(
             request.game_id, catch_config_from_proto(request.config)
         )
         return pb.CreateCatchGameResponse(
@@ -419,15 +421,13 @@ class GamesServicer(pb_grpc.GamesServiceServicer):
     async def GetCatchGame(
         self, request: pb.GetCatchGameRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetCatchGameResponse:
-        config, create_us = await self._service.get_catch_game(request.game_id)
+        config, create_us = await self._catch.get_catch_game(request.game_id)
         return pb.GetCatchGameResponse(game=catch_game_to_proto(request.game_id, config, create_us))
 
     async def StartCatch(
         self, request: pb.StartCatchRequest, context: grpc.aio.ServicerContext
     ) -> pb.StartCatchResponse:
-        view = await self._service.start_catch(
-            request.game_id, request.member_id, request.request_id
-        )
+        view = await self._catch.start_catch(request.game_id, request.member_id, request.request_id)
         return pb.StartCatchResponse(session=session_to_proto(view))
 
     async def SubmitCatch(
@@ -436,7 +436,7 @@ class GamesServicer(pb_grpc.GamesServiceServicer):
         claims = [
             domain.CatchClaim(c.object_id, c.catch_millis, c.basket_x) for c in request.catches
         ]
-        view = await self._service.submit_catch(
+        view = await self._catch.submit_catch(
             request.session_id, request.member_id, claims, request.claimed_score
         )
         return pb.SubmitCatchResponse(result=catch_result_to_proto(view))
@@ -444,7 +444,7 @@ class GamesServicer(pb_grpc.GamesServiceServicer):
     async def GetLeaderboard(
         self, request: pb.GetLeaderboardRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetLeaderboardResponse:
-        board = await self._service.leaderboard(
+        board = await self._catch.leaderboard(
             request.game_id,
             optional_micros(request, "week_time"),
             request.member_id,
