@@ -244,3 +244,18 @@ async def test_bad_input_is_invalid_argument_with_fields(gateway_channel, tokens
         )
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert set(field_violations(refused.value)) == {"unit"}
+
+
+async def test_a_long_lived_connection_is_never_cut_after_many_calls(
+    start_gateway, health_upstream, tokens
+):
+    # hypercorn's default closed a connection after 1,000 requests (GOAWAY),
+    # failing the calls in flight of clients that keep one channel.
+    gateway = await start_gateway(
+        probe_settings(health_upstream, member_burst=5000, address_burst=5000)
+    )
+    token = tokens.issue()
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{gateway.port}") as channel:
+        for _ in range(22):
+            answers = await asyncio.gather(*(check(channel, token) for _ in range(50)))
+            assert all(a.status == health_pb2.HealthCheckResponse.SERVING for a in answers)
