@@ -8,7 +8,6 @@ from enum import Enum
 from functools import cache
 
 import grpc
-from google.protobuf import timestamp_pb2
 from loyalty.campaigns.v1 import campaigns_service_pb2 as pb
 from loyalty.campaigns.v1 import campaigns_service_pb2_grpc as pb_grpc
 
@@ -37,20 +36,7 @@ from services.campaigns.domain.model import (
 from services.campaigns.domain.outcome import Outcome
 from services.campaigns.service import CampaignsService, CampaignView
 from services.kit.errors import FieldViolation, InvalidArgument
-
-MICROS = 1_000_000
-
-
-def _micros(stamp: timestamp_pb2.Timestamp) -> int:
-    return stamp.seconds * MICROS + stamp.nanos // 1000
-
-
-def _stamp(micros: int) -> timestamp_pb2.Timestamp:
-    return timestamp_pb2.Timestamp(seconds=micros // MICROS, nanos=micros % MICROS * 1000)
-
-
-def _optional_micros(message, field: str) -> int | None:
-    return _micros(getattr(message, field)) if message.HasField(field) else None
+from services.kit.proto_time import optional_micros, timestamp
 
 
 def _enum_in(enum_type, proto_enum, prefix: str, value: int, field: str, default=None):
@@ -94,8 +80,8 @@ def member_out(member: Member) -> pb.Member:
         segments=member.segments,
         referrer_member_id=member.referrer_member_id,
         opt_ins=member.opt_ins,
-        create_time=_stamp(member.create_us),
-        update_time=_stamp(member.update_us),
+        create_time=timestamp(member.create_us),
+        update_time=timestamp(member.update_us),
     )
     if member.birthday is not None:
         b = member.birthday
@@ -117,7 +103,7 @@ def activity_in(message: pb.Activity) -> Activity:
         activity_id=message.activity_id,
         member_id=message.member_id,
         type=message.type,
-        occur_us=_micros(message.occur_time) if message.HasField("occur_time") else 0,
+        occur_us=optional_micros(message, "occur_time", "activity.occur_time") or 0,
         purchase=purchase,
         refund=refund,
         attributes=tuple(sorted(message.attributes.items())),
@@ -160,7 +146,7 @@ def breakdown_out(outcome: Outcome, member_id: str) -> pb.Breakdown:
         **_decision_out(outcome.decision, outcome.activity_id),
     )
     if outcome.expire_us is not None:
-        message.expire_time.CopyFrom(_stamp(outcome.expire_us))
+        message.expire_time.CopyFrom(timestamp(outcome.expire_us))
     if outcome.clawback is not None:
         c = outcome.clawback
         message.clawback.CopyFrom(
@@ -226,7 +212,7 @@ def spec_in(message: pb.CampaignSpec) -> CampaignSpec:
             "spec.schedule.zone_mode",
             default=ZoneMode.CAMPAIGN,
         ),
-        end_us=_optional_micros(s, "end_time"),
+        end_us=optional_micros(s, "end_time", "spec.schedule.end_time"),
     )
     limits = Limits(
         member_limits=tuple(
@@ -297,7 +283,7 @@ def spec_out(spec: CampaignSpec) -> pb.CampaignSpec:
         schedule.start.CopyFrom(_local_out(s.start))
         schedule.duration.seconds = s.duration_seconds
     if s.end_us is not None:
-        schedule.end_time.CopyFrom(_stamp(s.end_us))
+        schedule.end_time.CopyFrom(timestamp(s.end_us))
     r, c = spec.reward, spec.conditions
     return pb.CampaignSpec(
         display_name=spec.display_name,
@@ -353,8 +339,8 @@ def campaign_out(view: CampaignView) -> pb.Campaign:
         budget_account_id=campaign.budget_account_id,
         budget_used=campaign.budget_used,
         budget_remaining=campaign.budget_remaining,
-        create_time=_stamp(campaign.create_us),
-        update_time=_stamp(campaign.update_us),
+        create_time=timestamp(campaign.create_us),
+        update_time=timestamp(campaign.update_us),
     )
 
 
@@ -447,8 +433,8 @@ class CampaignsServicer(pb_grpc.CampaignsServiceServicer):
             )
         views, last_id = await self._service.list_campaigns(
             states,
-            _optional_micros(request, "start_time"),
-            _optional_micros(request, "end_time"),
+            optional_micros(request, "start_time"),
+            optional_micros(request, "end_time"),
             request.page_size,
             _after_id(request.page_token),
         )
@@ -490,14 +476,14 @@ class CampaignsServicer(pb_grpc.CampaignsServiceServicer):
         _, zone_name, occurrences = await self._service.get_schedule(
             request.campaign_id,
             request.count,
-            _optional_micros(request, "after_time"),
+            optional_micros(request, "after_time"),
             request.time_zone,
         )
         return pb.GetScheduleResponse(
             occurrences=[
                 pb.Occurrence(
-                    start_time=_stamp(window.start_us),
-                    end_time=_stamp(window.end_us),
+                    start_time=timestamp(window.start_us),
+                    end_time=timestamp(window.end_us),
                     local_start=local_start.isoformat(),
                     local_end=local_end.isoformat(),
                     time_zone=zone_name,
@@ -548,6 +534,6 @@ class CampaignsServicer(pb_grpc.CampaignsServiceServicer):
                         pb.CampaignState, "CAMPAIGN_STATE_", transition.from_state
                     ),
                     to_state=_enum_out(pb.CampaignState, "CAMPAIGN_STATE_", transition.to_state),
-                    effect_time=_stamp(transition.effect_us),
+                    effect_time=timestamp(transition.effect_us),
                 )
             )

@@ -55,8 +55,8 @@ def wheel_config_from_proto(message: pb.WheelConfig) -> domain.WheelConfig:
         cost_points=message.cost_points,
         spins_per_day=message.spins_per_day,
         time_zone=message.time_zone,
-        start_us=optional_micros(message, "start_time"),
-        end_us=optional_micros(message, "end_time"),
+        start_us=optional_micros(message, "start_time", "config.start_time"),
+        end_us=optional_micros(message, "end_time", "config.end_time"),
     )
 
 

@@ -10,7 +10,7 @@ import grpc
 from loyalty.ledger.v1 import ledger_service_pb2 as pb
 from loyalty.ledger.v1 import ledger_service_pb2_grpc as pb_grpc
 
-from services.kit.errors import FieldViolation, InvalidArgument, Violations
+from services.kit.errors import InvalidArgument, Violations
 from services.kit.proto_time import duration_micros, optional_micros, timestamp
 from services.ledger.domain import (
     Account,
@@ -30,14 +30,6 @@ E = TypeVar("E", bound=IntEnum)
 def _member(enum: type[E], value: int) -> E:
     """Unknown numbers (proto3 enums are open) read as UNSPECIFIED, which validation refuses."""
     return enum(value) if value in enum._value2member_map_ else enum(0)
-
-
-def _time(message, field: str, path: str) -> int | None:
-    """The field's microseconds; a Timestamp outside years 1 to 9999 is bad input."""
-    try:
-        return optional_micros(message, field)
-    except ValueError as error:
-        raise InvalidArgument([FieldViolation(path, "must be between years 1 and 9999")]) from error
 
 
 def account_from_proto(message: pb.Account) -> Account:
@@ -88,7 +80,7 @@ def _view_to_proto(view: AccountView) -> pb.Account:
     return account_to_proto(view.account, view.expiring_soon)
 
 
-def request_from_proto(message: pb.Transfer) -> TransferRequest:
+def request_from_proto(message: pb.Transfer, path: str = "transfer") -> TransferRequest:
     return TransferRequest(
         id=message.id,
         kind=_member(TransferKind, message.kind),
@@ -99,8 +91,12 @@ def request_from_proto(message: pb.Transfer) -> TransferRequest:
         metadata=dict(message.metadata),
         linked=message.linked,
         pending_id=message.pending_id,
-        timeout_us=duration_micros(message.timeout) if message.HasField("timeout") else 0,
-        expires_at=optional_micros(message, "expire_time"),
+        timeout_us=(
+            duration_micros(message.timeout, f"{path}.timeout")
+            if message.HasField("timeout")
+            else 0
+        ),
+        expires_at=optional_micros(message, "expire_time", f"{path}.expire_time"),
         reverses_id=message.reverses_transfer_id,
     )
 
@@ -157,7 +153,7 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
         self, request: pb.GetAccountRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetAccountResponse:
         window = (
-            duration_micros(request.expiring_within)
+            duration_micros(request.expiring_within, "expiring_within")
             if request.HasField("expiring_within")
             else None
         )
@@ -170,18 +166,18 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
         # Unknown enum numbers would read as UNSPECIFIED, which a post or void accepts
         # as "take the code from the pending transfer": refuse them by name instead.
         violations = Violations()
+        requests: list[TransferRequest] = []
         for index, transfer in enumerate(request.transfers):
+            path = f"transfers[{index}]"
             for name, enum in (("kind", TransferKind), ("code", TransferCode)):
                 if getattr(transfer, name) not in enum._value2member_map_:
-                    violations.add(f"transfers[{index}].{name}", "unknown value")
+                    violations.add(f"{path}.{name}", "unknown value")
             try:
-                _time(transfer, "expire_time", f"transfers[{index}].expire_time")
+                requests.append(request_from_proto(transfer, path))
             except InvalidArgument as error:
                 violations.items.extend(error.violations)
         violations.raise_if_any()
-        outcomes = await self._service.post_transfers(
-            [request_from_proto(transfer) for transfer in request.transfers]
-        )
+        outcomes = await self._service.post_transfers(requests)
         return pb.PostTransfersResponse(results=[_result_to_proto(o) for o in outcomes])
 
     async def GetTransfer(
@@ -199,8 +195,8 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
     ) -> pb.ListTransfersResponse:
         page = await self._service.list_transfers(
             request.account_id,
-            _time(request, "start_time", "start_time"),
-            _time(request, "end_time", "end_time"),
+            optional_micros(request, "start_time"),
+            optional_micros(request, "end_time"),
             [int(code) for code in request.codes],
             request.page_size,
             request.page_token,
@@ -221,7 +217,7 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
         self, request: pb.GetBalanceAtRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetBalanceAtResponse:
         balance, sequence = await self._service.balance_at(
-            request.account_id, _time(request, "time", "time")
+            request.account_id, optional_micros(request, "time")
         )
         return pb.GetBalanceAtResponse(balance=balance, sequence=sequence)
 

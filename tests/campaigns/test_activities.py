@@ -117,6 +117,12 @@ async def test_late_future_and_unknown_member_activities_change_nothing(campaign
     future = purchase("future", 1000, now + HOUR_US)
     reason, _ = await rejected(track(stub, future), grpc.StatusCode.FAILED_PRECONDITION)
     assert reason == "ACTIVITY_IN_FUTURE"
+    beyond_year_9999 = purchase("far", 1000, now)
+    beyond_year_9999.occur_time.seconds = 10**15
+    reason, violations = await rejected(
+        track(stub, beyond_year_9999), grpc.StatusCode.INVALID_ARGUMENT
+    )
+    assert reason == "INVALID_ARGUMENT" and "activity.occur_time" in violations
     stranger = purchase("who", 1000, now, member_id="stranger")
     reason, _ = await rejected(track(stub, stranger), grpc.StatusCode.NOT_FOUND)
     assert reason == "MEMBER_NOT_FOUND"

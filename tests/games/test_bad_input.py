@@ -4,13 +4,31 @@ from __future__ import annotations
 
 import grpc
 import pytest
+from google.protobuf import timestamp_pb2
 from loyalty.games.v1 import games_service_pb2 as pb
 
 from services.kit.status import error_info
 from tests.games.conftest import STANDARD_WHEEL, create_stocked_wheel
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
+FAR_FUTURE = timestamp_pb2.Timestamp(seconds=10**15)  # beyond year 9999: not a valid Timestamp
+
+
+def wheel_starting(moment: timestamp_pb2.Timestamp) -> pb.WheelConfig:
+    config = pb.WheelConfig()
+    config.CopyFrom(STANDARD_WHEEL)
+    config.start_time.CopyFrom(moment)
+    return config
+
+
 CASES = [
+    (
+        "UpdateWheel",
+        pb.UpdateWheelRequest(wheel_id="daily", config=wheel_starting(FAR_FUTURE)),
+        INVALID,
+    ),
+    ("GetLeaderboard", pb.GetLeaderboardRequest(game_id="g", week_time=FAR_FUTURE), INVALID),
+    ("ListPlays", pb.ListPlaysRequest(member_id="m-1", start_time=FAR_FUTURE), INVALID),
     ("GetWheel", pb.GetWheelRequest(wheel_id=""), INVALID),
     ("GetWheel", pb.GetWheelRequest(wheel_id="daily", member_id="a/b"), INVALID),
     ("GetWheel", pb.GetWheelRequest(wheel_id="daily", odds_version=-1), INVALID),
