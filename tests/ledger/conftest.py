@@ -120,9 +120,9 @@ def check_gapless(transfers: list[pb.Transfer]) -> None:
     assert [t.sequence for t in transfers] == list(range(1, len(transfers) + 1))
 
 
-async def start_ledger(db_path, clock):
+async def start_ledger(db_path, clock, sweep_interval_seconds: float = NEVER_SECONDS):
     """A real ledger server on a free port over `db_path`, and a channel to it."""
-    settings = LedgerSettings(db_path=db_path, sweep_interval_seconds=NEVER_SECONDS)
+    settings = LedgerSettings(db_path=db_path, sweep_interval_seconds=sweep_interval_seconds)
     host = await build_server(settings, "127.0.0.1:0", clock)
     await host.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{host.port}")

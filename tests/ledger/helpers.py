@@ -59,11 +59,6 @@ async def open_program(stub) -> None:
     await stub.OpenAccount(account("program:breakage", pb.ACCOUNT_KIND_BREAKAGE))
 
 
-async def post(stub, *transfers: pb.Transfer) -> list[pb.TransferResult]:
-    response = await stub.PostTransfers(pb.PostTransfersRequest(transfers=transfers))
-    return list(response.results)
-
-
 async def balance(stub, account_id: str) -> pb.Balance:
     response = await stub.GetAccount(pb.GetAccountRequest(account_id=account_id))
     return response.account.balance

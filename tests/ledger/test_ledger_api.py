@@ -9,12 +9,11 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from loyalty.ledger.v1 import ledger_service_pb2 as pb
-from loyalty.ledger.v1.ledger_service_pb2_grpc import LedgerServiceStub
 
 from services.kit.clock import ManualClock
 from services.kit.proto_time import timestamp
 from services.kit.status import error_info, field_violations
-from services.ledger.server import LedgerSettings, build_server
+from tests.ledger.conftest import post, start_ledger
 from tests.ledger.helpers import (
     DAY_US,
     WALLET_FLAGS,
@@ -22,7 +21,6 @@ from tests.ledger.helpers import (
     balance,
     codes,
     open_program,
-    post,
     transfer,
     wallet,
 )
@@ -426,24 +424,21 @@ async def test_health_and_reflection_are_served(program):
 
 async def test_the_sweeper_runs_on_the_injected_clock(tmp_path):
     clock = ManualClock()
-    settings = LedgerSettings(db_path=tmp_path / "ledger.db", sweep_interval_seconds=60)
-    host = await build_server(settings, "127.0.0.1:0", clock)
-    await host.start()
+    host, channel, stub = await start_ledger(tmp_path / "ledger.db", clock, 60)
     try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{host.port}") as channel:
-            stub = LedgerServiceStub(channel)
-            await open_program(stub)
-            await stub.OpenAccount(wallet("m-1"))
-            await earn(stub, "e1", "m-1", 25, expires_at_us=clock.now_us() + 30_000_000)
-            clock.advance(60)
-            # The sweeper task wakes on the clock; give the loop turns, not time.
-            for _ in range(200):
-                if (await balance(stub, "program:breakage")).balance == 25:
-                    break
-                await asyncio.sleep(0)
-            assert (await balance(stub, "m-1")).balance == 0
-            assert (await balance(stub, "program:breakage")).balance == 25
+        await open_program(stub)
+        await stub.OpenAccount(wallet("m-1"))
+        await earn(stub, "e1", "m-1", 25, expires_at_us=clock.now_us() + 30_000_000)
+        clock.advance(60)
+        # The sweeper task wakes on the clock; give the loop turns, not time.
+        for _ in range(200):
+            if (await balance(stub, "program:breakage")).balance == 25:
+                break
+            await asyncio.sleep(0)
+        assert (await balance(stub, "m-1")).balance == 0
+        assert (await balance(stub, "program:breakage")).balance == 25
     finally:
+        await channel.close()
         await host.stop(None)
 
 
