@@ -8,7 +8,6 @@ import dataclasses
 import http.client
 import json
 import shutil
-import subprocess
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -227,18 +226,10 @@ def _copy_json_names(message: Descriptor, proto: descriptor_pb2.DescriptorProto)
 
 @pytest.fixture(scope="session")
 def node_modules() -> Path:
-    """The Node packages the project pins (package-lock.json), installed once."""
-    if shutil.which("node") is None or shutil.which("npm") is None:
-        pytest.fail("Node 20+ and npm are required for the gateway's client tests")
+    """The Node packages the project pins, installed by `make setup` (npm ci)."""
     installed = REPO / "node_modules" / ".package-lock.json"
-    lock = REPO / "package-lock.json"
-    if not installed.exists() or installed.stat().st_mtime < lock.stat().st_mtime:
-        subprocess.run(
-            ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-            cwd=REPO,
-            check=True,
-            timeout=300,
-        )
+    if shutil.which("node") is None or not installed.exists():
+        pytest.fail("Node 20+ and the client packages are required: run `make setup`")
     return REPO / "node_modules"
 
 
