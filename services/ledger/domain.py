@@ -7,13 +7,13 @@ writes those changes. Enum values equal the protobuf contract's.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
 from services.kit.errors import Violations
+from services.kit.ids import LEDGER_ID, POINTS, PRIZE_UNIT, check_id
 
 MAX_AMOUNT = 2**63 - 1
 MAX_BATCH = 8000
@@ -24,8 +24,6 @@ MAX_METADATA_VALUE = 256
 MAX_DURATION_US = 315_576_000_000 * 1_000_000 + 999_999
 # The ids of the transfers the ledger posts itself (expired lots, timed-out holds).
 SYSTEM_ID_PREFIXES = ("expiry:", "expire:")
-ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/+\-]{0,127}")
-UNIT_PATTERN = re.compile(r"points|prize:[a-z0-9][a-z0-9\-]{0,62}")
 
 
 class AccountKind(IntEnum):
@@ -228,16 +226,6 @@ class TransferOutcome:
 # ---------------------------------------------------------------- validation
 
 
-def check_id(violations: Violations, value: str, path: str) -> None:
-    if not value:
-        violations.add(path, "required")
-    elif not ID_PATTERN.fullmatch(value):
-        violations.add(
-            path,
-            "must be 1 to 128 letters, digits or . _ : @ / + - and start with a letter or digit",
-        )
-
-
 def _check_metadata(violations: Violations, metadata: dict[str, str], path: str) -> None:
     if len(metadata) > MAX_METADATA_ENTRIES:
         violations.add(path, f"at most {MAX_METADATA_ENTRIES} entries")
@@ -255,8 +243,8 @@ def _check_metadata(violations: Violations, metadata: dict[str, str], path: str)
 
 def validate_account(account: Account, path: str = "account") -> None:
     violations = Violations()
-    check_id(violations, account.id, f"{path}.id")
-    if not UNIT_PATTERN.fullmatch(account.unit):
+    check_id(violations, f"{path}.id", account.id, LEDGER_ID)
+    if account.unit != POINTS and not PRIZE_UNIT.matches(account.unit):
         violations.add(f"{path}.unit", 'must be "points" or "prize:<slug>" (lowercase, digits, -)')
     if account.kind == AccountKind.UNSPECIFIED:
         violations.add(f"{path}.kind", "required")
@@ -271,7 +259,7 @@ def validate_account(account: Account, path: str = "account") -> None:
         if not account.expiry_account_id:
             violations.add(f"{path}.expiry_account_id", "required with expiring_lots")
         else:
-            check_id(violations, account.expiry_account_id, f"{path}.expiry_account_id")
+            check_id(violations, f"{path}.expiry_account_id", account.expiry_account_id, LEDGER_ID)
             if account.expiry_account_id == account.id:
                 violations.add(f"{path}.expiry_account_id", "must be another account")
     elif account.expiry_account_id:
@@ -298,7 +286,7 @@ def validate_batch(requests: list[TransferRequest]) -> None:
 
 
 def _validate_transfer(violations: Violations, request: TransferRequest, path: str) -> None:
-    check_id(violations, request.id, f"{path}.id")
+    check_id(violations, f"{path}.id", request.id, LEDGER_ID)
     if request.id.startswith(SYSTEM_ID_PREFIXES):
         violations.add(f"{path}.id", "ids starting expiry: or expire: are the ledger's own")
     _check_metadata(violations, request.metadata, f"{path}.metadata")
@@ -313,8 +301,8 @@ def _validate_transfer(violations: Violations, request: TransferRequest, path: s
     if request.amount < 0 or request.amount > MAX_AMOUNT:
         violations.add(f"{path}.amount", f"must be between 1 and {MAX_AMOUNT}")
     if kind in (TransferKind.POSTED, TransferKind.PENDING):
-        check_id(violations, request.debit_account_id, f"{path}.debit_account_id")
-        check_id(violations, request.credit_account_id, f"{path}.credit_account_id")
+        check_id(violations, f"{path}.debit_account_id", request.debit_account_id, LEDGER_ID)
+        check_id(violations, f"{path}.credit_account_id", request.credit_account_id, LEDGER_ID)
         if request.debit_account_id and request.debit_account_id == request.credit_account_id:
             violations.add(f"{path}.credit_account_id", "must differ from debit_account_id")
         if request.amount == 0:
@@ -328,13 +316,13 @@ def _validate_transfer(violations: Violations, request: TransferRequest, path: s
                     f"{path}.{name}", f"taken from the original; leave empty for {kind.name}"
                 )
     if kind in (TransferKind.POST_PENDING, TransferKind.VOID_PENDING):
-        check_id(violations, request.pending_id, f"{path}.pending_id")
+        check_id(violations, f"{path}.pending_id", request.pending_id, LEDGER_ID)
     elif request.pending_id:
         violations.add(f"{path}.pending_id", "only for POST_PENDING and VOID_PENDING")
     if kind == TransferKind.VOID_PENDING and request.amount != 0:
         violations.add(f"{path}.amount", "a void releases the whole pending amount; leave 0")
     if kind == TransferKind.REVERSAL:
-        check_id(violations, request.reverses_id, f"{path}.reverses_transfer_id")
+        check_id(violations, f"{path}.reverses_transfer_id", request.reverses_id, LEDGER_ID)
         if request.amount == 0:
             violations.add(f"{path}.amount", "must be positive")
     elif request.reverses_id:
@@ -775,7 +763,11 @@ class Book:
                 lot.remaining = 0
                 self.dirty_lots.add(lot.sequence)
                 self._move_posted(account, target, amount)
-                request = TransferRequest(id=f"expiry:{lot.sequence}", kind=TransferKind.POSTED)
+                # A lot can expire twice: a hold voided after its lot expired puts
+                # points back into it. The expiry's own sequence keeps ids unique.
+                request = TransferRequest(
+                    id=f"expiry:{lot.sequence}:{self.next_sequence}", kind=TransferKind.POSTED
+                )
                 transfer = self._record(
                     request, TransferKind.POSTED, TransferCode.EXPIRY, account, target, amount
                 )

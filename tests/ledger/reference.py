@@ -393,7 +393,7 @@ class Ledger:
         account.debits_posted += amount
         target.credits_posted += amount
         made = self._record(
-            f"expiry:{lot.sequence}",
+            f"expiry:{lot.sequence}:{self.sequence + 1}",
             None,
             account,
             target,
