@@ -64,10 +64,6 @@ class ResourceExhausted(ServiceError):
     status_name = "RESOURCE_EXHAUSTED"
 
 
-class Aborted(ServiceError):
-    status_name = "ABORTED"
-
-
 class Unavailable(ServiceError):
     status_name = "UNAVAILABLE"
 

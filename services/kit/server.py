@@ -20,11 +20,13 @@ from grpc_reflection.v1alpha import reflection
 
 from services.kit.errors import FieldViolation, InvalidArgument, ServiceError
 from services.kit.status import to_rpc_status
+from services.kit.text import clipped
 
 log = structlog.get_logger()
 
 REQUEST_ID_HEADER = "x-request-id"
 MAX_REQUEST_ID_LENGTH = 128
+MAX_LOGGED_MESSAGE = 300
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +66,7 @@ async def _abort(context: grpc.aio.ServicerContext, error: ServiceError) -> None
         "rpc_rejected",
         code=error.status_name,
         reason=error.reason,
-        error_message=error.message,
+        error_message=clipped(error.message, MAX_LOGGED_MESSAGE),
     )
     await context.abort_with_status(to_rpc_status(error))
 

@@ -1,4 +1,4 @@
-"""SQLite for every service: one writer task that group-commits, readers on aiosqlite.
+"""SQLite for every service: one writer task that group-commits, readers beside it.
 
 Why not aiosqlite for writes: awaiting it statement by statement costs an
 event-loop round trip per statement and capped a gRPC ledger near 1,000-1,400
@@ -11,7 +11,8 @@ request's statements in its own savepoint (a failing request rolls back alone;
 statements hit SQLite's page cache and WAL, microseconds each), and hands only
 COMMIT, the fsync, to a thread: one GIL handoff per group, and the loop keeps
 serving calls, which queue up for the next group, while the disk syncs.
-Reads use aiosqlite connections of their own.
+Reads run on a connection of their own, on a thread of their own (see
+SqliteStore), so they never wait behind the writer's fsync.
 """
 
 from __future__ import annotations
@@ -22,14 +23,14 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
-import aiosqlite
 import structlog
 
 log = structlog.get_logger()
 
 T = TypeVar("T")
+U = TypeVar("U")
 
 PRAGMAS = (
     "PRAGMA journal_mode=WAL",
@@ -197,41 +198,65 @@ class GroupCommitWriter:
         return outcomes
 
 
-async def open_reader(path: Path | str) -> aiosqlite.Connection:
-    """A read-only connection; WAL lets it read a committed snapshot beside the writer."""
-    reader = await aiosqlite.connect(path)
-    await reader.execute("PRAGMA query_only=ON")
-    await reader.execute("PRAGMA busy_timeout=5000")
-    return reader
+class SqliteStore(Generic[U]):
+    """A service's SQLite file behind its unit of work.
 
-
-class Database:
-    """A service's SQLite file: its group-commit writer and a reader connection.
-    Stores extend it with their SQL."""
+    `write(work)` runs `work(unit)` inside the next group commit; `read(work)`
+    runs it on a read-only connection on a thread of its own, in one read
+    transaction, so a read sees one committed snapshot and never queues behind
+    the writer's fsync. Both hand `work` the same kind of unit, so every SQL
+    statement is written once and use cases never see a connection. (aiosqlite
+    runs one statement at a time on its thread and has no public way to run a
+    whole function there, which is what one shared unit needs.)
+    """
 
     def __init__(
         self,
         path: Path | str,
         migrations: Sequence[str],
+        unit: Callable[[sqlite3.Connection], U],
         on_commit: Callable[[], None] | None = None,
     ) -> None:
         self.path = Path(path)
-        self.writer = GroupCommitWriter(self.path, migrations, on_commit=on_commit)
-        self._reader: aiosqlite.Connection | None = None
+        self._unit = unit
+        self._writer = GroupCommitWriter(self.path, migrations, on_commit=on_commit)
+        self._reading: ThreadPoolExecutor | None = None
+        self._reader: sqlite3.Connection | None = None
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        await self.writer.start()
-        self._reader = await open_reader(self.path)
+        await self._writer.start()
+        self._reading = ThreadPoolExecutor(1, thread_name_prefix=f"read:{self.path.name}")
+        self._reader = await asyncio.get_running_loop().run_in_executor(
+            self._reading, self._open_reader
+        )
+
+    def _open_reader(self) -> sqlite3.Connection:
+        reader = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        reader.execute("PRAGMA query_only=ON")
+        reader.execute("PRAGMA busy_timeout=5000")
+        return reader
 
     async def close(self) -> None:
-        if self._reader is not None:
-            await self._reader.close()
+        if self._reader is not None and self._reading is not None:
+            await asyncio.get_running_loop().run_in_executor(self._reading, self._reader.close)
+            self._reading.shutdown()
             self._reader = None
-        await self.writer.close()
+        await self._writer.close()
 
-    async def rows(self, sql: str, parameters: Sequence = ()) -> list:
-        """Run and fetch in one hop: a statement left open between awaits would hold
-        a read snapshot that hides later commits from other readers of the connection."""
-        assert self._reader is not None, "database not open"
-        return list(await self._reader.execute_fetchall(sql, parameters))
+    async def write(self, work: Callable[[U], T]) -> T:
+        return await self._writer.submit(lambda connection: work(self._unit(connection)))
+
+    async def read(self, work: Callable[[U], T]) -> T:
+        if self._reader is None:
+            raise RuntimeError("store not open")
+        return await asyncio.get_running_loop().run_in_executor(self._reading, self._read, work)
+
+    def _read(self, work: Callable[[U], T]) -> T:
+        reader = self._reader
+        assert reader is not None
+        reader.execute("BEGIN")
+        try:
+            return work(self._unit(reader))
+        finally:
+            reader.execute("ROLLBACK")

@@ -8,28 +8,42 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from services.kit.errors import InvalidArgument, ServiceError
+from services.kit.text import clipped
 
 ERROR_DOMAIN = "loyalty.arcade"
+# Status details travel as trailing metadata, which clients cap (8 KiB by default
+# in grpcio): whatever a use case put in an error, the status stays well inside.
+MAX_MESSAGE = 1_000
+MAX_DETAIL_TEXT = 300
+MAX_VIOLATIONS = 20
 
 
 def to_rpc_status(error: ServiceError) -> grpc.Status:
     details = []
     info = error_details_pb2.ErrorInfo(
-        reason=error.reason, domain=ERROR_DOMAIN, metadata=error.metadata
+        reason=error.reason,
+        domain=ERROR_DOMAIN,
+        metadata={
+            clipped(key, MAX_DETAIL_TEXT): clipped(value, MAX_DETAIL_TEXT)
+            for key, value in error.metadata.items()
+        },
     )
     details.append(_pack(info))
     if isinstance(error, InvalidArgument):
         bad_request = error_details_pb2.BadRequest(
             field_violations=[
                 error_details_pb2.BadRequest.FieldViolation(
-                    field=violation.field, description=violation.description
+                    field=clipped(violation.field, MAX_DETAIL_TEXT),
+                    description=clipped(violation.description, MAX_DETAIL_TEXT),
                 )
-                for violation in error.violations
+                for violation in error.violations[:MAX_VIOLATIONS]
             ]
         )
         details.append(_pack(bad_request))
     status = status_pb2.Status(
-        code=code_pb2.Code.Value(error.status_name), message=error.message, details=details
+        code=code_pb2.Code.Value(error.status_name),
+        message=clipped(error.message, MAX_MESSAGE),
+        details=details,
     )
     return rpc_status.to_status(status)
 

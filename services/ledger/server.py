@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from loyalty.ledger.v1 import ledger_service_pb2 as pb
 from loyalty.ledger.v1 import ledger_service_pb2_grpc as pb_grpc
 
 from services.kit.clock import Clock, SystemClock
-from services.kit.config import env_float, env_path, env_str
+from services.kit.config import LEDGER_ADDRESS, ServiceSettings, setting
 from services.kit.server import ServiceBinding, ServiceHost, create_host
 from services.ledger.service import CommitSignal, LedgerService
 from services.ledger.servicer import LedgerServicer
@@ -19,23 +20,12 @@ from services.ledger.store import LedgerStore
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["LedgerService"].full_name
 
 
-@dataclass(frozen=True)
-class LedgerSettings:
-    db_path: Path
-    listen: str = "127.0.0.1:50051"
+@dataclass(frozen=True, kw_only=True)
+class LedgerSettings(ServiceSettings):
+    env_prefix: ClassVar[str] = "LEDGER"
+    db_path: Path = setting(Path("var/ledger.db"), "LEDGER_DB")
+    listen: str = LEDGER_ADDRESS
     sweep_interval_seconds: float = 1.0
-    log_level: str = "info"
-    shutdown_grace_seconds: float = 5.0
-
-    @classmethod
-    def from_env(cls) -> LedgerSettings:
-        return cls(
-            db_path=env_path("LEDGER_DB", "var/ledger.db"),
-            listen=env_str("LEDGER_LISTEN", "127.0.0.1:50051"),
-            sweep_interval_seconds=env_float("LEDGER_SWEEP_INTERVAL_SECONDS", 1.0),
-            log_level=env_str("LOG_LEVEL", "info"),
-            shutdown_grace_seconds=env_float("SHUTDOWN_GRACE_SECONDS", 5.0),
-        )
 
 
 async def build_server(
@@ -57,7 +47,6 @@ async def build_server(
     sweeper: list[asyncio.Task] = []
 
     async def open_store() -> None:
-        settings.db_path.parent.mkdir(parents=True, exist_ok=True)
         await store.open()
         sweeper.append(asyncio.create_task(service.run_sweeper(settings.sweep_interval_seconds)))
 

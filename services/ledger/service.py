@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import hashlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
 
@@ -19,8 +16,9 @@ from services.kit.errors import (
     NotFound,
     Violations,
 )
+from services.kit.ids import LEDGER_ID, check_id
+from services.kit.paging import Page, decode_page_token, page_of, page_size
 from services.ledger.domain import (
-    MAX_AMOUNT,
     MAX_DURATION_US,
     Account,
     PendingState,
@@ -29,7 +27,6 @@ from services.ledger.domain import (
     TransferCode,
     TransferOutcome,
     TransferRequest,
-    check_id,
     reopen_difference,
     validate_account,
     validate_batch,
@@ -38,7 +35,6 @@ from services.ledger.store import ExpiringLot, LedgerStore, LedgerUnit
 
 log = structlog.get_logger()
 
-DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
 DEFAULT_EXPIRING_WINDOW_US = 30 * 86_400 * MICROS_PER_SECOND
 SWEEP_LIMIT = 2000
@@ -73,12 +69,6 @@ class SweepReport:
     lots_expired: int = 0
     amount_expired: int = 0
     pending_expired: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class TransferPage:
-    transfers: list[Transfer]
-    next_page_token: str
 
 
 class LedgerService:
@@ -163,13 +153,13 @@ class LedgerService:
             raise InvalidArgument(
                 [FieldViolation("expiring_within", "must be between 0 and 10,000 years")]
             )
-        account = await self._store.get_account(account_id)
+        account = await self._store.read(lambda unit: unit.find_account(account_id))
         if account is None:
             raise _account_not_found(account_id)
         now = self._clock.now_us()
         window = DEFAULT_EXPIRING_WINDOW_US if expiring_within_us is None else expiring_within_us
         expiring = (
-            await self._store.expiring(account_id, now, now + window)
+            await self._store.read(lambda unit: unit.expiring(account_id, now, now + window))
             if account.expiring_lots
             else []
         )
@@ -203,7 +193,7 @@ class LedgerService:
 
     async def get_transfer(self, transfer_id: str) -> tuple[Transfer, int, PendingState]:
         _require_id(transfer_id, "transfer_id")
-        found = await self._store.get_transfer(transfer_id)
+        found = await self._store.read(lambda unit: unit.get_transfer(transfer_id))
         if found is None:
             raise NotFound(
                 "TRANSFER_NOT_FOUND", f"no transfer {transfer_id}", {"transfer_id": transfer_id}
@@ -216,34 +206,36 @@ class LedgerService:
         start: int | None,
         end: int | None,
         codes: Sequence[int],
-        page_size: int,
+        requested_size: int,
         page_token: str,
-    ) -> TransferPage:
-        _require_id(account_id, "account_id")
-        if page_size < 0:
-            raise InvalidArgument([FieldViolation("page_size", "must not be negative")])
-        if any(code not in TransferCode._value2member_map_ or code == 0 for code in codes):
-            raise InvalidArgument([FieldViolation("codes", "unknown transfer code")])
-        if start is not None and end is not None and end <= start:
-            raise InvalidArgument([FieldViolation("end_time", "must be after start_time")])
-        query = f"{account_id}|{start}|{end}|{sorted(codes)}"
-        after = _decode_page_token(page_token, query)
-        if await self._store.get_account(account_id) is None:
+    ) -> Page[Transfer]:
+        violations = Violations()
+        check_id(violations, "account_id", account_id, LEDGER_ID)
+        size = page_size(violations, requested_size, MAX_PAGE_SIZE)
+        violations.check(
+            all(code in TransferCode._value2member_map_ and code != 0 for code in codes),
+            "codes",
+            "unknown transfer code",
+        )
+        if start is not None and end is not None:
+            violations.check(end > start, "end_time", "must be after start_time")
+        violations.raise_if_any()
+        query = (account_id, start, end, sorted(codes))
+        after = decode_page_token(page_token, query, int)
+        if await self._store.read(lambda unit: unit.find_account(account_id)) is None:
             raise _account_not_found(account_id)
-        size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-        rows = await self._store.list_transfers(account_id, after, start, end, codes, size + 1)
-        more = len(rows) > size
-        rows = rows[:size]
-        token = _encode_page_token(rows[-1].sequence, query) if more else ""
-        return TransferPage(rows, token)
+        rows = await self._store.read(
+            lambda unit: unit.list_transfers(account_id, after or 0, start, end, codes, size + 1)
+        )
+        return page_of(rows, size, lambda transfer: transfer.sequence, query)
 
     async def balance_at(self, account_id: str, moment: int | None) -> tuple[int, int]:
         _require_id(account_id, "account_id")
         if moment is None:
             raise InvalidArgument([FieldViolation("time", "required")])
-        if await self._store.get_account(account_id) is None:
+        if await self._store.read(lambda unit: unit.find_account(account_id)) is None:
             raise _account_not_found(account_id)
-        last = await self._store.last_transfer_at(account_id, moment)
+        last = await self._store.read(lambda unit: unit.last_transfer_at(account_id, moment))
         if last is None:
             return 0, 0
         return last.balance_after(account_id), last.sequence
@@ -296,11 +288,14 @@ class LedgerService:
             raise InvalidArgument([FieldViolation("after_sequence", "must not be negative")])
         if account_id:
             _require_id(account_id, "account_id")
-            if await self._store.get_account(account_id) is None:
+            if await self._store.read(lambda unit: unit.find_account(account_id)) is None:
                 raise _account_not_found(account_id)
         while True:
             version = self._commits.version
-            rows = await self._store.transfers_after(after_sequence, account_id, FEED_PAGE)
+            after = after_sequence
+            rows = await self._store.read(
+                lambda unit, after=after: unit.transfers_after(after, account_id, FEED_PAGE)
+            )
             for transfer in rows:
                 yield transfer
                 after_sequence = transfer.sequence
@@ -312,35 +307,9 @@ def _require_id(value: str, field: str) -> None:
     """Ids on reads follow the same rules as on writes, so a malformed one is
     INVALID_ARGUMENT rather than NOT_FOUND."""
     violations = Violations()
-    check_id(violations, value, field)
+    check_id(violations, field, value, LEDGER_ID)
     violations.raise_if_any()
 
 
 def _account_not_found(account_id: str) -> NotFound:
     return NotFound("ACCOUNT_NOT_FOUND", f"no account {account_id}", {"account_id": account_id})
-
-
-def _query_tag(query: str) -> str:
-    return hashlib.sha256(query.encode()).hexdigest()[:16]
-
-
-def _encode_page_token(after_sequence: int, query: str) -> str:
-    raw = f"v1:{after_sequence}:{_query_tag(query)}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_page_token(token: str, query: str) -> int:
-    """Tokens are opaque to clients and bound to the query that made them."""
-    if not token:
-        return 0
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-        version, after, tag = raw.split(":")
-        if version != "v1" or tag != _query_tag(query) or not 0 <= int(after) <= MAX_AMOUNT:
-            raise ValueError(raw)
-        return int(after)
-    except (ValueError, binascii.Error, UnicodeDecodeError) as error:
-        raise InvalidArgument(
-            [FieldViolation("page_token", "not a token from this query's previous page")],
-            reason="INVALID_PAGE_TOKEN",
-        ) from error

@@ -208,7 +208,7 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
                     balance_after=transfer.balance_after(request.account_id),
                     balance_change=transfer.balance_change(request.account_id),
                 )
-                for transfer in page.transfers
+                for transfer in page.items
             ],
             next_page_token=page.next_page_token,
         )

@@ -1,9 +1,9 @@
 """SQL for the ledger, and nothing else.
 
-Writes run as a unit of work on the kit's group-commit writer thread: the
-service hands `write` a function that loads a Book, applies the rules and saves
-it, all inside one savepoint of the group's transaction. Reads use aiosqlite.
-A PostgreSQL store would implement the same LedgerStore and LedgerUnit shapes.
+Everything runs as a unit of work: `store.write(work)` hands `work` a
+LedgerUnit inside one savepoint of the kit's group commit (load a Book, apply
+the rules, save it); `store.read(work)` hands it the same unit on a read-only
+connection. A PostgreSQL store implements the same LedgerUnit.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from services.kit.sqlite import Database
+from services.kit.sqlite import SqliteStore
 from services.ledger.domain import (
     Account,
     AccountKind,
@@ -180,6 +180,12 @@ def _marks(values: Sequence) -> str:
     return ",".join("?" * len(values))
 
 
+@dataclass(frozen=True, slots=True)
+class ExpiringLot:
+    amount: int
+    expires_at: int
+
+
 class LedgerUnit(Protocol):
     """What a write needs from storage, inside one transaction."""
 
@@ -189,6 +195,21 @@ class LedgerUnit(Protocol):
     def insert_account(self, account: Account) -> None: ...
     def close_account(self, account_id: str, closed_at: int) -> None: ...
     def save(self, book: Book) -> None: ...
+    def expiring(self, account_id: str, now: int, until: int) -> list[ExpiringLot]: ...
+    def get_transfer(self, transfer_id: str) -> tuple[Transfer, int, PendingState] | None: ...
+    def list_transfers(
+        self,
+        account_id: str,
+        after_sequence: int,
+        start: int | None,
+        end: int | None,
+        codes: Sequence[int],
+        limit: int,
+    ) -> list[Transfer]: ...
+    def last_transfer_at(self, account_id: str, moment: int) -> Transfer | None: ...
+    def transfers_after(
+        self, after_sequence: int, account_id: str, limit: int
+    ) -> list[Transfer]: ...
 
 
 class SqliteLedgerUnit:
@@ -435,32 +456,13 @@ class SqliteLedgerUnit:
                 [(int(book.holds[i].state), i) for i in book.dirty_holds - new_holds],
             )
 
-
-@dataclass(frozen=True, slots=True)
-class ExpiringLot:
-    amount: int
-    expires_at: int
-
-
-class LedgerStore(Database):
-    """The ledger's SQLite file: a group-commit writer and a reader."""
-
-    def __init__(self, path: Path | str, on_commit: Callable[[], None] | None = None) -> None:
-        super().__init__(path, MIGRATIONS, on_commit=on_commit)
-
-    async def write(self, work: Callable[[LedgerUnit], T]) -> T:
-        return await self.writer.submit(lambda connection: work(SqliteLedgerUnit(connection)))
-
     # -- reads
 
-    async def get_account(self, account_id: str) -> Account | None:
-        rows = await self.rows(
-            f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ?", (account_id,)
-        )
-        return account_from_row(rows[0]) if rows else None
+    def _rows(self, sql: str, parameters: Sequence = ()) -> list:
+        return self._db.execute(sql, parameters).fetchall()
 
-    async def expiring(self, account_id: str, now: int, until: int) -> list[ExpiringLot]:
-        rows = await self.rows(
+    def expiring(self, account_id: str, now: int, until: int) -> list[ExpiringLot]:
+        rows = self._rows(
             "SELECT expires_at, SUM(remaining) FROM lots WHERE account_id = ? AND remaining > 0"
             " AND expires_at IS NOT NULL AND expires_at > ? AND expires_at <= ?"
             " GROUP BY expires_at ORDER BY expires_at",
@@ -468,25 +470,21 @@ class LedgerStore(Database):
         )
         return [ExpiringLot(amount, expires_at) for expires_at, amount in rows]
 
-    async def get_transfer(self, transfer_id: str) -> tuple[Transfer, int, PendingState] | None:
-        rows = await self.rows(
-            f"SELECT {TRANSFER_COLUMNS} FROM transfers WHERE id = ?", (transfer_id,)
-        )
+    def get_transfer(self, transfer_id: str) -> tuple[Transfer, int, PendingState] | None:
+        rows = self._rows(f"SELECT {TRANSFER_COLUMNS} FROM transfers WHERE id = ?", (transfer_id,))
         if not rows:
             return None
         transfer = transfer_from_row(rows[0])
-        reversed_rows = await self.rows(
+        reversed_rows = self._rows(
             "SELECT COALESCE(SUM(amount), 0) FROM transfers WHERE reverses_id = ?", (transfer_id,)
         )
         state = PendingState.NONE
         if transfer.kind == TransferKind.PENDING:
-            hold_rows = await self.rows(
-                "SELECT state FROM holds WHERE transfer_id = ?", (transfer_id,)
-            )
+            hold_rows = self._rows("SELECT state FROM holds WHERE transfer_id = ?", (transfer_id,))
             state = PendingState(hold_rows[0][0])
         return transfer, reversed_rows[0][0], state
 
-    async def list_transfers(
+    def list_transfers(
         self,
         account_id: str,
         after_sequence: int,
@@ -508,7 +506,7 @@ class LedgerStore(Database):
             parameters.extend(codes)
         where = " AND ".join(conditions)
         # Each side uses its own index; the union keeps commit order.
-        rows = await self.rows(
+        rows = self._rows(
             f"SELECT {TRANSFER_COLUMNS} FROM ("
             f" SELECT * FROM transfers WHERE debit_account_id = ? AND {where}"
             f" UNION ALL"
@@ -518,8 +516,8 @@ class LedgerStore(Database):
         )
         return [transfer_from_row(row) for row in rows]
 
-    async def last_transfer_at(self, account_id: str, moment: int) -> Transfer | None:
-        rows = await self.rows(
+    def last_transfer_at(self, account_id: str, moment: int) -> Transfer | None:
+        rows = self._rows(
             f"SELECT {TRANSFER_COLUMNS} FROM ("
             " SELECT * FROM transfers WHERE debit_account_id = ? AND created_at <= ?"
             " UNION ALL"
@@ -529,14 +527,19 @@ class LedgerStore(Database):
         )
         return transfer_from_row(rows[0]) if rows else None
 
-    async def transfers_after(
-        self, after_sequence: int, account_id: str, limit: int
-    ) -> list[Transfer]:
+    def transfers_after(self, after_sequence: int, account_id: str, limit: int) -> list[Transfer]:
         if account_id:
-            return await self.list_transfers(account_id, after_sequence, None, None, (), limit)
-        rows = await self.rows(
+            return self.list_transfers(account_id, after_sequence, None, None, (), limit)
+        rows = self._rows(
             f"SELECT {TRANSFER_COLUMNS} FROM transfers WHERE sequence > ?"
             " ORDER BY sequence LIMIT ?",
             (after_sequence, limit),
         )
         return [transfer_from_row(row) for row in rows]
+
+
+class LedgerStore(SqliteStore[LedgerUnit]):
+    """The ledger's SQLite file."""
+
+    def __init__(self, path: Path | str, on_commit: Callable[[], None] | None = None) -> None:
+        super().__init__(path, MIGRATIONS, SqliteLedgerUnit, on_commit=on_commit)

@@ -13,8 +13,8 @@ from google.protobuf.message import Message
 from loyalty.ledger.v1 import ledger_service_pb2 as pb
 
 from services.kit.status import error_info, field_violations
-from tests.ledger.conftest import account, open_accounts, post, posted, snapshot
 from tests.ledger.reference import MAX_INT64
+from tests.support.ledger import account, open_accounts, post, posted, snapshot
 
 SERVICE = "/loyalty.ledger.v1.LedgerService/"
 ACCOUNTS = [

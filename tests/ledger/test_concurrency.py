@@ -10,7 +10,7 @@ import pytest
 from loyalty.ledger.v1 import ledger_service_pb2 as pb
 from loyalty.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
 
-from tests.ledger.conftest import account, check_invariants, open_accounts, post, posted
+from tests.support.ledger import account, check_invariants, open_accounts, post, posted
 
 TASKS = 200
 CHANNELS = 8

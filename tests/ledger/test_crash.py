@@ -14,7 +14,7 @@ import pytest
 from loyalty.ledger.v1 import ledger_service_pb2 as pb
 from loyalty.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
 
-from tests.ledger.conftest import (
+from tests.support.ledger import (
     NEVER_SECONDS,
     account,
     all_transfers,

@@ -13,25 +13,26 @@ from loyalty.ledger.v1 import ledger_service_pb2 as pb
 from services.kit.clock import ManualClock
 from services.kit.proto_time import timestamp
 from services.kit.status import error_info, field_violations
-from tests.ledger.conftest import post, start_ledger
-from tests.ledger.helpers import (
+from tests.support.ledger import (
     DAY_US,
     WALLET_FLAGS,
-    account,
-    balance,
+    balances,
     codes,
     open_program,
+    open_request,
+    post,
+    start_ledger,
     transfer,
-    wallet,
+    wallet_request,
 )
 
 
 @pytest.fixture
 async def program(ledger):
     await open_program(ledger.stub)
-    await ledger.stub.OpenAccount(wallet("m-1"))
-    await ledger.stub.OpenAccount(wallet("m-2"))
-    await ledger.stub.OpenAccount(account("games:revenue", pb.ACCOUNT_KIND_GAME_REVENUE))
+    await ledger.stub.OpenAccount(wallet_request("m-1"))
+    await ledger.stub.OpenAccount(wallet_request("m-2"))
+    await ledger.stub.OpenAccount(open_request("games:revenue", pb.ACCOUNT_KIND_GAME_REVENUE))
     return ledger
 
 
@@ -44,12 +45,12 @@ async def earn(stub, transfer_id, member, amount, **fields):
 
 async def test_opening_is_idempotent_and_refuses_a_different_definition(ledger):
     await open_program(ledger.stub)
-    first = await ledger.stub.OpenAccount(wallet("m-1"))
-    again = await ledger.stub.OpenAccount(wallet("m-1"))
+    first = await ledger.stub.OpenAccount(wallet_request("m-1"))
+    again = await ledger.stub.OpenAccount(wallet_request("m-1"))
     assert first.created and not again.created
     assert again.account.create_time == first.account.create_time
 
-    changed = wallet("m-1")
+    changed = wallet_request("m-1")
     changed.account.metadata["tier"] = "gold"
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await ledger.stub.OpenAccount(changed)
@@ -61,18 +62,18 @@ async def test_opening_is_idempotent_and_refuses_a_different_definition(ledger):
 
 async def test_expiring_lots_need_an_existing_expiry_account_of_the_same_unit(ledger):
     with pytest.raises(grpc.aio.AioRpcError) as raised:
-        await ledger.stub.OpenAccount(wallet("m-1"))
+        await ledger.stub.OpenAccount(wallet_request("m-1"))
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "account.expiry_account_id" in field_violations(raised.value)
     await ledger.stub.OpenAccount(
-        account("program:breakage", pb.ACCOUNT_KIND_BREAKAGE, unit="prize:mug")
+        open_request("program:breakage", pb.ACCOUNT_KIND_BREAKAGE, unit="prize:mug")
     )
     with pytest.raises(grpc.aio.AioRpcError) as raised:
-        await ledger.stub.OpenAccount(wallet("m-1"))
+        await ledger.stub.OpenAccount(wallet_request("m-1"))
     assert error_info(raised.value).reason == "INVALID_EXPIRY_ACCOUNT"
-    await ledger.stub.OpenAccount(account("breakage", pb.ACCOUNT_KIND_BREAKAGE))
+    await ledger.stub.OpenAccount(open_request("breakage", pb.ACCOUNT_KIND_BREAKAGE))
     opened = await ledger.stub.OpenAccount(
-        account("m-1", flags=WALLET_FLAGS, expiry_account_id="breakage")
+        open_request("m-1", flags=WALLET_FLAGS, expiry_account_id="breakage")
     )
     assert opened.created
 
@@ -85,7 +86,7 @@ async def test_a_closed_account_takes_no_new_transfers_but_stays_readable(progra
     results = await earn(stub, "e2", "m-1", 10)
     assert codes(results) == ["ACCOUNT_CLOSED"]
     assert results[0].field == "credit_account_id"
-    assert (await balance(stub, "m-1")).balance == 50
+    assert (await balances(stub, "m-1")).balance == 50
 
 
 # ---------------------------------------------------------------- transfers
@@ -100,16 +101,16 @@ async def test_a_retry_returns_the_original_and_a_changed_retry_names_the_field(
     changed = await earn(stub, "earn-1", "m-1", 101)
     assert codes(changed) == ["EXISTS_WITH_DIFFERENT_FIELDS"]
     assert changed[0].field == "amount"
-    assert (await balance(stub, "m-1")).balance == 100
+    assert (await balances(stub, "m-1")).balance == 100
 
 
 async def test_wallets_never_go_negative_and_refusals_change_nothing(program):
     stub = program.stub
     await earn(stub, "e1", "m-1", 30)
-    before = await balance(stub, "m-1")
+    before = await balances(stub, "m-1")
     spend = transfer("s1", "m-1", "games:revenue", 31, code=pb.TRANSFER_CODE_GAME_COST)
     assert codes(await post(stub, spend)) == ["INSUFFICIENT_BALANCE"]
-    assert await balance(stub, "m-1") == before
+    assert await balances(stub, "m-1") == before
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await stub.GetTransfer(pb.GetTransferRequest(transfer_id="s1"))
     assert raised.value.code() == grpc.StatusCode.NOT_FOUND
@@ -117,7 +118,7 @@ async def test_wallets_never_go_negative_and_refusals_change_nothing(program):
 
 async def test_every_transfer_gets_its_own_result(program):
     stub = program.stub
-    await stub.OpenAccount(wallet("m-1/prize:free-coffee", unit="prize:free-coffee"))
+    await stub.OpenAccount(wallet_request("m-1/prize:free-coffee", unit="prize:free-coffee"))
     results = await post(
         stub,
         transfer("ok", "program:issuance", "m-1", 5),
@@ -140,8 +141,8 @@ async def test_a_linked_chain_commits_whole_or_not_at_all(program):
         transfer("alone", "program:issuance", "m-1", 1),
     )
     assert codes(results) == ["LINKED_TRANSFER_FAILED", "INSUFFICIENT_BALANCE", "OK"]
-    assert (await balance(stub, "m-2")).balance == 0
-    assert (await balance(stub, "m-1")).balance == 11
+    assert (await balances(stub, "m-2")).balance == 0
+    assert (await balances(stub, "m-1")).balance == 11
 
     # A chain's later legs may rely on its earlier ones.
     results = await post(
@@ -150,7 +151,7 @@ async def test_a_linked_chain_commits_whole_or_not_at_all(program):
         transfer("d2", "m-2", "games:revenue", 7, code=pb.TRANSFER_CODE_GAME_COST),
     )
     assert codes(results) == ["OK", "OK"]
-    assert (await balance(stub, "m-2")).balance == 0
+    assert (await balances(stub, "m-2")).balance == 0
 
 
 # ---------------------------------------------------------------- holds
@@ -168,14 +169,14 @@ async def test_a_hold_reserves_then_posts_partly_and_releases_the_rest(program):
         kind=pb.TRANSFER_KIND_PENDING,
     )
     assert codes(await post(stub, hold)) == ["OK"]
-    held = await balance(stub, "m-1")
+    held = await balances(stub, "m-1")
     assert (held.balance, held.available, held.debits_pending) == (100, 40, 60)
 
     post_part = transfer(
         "h1-post", amount=45, kind=pb.TRANSFER_KIND_POST_PENDING, pending_id="h1", code=0
     )
     assert codes(await post(stub, post_part)) == ["OK"]
-    after = await balance(stub, "m-1")
+    after = await balances(stub, "m-1")
     assert (after.balance, after.available, after.debits_pending) == (55, 55, 0)
 
     again = transfer("h1-post-2", kind=pb.TRANSFER_KIND_POST_PENDING, pending_id="h1", code=0)
@@ -208,7 +209,7 @@ async def test_a_void_releases_the_hold_and_cannot_be_repeated(program):
     assert codes(await post(stub, too_much)) == ["AMOUNT_EXCEEDS_PENDING"]
     void = transfer("h1-void", kind=pb.TRANSFER_KIND_VOID_PENDING, pending_id="h1", code=0)
     assert codes(await post(stub, void)) == ["OK"]
-    assert (await balance(stub, "m-1")).available == 100
+    assert (await balances(stub, "m-1")).available == 100
     assert codes(
         await post(
             stub, transfer("h1-void-2", kind=pb.TRANSFER_KIND_VOID_PENDING, pending_id="h1", code=0)
@@ -237,7 +238,7 @@ async def test_a_hold_with_a_timeout_is_voided_by_the_clock(program):
     # Posting after the timeout fails even before any sweep has run.
     late = transfer("h1-post", kind=pb.TRANSFER_KIND_POST_PENDING, pending_id="h1", code=0)
     assert codes(await post(stub, late)) == ["PENDING_EXPIRED"]
-    assert (await balance(stub, "m-1")).available == 100
+    assert (await balances(stub, "m-1")).available == 100
     state = await stub.GetTransfer(pb.GetTransferRequest(transfer_id="h1"))
     assert state.pending_state == pb.PENDING_STATE_EXPIRED
     expired = await stub.GetTransfer(pb.GetTransferRequest(transfer_id="expire:h1"))
@@ -265,8 +266,8 @@ async def test_debits_take_the_soonest_expiring_points_and_the_sweep_moves_the_r
     clock.advance(20 * 86_400)
     swept = await stub.SweepExpired(pb.SweepExpiredRequest())
     assert (swept.lots_expired, swept.amount_expired) == (1, 90)
-    assert (await balance(stub, "m-1")).balance == 20
-    assert (await balance(stub, "program:breakage")).balance == 90
+    assert (await balances(stub, "m-1")).balance == 20
+    assert (await balances(stub, "program:breakage")).balance == 90
     history = await stub.ListTransfers(
         pb.ListTransfersRequest(account_id="m-1", codes=[pb.TRANSFER_CODE_EXPIRY])
     )
@@ -281,7 +282,36 @@ async def test_expired_points_cannot_be_spent_even_before_the_sweep(program):
     clock.advance(86_400)
     spend = transfer("spend", "m-1", "games:revenue", 1, code=pb.TRANSFER_CODE_REDEEM)
     assert codes(await post(stub, spend)) == ["INSUFFICIENT_BALANCE"]
-    assert (await balance(stub, "program:breakage")).balance == 40
+    assert (await balances(stub, "program:breakage")).balance == 40
+
+
+async def test_points_a_void_returns_to_an_expired_lot_expire_again(program):
+    # A hold reserved part of a lot; the lot expired; the hold was voided, putting
+    # points back into the expired lot. Its second expiry once reused the first
+    # one's id, and from then on every sweep failed with INTERNAL.
+    stub, clock = program.stub, program.clock
+    await earn(stub, "e1", "m-1", 100, expires_at_us=clock.now_us() + DAY_US)
+    hold = transfer(
+        "h1",
+        "m-1",
+        "games:revenue",
+        30,
+        code=pb.TRANSFER_CODE_REDEEM,
+        kind=pb.TRANSFER_KIND_PENDING,
+    )
+    assert codes(await post(stub, hold)) == ["OK"]
+    clock.advance(86_400)
+    assert (await stub.SweepExpired(pb.SweepExpiredRequest())).amount_expired == 70
+    void = transfer("h1-void", kind=pb.TRANSFER_KIND_VOID_PENDING, pending_id="h1", code=0)
+    assert codes(await post(stub, void)) == ["OK"]
+    assert (await stub.SweepExpired(pb.SweepExpiredRequest())).amount_expired == 30
+    assert (await balances(stub, "m-1")).balance == 0
+    assert (await balances(stub, "program:breakage")).balance == 100
+    history = await stub.ListTransfers(
+        pb.ListTransfersRequest(account_id="m-1", codes=[pb.TRANSFER_CODE_EXPIRY])
+    )
+    assert [entry.transfer.amount for entry in history.entries] == [70, 30]
+    assert len({entry.transfer.id for entry in history.entries}) == 2
 
 
 # ---------------------------------------------------------------- reversals
@@ -303,7 +333,7 @@ async def test_reversals_take_back_at_most_the_original_in_total(program):
     assert codes(await post(stub, reverse("r1", 30))) == ["OK"]
     assert codes(await post(stub, reverse("r2", 71))) == ["EXCEEDS_REVERSIBLE_AMOUNT"]
     assert codes(await post(stub, reverse("r2", 70))) == ["OK"]
-    assert (await balance(stub, "m-1")).balance == 0
+    assert (await balances(stub, "m-1")).balance == 0
     original = await stub.GetTransfer(pb.GetTransferRequest(transfer_id="purchase-1"))
     assert original.reversed_amount == 100
     reversal = await stub.GetTransfer(pb.GetTransferRequest(transfer_id="r1"))
@@ -321,7 +351,7 @@ async def test_a_reversal_the_balance_no_longer_allows_changes_nothing(program):
         "r1", amount=100, kind=pb.TRANSFER_KIND_REVERSAL, reverses_transfer_id="purchase-1", code=0
     )
     assert codes(await post(stub, clawback)) == ["INSUFFICIENT_BALANCE"]
-    assert (await balance(stub, "m-1")).balance == 20
+    assert (await balances(stub, "m-1")).balance == 20
     assert (
         await stub.GetTransfer(pb.GetTransferRequest(transfer_id="purchase-1"))
     ).reversed_amount == 0
@@ -427,16 +457,16 @@ async def test_the_sweeper_runs_on_the_injected_clock(tmp_path):
     host, channel, stub = await start_ledger(tmp_path / "ledger.db", clock, 60)
     try:
         await open_program(stub)
-        await stub.OpenAccount(wallet("m-1"))
+        await stub.OpenAccount(wallet_request("m-1"))
         await earn(stub, "e1", "m-1", 25, expires_at_us=clock.now_us() + 30_000_000)
         clock.advance(60)
         # The sweeper task wakes on the clock; give the loop turns, not time.
         for _ in range(200):
-            if (await balance(stub, "program:breakage")).balance == 25:
+            if (await balances(stub, "program:breakage")).balance == 25:
                 break
             await asyncio.sleep(0)
-        assert (await balance(stub, "m-1")).balance == 0
-        assert (await balance(stub, "program:breakage")).balance == 25
+        assert (await balances(stub, "m-1")).balance == 0
+        assert (await balances(stub, "program:breakage")).balance == 25
     finally:
         await channel.close()
         await host.stop(None)

@@ -19,7 +19,8 @@ from loyalty.ledger.v1 import ledger_service_pb2 as pb
 
 from services.kit.clock import MICROS_PER_SECOND, ManualClock
 from services.kit.proto_time import duration, timestamp
-from tests.ledger.conftest import (
+from tests.ledger.reference import MAX_INT64, Ledger, ModelTransfer, definition_of
+from tests.support.ledger import (
     account,
     all_transfers,
     check_gapless,
@@ -31,7 +32,6 @@ from tests.ledger.conftest import (
     snapshot,
     start_ledger,
 )
-from tests.ledger.reference import MAX_INT64, Ledger, ModelTransfer, definition_of
 
 COFFEE = "prize:coffee"
 ACCOUNTS = {

@@ -1,5 +1,6 @@
-"""Helpers the ledger's reliability tests share: building accounts and transfers,
-and reading the whole observable state (accounts and history) to compare."""
+"""Ledger helpers every test directory shares: building accounts and transfers,
+posting them, reading balances and the whole observable state to compare, and
+starting a real ledger on a free port."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import grpc
 from loyalty.ledger.v1 import ledger_service_pb2 as pb
 from loyalty.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
 
+from services.kit.proto_time import duration, timestamp
 from services.ledger.server import LedgerSettings, build_server
 
 POINTS = "points"
@@ -127,3 +129,95 @@ async def start_ledger(db_path, clock, sweep_interval_seconds: float = NEVER_SEC
     await host.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{host.port}")
     return host, channel, ledger_grpc.LedgerServiceStub(channel)
+
+
+DAY_US = 86_400 * 1_000_000
+
+WALLET_FLAGS = pb.AccountFlags(debits_must_not_exceed_credits=True, expiring_lots=True)
+
+
+def open_request(
+    account_id: str, kind=pb.ACCOUNT_KIND_MEMBER_WALLET, unit="points", **fields
+) -> pb.OpenAccountRequest:
+    """An OpenAccountRequest for an account with these fields."""
+    return pb.OpenAccountRequest(account=pb.Account(id=account_id, unit=unit, kind=kind, **fields))
+
+
+def wallet_request(account_id: str, unit: str = "points") -> pb.OpenAccountRequest:
+    """The OpenAccountRequest of a member wallet as the suite opens it."""
+    if unit != "points":
+        return open_request(
+            account_id, unit=unit, flags=pb.AccountFlags(debits_must_not_exceed_credits=True)
+        )
+    return open_request(account_id, flags=WALLET_FLAGS, expiry_account_id="program:breakage")
+
+
+def transfer(
+    transfer_id: str,
+    debit: str = "",
+    credit: str = "",
+    amount: int = 0,
+    *,
+    code=pb.TRANSFER_CODE_EARN,
+    kind=pb.TRANSFER_KIND_POSTED,
+    linked: bool = False,
+    expires_at_us: int | None = None,
+    timeout_us: int | None = None,
+    **fields,
+) -> pb.Transfer:
+    message = pb.Transfer(
+        id=transfer_id,
+        debit_account_id=debit,
+        credit_account_id=credit,
+        amount=amount,
+        code=code,
+        kind=kind,
+        linked=linked,
+        **fields,
+    )
+    if expires_at_us is not None:
+        message.expire_time.CopyFrom(timestamp(expires_at_us))
+    if timeout_us is not None:
+        message.timeout.CopyFrom(duration(timeout_us))
+    return message
+
+
+async def open_program(stub) -> None:
+    """The program's issuance and breakage accounts."""
+    await stub.OpenAccount(open_request("program:issuance", pb.ACCOUNT_KIND_PROGRAM_ISSUANCE))
+    await stub.OpenAccount(open_request("program:breakage", pb.ACCOUNT_KIND_BREAKAGE))
+
+
+async def balances(stub, account_id: str) -> pb.Balance:
+    response = await stub.GetAccount(pb.GetAccountRequest(account_id=account_id))
+    return response.account.balance
+
+
+def codes(results) -> list[str]:
+    return [
+        pb.TransferResultCode.Name(result.code).removeprefix("TRANSFER_RESULT_CODE_")
+        for result in results
+    ]
+
+
+async def balance(stub: ledger_grpc.LedgerServiceStub, account_id: str) -> int:
+    """An account's posted balance; 0 when it was never opened."""
+    try:
+        response = await stub.GetAccount(pb.GetAccountRequest(account_id=account_id))
+    except grpc.aio.AioRpcError as error:
+        assert error.code() == grpc.StatusCode.NOT_FOUND, error
+        return 0
+    return response.account.balance.balance
+
+
+async def fund(
+    stub: ledger_grpc.LedgerServiceStub, member_id: str, points: int, transfer_id: str = ""
+) -> None:
+    """Give a member points the way campaigns would: program issuance -> wallet."""
+    await open_program(stub)
+    await stub.OpenAccount(wallet_request(member_id))
+    (result,) = await post(
+        stub,
+        posted(transfer_id or f"fund:{member_id}:{points}", "program:issuance", member_id, points),
+    )
+    assert result.code == pb.TRANSFER_RESULT_CODE_OK, result
