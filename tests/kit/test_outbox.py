@@ -1,0 +1,162 @@
+"""The kit's outbox over a real temporary SQLite store and a real ledger: an
+entry closes in the same transaction as what it means, whoever settles it."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import grpc
+import pytest
+from loyalty.ledger.v1 import ledger_service_pb2 as ledger_pb
+from loyalty.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
+
+from services.kit.errors import Unavailable
+from services.kit.outbox import (
+    OUTBOX_KINDS_MIGRATION,
+    OUTBOX_MIGRATION,
+    POLICY,
+    LedgerOutbox,
+    Settlement,
+    SqliteOutbox,
+)
+from services.kit.sqlite import SqliteStore
+from tests.support.ledger import balance, fund, posted
+
+AWARD = "award"
+AWARDS_MIGRATION = "CREATE TABLE awards (award_id TEXT PRIMARY KEY, state TEXT NOT NULL);"
+
+
+class AwardsUnit:
+    """A service's unit in miniature: one table of its own and the outbox."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._db = connection
+        self.outbox = SqliteOutbox(connection)
+
+    def record_award(self, award_id: str, request: ledger_pb.PostTransfersRequest, now_us: int):
+        self._db.execute("INSERT INTO awards VALUES (?, 'pending')", (award_id,))
+        return self.outbox.record(award_id, AWARD, request, now_us)
+
+    def schedule(self) -> tuple[int, int]:
+        return self._db.execute("SELECT attempts, next_attempt_at FROM ledger_outbox").fetchone()
+
+    def set_state(self, award_id: str, state: str) -> None:
+        self._db.execute("UPDATE awards SET state = ? WHERE award_id = ?", (state, award_id))
+
+    def state(self, award_id: str) -> str:
+        return self._db.execute(
+            "SELECT state FROM awards WHERE award_id = ?", (award_id,)
+        ).fetchone()[0]
+
+
+def apply_award(unit: AwardsUnit, settlement: Settlement) -> str:
+    if settlement.answer is None:
+        state = "failed"
+    else:
+        state = "paid" if settlement.answer.accepted else "refused"
+    unit.set_state(settlement.entry.entry_id, state)
+    return state
+
+
+@pytest.fixture
+async def store(tmp_path):
+    store = SqliteStore(
+        tmp_path / "awards.db",
+        (AWARDS_MIGRATION, OUTBOX_MIGRATION, OUTBOX_KINDS_MIGRATION),
+        AwardsUnit,
+    )
+    await store.open()
+    yield store
+    await store.close()
+
+
+def outbox_for(store, ledger, stub=None) -> LedgerOutbox:
+    return LedgerOutbox(store, stub or ledger.stub, ledger.clock, {AWARD: apply_award}, timeout=2.0)
+
+
+async def record(store, ledger, award_id: str, *transfers: ledger_pb.Transfer):
+    request = ledger_pb.PostTransfersRequest(
+        transfers=transfers or [posted(f"award:{award_id}", "program:issuance", "m-1", 10)]
+    )
+    now = ledger.clock.now_us()
+    return await store.write(lambda unit: unit.record_award(award_id, request, now))
+
+
+async def test_settling_posts_once_and_applies_in_the_same_transaction(store, ledger):
+    await fund(ledger.stub, "m-1", 1, "seed")
+    outbox = outbox_for(store, ledger)
+    entry = await record(store, ledger, "a1")
+    assert await outbox.settle(entry) == "paid"
+    # A second settle (a retry, the relay) posts again (EXISTS) and applies nothing.
+    assert await outbox.settle(entry) is None
+    assert await store.read(lambda unit: unit.state("a1")) == "paid"
+    assert await balance(ledger.stub, "m-1") == 11
+    assert (await store.read(lambda unit: unit.outbox.backlog())).pending == 0
+
+
+async def test_an_answer_the_process_never_applied_is_applied_by_recovery(store, ledger):
+    """The process died after the ledger answered and before its own commit."""
+    await fund(ledger.stub, "m-1", 5, "seed")
+    entry = await record(store, ledger, "a1")
+    await ledger.stub.PostTransfers(entry.request, timeout=5)
+    assert await store.read(lambda unit: unit.state("a1")) == "pending"
+    assert await outbox_for(store, ledger).recover() == 1
+    assert await store.read(lambda unit: unit.state("a1")) == "paid"
+    assert await balance(ledger.stub, "m-1") == 15
+
+
+async def test_a_malformed_request_closes_the_entry_as_failed(store, ledger):
+    entry = await record(store, ledger, "a1", posted("x", "", "m-1", 1))
+    assert await outbox_for(store, ledger).settle(entry) == "failed"
+    backlog = await store.read(lambda unit: unit.outbox.backlog())
+    assert backlog.pending == 0
+    # The relay does not post it again.
+    ledger.clock.advance(3600)
+    assert await outbox_for(store, ledger).relay_once() == 0
+
+
+async def test_a_refused_chain_is_a_settlement_the_handler_decides(store, ledger):
+    await fund(ledger.stub, "m-1", 1, "seed")
+    entry = await record(store, ledger, "a1", posted("spend", "m-1", "program:issuance", 50))
+    assert await outbox_for(store, ledger).settle(entry) == "refused"
+
+
+async def test_an_unreachable_ledger_leaves_the_entry_to_the_relay_with_backoff(store, ledger):
+    await fund(ledger.stub, "m-1", 1, "seed")
+    entry = await record(store, ledger, "a1")
+    async with grpc.aio.insecure_channel("127.0.0.1:1") as nowhere:
+        away = outbox_for(store, ledger, ledger_grpc.LedgerServiceStub(nowhere))
+        with pytest.raises(Unavailable):
+            await away.settle(entry, attempts=1)
+        # Inside its grace period the entry belongs to its own request.
+        assert await away.relay_once() == 0
+        ledger.clock.advance(POLICY.grace_us / 1e6)
+        assert await away.relay_once() == 0
+        due = await store.read(lambda unit: unit.schedule())
+        assert due == (1, ledger.clock.now_us() + POLICY.backoff_us(1))
+    # Not due yet for the next attempt: the relay leaves it.
+    outbox = outbox_for(store, ledger)
+    assert await outbox.relay_once() == 0
+    ledger.clock.advance(POLICY.backoff_us(1) / 1e6)
+    assert await outbox.relay_once() == 1
+    assert await store.read(lambda unit: unit.state("a1")) == "paid"
+
+
+async def test_a_handler_that_fails_leaves_its_entry_pending_and_the_others_go_on(store, ledger):
+    await fund(ledger.stub, "m-1", 1, "seed")
+    await record(store, ledger, "a1")
+    await record(store, ledger, "a2")
+    calls = []
+
+    def flaky(unit, settlement):
+        calls.append(settlement.entry.entry_id)
+        if settlement.entry.entry_id == "a1":
+            raise RuntimeError("a bug in a handler")
+        return apply_award(unit, settlement)
+
+    outbox = LedgerOutbox(store, ledger.stub, ledger.clock, {AWARD: flaky})
+    assert await outbox.recover() == 1
+    assert calls == ["a1", "a2"]
+    assert await store.read(lambda unit: unit.state("a1")) == "pending"
+    assert await store.read(lambda unit: unit.state("a2")) == "paid"
+    assert (await store.read(lambda unit: unit.outbox.backlog())).pending == 1
