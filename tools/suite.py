@@ -1,7 +1,12 @@
 """Start the suite's services as real processes: `make run`, the end-to-end and
 crash tests and the benchmarks all start them through here.
 
-    python -m tools.suite            # every service on its default port, data in ./var
+    python -m tools.suite            # every service, data and JSON logs in ./var
+
+`make run` reads each service's address from the variable the service itself
+reads (LEDGER_LISTEN, GAMES_LISTEN, ..., GATEWAY_LISTEN), with the same
+defaults, and points every client at it: a second copy of the suite runs
+beside the first with other addresses and another --data-dir.
 """
 
 from __future__ import annotations
@@ -27,7 +32,8 @@ REPO = Path(__file__).resolve().parent.parent
 @dataclass(frozen=True)
 class ServiceSpec:
     name: str
-    default_port: int
+    # "module:Class" of the service's settings, whose defaults and variables `make run` uses.
+    settings: str
     db_env: str | None
     # env var -> the service whose address it names
     upstreams: Mapping[str, str] = field(default_factory=dict)
@@ -45,14 +51,30 @@ class ServiceSpec:
     def exists(self) -> bool:
         return importlib.util.find_spec(f"{self.module}.__main__") is not None
 
+    def listen_address(self) -> str:
+        """Where the service listens when started with this environment."""
+        module, _, name = self.settings.partition(":")
+        settings_type = getattr(importlib.import_module(module), name)
+        return settings_type.from_env().listen
+
 
 SERVICES = (
-    ServiceSpec("ledger", 50051, "LEDGER_DB"),
-    ServiceSpec("games", 50052, "GAMES_DB", {"GAMES_LEDGER_TARGET": "ledger"}),
-    ServiceSpec("campaigns", 50053, "CAMPAIGNS_DB", {"CAMPAIGNS_LEDGER_TARGET": "ledger"}),
+    ServiceSpec("ledger", "services.ledger.server:LedgerSettings", "LEDGER_DB"),
+    ServiceSpec(
+        "games",
+        "services.games.server:GamesSettings",
+        "GAMES_DB",
+        {"GAMES_LEDGER_TARGET": "ledger"},
+    ),
+    ServiceSpec(
+        "campaigns",
+        "services.campaigns.server:CampaignsSettings",
+        "CAMPAIGNS_DB",
+        {"CAMPAIGNS_LEDGER_TARGET": "ledger"},
+    ),
     ServiceSpec(
         "gateway",
-        8080,
+        "services.gateway.server:GatewaySettings",
         None,
         {
             "GATEWAY_LEDGER_TARGET": "ledger",
@@ -113,13 +135,13 @@ async def wait_ready_http(target: str, path: str, timeout: float = STARTUP_SECON
 @dataclass
 class ServiceProcess:
     spec: ServiceSpec
-    port: int
+    target: str
     process: asyncio.subprocess.Process
     log_path: Path | None
 
     @property
-    def target(self) -> str:
-        return f"127.0.0.1:{self.port}"
+    def port(self) -> int:
+        return int(self.target.rsplit(":", 1)[1])
 
     async def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
         if self.process.returncode is None:
@@ -137,7 +159,13 @@ class ServiceProcess:
 
 
 class Suite:
-    """Services as separate processes, each on its own port, data under `data_dir`."""
+    """Services as separate processes, each on its own port, data under `data_dir`.
+
+    `addresses` fixes where services listen ("host:port"); the others get free
+    ports on 127.0.0.1. `log_dir` takes each service's output (JSON lines);
+    without it, output goes to this terminal and `json_logs`, when given, keeps
+    each service's JSON lines in `<json_logs>/<service>.log`.
+    """
 
     def __init__(
         self,
@@ -145,24 +173,35 @@ class Suite:
         ports: Mapping[str, int] | None = None,
         env: Mapping[str, str] | None = None,
         log_dir: Path | None = None,
+        addresses: Mapping[str, str] | None = None,
+        json_logs: Path | None = None,
     ) -> None:
         self.data_dir = data_dir
-        self.ports = dict(ports or {})
+        self.json_logs = json_logs
+        self.addresses = {name: f"127.0.0.1:{port}" for name, port in (ports or {}).items()}
+        self.addresses.update(addresses or {})
         self.env = dict(env or {})
         self.log_dir = log_dir
         self.running: dict[str, ServiceProcess] = {}
 
+    def address(self, name: str) -> str:
+        if name not in self.addresses:
+            self.addresses[name] = f"127.0.0.1:{free_port()}"
+        return self.addresses[name]
+
     def port(self, name: str) -> int:
-        if name not in self.ports:
-            self.ports[name] = free_port()
-        return self.ports[name]
+        return int(self.address(name).rsplit(":", 1)[1])
 
     def target(self, name: str) -> str:
-        return f"127.0.0.1:{self.port(name)}"
+        """Where clients reach the service (a wildcard listen is reached on loopback)."""
+        host, _, port = self.address(name).rpartition(":")
+        return f"{'127.0.0.1' if host in ('0.0.0.0', '[::]', '') else host}:{port}"
 
     def environment(self, spec: ServiceSpec) -> dict[str, str]:
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
-        env[spec.listen_env] = self.target(spec.name)
+        env[spec.listen_env] = self.address(spec.name)
+        if self.json_logs is not None:
+            env["LOG_FILE"] = str(self.json_logs / f"{spec.name}.log")
         if spec.db_env:
             env[spec.db_env] = str(self.data_dir / f"{spec.name}.db")
         for variable, upstream in spec.upstreams.items():
@@ -187,7 +226,7 @@ class Suite:
         )
         if output is not None:
             output.close()
-        running = ServiceProcess(spec, self.port(name), process, log_path)
+        running = ServiceProcess(spec, self.target(name), process, log_path)
         self.running[name] = running
         if wait:
             await self.wait(name)
@@ -217,7 +256,13 @@ class Suite:
 
 
 async def run(data_dir: Path) -> None:
-    suite = Suite(data_dir, ports={spec.name: spec.default_port for spec in SERVICES})
+    present = [spec for spec in SERVICES if spec.exists()]
+    # The terminal gets readable lines; every service also keeps JSON lines in a file.
+    suite = Suite(
+        data_dir,
+        addresses={spec.name: spec.listen_address() for spec in present},
+        json_logs=data_dir / "logs",
+    )
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -236,6 +281,7 @@ async def run(data_dir: Path) -> None:
         if "gateway" in suite.running:
             print(f"  Connect, gRPC-Web and gRPC: http://{suite.target('gateway')}")
             print("  A token for trying things: make token ROLE=player SUB=m-1")
+        print(f"  JSON logs: {data_dir / 'logs'}/<service>.log")
         print("Ctrl-C stops every service.", flush=True)
         exits = [asyncio.ensure_future(s.process.wait()) for s in suite.running.values()]
         await asyncio.wait([stop, *exits], return_when=asyncio.FIRST_COMPLETED)

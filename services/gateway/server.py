@@ -8,6 +8,7 @@ import asyncio
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import grpc
 import structlog
@@ -42,7 +43,14 @@ from services.gateway.tokens import (
     dev_secret,
 )
 from services.kit.clock import Clock, SystemClock
-from services.kit.config import env_float, env_int, env_path, env_str
+from services.kit.config import (
+    CAMPAIGNS_ADDRESS,
+    GAMES_ADDRESS,
+    GATEWAY_ADDRESS,
+    LEDGER_ADDRESS,
+    ServiceSettings,
+    setting,
+)
 from services.kit.outgoing import open_channel
 
 log = structlog.get_logger()
@@ -62,13 +70,16 @@ def upstream_channel(target: str) -> grpc.aio.Channel:
     return open_channel(target, UPSTREAM_CHANNEL_OPTIONS)
 
 
-@dataclass(frozen=True)
-class GatewaySettings:
+@dataclass(frozen=True, kw_only=True)
+class GatewaySettings(ServiceSettings):
     """Everything the gateway reads from its environment (see docs/gateway.md)."""
 
-    ledger_target: str = "127.0.0.1:50051"
-    games_target: str | None = "127.0.0.1:50052"
-    campaigns_target: str | None = "127.0.0.1:50053"
+    env_prefix: ClassVar[str] = "GATEWAY"
+    listen: str = GATEWAY_ADDRESS
+    ledger_target: str = LEDGER_ADDRESS
+    # Empty means the gateway does not expose that service.
+    games_target: str | None = GAMES_ADDRESS
+    campaigns_target: str | None = CAMPAIGNS_ADDRESS
     jwt_issuer: str = "loyalty-arcade-dev"
     jwt_audience: str = "loyalty-arcade"
     jwt_leeway_seconds: float = 30.0
@@ -77,52 +88,21 @@ class GatewaySettings:
     jwks_url: str = ""
     jwks_file: str = ""
     cors_origins: tuple[str, ...] = ("http://localhost:5173", "http://localhost:3000")
-    member_rate_per_second: float = 20.0
+    member_rate_per_second: float = setting(20.0, "GATEWAY_MEMBER_RATE")
     member_burst: int = 40
-    address_rate_per_second: float = 200.0
+    address_rate_per_second: float = setting(200.0, "GATEWAY_ADDRESS_RATE")
     address_burst: int = 400
     default_deadline_seconds: float = 5.0
     max_deadline_seconds: float = 30.0
     max_stream_seconds: float = 3600.0
     max_body_bytes: int = 256 * 1024
-    shutdown_grace_seconds: float = 5.0
     # More services to re-expose, each with its target (tests use this).
-    extra_upstreams: tuple[tuple[Upstream, str], ...] = field(default=())
+    extra_upstreams: tuple[tuple[Upstream, str], ...] = ()
 
     def upstreams(self) -> list[tuple[Upstream, str]]:
         configured = [(GAMES, self.games_target), (CAMPAIGNS, self.campaigns_target)]
         chosen = [(upstream, target) for upstream, target in configured if target]
         return [*chosen, *self.extra_upstreams]
-
-    @classmethod
-    def from_env(cls) -> GatewaySettings:
-        origins = env_str("GATEWAY_CORS_ORIGINS", ",".join(cls.cors_origins))
-        return cls(
-            ledger_target=env_str("GATEWAY_LEDGER_TARGET", cls.ledger_target),
-            games_target=env_str("GATEWAY_GAMES_TARGET", "127.0.0.1:50052") or None,
-            campaigns_target=env_str("GATEWAY_CAMPAIGNS_TARGET", "127.0.0.1:50053") or None,
-            jwt_issuer=env_str("GATEWAY_JWT_ISSUER", cls.jwt_issuer),
-            jwt_audience=env_str("GATEWAY_JWT_AUDIENCE", cls.jwt_audience),
-            jwt_leeway_seconds=env_float("GATEWAY_JWT_LEEWAY_SECONDS", cls.jwt_leeway_seconds),
-            jwt_secret=env_str("GATEWAY_JWT_SECRET", ""),
-            jwt_secret_file=env_path("GATEWAY_JWT_SECRET_FILE", str(cls.jwt_secret_file)),
-            jwks_url=env_str("GATEWAY_JWKS_URL", ""),
-            jwks_file=env_str("GATEWAY_JWKS_FILE", ""),
-            cors_origins=tuple(origins.split(",")),
-            member_rate_per_second=env_float("GATEWAY_MEMBER_RATE", cls.member_rate_per_second),
-            member_burst=env_int("GATEWAY_MEMBER_BURST", cls.member_burst),
-            address_rate_per_second=env_float("GATEWAY_ADDRESS_RATE", cls.address_rate_per_second),
-            address_burst=env_int("GATEWAY_ADDRESS_BURST", cls.address_burst),
-            default_deadline_seconds=env_float(
-                "GATEWAY_DEFAULT_DEADLINE_SECONDS", cls.default_deadline_seconds
-            ),
-            max_deadline_seconds=env_float(
-                "GATEWAY_MAX_DEADLINE_SECONDS", cls.max_deadline_seconds
-            ),
-            max_stream_seconds=env_float("GATEWAY_MAX_STREAM_SECONDS", cls.max_stream_seconds),
-            max_body_bytes=env_int("GATEWAY_MAX_BODY_BYTES", cls.max_body_bytes),
-            shutdown_grace_seconds=env_float("SHUTDOWN_GRACE_SECONDS", cls.shutdown_grace_seconds),
-        )
 
     def key_source(self) -> KeySource:
         """Public keys when configured (production), else the development secret."""
@@ -209,8 +189,9 @@ def _bind(address: str) -> socket.socket:
 
 
 async def build_server(
-    settings: GatewaySettings, address: str, clock: Clock | None = None
+    settings: GatewaySettings, address: str | None = None, clock: Clock | None = None
 ) -> GatewayHost:
+    """The gateway on `address` (default: settings.listen; port 0 picks a free port)."""
     clock = clock or SystemClock()
     deadlines = DeadlinePolicy(
         default_seconds=settings.default_deadline_seconds,
@@ -255,7 +236,7 @@ async def build_server(
         readiness=health.check,
         clock=clock,
     )
-    sock = _bind(address)
+    sock = _bind(address or settings.listen)
     return GatewayHost(
         app=edge,
         port=sock.getsockname()[1],
