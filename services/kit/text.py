@@ -18,4 +18,5 @@ def clipped(text: str, limit: int) -> str:
     """`text` cut to at most `limit` characters, saying so."""
     if len(text) <= limit:
         return text
-    return f"{text[: limit - 30]}... (cut from {len(text):,} characters)"
+    suffix = f"... (cut from {len(text):,} characters)"
+    return text[: max(0, limit - len(suffix))] + suffix

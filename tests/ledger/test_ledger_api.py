@@ -420,7 +420,10 @@ async def test_the_change_feed_resumes_from_a_sequence_and_follows_new_commits(p
     await earn(stub, "e1", "m-1", 10)
     await earn(stub, "e2", "m-2", 10)
     everything = stub.WatchTransfers(pb.WatchTransfersRequest(after_sequence=0))
-    first_two = [await everything.read(), await everything.read()]
+    first_two = [
+        await asyncio.wait_for(everything.read(), 10),
+        await asyncio.wait_for(everything.read(), 10),
+    ]
     assert [m.transfer.sequence for m in first_two] == [1, 2]
 
     only_m1 = stub.WatchTransfers(pb.WatchTransfersRequest(after_sequence=1, account_id="m-1"))
@@ -432,6 +435,25 @@ async def test_the_change_feed_resumes_from_a_sequence_and_follows_new_commits(p
     assert (await asyncio.wait_for(everything.read(), 10)).transfer.id == "e3"
     everything.cancel()
     only_m1.cancel()
+
+
+async def test_a_resumed_feed_starts_right_after_its_cursor_wherever_it_resumes(program):
+    # A consumer that stored cursor k must get k + 1 next: never k again, never k + 2.
+    stub = program.stub
+    for index in range(6):
+        await earn(stub, f"e{index}", "m-1" if index % 2 else "m-2", 1)
+    m1_sequences = [2, 4, 6]
+    for cursor in range(6):
+        feed = stub.WatchTransfers(pb.WatchTransfersRequest(after_sequence=cursor))
+        first = await asyncio.wait_for(feed.read(), 10)
+        feed.cancel()
+        assert first.transfer.sequence == cursor + 1
+        only_m1 = stub.WatchTransfers(
+            pb.WatchTransfersRequest(after_sequence=cursor, account_id="m-1")
+        )
+        first_of_m1 = await asyncio.wait_for(only_m1.read(), 10)
+        only_m1.cancel()
+        assert first_of_m1.transfer.sequence == next(s for s in m1_sequences if s > cursor)
 
 
 async def test_health_and_reflection_are_served(program):
