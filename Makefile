@@ -11,7 +11,7 @@ NODE_INSTALLED := node_modules/.installed
 ROLE ?= player
 SUB ?= m-1
 
-.PHONY: setup proto run test e2e lint format bench demo token clean
+.PHONY: setup proto run test e2e lint format bench mutants demo token clean
 
 setup: $(INSTALLED) $(GENERATED) $(NODE_INSTALLED)
 
@@ -63,5 +63,14 @@ format: setup
 bench: setup
 	$(PY) -m bench
 
+# Mutation testing of the pure rules, the kit's outbox and paging ([tool.mutmut] in
+# pyproject.toml says which). Slow, so not part of `make test`; the score is printed.
+mutants: setup
+	rm -rf mutants
+	$(BIN)/mutmut run > var/mutants.log 2>&1 || (tail -30 var/mutants.log; exit 1)
+	$(BIN)/mutmut export-cicd-stats > /dev/null
+	$(PY) -m tools.mutation_score mutants/mutmut-cicd-stats.json
+
 clean:
-	rm -rf $(VENV) gen var node_modules .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) gen var node_modules mutants .pytest_cache .ruff_cache .hypothesis *.egg-info
+	rm -f bench/results/*.json bench/results/*.png bench/results/*.md
