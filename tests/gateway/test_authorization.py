@@ -17,7 +17,7 @@ from loyalty.gateway.v1 import gateway_service_pb2 as gateway_pb
 from loyalty.gateway.v1 import gateway_service_pb2_grpc as gateway_grpc
 
 from services.kit.status import error_info
-from tests.gateway.conftest import bearer, gateway_settings, node_call
+from tests.support.gateway import bearer, gateway_settings, node_call
 
 WALLET = "loyalty.gateway.v1.WalletService"
 

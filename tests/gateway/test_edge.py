@@ -11,7 +11,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.kit.status import error_info, field_violations
-from tests.gateway.conftest import (
+from tests.support.gateway import (
     BROWSER_ORIGIN,
     HEALTH,
     bearer,

@@ -7,7 +7,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from structlog.testing import capture_logs
 
-from tests.gateway.conftest import HEALTH_SERVICE, bearer, node_call
+from tests.support.gateway import HEALTH_SERVICE, bearer, node_call
 
 WEB_TRANSPORTS = ["connect-json", "connect-binary", "grpc-web"]
 

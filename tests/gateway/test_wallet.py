@@ -13,7 +13,7 @@ from loyalty.gateway.v1 import gateway_service_pb2_grpc as gateway_grpc
 from loyalty.ledger.v1 import ledger_service_pb2 as ledger_pb
 
 from services.kit.clock import MICROS_PER_SECOND
-from tests.gateway.conftest import bearer, gateway_settings, node_call
+from tests.support.gateway import bearer, gateway_settings, node_call
 
 DAY = 86_400
 
