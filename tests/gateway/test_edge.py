@@ -15,19 +15,13 @@ from tests.support.gateway import (
     BROWSER_ORIGIN,
     HEALTH,
     bearer,
+    connect_headers,
     http_request,
     probe_settings,
     start_health_upstream,
 )
 
 CHECK_PATH = f"/{HEALTH.service.full_name}/Check"
-
-
-def connect_json(token: str | None = None, **extra: str) -> dict[str, str]:
-    headers = {"content-type": "application/json", "connect-protocol-version": "1", **extra}
-    if token:
-        headers["authorization"] = f"Bearer {token}"
-    return headers
 
 
 async def check(channel, token: str, service: str = "", deadline: float | None = 5):
@@ -50,7 +44,7 @@ async def test_upstream_refusal_keeps_its_reason_and_message(gateway, gateway_ch
     )
 
     response = await http_request(
-        gateway.port, "POST", CHECK_PATH, connect_json(tokens.issue()), b'{"service":"refuse"}'
+        gateway.port, "POST", CHECK_PATH, connect_headers(tokens.issue()), b'{"service":"refuse"}'
     )
     assert response.status == 404
     body = response.json()
@@ -162,7 +156,7 @@ async def test_cors_exposes_grpc_and_request_id_headers(gateway, tokens):
         gateway.port,
         "POST",
         CHECK_PATH,
-        connect_json(tokens.issue(), origin=BROWSER_ORIGIN),
+        connect_headers(tokens.issue(), origin=BROWSER_ORIGIN),
         b"{}",
     )
     assert response.status == 200
@@ -177,7 +171,7 @@ async def test_bodies_over_the_limit_are_refused(start_gateway, health_upstream,
     gateway = await start_gateway(probe_settings(health_upstream, max_body_bytes=1024))
     big = json.dumps({"service": "x" * 4096}).encode()
     response = await http_request(
-        gateway.port, "POST", CHECK_PATH, connect_json(tokens.issue()), big
+        gateway.port, "POST", CHECK_PATH, connect_headers(tokens.issue()), big
     )
     assert response.status == 413
     async with grpc.aio.insecure_channel(f"127.0.0.1:{gateway.port}") as channel:
@@ -197,9 +191,9 @@ async def test_member_rate_limit_with_retry_after(start_gateway, health_upstream
     )
     token = tokens.issue("m-1")
     for _ in range(2):
-        ok = await http_request(gateway.port, "POST", CHECK_PATH, connect_json(token), b"{}")
+        ok = await http_request(gateway.port, "POST", CHECK_PATH, connect_headers(token), b"{}")
         assert ok.status == 200
-    limited = await http_request(gateway.port, "POST", CHECK_PATH, connect_json(token), b"{}")
+    limited = await http_request(gateway.port, "POST", CHECK_PATH, connect_headers(token), b"{}")
     assert limited.status == 429
     assert limited.headers["retry-after"] == "2"
     assert limited.json()["code"] == "resource_exhausted"

@@ -13,17 +13,20 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from google.protobuf import descriptor_pb2
-from google.protobuf.descriptor import Descriptor, FileDescriptor
+from google.protobuf import any_pb2, duration_pb2
+from google.protobuf.descriptor import FileDescriptor
+from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_status import rpc_status
 
+from services.gateway import descriptors as gateway_descriptors
 from services.gateway.domain import AccessRule, Audience
 from services.gateway.server import GatewaySettings
 from services.gateway.servicer import Upstream
 from services.gateway.tokens import issue_token
 from services.kit.clock import ManualClock
 from services.kit.errors import NotFound
-from services.kit.status import to_rpc_status
+from services.kit.status import ERROR_DOMAIN, to_rpc_status
 
 REPO = Path(__file__).resolve().parents[2]
 NODE_CLIENT = REPO / "tests" / "gateway" / "js" / "call.mjs"
@@ -64,10 +67,31 @@ def bearer(token: str) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {token}"),)
 
 
+BUSY = status_pb2.Status(
+    code=code_pb2.RESOURCE_EXHAUSTED,
+    message="the wheel is busy",
+    details=[
+        any_pb2.Any(
+            type_url="type.googleapis.com/google.rpc.ErrorInfo",
+            value=error_details_pb2.ErrorInfo(
+                reason="WHEEL_BUSY", domain=ERROR_DOMAIN
+            ).SerializeToString(),
+        ),
+        any_pb2.Any(
+            type_url="type.googleapis.com/google.rpc.RetryInfo",
+            value=error_details_pb2.RetryInfo(
+                retry_delay=duration_pb2.Duration(seconds=3, nanos=500_000_000)
+            ).SerializeToString(),
+        ),
+    ],
+)
+
+
 class ProbeHealth(health_pb2_grpc.HealthServicer):
     """A real upstream speaking the health contract that also records what
     reached it and misbehaves on request (by the `service` field of a Check):
-    "refuse" answers NOT_FOUND with the kit's ErrorInfo, "crash" raises,
+    "refuse" answers NOT_FOUND with the kit's ErrorInfo, "busy" answers
+    RESOURCE_EXHAUSTED with an ErrorInfo and a RetryInfo, "crash" raises,
     "hang" never answers."""
 
     def __init__(self) -> None:
@@ -88,6 +112,8 @@ class ProbeHealth(health_pb2_grpc.HealthServicer):
         if request.service == "refuse":
             error = NotFound("ACCOUNT_NOT_FOUND", "no account m-9", {"account_id": "m-9"})
             await context.abort_with_status(to_rpc_status(error))
+        if request.service == "busy":
+            await context.abort_with_status(rpc_status.to_status(BUSY))
         if request.service == "crash":
             raise RuntimeError("secret internal detail /var/lib/ledger.db")
         if request.service == "hang":
@@ -154,32 +180,9 @@ def node_packages() -> Path | None:
     return REPO / "node_modules" if installed.exists() else None
 
 
-def _add_file(found: dict[str, FileDescriptor], file: FileDescriptor) -> None:
-    for dependency in file.dependencies:
-        _add_file(found, dependency)
-    found.setdefault(file.name, file)
-
-
 def descriptor_set(*files: FileDescriptor) -> bytes:
-    """A FileDescriptorSet with the files and everything they import, in order."""
-    found: dict[str, FileDescriptor] = {}
-    for file in files:
-        _add_file(found, file)
-    result = descriptor_pb2.FileDescriptorSet()
-    for file in found.values():
-        proto = result.file.add()
-        file.CopyToProto(proto)
-        for message_proto in proto.message_type:
-            _copy_json_names(file.message_types_by_name[message_proto.name], message_proto)
-    return result.SerializeToString()
-
-
-def _copy_json_names(message: Descriptor, proto: descriptor_pb2.DescriptorProto) -> None:
-    """CopyToProto leaves json_name out, and JS runtimes read it as given."""
-    for field_proto in proto.field:
-        field_proto.json_name = message.fields_by_name[field_proto.name].json_name
-    for nested_proto in proto.nested_type:
-        _copy_json_names(message.nested_types_by_name[nested_proto.name], nested_proto)
+    """The files and everything they import, serialized for the JS runtime."""
+    return gateway_descriptors.descriptor_set(*files).SerializeToString()
 
 
 def node_call(transport: str, port: int, service: str, **fields: Any) -> dict[str, Any]:
@@ -224,3 +227,26 @@ async def http_request(
             connection.close()
 
     return await asyncio.to_thread(exchange)
+
+
+def connect_headers(token: str | None = None, **extra: str) -> dict[str, str]:
+    """Headers of a Connect unary JSON call, as curl would send them."""
+    headers = {"content-type": "application/json", "connect-protocol-version": "1", **extra}
+    if token:
+        headers["authorization"] = f"Bearer {token}"
+    return headers
+
+
+def enveloped(message: bytes, flags: int = 0) -> bytes:
+    """One message framed as Connect and gRPC streams frame them."""
+    return bytes([flags]) + len(message).to_bytes(4, "big") + message
+
+
+def envelopes(body: bytes) -> list[tuple[int, bytes]]:
+    """The (flags, message) frames of a stream's body, in order."""
+    frames = []
+    while body:
+        size = int.from_bytes(body[1:5], "big")
+        frames.append((body[0], body[5 : 5 + size]))
+        body = body[5 + size :]
+    return frames
