@@ -12,13 +12,13 @@ from typing import ClassVar
 
 import grpc
 import structlog
-from connectrpc.compat import google_protobuf_codecs
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config as HypercornConfig
 from loyalty.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
 
 from services.gateway.api import CAMPAIGNS, GAMES, WALLET_RULES, WALLET_SERVICE
+from services.gateway.codecs import gateway_codecs
 from services.gateway.domain import (
     CorsPolicy,
     DeadlinePolicy,
@@ -220,7 +220,7 @@ async def build_server(
     options = {
         "interceptors": [GateInterceptor(gatekeeper, rules)],
         "read_max_bytes": settings.max_body_bytes,
-        "codecs": google_protobuf_codecs(),
+        "codecs": gateway_codecs(),
     }
     wallet = WalletServicer(ledger_grpc.LedgerServiceStub(ledger_channel), deadlines)
     apps = [ServiceApplication(WALLET_SERVICE, wallet_handlers(wallet), **options)]
