@@ -9,7 +9,6 @@ read it as a member id the gateway never checked)."""
 
 from __future__ import annotations
 
-import difflib
 import json
 from typing import Any
 
@@ -19,7 +18,7 @@ from google.protobuf import json_format, unknown_fields
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import DecodeError, Message
 
-from services.gateway.errors import connect_error
+from services.gateway.errors import connect_error, did_you_mean
 from services.kit.errors import FieldViolation, InvalidArgument
 from services.kit.text import shown
 
@@ -45,8 +44,6 @@ SPECIAL_JSON = frozenset(
 MAX_VIOLATIONS = 20
 UNKNOWN_FIELD = "UNKNOWN_FIELD"
 MALFORMED_REQUEST = "MALFORMED_REQUEST"
-# A misspelling is short; a longer key is not compared with the field names.
-MAX_GUESSED = 100
 
 
 def _refused(violations: list[FieldViolation], reason: str) -> ConnectError:
@@ -136,11 +133,7 @@ def _unknown_json_values(
 
 def _not_a_field(key: str, descriptor: Descriptor) -> str:
     known = [field.json_name for field in descriptor.fields]
-    # Compared without case or underscores, so memberid and member_Id both find memberId.
-    folded = {name.lower(): name for name in known}
-    spelled = key.lower().replace("_", "") if len(key) <= MAX_GUESSED else ""
-    guess = difflib.get_close_matches(spelled, folded, n=1) if spelled else []
-    hint = f"did you mean {folded[guess[0]]!r}? " if guess else ""
+    hint = did_you_mean(key, known)
     return f"{descriptor.full_name} has no field {shown(key)}; {hint}its fields: {', '.join(known)}"
 
 

@@ -8,7 +8,11 @@ base64 `value`, so a person with curl reads the reason and the field violations.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import base64
+import difflib
+import json
+import urllib.parse
+from collections.abc import Iterable, Mapping
 
 import grpc
 import structlog
@@ -18,6 +22,7 @@ from google.protobuf import any_pb2, duration_pb2
 from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
+from protobuf import message_to_json_value
 from protobuf.wkt import Any as WireAny
 from protobuf.wkt import FileDescriptorSet as WireFileDescriptorSet
 
@@ -60,6 +65,9 @@ UPSTREAM_FAILURES = {
     ),
 }
 
+# A misspelling is short; a longer client string is not compared with the names.
+MAX_GUESSED = 100
+
 # connectrpc writes a detail's `debug` only when the ErrorDetail holds a message
 # of its own protobuf runtime (protobuf-py); from a packed Any it sends the
 # base64 value alone, and the google.protobuf messages grpcio uses are another
@@ -71,6 +79,16 @@ UPSTREAM_FAILURES = {
 _DETAIL_TYPES = WireFileDescriptorSet.from_binary(
     descriptor_set(error_details_pb2.DESCRIPTOR).SerializeToString()
 ).to_registry()
+
+
+def did_you_mean(given: str, choices: Iterable[str]) -> str:
+    """A hint naming the choice closest to a misspelling (compared without case or
+    underscores, so memberid finds memberId), or nothing."""
+    if len(given) > MAX_GUESSED:
+        return ""
+    folded = {choice.lower().replace("_", ""): choice for choice in choices}
+    guess = difflib.get_close_matches(given.lower().replace("_", ""), folded, n=1)
+    return f"did you mean {folded[guess[0]]!r}? " if guess else ""
 
 
 def error_detail(packed: any_pb2.Any) -> ErrorDetail:
@@ -95,6 +113,10 @@ def _pack(message: Message) -> any_pb2.Any:
 def code_of(grpc_code: int) -> Code:
     name = code_pb2.Code.Name(grpc_code)
     return Code.CANCELED if name == "CANCELLED" else Code[name]
+
+
+def grpc_code_of(code: Code) -> int:
+    return code_pb2.Code.Value("CANCELLED" if code is Code.CANCELED else code.name)
 
 
 def status_error(status: status_pb2.Status) -> ConnectError:
@@ -146,3 +168,46 @@ def as_connect_error(error: Exception) -> ConnectError:
         return connect_error(error)
     log.error("rpc_internal_error", exc_info=error)
     return failure(Code.INTERNAL, "INTERNAL", "internal error; see the gateway log")
+
+
+# Written by the gateway itself, for requests that never reach a handler --------
+
+
+def connect_error_body(error: ConnectError) -> bytes:
+    """The Connect protocol's JSON error body, with each detail's debug JSON as
+    connectrpc writes it for handlers' errors."""
+    details = []
+    for detail in error.details:
+        entry = {
+            "type": detail.type_name,
+            # Connect sends base64 without padding.
+            "value": base64.b64encode(detail.message_bytes).decode().rstrip("="),
+        }
+        message = detail.value()
+        if message is not None:
+            entry["debug"] = message_to_json_value(message)
+        details.append(entry)
+    body = {"code": error.code.value, "message": error.message, "details": details}
+    return json.dumps(body, ensure_ascii=False).encode()
+
+
+def grpc_status_headers(error: ConnectError) -> list[tuple[bytes, bytes]]:
+    """A gRPC status as the headers of a trailers-only response, which gRPC and
+    gRPC-Web clients read like any status (grpcurl prints its message)."""
+    code = grpc_code_of(error.code)
+    status = status_pb2.Status(
+        code=code,
+        message=error.message,
+        details=[
+            any_pb2.Any(type_url=f"type.googleapis.com/{d.type_name}", value=d.message_bytes)
+            for d in error.details
+        ],
+    )
+    return [
+        (b"grpc-status", str(code).encode()),
+        (b"grpc-message", urllib.parse.quote(error.message, safe="").encode()),
+        (
+            GRPC_STATUS_DETAILS_KEY.encode(),
+            base64.b64encode(status.SerializeToString()).rstrip(b"="),
+        ),
+    ]

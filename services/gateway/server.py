@@ -217,20 +217,22 @@ async def build_server(
     for upstream, target in settings.upstreams():
         channels[upstream.name] = upstream_channel(target)
         rules.update(upstream.procedures())
+    codecs = gateway_codecs()
     options = {
         "interceptors": [GateInterceptor(gatekeeper, rules)],
         "read_max_bytes": settings.max_body_bytes,
-        "codecs": gateway_codecs(),
+        "codecs": codecs,
     }
     wallet = WalletServicer(ledger_grpc.LedgerServiceStub(ledger_channel), deadlines)
     apps = [ServiceApplication(WALLET_SERVICE, wallet_handlers(wallet), **options)]
     for upstream, _target in settings.upstreams():
         handlers = forwarding_handlers(upstream, channels[upstream.name], deadlines)
         apps.append(ServiceApplication(upstream.service, handlers, **options))
-    routes = {app.path: app for app in apps}
+    routes = {app.service_name: app for app in apps}
     health = UpstreamHealth(channels)
     edge = Edge(
         routes,
+        codecs=[codec.name() for codec in codecs],
         cors=CorsPolicy.of(settings.cors_origins),
         max_body_bytes=settings.max_body_bytes,
         readiness=health.check,

@@ -340,11 +340,17 @@ class ServiceApplication(ConnectASGIApplication):
             for name, handler in handlers.items()
         }
         super().__init__(service=service, endpoints=lambda _service: endpoints, **options)
-        self._path = f"/{service.full_name}"
+        self.service_name = service.full_name
+        self._methods = {endpoint.method.name: endpoint.method for endpoint in endpoints.values()}
 
     @property
     def path(self) -> str:
-        return self._path
+        return f"/{self.service_name}"
+
+    @property
+    def methods(self) -> Mapping[str, MethodInfo]:
+        """The exposed methods, by name."""
+        return self._methods
 
 
 def _endpoint(method: MethodDescriptor, handler: Callable) -> Endpoint:
