@@ -39,10 +39,13 @@ class Principal:
 
 
 class Audience(Enum):
-    """Which side of the API a method belongs to."""
+    """Which side of the API a method belongs to. PUBLIC methods need no token
+    (gRPC reflection, which describes only what the gateway exposes); the
+    address's rate limit still applies."""
 
     PLAYER = "player"
     MANAGER = "manager"
+    PUBLIC = "public"
 
 
 @dataclass(frozen=True, slots=True)

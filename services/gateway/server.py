@@ -17,7 +17,7 @@ from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config as HypercornConfig
 from loyalty.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
 
-from services.gateway.api import CAMPAIGNS, GAMES, WALLET_RULES, WALLET_SERVICE
+from services.gateway.api import CAMPAIGNS, GAMES, REFLECTION_RULE, WALLET_RULES, WALLET_SERVICE
 from services.gateway.codecs import gateway_codecs
 from services.gateway.domain import (
     CorsPolicy,
@@ -25,6 +25,7 @@ from services.gateway.domain import (
     RateLimiter,
 )
 from services.gateway.edge import Edge
+from services.gateway.reflection import reflection_endpoints
 from services.gateway.service import Gatekeeper
 from services.gateway.servicer import (
     GateInterceptor,
@@ -32,6 +33,7 @@ from services.gateway.servicer import (
     Upstream,
     WalletServicer,
     forwarding_handlers,
+    service_application,
     wallet_handlers,
 )
 from services.gateway.tokens import (
@@ -96,6 +98,8 @@ class GatewaySettings(ServiceSettings):
     max_deadline_seconds: float = 30.0
     max_stream_seconds: float = 3600.0
     max_body_bytes: int = 256 * 1024
+    # gRPC reflection of the exposed methods (what grpcurl lists and describes).
+    reflection: bool = True
     # More services to re-expose, each with its target (tests use this).
     extra_upstreams: tuple[tuple[Upstream, str], ...] = ()
 
@@ -224,10 +228,19 @@ async def build_server(
         "codecs": codecs,
     }
     wallet = WalletServicer(ledger_grpc.LedgerServiceStub(ledger_channel), deadlines)
-    apps = [ServiceApplication(WALLET_SERVICE, wallet_handlers(wallet), **options)]
+    apps = [service_application(WALLET_SERVICE, wallet_handlers(wallet), **options)]
     for upstream, _target in settings.upstreams():
         handlers = forwarding_handlers(upstream, channels[upstream.name], deadlines)
-        apps.append(ServiceApplication(upstream.service, handlers, **options))
+        apps.append(service_application(upstream.service, handlers, **options))
+    if settings.reflection:
+        # Built from the same descriptors and allowlists as the apps above.
+        exposed = {
+            WALLET_SERVICE: WALLET_RULES,
+            **{upstream.service: upstream.rules for upstream, _ in settings.upstreams()},
+        }
+        for name, endpoints in reflection_endpoints(exposed).items():
+            rules.update({f"{name}/{method}": REFLECTION_RULE for method in endpoints})
+            apps.append(ServiceApplication(name, endpoints, **options))
     routes = {app.service_name: app for app in apps}
     health = UpstreamHealth(channels)
     edge = Edge(

@@ -57,10 +57,18 @@ class GateInterceptor:
         except Exception as error:
             raise as_connect_error(error) from None
 
-    async def intercept_server_stream(self, call_next, request, ctx: RequestContext, /):
+    def intercept_server_stream(self, call_next, request, ctx: RequestContext, /):
+        return self._stream(request, ctx, lambda: call_next(request, ctx))
+
+    def intercept_bidi_stream(self, call_next, requests, ctx: RequestContext, /):
+        # Only public methods (reflection) are bidi streams: their rule names no
+        # request field, so nothing is read before the stream starts.
+        return self._stream(None, ctx, lambda: call_next(requests, ctx))
+
+    async def _stream(self, request, ctx: RequestContext, responses: Callable[[], AsyncIterator]):
         await self._admit(request, ctx)
         try:
-            async for response in call_next(request, ctx):
+            async for response in responses():
                 yield response
         except Exception as error:
             raise as_connect_error(error) from None
@@ -326,22 +334,13 @@ def forwarding_handlers(
 
 
 class ServiceApplication(ConnectASGIApplication):
-    """Serves one protobuf service's handlers over Connect, gRPC-Web and gRPC.
+    """Serves one protobuf service's endpoints over Connect, gRPC-Web and gRPC."""
 
-    Endpoints come from the service's descriptor (the same google.protobuf
-    classes grpcio uses), so a method is exposed by naming its handler.
-    """
-
-    def __init__(
-        self, service: ServiceDescriptor, handlers: Mapping[str, Callable], **options
-    ) -> None:
-        endpoints = {
-            f"/{service.full_name}/{name}": _endpoint(service.methods_by_name[name], handler)
-            for name, handler in handlers.items()
-        }
-        super().__init__(service=service, endpoints=lambda _service: endpoints, **options)
-        self.service_name = service.full_name
-        self._methods = {endpoint.method.name: endpoint.method for endpoint in endpoints.values()}
+    def __init__(self, service_name: str, endpoints: Mapping[str, Endpoint], **options) -> None:
+        paths = {f"/{service_name}/{name}": endpoint for name, endpoint in endpoints.items()}
+        super().__init__(service=service_name, endpoints=lambda _service: paths, **options)
+        self.service_name = service_name
+        self._methods = {name: endpoint.method for name, endpoint in endpoints.items()}
 
     @property
     def path(self) -> str:
@@ -351,6 +350,19 @@ class ServiceApplication(ConnectASGIApplication):
     def methods(self) -> Mapping[str, MethodInfo]:
         """The exposed methods, by name."""
         return self._methods
+
+
+def service_application(
+    service: ServiceDescriptor, handlers: Mapping[str, Callable], **options
+) -> ServiceApplication:
+    """The service's handlers, each exposed under its method's name. Endpoints come
+    from the service's descriptor (the same google.protobuf classes grpcio uses),
+    so a method is exposed by naming its handler."""
+    endpoints = {
+        name: _endpoint(service.methods_by_name[name], handler)
+        for name, handler in handlers.items()
+    }
+    return ServiceApplication(service.full_name, endpoints, **options)
 
 
 def _endpoint(method: MethodDescriptor, handler: Callable) -> Endpoint:

@@ -51,7 +51,12 @@ async def test_an_unknown_service_lists_the_services(gateway, tokens):
     assert body["code"] == "unimplemented"
     info = info_of(body)
     assert info["reason"] == "SERVICE_NOT_FOUND"
-    assert info["metadata"]["services"] == f"{HEALTH_SERVICE},{WALLET}"
+    assert info["metadata"]["services"].split(",") == [
+        HEALTH_SERVICE,
+        "grpc.reflection.v1.ServerReflection",
+        "grpc.reflection.v1alpha.ServerReflection",
+        WALLET,
+    ]
     assert "no service 'loyalty.ledger.v1.LedgerService' here" in body["message"]
 
     root = await http_request(gateway.port, "GET", "/", {})
