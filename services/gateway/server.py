@@ -36,6 +36,7 @@ from services.gateway.servicer import (
     service_application,
     wallet_handlers,
 )
+from services.gateway.shutdown import Shutdown
 from services.gateway.tokens import (
     JwksFile,
     JwksUrl,
@@ -58,6 +59,7 @@ from services.kit.outgoing import open_channel
 log = structlog.get_logger()
 
 READINESS_TIMEOUT_SECONDS = 1.0
+ANSWER_SECONDS = 1.0
 # A gateway should notice a returning upstream within a second or two, not
 # after grpc's default backoff of up to two minutes.
 UPSTREAM_CHANNEL_OPTIONS = (
@@ -142,6 +144,19 @@ class UpstreamHealth:
         return health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
 
 
+def _quiet_cancelled_connections(loop: asyncio.AbstractEventLoop, context: dict) -> None:
+    """The loop's exception handler while a gateway serves. A connection still
+    open when the grace period ends (an HTTP/2 client that never sent a request
+    is one: hypercorn only closes idle connections that have had one) is
+    cancelled, and Python 3.11's asyncio.streams reports that cancellation as an
+    error with a traceback (CPython gh-113538, fixed in 3.12). A cancellation is
+    the stop working as intended, so that report alone is dropped."""
+    if isinstance(context.get("exception"), asyncio.CancelledError):
+        log.debug("connection_cancelled_at_stop")
+        return
+    loop.default_exception_handler(context)
+
+
 @dataclass
 class GatewayHost:
     """A built gateway: `.port`, `await start()`, `await stop(grace)`."""
@@ -151,33 +166,58 @@ class GatewayHost:
     channels: dict[str, grpc.aio.Channel]
     _socket: socket.socket
     _health: UpstreamHealth
+    _shutdown: Shutdown
     _grace: float
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _task: asyncio.Task | None = None
+    # Gateways serving in this process, so the exception handler goes with the last.
+    _serving: ClassVar[int] = 0
 
     async def start(self) -> None:
         config = HypercornConfig()
         # Hypercorn takes over our already-bound socket, so port 0 works.
         config.bind = [f"fd://{self._socket.detach()}"]
-        config.graceful_timeout = self._grace
+        # Room to write the GATEWAY_STOPPING answers of the calls ended at the grace.
+        config.graceful_timeout = self._grace + ANSWER_SECONDS
         config.accesslog = None
         config.keep_alive_timeout = 75
         # gRPC clients keep one HTTP/2 connection for every call; hypercorn's default
         # of 1,000 requests per connection sent GOAWAY and failed the calls in flight.
         config.keep_alive_max_requests = 2**31 - 1
+        loop = asyncio.get_running_loop()
+        if loop.get_exception_handler() is None:
+            loop.set_exception_handler(_quiet_cancelled_connections)
+        GatewayHost._serving += 1
         self._task = asyncio.create_task(
             hypercorn_serve(self.app, config, shutdown_trigger=self._stopping.wait)
         )
         log.info("server_started", port=self.port)
 
     async def stop(self, grace: float | None = None) -> None:
-        """Readiness turns false first, then calls in flight get the grace period."""
+        """Readiness turns false and open streams end with UNAVAILABLE at once
+        (clients resume them); unary calls in flight get the grace period, then
+        end the same way; then the upstream channels close."""
+        if self._task is None:
+            return
+        grace = self._grace if grace is None else min(grace, self._grace)
         self._health.draining = True
+        self._shutdown.end_streams()
+        loop = asyncio.get_running_loop()
+        calls_end = loop.call_later(grace, self._shutdown.end_calls)
         self._stopping.set()
-        if self._task is not None:
+        try:
             await self._task
+        finally:
+            calls_end.cancel()
+            self._task = None
+            GatewayHost._serving -= 1
         for channel in self.channels.values():
             await channel.close(grace)
+        if (
+            GatewayHost._serving == 0
+            and loop.get_exception_handler() is _quiet_cancelled_connections
+        ):
+            loop.set_exception_handler(None)
         log.info("server_stopped", port=self.port)
 
 
@@ -222,8 +262,9 @@ async def build_server(
         channels[upstream.name] = upstream_channel(target)
         rules.update(upstream.procedures())
     codecs = gateway_codecs()
+    shutdown = Shutdown()
     options = {
-        "interceptors": [GateInterceptor(gatekeeper, rules)],
+        "interceptors": [GateInterceptor(gatekeeper, rules, shutdown)],
         "read_max_bytes": settings.max_body_bytes,
         "codecs": codecs,
     }
@@ -258,5 +299,6 @@ async def build_server(
         channels=channels,
         _socket=sock,
         _health=health,
+        _shutdown=shutdown,
         _grace=settings.shutdown_grace_seconds,
     )

@@ -24,6 +24,7 @@ from loyalty.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
 from services.gateway.domain import AccessRule, DeadlinePolicy, wallet_account_id
 from services.gateway.errors import as_connect_error, failure, upstream_error
 from services.gateway.service import Gatekeeper, RateLimited
+from services.gateway.shutdown import Shutdown
 from services.kit.errors import FieldViolation, InvalidArgument, ServiceError
 
 log = structlog.get_logger()
@@ -44,16 +45,20 @@ def _client_address(ctx: RequestContext) -> str:
 
 class GateInterceptor:
     """Admits every call by its method's AccessRule before the handler runs,
-    and is the last line that turns any failure into a clear status."""
+    ends it with GATEWAY_STOPPING when the gateway stops, and is the last line
+    that turns any failure into a clear status."""
 
-    def __init__(self, gatekeeper: Gatekeeper, rules: Mapping[str, AccessRule]) -> None:
+    def __init__(
+        self, gatekeeper: Gatekeeper, rules: Mapping[str, AccessRule], shutdown: Shutdown
+    ) -> None:
         self._gatekeeper = gatekeeper
         self._rules = rules
+        self._shutdown = shutdown
 
     async def intercept_unary(self, call_next, request, ctx: RequestContext, /):
         await self._admit(request, ctx)
         try:
-            return await call_next(request, ctx)
+            return await self._shutdown.call(call_next(request, ctx))
         except Exception as error:
             raise as_connect_error(error) from None
 
@@ -68,7 +73,7 @@ class GateInterceptor:
     async def _stream(self, request, ctx: RequestContext, responses: Callable[[], AsyncIterator]):
         await self._admit(request, ctx)
         try:
-            async for response in responses():
+            async for response in self._shutdown.stream(aiter(responses())):
                 yield response
         except Exception as error:
             raise as_connect_error(error) from None

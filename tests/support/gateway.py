@@ -24,7 +24,7 @@ from services.gateway.domain import AccessRule, Audience
 from services.gateway.server import GatewaySettings
 from services.gateway.servicer import Upstream
 from services.gateway.tokens import issue_token
-from services.kit.clock import ManualClock
+from services.kit.clock import Clock
 from services.kit.errors import NotFound
 from services.kit.status import ERROR_DOMAIN, to_rpc_status
 
@@ -46,9 +46,10 @@ HEALTH_SERVICE = HEALTH.service.full_name
 
 
 class Tokens:
-    """Tokens signed with the tests' secret, on the tests' clock."""
+    """Tokens signed with the tests' secret, on the tests' clock (the system
+    clock for a gateway process)."""
 
-    def __init__(self, clock: ManualClock) -> None:
+    def __init__(self, clock: Clock) -> None:
         self._clock = clock
 
     def issue(self, subject: str = "m-1", roles: list[str] | None = None, ttl: int = 3600) -> str:
@@ -92,11 +93,14 @@ class ProbeHealth(health_pb2_grpc.HealthServicer):
     reached it and misbehaves on request (by the `service` field of a Check):
     "refuse" answers NOT_FOUND with the kit's ErrorInfo, "busy" answers
     RESOURCE_EXHAUSTED with an ErrorInfo and a RetryInfo, "crash" raises,
-    "hang" never answers."""
+    "hang" never answers. `watching` and `hanging` are set when a Watch or a
+    hanging Check reaches it: the call is open end to end."""
 
     def __init__(self) -> None:
         self.seen: list[dict[str, Any]] = []
         self.statuses: asyncio.Queue[int] = asyncio.Queue()
+        self.watching = asyncio.Event()
+        self.hanging = asyncio.Event()
 
     def _record(self, request, context) -> None:
         self.seen.append(
@@ -117,11 +121,13 @@ class ProbeHealth(health_pb2_grpc.HealthServicer):
         if request.service == "crash":
             raise RuntimeError("secret internal detail /var/lib/ledger.db")
         if request.service == "hang":
+            self.hanging.set()
             await asyncio.Event().wait()
         return health_pb2.HealthCheckResponse(status=health_pb2.HealthCheckResponse.SERVING)
 
     async def Watch(self, request, context):
         self._record(request, context)
+        self.watching.set()
         yield health_pb2.HealthCheckResponse(status=health_pb2.HealthCheckResponse.SERVING)
         while True:
             yield health_pb2.HealthCheckResponse(status=await self.statuses.get())
