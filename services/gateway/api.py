@@ -39,7 +39,8 @@ GAMES = Upstream(
         "SetClientSeed": AS_MEMBER,
         "RotateSeed": AS_MEMBER,
         "Spin": AS_MEMBER,
-        "VerifySpin": PLAYER,
+        # A spin is asked for by its id; the answer names its member and balance.
+        "VerifySpin": AccessRule(Audience.PLAYER, owner_field="spin.member_id"),
         "ListPlays": AS_MEMBER,
         "GetCatchGame": PLAYER,
         "StartCatch": AS_MEMBER,

@@ -21,9 +21,9 @@ from loyalty.gateway.v1 import gateway_service_pb2 as gateway_pb
 from loyalty.ledger.v1 import ledger_service_pb2 as ledger_pb
 from loyalty.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
 
-from services.gateway.domain import AccessRule, DeadlinePolicy, wallet_account_id
+from services.gateway.domain import AccessRule, DeadlinePolicy, check_owner, wallet_account_id
 from services.gateway.errors import as_connect_error, failure, upstream_error
-from services.gateway.service import Gatekeeper, RateLimited
+from services.gateway.service import Admission, Gatekeeper, RateLimited
 from services.gateway.shutdown import Shutdown
 from services.kit.errors import FieldViolation, InvalidArgument, ServiceError
 
@@ -56,9 +56,11 @@ class GateInterceptor:
         self._shutdown = shutdown
 
     async def intercept_unary(self, call_next, request, ctx: RequestContext, /):
-        await self._admit(request, ctx)
+        rule, admission = await self._admit(request, ctx)
         try:
-            return await self._shutdown.call(call_next(request, ctx))
+            response = await self._shutdown.call(call_next(request, ctx))
+            _check_owner(rule, admission, response)
+            return response
         except Exception as error:
             raise as_connect_error(error) from None
 
@@ -71,14 +73,15 @@ class GateInterceptor:
         return self._stream(None, ctx, lambda: call_next(requests, ctx))
 
     async def _stream(self, request, ctx: RequestContext, responses: Callable[[], AsyncIterator]):
-        await self._admit(request, ctx)
+        rule, admission = await self._admit(request, ctx)
         try:
             async for response in self._shutdown.stream(aiter(responses())):
+                _check_owner(rule, admission, response)
                 yield response
         except Exception as error:
             raise as_connect_error(error) from None
 
-    async def _admit(self, request, ctx: RequestContext) -> None:
+    async def _admit(self, request, ctx: RequestContext) -> tuple[AccessRule, Admission]:
         procedure = f"{ctx.method.service_name}/{ctx.method.name}"
         structlog.contextvars.bind_contextvars(rpc=procedure)
         rule = self._rules.get(procedure)
@@ -100,6 +103,13 @@ class GateInterceptor:
             raise as_connect_error(error) from None
         if rule.member_field is not None:
             _write_field(request, rule.member_field, admission.member_id)
+        return rule, admission
+
+
+def _check_owner(rule: AccessRule, admission: Admission, response) -> None:
+    """Raises MEMBER_MISMATCH when the answer is about another member than the caller."""
+    if rule.owner_field is not None and admission.principal is not None:
+        check_owner(admission.principal, _read_field(response, rule.owner_field))
 
 
 def _read_field(message, path: str):
