@@ -6,6 +6,8 @@ is PERMISSION_DENIED from the gateway itself."""
 
 from __future__ import annotations
 
+import asyncio
+
 import grpc
 import pytest
 import pytest_asyncio
@@ -20,6 +22,8 @@ from services.kit.status import error_info
 from tests.support.gateway import bearer, gateway_settings, node_call
 
 WALLET = "loyalty.gateway.v1.WalletService"
+# A bound on every wait for the gateway, so a bug fails the test instead of hanging it.
+CALL_SECONDS = 10
 
 
 @pytest_asyncio.fixture
@@ -34,7 +38,7 @@ async def channel(start_gateway, health_upstream):
 
 async def outcome(call) -> tuple[grpc.StatusCode, str | None]:
     try:
-        await call
+        await asyncio.wait_for(call, CALL_SECONDS)
     except grpc.aio.AioRpcError as error:
         info = error_info(error)
         return error.code(), info.reason if info else None
@@ -66,7 +70,7 @@ async def test_streams_are_guarded_like_unary_calls(channel, tokens):
         gateway_pb.WatchWalletRequest(member_id="m-2"), metadata=bearer(tokens.issue("m-1"))
     )
     with pytest.raises(grpc.aio.AioRpcError) as refused:
-        await stream.read()
+        await asyncio.wait_for(stream.read(), CALL_SECONDS)
     assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert error_info(refused.value).reason == "MEMBER_MISMATCH"
 
