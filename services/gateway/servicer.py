@@ -67,10 +67,18 @@ class GateInterceptor:
     def intercept_server_stream(self, call_next, request, ctx: RequestContext, /):
         return self._stream(request, ctx, lambda: call_next(request, ctx))
 
-    def intercept_bidi_stream(self, call_next, requests, ctx: RequestContext, /):
-        # Only public methods (reflection) are bidi streams: their rule names no
-        # request field, so nothing is read before the stream starts.
-        return self._stream(None, ctx, lambda: call_next(requests, ctx))
+    async def intercept_bidi_stream(self, call_next, requests, ctx: RequestContext, /):
+        # Only public methods (reflection) are bidi streams, and their rule names no
+        # request field. The call is admitted once its first request has arrived:
+        # refused while the client was still sending it, the client's send fails
+        # (the server resets the finished stream) and it reports INTERNAL instead
+        # of the refusal.
+        first = await anext(requests, None)
+        if first is None:
+            return
+        replayed = _prepended(first, requests)
+        async for response in self._stream(None, ctx, lambda: call_next(replayed, ctx)):
+            yield response
 
     async def _stream(self, request, ctx: RequestContext, responses: Callable[[], AsyncIterator]):
         rule, admission = await self._admit(request, ctx)
@@ -104,6 +112,12 @@ class GateInterceptor:
         if rule.member_field is not None:
             _write_field(request, rule.member_field, admission.member_id)
         return rule, admission
+
+
+async def _prepended(first, rest: AsyncIterator) -> AsyncIterator:
+    yield first
+    async for item in rest:
+        yield item
 
 
 def _check_owner(rule: AccessRule, admission: Admission, response) -> None:
