@@ -1,16 +1,21 @@
-"""Fixtures shared by every test directory: a real ledger on port 0 over a temp SQLite file."""
+"""Fixtures shared by every test directory: a real ledger on port 0 over a temp
+SQLite file, and the Node client packages."""
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
+import pytest
 import pytest_asyncio
 from loyalty.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
 
 from services.kit.clock import ManualClock
 from services.kit.server import ServiceHost
 from services.ledger.server import LedgerSettings, build_server
+from tests.support.gateway import node_packages
 
 
 @dataclass
@@ -33,3 +38,12 @@ async def ledger(tmp_path) -> RunningLedger:
     async with grpc.aio.insecure_channel(target) as channel:
         yield RunningLedger(host, clock, ledger_grpc.LedgerServiceStub(channel), target)
     await host.stop(None)
+
+
+@pytest.fixture(scope="session")
+def node_modules() -> Path:
+    """The Node packages the project pins, installed by `make setup` (npm ci)."""
+    installed = node_packages()
+    if shutil.which("node") is None or installed is None:
+        pytest.fail("Node 20+ and the client packages are required: run `make setup`")
+    return installed

@@ -17,6 +17,10 @@ from services.gateway.servicer import Upstream
 PLAYER = AccessRule(Audience.PLAYER)
 MANAGER = AccessRule(Audience.MANAGER)
 AS_MEMBER = AccessRule(Audience.PLAYER, member_field="member_id")
+PUBLIC = AccessRule(Audience.PUBLIC)
+
+# gRPC reflection (v1 and v1alpha) describes exactly the methods listed below.
+REFLECTION_RULE = PUBLIC
 
 WALLET_SERVICE = gateway_pb.DESCRIPTOR.services_by_name["WalletService"]
 WALLET_RULES = {
@@ -35,7 +39,8 @@ GAMES = Upstream(
         "SetClientSeed": AS_MEMBER,
         "RotateSeed": AS_MEMBER,
         "Spin": AS_MEMBER,
-        "VerifySpin": PLAYER,
+        # A spin is asked for by its id; the answer names its member and balance.
+        "VerifySpin": AccessRule(Audience.PLAYER, owner_field="spin.member_id"),
         "ListPlays": AS_MEMBER,
         "GetCatchGame": PLAYER,
         "StartCatch": AS_MEMBER,

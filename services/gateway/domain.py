@@ -39,10 +39,13 @@ class Principal:
 
 
 class Audience(Enum):
-    """Which side of the API a method belongs to."""
+    """Which side of the API a method belongs to. PUBLIC methods need no token
+    (gRPC reflection, which describes only what the gateway exposes); the
+    address's rate limit still applies."""
 
     PLAYER = "player"
     MANAGER = "manager"
+    PUBLIC = "public"
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,11 +56,15 @@ class AccessRule:
     member the call acts for; a player may only name themselves there.
     `player_choices` limits what callers without a manager role may put in
     some fields (a player may report a share, not a purchase).
+    `owner_field` names the answer's field (a dotted path) that holds the
+    member the answer is about, for calls whose request names no member (a
+    spin by its id): a player only receives their own.
     """
 
     audience: Audience
     member_field: str | None = None
     player_choices: tuple[tuple[str, frozenset[str]], ...] = ()
+    owner_field: str | None = None
 
 
 def acting_member(principal: Principal, requested: str) -> str:
@@ -72,6 +79,14 @@ def acting_member(principal: Principal, requested: str) -> str:
         "a player may only act as the member named in their token",
         {"member_id": requested},
     )
+
+
+def check_owner(principal: Principal, owner: str) -> None:
+    """An answer about `owner` may reach the caller only when it is theirs (or an admin)."""
+    if owner in ("", principal.subject) or principal.is_admin:
+        return
+    # Whose it is stays unsaid: naming the other member would leak it.
+    raise PermissionDenied("MEMBER_MISMATCH", "a player may only see their own data")
 
 
 POINTS = "points"

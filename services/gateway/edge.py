@@ -1,21 +1,40 @@
 """The HTTP edge in front of the Connect applications: request ids, CORS,
-body size, liveness and readiness, and routing by service path."""
+body size, liveness and readiness, and routing by service and method path,
+with an explained refusal (refusals.py) for whatever no handler can take."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Protocol
 
 import structlog
+from connectrpc.method import MethodInfo
 
 from services.gateway.domain import CorsPolicy
+from services.gateway.refusals import (
+    BareStatusExplainer,
+    body_too_large,
+    explain_bare_status,
+    origin_not_allowed,
+    send_refusal,
+    unknown_method,
+    unknown_service,
+)
 from services.kit.clock import Clock
 from services.kit.server import REQUEST_ID_HEADER, request_id_from
 
 log = structlog.get_logger()
 
-ASGIApp = Callable[[dict, Callable, Callable], Awaitable[None]]
+
+class ServedService(Protocol):
+    """An ASGI app serving one protobuf service, and the methods it exposes."""
+
+    @property
+    def methods(self) -> Mapping[str, MethodInfo]: ...
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None: ...
+
 
 ALLOWED_METHODS = "GET, POST"
 ALLOWED_HEADERS = ", ".join(
@@ -73,14 +92,16 @@ class Edge:
 
     def __init__(
         self,
-        routes: Mapping[str, ASGIApp],
+        routes: Mapping[str, ServedService],
         *,
+        codecs: Sequence[str],
         cors: CorsPolicy,
         max_body_bytes: int,
         readiness: Callable[[], Awaitable[dict[str, str]]],
         clock: Clock,
     ) -> None:
         self._routes = routes
+        self._codecs = codecs
         self._cors = cors
         self._max_body_bytes = max_body_bytes
         self._readiness = readiness
@@ -143,26 +164,38 @@ class Edge:
             body = {"status": "ready" if ready else "not_ready", "upstreams": upstreams}
             await _plain_response(send, 200 if ready else 503, body)
             return
+        content_type = _header(scope, b"content-type")
+        trailers = _header(scope, b"te") == "trailers" and "http.response.trailers" in scope.get(
+            "extensions", {}
+        )
+
+        async def refuse(refusal) -> None:
+            await send_refusal(send, refusal, content_type, trailers=trailers)
+
         length = _header(scope, b"content-length")
         if length is not None and length.isdigit() and int(length) > self._max_body_bytes:
-            await _plain_response(
-                send, 413, {"code": "resource_exhausted", "message": "request body too large"}
-            )
+            await refuse(body_too_large(self._max_body_bytes))
             return
-        service = path.rsplit("/", 1)[0]
+        service, _, name = path.removeprefix("/").partition("/")
         app = self._routes.get(service)
         if app is None:
-            await _plain_response(
-                send, 404, {"code": "unimplemented", "message": "no such service"}
-            )
+            await refuse(unknown_service(service, name, self._routes))
             return
-        await app(scope, receive, send)
+        method = app.methods.get(name)
+        if method is None:
+            await refuse(unknown_method(service, name, app.methods))
+            return
+
+        def explain(status: int):
+            return explain_bare_status(status, content_type, method, self._codecs)
+
+        await app(
+            scope, receive, BareStatusExplainer(send, explain, content_type, trailers=trailers)
+        )
 
     async def _preflight(self, send, origin: str | None) -> None:
         if origin is None or not self._cors.allows(origin):
-            await _plain_response(
-                send, 403, {"code": "permission_denied", "message": "origin not allowed"}
-            )
+            await send_refusal(send, origin_not_allowed(origin), None)
             return
         await send(
             {

@@ -12,19 +12,20 @@ from typing import ClassVar
 
 import grpc
 import structlog
-from connectrpc.compat import google_protobuf_codecs
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config as HypercornConfig
 from loyalty.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
 
-from services.gateway.api import CAMPAIGNS, GAMES, WALLET_RULES, WALLET_SERVICE
+from services.gateway.api import CAMPAIGNS, GAMES, REFLECTION_RULE, WALLET_RULES, WALLET_SERVICE
+from services.gateway.codecs import gateway_codecs
 from services.gateway.domain import (
     CorsPolicy,
     DeadlinePolicy,
     RateLimiter,
 )
 from services.gateway.edge import Edge
+from services.gateway.reflection import reflection_endpoints
 from services.gateway.service import Gatekeeper
 from services.gateway.servicer import (
     GateInterceptor,
@@ -32,8 +33,10 @@ from services.gateway.servicer import (
     Upstream,
     WalletServicer,
     forwarding_handlers,
+    service_application,
     wallet_handlers,
 )
+from services.gateway.shutdown import Shutdown
 from services.gateway.tokens import (
     JwksFile,
     JwksUrl,
@@ -56,11 +59,14 @@ from services.kit.outgoing import open_channel
 log = structlog.get_logger()
 
 READINESS_TIMEOUT_SECONDS = 1.0
+ANSWER_SECONDS = 1.0
 # A gateway should notice a returning upstream within a second or two, not
-# after grpc's default backoff of up to two minutes.
+# after grpc's default backoff of up to two minutes. grpc.min_reconnect_backoff_ms
+# stays at its default: grpc core also takes it as each connection attempt's
+# deadline (grpc/grpc#12830), and at 100 ms a busy machine failed first calls with
+# "tcp handshaker shutdown".
 UPSTREAM_CHANNEL_OPTIONS = (
     ("grpc.initial_reconnect_backoff_ms", 100),
-    ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 2000),
 )
 
@@ -96,6 +102,8 @@ class GatewaySettings(ServiceSettings):
     max_deadline_seconds: float = 30.0
     max_stream_seconds: float = 3600.0
     max_body_bytes: int = 256 * 1024
+    # gRPC reflection of the exposed methods (what grpcurl lists and describes).
+    reflection: bool = True
     # More services to re-expose, each with its target (tests use this).
     extra_upstreams: tuple[tuple[Upstream, str], ...] = ()
 
@@ -138,6 +146,19 @@ class UpstreamHealth:
         return health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
 
 
+def _quiet_cancelled_connections(loop: asyncio.AbstractEventLoop, context: dict) -> None:
+    """The loop's exception handler while a gateway serves. A connection still
+    open when the grace period ends (an HTTP/2 client that never sent a request
+    is one: hypercorn only closes idle connections that have had one) is
+    cancelled, and Python 3.11's asyncio.streams reports that cancellation as an
+    error with a traceback (CPython gh-113538, fixed in 3.12). A cancellation is
+    the stop working as intended, so that report alone is dropped."""
+    if isinstance(context.get("exception"), asyncio.CancelledError):
+        log.debug("connection_cancelled_at_stop")
+        return
+    loop.default_exception_handler(context)
+
+
 @dataclass
 class GatewayHost:
     """A built gateway: `.port`, `await start()`, `await stop(grace)`."""
@@ -147,33 +168,58 @@ class GatewayHost:
     channels: dict[str, grpc.aio.Channel]
     _socket: socket.socket
     _health: UpstreamHealth
+    _shutdown: Shutdown
     _grace: float
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _task: asyncio.Task | None = None
+    # Gateways serving in this process, so the exception handler goes with the last.
+    _serving: ClassVar[int] = 0
 
     async def start(self) -> None:
         config = HypercornConfig()
         # Hypercorn takes over our already-bound socket, so port 0 works.
         config.bind = [f"fd://{self._socket.detach()}"]
-        config.graceful_timeout = self._grace
+        # Room to write the GATEWAY_STOPPING answers of the calls ended at the grace.
+        config.graceful_timeout = self._grace + ANSWER_SECONDS
         config.accesslog = None
         config.keep_alive_timeout = 75
         # gRPC clients keep one HTTP/2 connection for every call; hypercorn's default
         # of 1,000 requests per connection sent GOAWAY and failed the calls in flight.
         config.keep_alive_max_requests = 2**31 - 1
+        loop = asyncio.get_running_loop()
+        if loop.get_exception_handler() is None:
+            loop.set_exception_handler(_quiet_cancelled_connections)
+        GatewayHost._serving += 1
         self._task = asyncio.create_task(
             hypercorn_serve(self.app, config, shutdown_trigger=self._stopping.wait)
         )
         log.info("server_started", port=self.port)
 
     async def stop(self, grace: float | None = None) -> None:
-        """Readiness turns false first, then calls in flight get the grace period."""
+        """Readiness turns false and open streams end with UNAVAILABLE at once
+        (clients resume them); unary calls in flight get the grace period, then
+        end the same way; then the upstream channels close."""
+        if self._task is None:
+            return
+        grace = self._grace if grace is None else min(grace, self._grace)
         self._health.draining = True
+        self._shutdown.end_streams()
+        loop = asyncio.get_running_loop()
+        calls_end = loop.call_later(grace, self._shutdown.end_calls)
         self._stopping.set()
-        if self._task is not None:
+        try:
             await self._task
+        finally:
+            calls_end.cancel()
+            self._task = None
+            GatewayHost._serving -= 1
         for channel in self.channels.values():
             await channel.close(grace)
+        if (
+            GatewayHost._serving == 0
+            and loop.get_exception_handler() is _quiet_cancelled_connections
+        ):
+            loop.set_exception_handler(None)
         log.info("server_stopped", port=self.port)
 
 
@@ -217,20 +263,32 @@ async def build_server(
     for upstream, target in settings.upstreams():
         channels[upstream.name] = upstream_channel(target)
         rules.update(upstream.procedures())
+    codecs = gateway_codecs()
+    shutdown = Shutdown()
     options = {
-        "interceptors": [GateInterceptor(gatekeeper, rules)],
+        "interceptors": [GateInterceptor(gatekeeper, rules, shutdown)],
         "read_max_bytes": settings.max_body_bytes,
-        "codecs": google_protobuf_codecs(),
+        "codecs": codecs,
     }
     wallet = WalletServicer(ledger_grpc.LedgerServiceStub(ledger_channel), deadlines)
-    apps = [ServiceApplication(WALLET_SERVICE, wallet_handlers(wallet), **options)]
+    apps = [service_application(WALLET_SERVICE, wallet_handlers(wallet), **options)]
     for upstream, _target in settings.upstreams():
         handlers = forwarding_handlers(upstream, channels[upstream.name], deadlines)
-        apps.append(ServiceApplication(upstream.service, handlers, **options))
-    routes = {app.path: app for app in apps}
+        apps.append(service_application(upstream.service, handlers, **options))
+    if settings.reflection:
+        # Built from the same descriptors and allowlists as the apps above.
+        exposed = {
+            WALLET_SERVICE: WALLET_RULES,
+            **{upstream.service: upstream.rules for upstream, _ in settings.upstreams()},
+        }
+        for name, endpoints in reflection_endpoints(exposed).items():
+            rules.update({f"{name}/{method}": REFLECTION_RULE for method in endpoints})
+            apps.append(ServiceApplication(name, endpoints, **options))
+    routes = {app.service_name: app for app in apps}
     health = UpstreamHealth(channels)
     edge = Edge(
         routes,
+        codecs=[codec.name() for codec in codecs],
         cors=CorsPolicy.of(settings.cors_origins),
         max_body_bytes=settings.max_body_bytes,
         readiness=health.check,
@@ -243,5 +301,6 @@ async def build_server(
         channels=channels,
         _socket=sock,
         _health=health,
+        _shutdown=shutdown,
         _grace=settings.shutdown_grace_seconds,
     )

@@ -14,6 +14,7 @@ import structlog
 
 from services.gateway.domain import (
     AccessRule,
+    Audience,
     Principal,
     RateLimiter,
     acting_member,
@@ -29,9 +30,10 @@ log = structlog.get_logger()
 
 @dataclass(frozen=True, slots=True)
 class Admission:
-    """An admitted call: who calls, and the member it acts for (when it names one)."""
+    """An admitted call: who calls (None for a public method), and the member it
+    acts for (when it names one)."""
 
-    principal: Principal
+    principal: Principal | None
     member_id: str | None
 
 
@@ -72,6 +74,8 @@ class Gatekeeper:
     ) -> Admission:
         """Raises Unauthenticated, RateLimited or PermissionDenied when refused."""
         self._take(self._address_limits, "address", address)
+        if rule.audience is Audience.PUBLIC:
+            return Admission(principal=None, member_id=None)
         principal = await self._verifier.verify(authorization)
         structlog.contextvars.bind_contextvars(subject=principal.subject)
         self._take(self._member_limits, "member", principal.subject)

@@ -1,6 +1,6 @@
 """Connect handlers: calls come in over Connect, gRPC-Web or gRPC, are admitted
 by the Gatekeeper, and go on to the internal services over grpc.aio channels
-with a deadline. Also the translation of errors both ways.
+with a deadline (errors.py says how failures are written).
 """
 
 from __future__ import annotations
@@ -12,109 +12,25 @@ from typing import Any
 import grpc
 import structlog
 from connectrpc.code import Code
-from connectrpc.errors import ConnectError, ErrorDetail
 from connectrpc.method import IdempotencyLevel, MethodInfo, StreamType
 from connectrpc.request import RequestContext
 from connectrpc.server import ConnectASGIApplication, Endpoint
 from google.protobuf import descriptor_pb2, message_factory
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
-from google.rpc import code_pb2, error_details_pb2, status_pb2
-from grpc_status import rpc_status
 from loyalty.gateway.v1 import gateway_service_pb2 as gateway_pb
 from loyalty.ledger.v1 import ledger_service_pb2 as ledger_pb
 from loyalty.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
-from protobuf.wkt import Any as WireAny
 
-from services.gateway.domain import AccessRule, DeadlinePolicy, wallet_account_id
-from services.gateway.service import Gatekeeper, RateLimited
+from services.gateway.domain import AccessRule, DeadlinePolicy, check_owner, wallet_account_id
+from services.gateway.errors import as_connect_error, failure, upstream_error
+from services.gateway.service import Admission, Gatekeeper, RateLimited
+from services.gateway.shutdown import Shutdown
 from services.kit.errors import FieldViolation, InvalidArgument, ServiceError
-from services.kit.status import ERROR_DOMAIN, error_info, to_rpc_status
 
 log = structlog.get_logger()
 
-GRPC_STATUS_DETAILS_KEY = "grpc-status-details-bin"
-# Upstream statuses whose message and details may reach clients: the rest
-# (INTERNAL, UNKNOWN, DATA_LOSS...) could carry internal detail.
-PASSED_THROUGH = frozenset(
-    {
-        grpc.StatusCode.INVALID_ARGUMENT,
-        grpc.StatusCode.NOT_FOUND,
-        grpc.StatusCode.ALREADY_EXISTS,
-        grpc.StatusCode.PERMISSION_DENIED,
-        grpc.StatusCode.FAILED_PRECONDITION,
-        grpc.StatusCode.ABORTED,
-        grpc.StatusCode.OUT_OF_RANGE,
-        grpc.StatusCode.RESOURCE_EXHAUSTED,
-        grpc.StatusCode.UNAUTHENTICATED,
-    }
-)
-# What the client hears when an upstream fails in a way that must not leak.
-UPSTREAM_FAILURES = {
-    grpc.StatusCode.UNAVAILABLE: (Code.UNAVAILABLE, "UPSTREAM_UNAVAILABLE", "is unavailable"),
-    grpc.StatusCode.DEADLINE_EXCEEDED: (
-        Code.DEADLINE_EXCEEDED,
-        "UPSTREAM_DEADLINE_EXCEEDED",
-        "did not answer in time",
-    ),
-    grpc.StatusCode.CANCELLED: (Code.CANCELED, "UPSTREAM_CANCELLED", "cancelled the call"),
-    grpc.StatusCode.UNIMPLEMENTED: (
-        Code.UNIMPLEMENTED,
-        "UPSTREAM_UNIMPLEMENTED",
-        "lacks this call",
-    ),
-}
 
-
-# Errors ---------------------------------------------------------------------
-
-
-def _wire_detail(message) -> ErrorDetail:
-    """A google.protobuf message as the detail type connectrpc sends."""
-    return ErrorDetail(
-        WireAny(
-            type_url=f"type.googleapis.com/{message.DESCRIPTOR.full_name}",
-            value=message.SerializeToString(),
-        )
-    )
-
-
-def _code(grpc_code: int) -> Code:
-    name = code_pb2.Code.Name(grpc_code)
-    return Code.CANCELED if name == "CANCELLED" else Code[name]
-
-
-def _from_status(status: status_pb2.Status) -> ConnectError:
-    details = [
-        ErrorDetail(WireAny(type_url=detail.type_url, value=detail.value))
-        for detail in status.details
-    ]
-    return ConnectError(_code(status.code), status.message, details)
-
-
-def connect_error(error: ServiceError) -> ConnectError:
-    """The kit's rich status (ErrorInfo, BadRequest) for a gateway refusal."""
-    trailers = dict(to_rpc_status(error).trailing_metadata)
-    return _from_status(status_pb2.Status.FromString(trailers[GRPC_STATUS_DETAILS_KEY]))
-
-
-def _failure(code: Code, reason: str, message: str) -> ConnectError:
-    info = error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN)
-    return ConnectError(code, message, [_wire_detail(info)])
-
-
-def upstream_error(upstream: str, error: grpc.aio.AioRpcError) -> ConnectError:
-    """An upstream's refusal with its ErrorInfo reason kept; failures that could
-    leak internal detail become a generic status naming only the upstream."""
-    code = error.code()
-    info = error_info(error)
-    status = rpc_status.from_call(error)
-    if code in PASSED_THROUGH and status is not None and info and info.domain == ERROR_DOMAIN:
-        return _from_status(status)
-    log.warning("upstream_failed", upstream=upstream, code=code.name, detail=error.details())
-    connect_code, reason, what = UPSTREAM_FAILURES.get(
-        code, (Code.INTERNAL, "UPSTREAM_FAILED", "failed")
-    )
-    return _failure(connect_code, reason, f"the {upstream} service {what}")
+# Admission ------------------------------------------------------------------
 
 
 def _client_timeout_seconds(ctx: RequestContext) -> float | None:
@@ -127,38 +43,58 @@ def _client_address(ctx: RequestContext) -> str:
     return address.rsplit(":", 1)[0]
 
 
-# Admission ------------------------------------------------------------------
-
-
 class GateInterceptor:
     """Admits every call by its method's AccessRule before the handler runs,
-    and is the last line that turns any failure into a clear status."""
+    ends it with GATEWAY_STOPPING when the gateway stops, and is the last line
+    that turns any failure into a clear status."""
 
-    def __init__(self, gatekeeper: Gatekeeper, rules: Mapping[str, AccessRule]) -> None:
+    def __init__(
+        self, gatekeeper: Gatekeeper, rules: Mapping[str, AccessRule], shutdown: Shutdown
+    ) -> None:
         self._gatekeeper = gatekeeper
         self._rules = rules
+        self._shutdown = shutdown
 
     async def intercept_unary(self, call_next, request, ctx: RequestContext, /):
-        await self._admit(request, ctx)
+        rule, admission = await self._admit(request, ctx)
         try:
-            return await call_next(request, ctx)
+            response = await self._shutdown.call(call_next(request, ctx))
+            _check_owner(rule, admission, response)
+            return response
         except Exception as error:
-            raise _as_connect_error(error) from None
+            raise as_connect_error(error) from None
 
-    async def intercept_server_stream(self, call_next, request, ctx: RequestContext, /):
-        await self._admit(request, ctx)
+    def intercept_server_stream(self, call_next, request, ctx: RequestContext, /):
+        return self._stream(request, ctx, lambda: call_next(request, ctx))
+
+    async def intercept_bidi_stream(self, call_next, requests, ctx: RequestContext, /):
+        # Only public methods (reflection) are bidi streams, and their rule names no
+        # request field. The call is admitted once its first request has arrived:
+        # refused while the client was still sending it, the client's send fails
+        # (the server resets the finished stream) and it reports INTERNAL instead
+        # of the refusal.
+        first = await anext(requests, None)
+        if first is None:
+            return
+        replayed = _prepended(first, requests)
+        async for response in self._stream(None, ctx, lambda: call_next(replayed, ctx)):
+            yield response
+
+    async def _stream(self, request, ctx: RequestContext, responses: Callable[[], AsyncIterator]):
+        rule, admission = await self._admit(request, ctx)
         try:
-            async for response in call_next(request, ctx):
+            async for response in self._shutdown.stream(aiter(responses())):
+                _check_owner(rule, admission, response)
                 yield response
         except Exception as error:
-            raise _as_connect_error(error) from None
+            raise as_connect_error(error) from None
 
-    async def _admit(self, request, ctx: RequestContext) -> None:
+    async def _admit(self, request, ctx: RequestContext) -> tuple[AccessRule, Admission]:
         procedure = f"{ctx.method.service_name}/{ctx.method.name}"
         structlog.contextvars.bind_contextvars(rpc=procedure)
         rule = self._rules.get(procedure)
         if rule is None:
-            raise _failure(Code.PERMISSION_DENIED, "NOT_EXPOSED", "this call is not exposed")
+            raise failure(Code.PERMISSION_DENIED, "NOT_EXPOSED", "this call is not exposed")
         requested = _read_field(request, rule.member_field) if rule.member_field else None
         try:
             admission = await self._gatekeeper.admit(
@@ -170,11 +106,24 @@ class GateInterceptor:
             )
         except RateLimited as error:
             ctx.response_headers["retry-after"] = str(error.retry_after)
-            raise _as_connect_error(error) from None
+            raise as_connect_error(error) from None
         except ServiceError as error:
-            raise _as_connect_error(error) from None
+            raise as_connect_error(error) from None
         if rule.member_field is not None:
             _write_field(request, rule.member_field, admission.member_id)
+        return rule, admission
+
+
+async def _prepended(first, rest: AsyncIterator) -> AsyncIterator:
+    yield first
+    async for item in rest:
+        yield item
+
+
+def _check_owner(rule: AccessRule, admission: Admission, response) -> None:
+    """Raises MEMBER_MISMATCH when the answer is about another member than the caller."""
+    if rule.owner_field is not None and admission.principal is not None:
+        check_owner(admission.principal, _read_field(response, rule.owner_field))
 
 
 def _read_field(message, path: str):
@@ -188,16 +137,6 @@ def _write_field(message, path: str, value) -> None:
     for name in parents:
         message = getattr(message, name)
     setattr(message, last, value)
-
-
-def _as_connect_error(error: Exception) -> ConnectError:
-    if isinstance(error, ConnectError):
-        return error
-    if isinstance(error, ServiceError):
-        log.info("rpc_rejected", code=error.status_name, reason=error.reason)
-        return connect_error(error)
-    log.error("rpc_internal_error", exc_info=error)
-    return _failure(Code.INTERNAL, "INTERNAL", "internal error; see the gateway log")
 
 
 # The wallet -----------------------------------------------------------------
@@ -424,25 +363,35 @@ def forwarding_handlers(
 
 
 class ServiceApplication(ConnectASGIApplication):
-    """Serves one protobuf service's handlers over Connect, gRPC-Web and gRPC.
+    """Serves one protobuf service's endpoints over Connect, gRPC-Web and gRPC."""
 
-    Endpoints come from the service's descriptor (the same google.protobuf
-    classes grpcio uses), so a method is exposed by naming its handler.
-    """
-
-    def __init__(
-        self, service: ServiceDescriptor, handlers: Mapping[str, Callable], **options
-    ) -> None:
-        endpoints = {
-            f"/{service.full_name}/{name}": _endpoint(service.methods_by_name[name], handler)
-            for name, handler in handlers.items()
-        }
-        super().__init__(service=service, endpoints=lambda _service: endpoints, **options)
-        self._path = f"/{service.full_name}"
+    def __init__(self, service_name: str, endpoints: Mapping[str, Endpoint], **options) -> None:
+        paths = {f"/{service_name}/{name}": endpoint for name, endpoint in endpoints.items()}
+        super().__init__(service=service_name, endpoints=lambda _service: paths, **options)
+        self.service_name = service_name
+        self._methods = {name: endpoint.method for name, endpoint in endpoints.items()}
 
     @property
     def path(self) -> str:
-        return self._path
+        return f"/{self.service_name}"
+
+    @property
+    def methods(self) -> Mapping[str, MethodInfo]:
+        """The exposed methods, by name."""
+        return self._methods
+
+
+def service_application(
+    service: ServiceDescriptor, handlers: Mapping[str, Callable], **options
+) -> ServiceApplication:
+    """The service's handlers, each exposed under its method's name. Endpoints come
+    from the service's descriptor (the same google.protobuf classes grpcio uses),
+    so a method is exposed by naming its handler."""
+    endpoints = {
+        name: _endpoint(service.methods_by_name[name], handler)
+        for name, handler in handlers.items()
+    }
+    return ServiceApplication(service.full_name, endpoints, **options)
 
 
 def _endpoint(method: MethodDescriptor, handler: Callable) -> Endpoint:

@@ -22,11 +22,9 @@ from loyalty.campaigns.v1 import campaigns_service_pb2
 from loyalty.games.v1 import games_service_pb2
 from loyalty.gateway.v1 import gateway_service_pb2
 
-from tests.gateway.conftest import NODE_CLIENT, REPO, descriptor_set, node_modules
+from tests.support.gateway import NODE_CLIENT, REPO, descriptor_set
 from tools.demo import CallError, Message, TokenMint
 from tools.suite import Suite
-
-__all__ = ["node_modules"]
 
 TRANSPORTS = ("connect-json", "grpc-web", "grpc")
 ISSUER = "loyalty-arcade-e2e"

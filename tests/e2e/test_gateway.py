@@ -20,7 +20,7 @@ from services.gateway.tokens import issue_token
 from services.kit.clock import SystemClock
 from services.kit.status import error_info
 from tests.e2e.conftest import AUDIENCE, BROWSER_ORIGIN, ISSUER, TRANSPORTS, NodeClient
-from tests.gateway.conftest import http_request
+from tests.support.gateway import http_request
 from tools.demo import CAMPAIGNS, GAMES, WALLET, TokenMint, timestamp, wheel_config
 from tools.suite import Suite
 

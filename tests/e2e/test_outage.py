@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from tests.e2e.conftest import TRANSPORTS, NodeClient
-from tests.gateway.conftest import http_request
+from tests.support.gateway import http_request
 from tools.demo import GAMES, WALLET, TokenMint
 from tools.suite import Suite, wait_ready_http
 

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.e2e.conftest import TRANSPORTS, NodeClient
-from tests.gateway.conftest import REPO
+from tests.support.gateway import REPO
 from tools.demo import COFFEE, TokenMint, new_tag, num, play_member, set_up_program
 from tools.suite import Suite
 

@@ -6,6 +6,8 @@ is PERMISSION_DENIED from the gateway itself."""
 
 from __future__ import annotations
 
+import asyncio
+
 import grpc
 import pytest
 import pytest_asyncio
@@ -17,9 +19,11 @@ from loyalty.gateway.v1 import gateway_service_pb2 as gateway_pb
 from loyalty.gateway.v1 import gateway_service_pb2_grpc as gateway_grpc
 
 from services.kit.status import error_info
-from tests.gateway.conftest import bearer, gateway_settings, node_call
+from tests.support.gateway import bearer, gateway_settings, node_call
 
 WALLET = "loyalty.gateway.v1.WalletService"
+# A bound on every wait for the gateway, so a bug fails the test instead of hanging it.
+CALL_SECONDS = 10
 
 
 @pytest_asyncio.fixture
@@ -34,7 +38,7 @@ async def channel(start_gateway, health_upstream):
 
 async def outcome(call) -> tuple[grpc.StatusCode, str | None]:
     try:
-        await call
+        await asyncio.wait_for(call, CALL_SECONDS)
     except grpc.aio.AioRpcError as error:
         info = error_info(error)
         return error.code(), info.reason if info else None
@@ -66,7 +70,7 @@ async def test_streams_are_guarded_like_unary_calls(channel, tokens):
         gateway_pb.WatchWalletRequest(member_id="m-2"), metadata=bearer(tokens.issue("m-1"))
     )
     with pytest.raises(grpc.aio.AioRpcError) as refused:
-        await stream.read()
+        await asyncio.wait_for(stream.read(), CALL_SECONDS)
     assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert error_info(refused.value).reason == "MEMBER_MISMATCH"
 
@@ -151,3 +155,51 @@ async def test_authorization_cases_through_node_clients(
         ]
         * 3
     )
+
+
+class SpinsOfAnyone(games_grpc.GamesServiceServicer):
+    """A games upstream that verifies any spin it is asked about: `s-<member>`
+    is that member's spin, with their balance."""
+
+    async def VerifySpin(self, request, context):
+        spin = games_pb.Spin(
+            spin_id=request.spin_id,
+            member_id=request.spin_id.removeprefix("s-"),
+            points_balance_after=1234,
+        )
+        return games_pb.VerifySpinResponse(spin=spin, verified=True)
+
+
+@pytest_asyncio.fixture
+async def games(start_gateway, health_upstream):
+    server = grpc.aio.server()
+    games_grpc.add_GamesServiceServicer_to_server(SpinsOfAnyone(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    gateway = await start_gateway(
+        gateway_settings(ledger_target=health_upstream.target, games_target=f"127.0.0.1:{port}")
+    )
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{gateway.port}") as channel:
+        yield games_grpc.GamesServiceStub(channel)
+    await server.stop(None)
+
+
+async def test_a_player_sees_only_their_own_spin(games, tokens):
+    player = bearer(tokens.issue("m-1"))
+    mine = await games.VerifySpin(
+        games_pb.VerifySpinRequest(spin_id="s-m-1"), metadata=player, timeout=5
+    )
+    assert (mine.spin.member_id, mine.verified) == ("m-1", True)
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await games.VerifySpin(
+            games_pb.VerifySpinRequest(spin_id="s-m-2"), metadata=player, timeout=5
+        )
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert error_info(refused.value).reason == "MEMBER_MISMATCH"
+    # Nothing of the other member's spin reaches the player, not even whose it is.
+    assert "m-2" not in str(refused.value.trailing_metadata())
+    admin = bearer(tokens.issue("root", ["admin"]))
+    theirs = await games.VerifySpin(
+        games_pb.VerifySpinRequest(spin_id="s-m-2"), metadata=admin, timeout=5
+    )
+    assert theirs.spin.points_balance_after == 1234

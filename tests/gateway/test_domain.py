@@ -17,6 +17,7 @@ from services.gateway.domain import (
     TokenBucket,
     acting_member,
     authorize,
+    check_owner,
     retry_after_seconds,
     wallet_account_id,
 )
@@ -39,6 +40,16 @@ def test_a_player_acts_only_as_themselves():
 
 def test_an_admin_may_act_for_any_member():
     assert acting_member(ADMINISTRATOR, "m-2") == "m-2"
+
+
+def test_a_player_receives_only_answers_about_themselves():
+    check_owner(PLAYER_M1, "m-1")
+    check_owner(PLAYER_M1, "")
+    check_owner(ADMINISTRATOR, "m-2")
+    for caller in (PLAYER_M1, MANAGER):
+        with pytest.raises(PermissionDenied) as refused:
+            check_owner(caller, "m-2")
+        assert (refused.value.reason, refused.value.metadata) == ("MEMBER_MISMATCH", {})
 
 
 def test_manager_calls_need_a_manager_role():

@@ -3,11 +3,13 @@ and grpc-js), Connect JSON and binary (with GET) and gRPC-Web (connect-web)."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from structlog.testing import capture_logs
 
-from tests.gateway.conftest import HEALTH_SERVICE, bearer, node_call
+from tests.support.gateway import HEALTH_SERVICE, bearer, node_call
 
 WEB_TRANSPORTS = ["connect-json", "connect-binary", "grpc-web"]
 
@@ -34,11 +36,13 @@ async def test_grpcio_client_request_id_is_kept(gateway_channel, tokens):
 
 async def test_grpcio_server_stream_is_bridged(gateway_channel, tokens, health_upstream):
     stub = health_pb2_grpc.HealthStub(gateway_channel)
-    stream = stub.Watch(health_pb2.HealthCheckRequest(), metadata=bearer(tokens.issue()))
-    first = await stream.read()
+    stream = stub.Watch(
+        health_pb2.HealthCheckRequest(), metadata=bearer(tokens.issue()), timeout=60
+    )
+    first = await asyncio.wait_for(stream.read(), 10)
     assert first.status == health_pb2.HealthCheckResponse.SERVING
     await health_upstream.probe.statuses.put(health_pb2.HealthCheckResponse.NOT_SERVING)
-    second = await stream.read()
+    second = await asyncio.wait_for(stream.read(), 10)
     assert second.status == health_pb2.HealthCheckResponse.NOT_SERVING
     stream.cancel()
 

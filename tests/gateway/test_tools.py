@@ -12,7 +12,7 @@ import structlog
 from services.gateway.server import GatewaySettings
 from services.gateway.tokens import SharedSecret, TokenVerifier, dev_secret
 from services.kit.clock import SystemClock
-from tests.gateway.conftest import gateway_settings
+from tests.support.gateway import gateway_settings
 from tools import admin
 from tools import token as token_tool
 

@@ -7,63 +7,47 @@ import asyncio
 import grpc
 import pytest
 import pytest_asyncio
-from google.protobuf.timestamp_pb2 import Timestamp
 from loyalty.gateway.v1 import gateway_service_pb2 as gateway_pb
 from loyalty.gateway.v1 import gateway_service_pb2_grpc as gateway_grpc
 from loyalty.ledger.v1 import ledger_service_pb2 as ledger_pb
 
-from services.kit.clock import MICROS_PER_SECOND
-from tests.gateway.conftest import bearer, gateway_settings, node_call
+from tests.support.gateway import bearer, gateway_settings, node_call
+from tests.support.ledger import (
+    DAY_US,
+    codes,
+    open_program,
+    open_request,
+    post,
+    transfer,
+    wallet_request,
+)
 
-DAY = 86_400
-
-
-def _account(account_id: str, kind: int, **fields) -> ledger_pb.OpenAccountRequest:
-    return ledger_pb.OpenAccountRequest(
-        account=ledger_pb.Account(id=account_id, unit="points", kind=kind, **fields)
-    )
-
-
-def _wallet(member_id: str) -> ledger_pb.OpenAccountRequest:
-    return _account(
-        member_id,
-        ledger_pb.ACCOUNT_KIND_MEMBER_WALLET,
-        flags=ledger_pb.AccountFlags(debits_must_not_exceed_credits=True, expiring_lots=True),
-        expiry_account_id="program:breakage",
-    )
+# A bound on every wait for a server, so a bug fails the test instead of hanging it.
+CALL_SECONDS = 10
 
 
-async def post(ledger, transfer_id, debit, credit, amount, code, expire_in=None, clock=None):
-    transfer = ledger_pb.Transfer(
-        id=transfer_id,
-        debit_account_id=debit,
-        credit_account_id=credit,
-        amount=amount,
-        code=code,
-        kind=ledger_pb.TRANSFER_KIND_POSTED,
-        metadata={"source": transfer_id},
-    )
-    if expire_in is not None:
-        expires = Timestamp()
-        expires.FromMicroseconds(clock.now_us() + expire_in * MICROS_PER_SECOND)
-        transfer.expire_time.CopyFrom(expires)
-    response = await ledger.stub.PostTransfers(ledger_pb.PostTransfersRequest(transfers=[transfer]))
-    assert response.results[0].code == ledger_pb.TRANSFER_RESULT_CODE_OK, response
+async def post_ok(ledger, *transfers) -> None:
+    async with asyncio.timeout(CALL_SECONDS):
+        assert codes(await post(ledger.stub, *transfers)) == ["OK"] * len(transfers)
 
 
 @pytest_asyncio.fixture
 async def funded(ledger):
     """m-1 earned 100 points (expiring in 10 days) and spent 30 on a game; m-2 earned 5."""
-    stub = ledger.stub
-    await stub.OpenAccount(_account("program:issuance", ledger_pb.ACCOUNT_KIND_PROGRAM_ISSUANCE))
-    await stub.OpenAccount(_account("program:breakage", ledger_pb.ACCOUNT_KIND_BREAKAGE))
-    await stub.OpenAccount(_account("games:revenue", ledger_pb.ACCOUNT_KIND_GAME_REVENUE))
-    await stub.OpenAccount(_wallet("m-1"))
-    await stub.OpenAccount(_wallet("m-2"))
-    earn, cost = ledger_pb.TRANSFER_CODE_EARN, ledger_pb.TRANSFER_CODE_GAME_COST
-    await post(ledger, "t-earn", "program:issuance", "m-1", 100, earn, 10 * DAY, ledger.clock)
-    await post(ledger, "t-other", "program:issuance", "m-2", 5, earn)
-    await post(ledger, "t-spin", "m-1", "games:revenue", 30, cost)
+    async with asyncio.timeout(CALL_SECONDS):
+        await open_program(ledger.stub)
+        await ledger.stub.OpenAccount(
+            open_request("games:revenue", ledger_pb.ACCOUNT_KIND_GAME_REVENUE)
+        )
+        for member in ("m-1", "m-2"):
+            await ledger.stub.OpenAccount(wallet_request(member))
+    expires_at_us = ledger.clock.now_us() + 10 * DAY_US
+    await post_ok(
+        ledger,
+        transfer("t-earn", "program:issuance", "m-1", 100, expires_at_us=expires_at_us),
+        transfer("t-other", "program:issuance", "m-2", 5),
+        transfer("t-spin", "m-1", "games:revenue", 30, code=ledger_pb.TRANSFER_CODE_GAME_COST),
+    )
     return ledger
 
 
@@ -80,7 +64,7 @@ async def wallet(wallet_gateway):
 
 async def test_get_wallet_shows_balance_and_expiring_points(wallet, tokens):
     response = await wallet.GetWallet(
-        gateway_pb.GetWalletRequest(), metadata=bearer(tokens.issue("m-1"))
+        gateway_pb.GetWalletRequest(), metadata=bearer(tokens.issue("m-1")), timeout=CALL_SECONDS
     )
     got = response.wallet
     assert (got.member_id, got.unit, got.balance, got.available, got.lifetime_earned) == (
@@ -95,7 +79,7 @@ async def test_get_wallet_shows_balance_and_expiring_points(wallet, tokens):
 
 async def test_a_new_member_has_an_empty_wallet(wallet, tokens):
     response = await wallet.GetWallet(
-        gateway_pb.GetWalletRequest(), metadata=bearer(tokens.issue("m-new"))
+        gateway_pb.GetWalletRequest(), metadata=bearer(tokens.issue("m-new")), timeout=CALL_SECONDS
     )
     assert (response.wallet.member_id, response.wallet.balance) == ("m-new", 0)
 
@@ -103,7 +87,7 @@ async def test_a_new_member_has_an_empty_wallet(wallet, tokens):
 async def test_history_pages_through_the_members_own_entries(wallet, tokens):
     player = bearer(tokens.issue("m-1"))
     first = await wallet.ListWalletEntries(
-        gateway_pb.ListWalletEntriesRequest(page_size=1), metadata=player
+        gateway_pb.ListWalletEntriesRequest(page_size=1), metadata=player, timeout=CALL_SECONDS
     )
     assert [(e.transfer_id, e.change, e.balance_after) for e in first.entries] == [
         ("t-earn", 100, 100)
@@ -113,6 +97,7 @@ async def test_history_pages_through_the_members_own_entries(wallet, tokens):
     second = await wallet.ListWalletEntries(
         gateway_pb.ListWalletEntriesRequest(page_size=1, page_token=first.next_page_token),
         metadata=player,
+        timeout=CALL_SECONDS,
     )
     assert [(e.transfer_id, e.change, e.reason) for e in second.entries] == [
         ("t-spin", -30, gateway_pb.ENTRY_REASON_GAME_COST)
@@ -121,17 +106,17 @@ async def test_history_pages_through_the_members_own_entries(wallet, tokens):
 
 async def test_watch_streams_only_the_members_changes(wallet, tokens, funded):
     stream = wallet.WatchWallet(
-        gateway_pb.WatchWalletRequest(), metadata=bearer(tokens.issue("m-1"))
+        gateway_pb.WatchWalletRequest(), metadata=bearer(tokens.issue("m-1")), timeout=60
     )
-    backlog = [await stream.read(), await stream.read()]
+    backlog = [await asyncio.wait_for(stream.read(), CALL_SECONDS) for _ in range(2)]
     assert [(m.entry.transfer_id, m.entry.change) for m in backlog] == [
         ("t-earn", 100),
         ("t-spin", -30),
     ]
-    earn = ledger_pb.TRANSFER_CODE_EARN
-    await post(funded, "t-other-2", "program:issuance", "m-2", 7, earn)
-    await post(funded, "t-share", "program:issuance", "m-1", 10, ledger_pb.TRANSFER_CODE_BONUS)
-    live = await asyncio.wait_for(stream.read(), 10)
+    await post_ok(funded, transfer("t-other-2", "program:issuance", "m-2", 7))
+    bonus = ledger_pb.TRANSFER_CODE_BONUS
+    await post_ok(funded, transfer("t-share", "program:issuance", "m-1", 10, code=bonus))
+    live = await asyncio.wait_for(stream.read(), CALL_SECONDS)
     assert (live.entry.transfer_id, live.entry.change, live.entry.balance_after) == (
         "t-share",
         10,
@@ -144,11 +129,15 @@ async def test_watch_streams_only_the_members_changes(wallet, tokens, funded):
 
 async def test_resuming_a_watch_after_a_sequence(wallet, tokens):
     player = bearer(tokens.issue("m-1"))
-    history = await wallet.ListWalletEntries(gateway_pb.ListWalletEntriesRequest(), metadata=player)
-    stream = wallet.WatchWallet(
-        gateway_pb.WatchWalletRequest(after_sequence=history.entries[0].sequence), metadata=player
+    history = await wallet.ListWalletEntries(
+        gateway_pb.ListWalletEntriesRequest(), metadata=player, timeout=CALL_SECONDS
     )
-    resumed = await stream.read()
+    stream = wallet.WatchWallet(
+        gateway_pb.WatchWalletRequest(after_sequence=history.entries[0].sequence),
+        metadata=player,
+        timeout=60,
+    )
+    resumed = await asyncio.wait_for(stream.read(), CALL_SECONDS)
     assert resumed.entry.transfer_id == "t-spin"
     stream.cancel()
 
