@@ -236,3 +236,19 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
     ) -> AsyncIterator[pb.WatchTransfersResponse]:
         async for transfer in self._service.watch(request.after_sequence, request.account_id):
             yield pb.WatchTransfersResponse(transfer=transfer_to_proto(transfer))
+
+    async def GetTotals(
+        self, request: pb.GetTotalsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetTotalsResponse:
+        totals = await self._service.totals(request.unit)
+        return pb.GetTotalsResponse(
+            totals=[
+                pb.KindTotal(
+                    kind=int(total.kind),
+                    accounts=total.accounts,
+                    balance=total.balance,
+                    debits_pending=total.debits_pending,
+                )
+                for total in totals
+            ]
+        )
