@@ -73,6 +73,12 @@ SERVICES = (
         {"CAMPAIGNS_LEDGER_TARGET": "ledger"},
     ),
     ServiceSpec(
+        "rewards",
+        "services.rewards.server:RewardsSettings",
+        "REWARDS_DB",
+        {"REWARDS_LEDGER_TARGET": "ledger", "REWARDS_CAMPAIGNS_TARGET": "campaigns"},
+    ),
+    ServiceSpec(
         "gateway",
         "services.gateway.server:GatewaySettings",
         None,

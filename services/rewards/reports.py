@@ -65,7 +65,8 @@ class Reports(UseCases):
         )
 
     async def program(self, start_us: int | None, end_us: int | None) -> ProgramReport:
-        end = self._clock.now_us() if end_us is None else end_us
+        # Unset: everything so far, what happened at this very instant included.
+        end = self._clock.now_us() + 1 if end_us is None else end_us
         # Nothing happened before the epoch: an earlier start means the beginning.
         start = max(start_us or 0, 0)
         if end <= start:
