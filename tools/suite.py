@@ -86,6 +86,7 @@ SERVICES = (
             "GATEWAY_LEDGER_TARGET": "ledger",
             "GATEWAY_GAMES_TARGET": "games",
             "GATEWAY_CAMPAIGNS_TARGET": "campaigns",
+            "GATEWAY_REWARDS_TARGET": "rewards",
         },
         readiness_path="/readyz",
     ),
