@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 from loyalty.campaigns.v1 import campaigns_service_pb2 as campaigns_pb
 from loyalty.campaigns.v1 import campaigns_service_pb2_grpc as campaigns_grpc
+from loyalty.ledger.v1 import ledger_service_pb2 as ledger_pb
 from loyalty.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
 from loyalty.rewards.v1 import rewards_service_pb2 as pb
 from loyalty.rewards.v1 import rewards_service_pb2_grpc as rewards_grpc
@@ -73,7 +74,8 @@ class World:
     path: Path
     ledger_target: str
     directory_target: str
-    hosts: list = field(default_factory=list)
+    # Where the rewards server answers.
+    target: str
 
     async def fund(self, member_id: str, points: int, transfer_id: str = "") -> None:
         await fund(self.ledger, member_id, points, transfer_id)
@@ -82,8 +84,6 @@ class World:
         return await balance(self.ledger, member_id)
 
     async def available(self, account_id: str) -> int:
-        from loyalty.ledger.v1 import ledger_service_pb2 as ledger_pb
-
         try:
             response = await self.ledger.GetAccount(
                 ledger_pb.GetAccountRequest(account_id=account_id), timeout=TIMEOUT
@@ -125,7 +125,16 @@ async def rewards_world(path: Path, **fields) -> AsyncIterator[World]:
         host, channel, stub = await start_rewards(
             path, clock, ledger_target, directory_target, **fields
         )
-        world = World(clock, stub, ledger_stub, directory, path, ledger_target, directory_target)
+        world = World(
+            clock,
+            stub,
+            ledger_stub,
+            directory,
+            path,
+            ledger_target,
+            directory_target,
+            f"127.0.0.1:{host.port}",
+        )
         try:
             yield world
         finally:
