@@ -11,7 +11,7 @@ another import, a duplicate against the pool. Codes never reach a log.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import structlog
 
@@ -45,6 +45,7 @@ class ImportResult:
     problems: list[LineProblem]
     problems_total: int
     codes_free: int
+    replayed: bool = False
 
     def json(self) -> str:
         return json.dumps(asdict(self))
@@ -94,7 +95,7 @@ class Codes(UseCases):
             _pool(unit, reward_id)
             stored = unit.import_chunk(reward_id, import_id, first_line)
             if stored is not None:
-                return ImportResult.from_json(stored)
+                return replace(ImportResult.from_json(stored), replayed=True)
             problems = [
                 LineProblem(line.line, "MALFORMED", line.problem) for line in read if line.problem
             ]

@@ -310,6 +310,7 @@ class RewardsServicer(pb_grpc.RewardsServiceServicer):
             ],
             problems_total=result.problems_total,
             codes_free=result.codes_free,
+            replayed=result.replayed,
         )
 
     async def GenerateCodes(

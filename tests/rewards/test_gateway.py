@@ -3,15 +3,11 @@ by the demo's own code, and who may call what."""
 
 from __future__ import annotations
 
-import secrets
-
 import grpc
 import pytest
 import pytest_asyncio
 
-from services.gateway.server import GatewaySettings
-from services.gateway.server import build_server as build_gateway
-from tests.support.rewards import rewards_world
+from tests.support.rewards import rewards_gateway, rewards_world
 from tools.demo import (
     COFFEE_PRICE,
     REWARDS,
@@ -19,36 +15,20 @@ from tools.demo import (
     GrpcCaller,
     MemberStory,
     Program,
-    TokenMint,
     num,
     redeem_story,
     set_up_rewards,
 )
 
-ISSUER, AUDIENCE = "rewards-tests", "rewards-tests-apps"
-
 
 @pytest_asyncio.fixture
 async def gateway(tmp_path):
-    secret = secrets.token_urlsafe(32)
-    async with rewards_world(tmp_path) as world:
-        settings = GatewaySettings(
-            ledger_target=world.ledger_target,
-            games_target=None,
-            campaigns_target=None,
-            rewards_target=world.target,
-            jwt_secret=secret,
-            jwt_issuer=ISSUER,
-            jwt_audience=AUDIENCE,
-            shutdown_grace_seconds=1.0,
-        )
-        host = await build_gateway(settings, "127.0.0.1:0")
-        await host.start()
-        try:
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{host.port}") as channel:
-                yield world, GrpcCaller(channel), TokenMint(secret.encode(), ISSUER, AUDIENCE)
-        finally:
-            await host.stop(1.0)
+    async with (
+        rewards_world(tmp_path) as world,
+        rewards_gateway(world) as front,
+        grpc.aio.insecure_channel(front.target) as channel,
+    ):
+        yield world, GrpcCaller(channel), front.mint
 
 
 async def test_a_member_redeems_sees_the_code_and_is_refunded(gateway) -> None:

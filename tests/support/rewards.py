@@ -144,6 +144,43 @@ async def rewards_world(path: Path, **fields) -> AsyncIterator[World]:
             await ledger_host.stop(None)
 
 
+ISSUER, AUDIENCE = "rewards-tests", "rewards-tests-apps"
+
+
+@dataclass
+class Gateway:
+    target: str
+    mint: object  # tools.demo.TokenMint
+
+
+@contextlib.asynccontextmanager
+async def rewards_gateway(world: World) -> AsyncIterator[Gateway]:
+    """The real gateway in front of this world's ledger and rewards, with its own key."""
+    import secrets
+
+    from services.gateway.server import GatewaySettings
+    from services.gateway.server import build_server as build_gateway
+    from tools.demo import TokenMint
+
+    secret = secrets.token_urlsafe(32)
+    settings = GatewaySettings(
+        ledger_target=world.ledger_target,
+        games_target=None,
+        campaigns_target=None,
+        rewards_target=world.target,
+        jwt_secret=secret,
+        jwt_issuer=ISSUER,
+        jwt_audience=AUDIENCE,
+        shutdown_grace_seconds=1.0,
+    )
+    host = await build_gateway(settings, "127.0.0.1:0")
+    await host.start()
+    try:
+        yield Gateway(f"127.0.0.1:{host.port}", TokenMint(secret.encode(), ISSUER, AUDIENCE))
+    finally:
+        await host.stop(1.0)
+
+
 # ---------------------------------------------------------------- builders
 
 
