@@ -95,7 +95,7 @@ def reward_accounts(reward: Reward) -> list[ledger_pb.Account]:
         ),
         redeemed(reward.spec.price_unit),
     ]
-    if reward.spec.kind == RewardKind.CREDIT and reward.spec.credit_points:
+    if reward.spec.kind == RewardKind.CREDIT:
         accounts.append(issuance(POINTS))
     return accounts
 

@@ -41,7 +41,7 @@ from services.kit.paging import Page, page_of
 from services.kit.text import shown
 from services.rewards.base import MAX_POSITION, Step, UseCases, paging, require, reward_or_404
 from services.rewards.domain import eligibility
-from services.rewards.domain.catalog import MAX_QUANTITY, Limits, RewardKind, check_text
+from services.rewards.domain.catalog import MAX_QUANTITY, Limits, Reward, RewardKind, check_text
 from services.rewards.domain.codes import generate_code
 from services.rewards.domain.eligibility import MemberProfile, Usage
 from services.rewards.domain.offers import Offer
@@ -141,8 +141,11 @@ class RedemptionHandlers:
                 redemption.price_unit,
             )
             return self._fail(unit, redemption, reason)
-        reward = unit.reward_version(redemption.reward_id, redemption.reward_version)
-        assert reward is not None, redemption.reward_id
+        credit = 0
+        if redemption.kind == RewardKind.CREDIT:
+            reward = unit.reward_version(redemption.reward_id, redemption.reward_version)
+            assert reward is not None, redemption.reward_id
+            credit = reward.spec.credit_points
         code = redemption.code
         if redemption.kind == RewardKind.CODE_POOL:
             code = unit.assign_code(redemption.reward_id, redemption.redemption_id) or ""
@@ -155,7 +158,7 @@ class RedemptionHandlers:
         entry = unit.outbox.record(
             _entry_id(redemption.redemption_id, "post"),
             POST,
-            post_chain(redemption, reward.spec.credit_points),
+            post_chain(redemption, credit),
             self._clock.now_us(),
         )
         held = replace(redemption, code=code, entry_id=entry.entry_id)
@@ -215,7 +218,31 @@ class RedemptionHandlers:
         return Step(reversed_)
 
 
+class _ProfileNeeded(Exception):
+    """The reward now has rules that read the member's profile, which was not asked."""
+
+
+# How long a reward read outside a redemption's transaction is reused. Only facts
+# that never change with a version (kind, price unit, prize unit) and a hint
+# (whether to ask for the member's profile) are taken from it; the transaction
+# reads the current version and asks again when the hint was wrong.
+KNOWN_REWARD_US = 5 * 1_000_000
+
+
 class Redemptions(UseCases):
+    def __init__(self, context) -> None:
+        super().__init__(context)
+        self._known: dict[str, tuple[int, Reward]] = {}
+
+    async def _known_reward(self, reward_id: str) -> Reward:
+        now = self._clock.now_us()
+        known = self._known.get(reward_id)
+        if known is not None and now < known[0]:
+            return known[1]
+        reward = await self._store.read(lambda unit: reward_or_404(unit, reward_id))
+        self._known[reward_id] = (now + KNOWN_REWARD_US, reward)
+        return reward
+
     async def redeem(
         self,
         member_id: str,
@@ -234,12 +261,8 @@ class Redemptions(UseCases):
         quantity = quantity or 1
         if not 1 <= quantity <= MAX_QUANTITY:
             raise InvalidArgument([Violation("quantity", f"must be between 1 and {MAX_QUANTITY}")])
-        reward = await self._store.read(lambda unit: reward_or_404(unit, reward_id))
-        profile = (
-            await self._profiles.profile(member_id)
-            if reward.spec.needs_profile
-            else MemberProfile()
-        )
+        reward = await self._known_reward(reward_id)
+        profile = await self._profiles.profile(member_id) if reward.spec.needs_profile else None
         wallets = (
             [member_wallet(member_id, reward.spec.prize_unit)]
             if reward.spec.kind == RewardKind.PRIZE_UNIT
@@ -268,7 +291,11 @@ class Redemptions(UseCases):
                 return _pending(unit, existing)
             current = reward_or_404(unit, reward_id)
             spec = current.spec
-            refused = eligibility.refusal(current, profile, now, via_offer=offer is not None)
+            if profile is None and spec.needs_profile:
+                raise _ProfileNeeded()
+            refused = eligibility.refusal(
+                current, profile or MemberProfile(), now, via_offer=offer is not None
+            )
             if refused is not None:
                 raise FailedPrecondition(refused.reason, refused.message, {"reward_id": reward_id})
             if spec.kind.gives_code and quantity != 1:
@@ -283,7 +310,8 @@ class Redemptions(UseCases):
                 )
             unit.lock_member(member_id)
             if spec.limits != Limits():
-                starts = eligibility.period_starts(now, profile.time_zone, spec.time_zone)
+                zone = profile.time_zone if profile is not None else ""
+                starts = eligibility.period_starts(now, zone, spec.time_zone)
                 usage = unit.usage(member_id, [reward_id], starts).get(reward_id, Usage())
                 left = eligibility.limit_left(spec.limits, usage)
                 if left is not None and quantity > left:
@@ -318,7 +346,14 @@ class Redemptions(UseCases):
             )
             return Step(redemption, entry)
 
-        redemption = await self._drive(await self._store.write(work), self._reread(rid))
+        try:
+            step = await self._store.write(work)
+        except _ProfileNeeded:
+            # The reward changed since it was last read here: it needs the member's profile now.
+            self._known.pop(reward_id, None)
+            profile = await self._profiles.profile(member_id)
+            step = await self._store.write(work)
+        redemption = await self._drive(step, self._reread(rid))
         if redemption.state == RedemptionState.FAILED:
             raise failure(redemption)
         return redemption

@@ -12,6 +12,7 @@ from typing import ClassVar
 from loyalty.rewards.v1 import rewards_service_pb2 as pb
 from loyalty.rewards.v1 import rewards_service_pb2_grpc as pb_grpc
 
+from services.kit.batching import BatchingLedger
 from services.kit.clock import MICROS_PER_SECOND, Clock, SystemClock
 from services.kit.config import (
     CAMPAIGNS_ADDRESS,
@@ -72,8 +73,14 @@ async def build_server(
         **StockHandlers(clock).handlers(),
         **OfferHandlers(clock).handlers(),
     }
+    # Redemptions post two small chains each, many at once: one ledger call per
+    # batch of them (bench/rewards.py) instead of one per chain.
     outbox = LedgerOutbox(
-        store, ledger.stub, clock, handlers, timeout=settings.ledger_timeout_seconds
+        store,
+        BatchingLedger(ledger.stub),
+        clock,
+        handlers,
+        timeout=settings.ledger_timeout_seconds,
     )
     context = Context(
         store=store,
