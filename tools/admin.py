@@ -33,6 +33,7 @@ import hashlib
 import json
 import os
 import sys
+import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -196,6 +197,7 @@ class Admin:
 CHUNK_LINES = 5000
 CHUNK_BYTES = 192 * 1024
 LONGEST_LINE = 1024
+UNAVAILABLE_ATTEMPTS = 3
 
 
 class RewardsAdmin:
@@ -208,7 +210,18 @@ class RewardsAdmin:
         self._err = err
 
     def _call(self, method: Callable, request: Message):
-        return method(request, metadata=self._metadata, timeout=CALL_TIMEOUT_SECONDS)
+        """Every rewards call here is idempotent (ids, request ids, import chunks), so a
+        call the gateway could not hand on (UNAVAILABLE) is asked again, twice at most."""
+        for attempt in range(UNAVAILABLE_ATTEMPTS):
+            try:
+                return method(request, metadata=self._metadata, timeout=CALL_TIMEOUT_SECONDS)
+            except grpc.RpcError as error:
+                if error.code() != grpc.StatusCode.UNAVAILABLE:
+                    raise
+                if attempt == UNAVAILABLE_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.5 * 2**attempt)
+        raise AssertionError("unreachable")
 
     def _print(self, text: str) -> None:
         print(text, file=self._out)

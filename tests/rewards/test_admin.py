@@ -49,7 +49,8 @@ async def admin(front, *args: str) -> tuple[int, str, str]:
 async def test_a_manager_puts_a_reward_live_from_the_command_line(front, tmp_path) -> None:
     spec = tmp_path / "coffee.yaml"
     spec.write_text(REWARD.format(title="Free coffee"))
-    assert (await admin(front, "apply", str(spec)))[:2] == (0, "applied cli-coffee (version 1)\n")
+    applied = await admin(front, "apply", str(spec))
+    assert applied[:2] == (0, "applied cli-coffee (version 1)\n"), applied
     spec.write_text(REWARD.format(title="Free coffee, any size"))
     assert (await admin(front, "apply", str(spec)))[:2] == (0, "updated cli-coffee (version 2)\n")
     assert (await admin(front, "apply", str(spec)))[:2] == (0, "updated cli-coffee (version 2)\n")
