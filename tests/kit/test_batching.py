@@ -92,3 +92,31 @@ async def test_an_unreachable_ledger_reaches_every_caller() -> None:
     assert {outcome.code() for outcome in outcomes} == {grpc.StatusCode.UNAVAILABLE}
     with pytest.raises(AttributeError):
         batching.NoSuchMethod  # noqa: B018
+
+
+async def test_batches_in_flight_at_once_are_bounded(ledger) -> None:
+    for n in range(12):
+        await fund(ledger.stub, f"m-{n}", 100)
+
+    class Slow(Counting):
+        """Counts the calls in flight at the same time."""
+
+        def __init__(self, stub) -> None:
+            super().__init__(stub)
+            self.now = self.most = 0
+
+        async def PostTransfers(self, request, timeout=None):
+            self.now += 1
+            self.most = max(self.most, self.now)
+            try:
+                return await super().PostTransfers(request, timeout)
+            finally:
+                self.now -= 1
+
+    slow = Slow(ledger.stub)
+    batching = BatchingLedger(slow, in_flight=2)
+    answers = await asyncio.gather(
+        *(batching.PostTransfers(spend(f"m-{n}", 10, f"s-{n}"), timeout=5) for n in range(12))
+    )
+    assert all(ChainAnswer(answer).accepted for answer in answers)
+    assert slow.most <= 2
