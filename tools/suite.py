@@ -73,6 +73,12 @@ SERVICES = (
         {"CAMPAIGNS_LEDGER_TARGET": "ledger"},
     ),
     ServiceSpec(
+        "rewards",
+        "services.rewards.server:RewardsSettings",
+        "REWARDS_DB",
+        {"REWARDS_LEDGER_TARGET": "ledger", "REWARDS_CAMPAIGNS_TARGET": "campaigns"},
+    ),
+    ServiceSpec(
         "gateway",
         "services.gateway.server:GatewaySettings",
         None,
@@ -80,6 +86,7 @@ SERVICES = (
             "GATEWAY_LEDGER_TARGET": "ledger",
             "GATEWAY_GAMES_TARGET": "games",
             "GATEWAY_CAMPAIGNS_TARGET": "campaigns",
+            "GATEWAY_REWARDS_TARGET": "rewards",
         },
         readiness_path="/readyz",
     ),

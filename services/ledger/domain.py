@@ -36,6 +36,7 @@ class AccountKind(IntEnum):
     BREAKAGE = 6
     REDEMPTION = 7
     ADJUSTMENT = 8
+    REWARD_STOCK = 9
 
 
 class TransferCode(IntEnum):

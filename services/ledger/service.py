@@ -16,8 +16,9 @@ from services.kit.errors import (
     NotFound,
     Violations,
 )
-from services.kit.ids import LEDGER_ID, check_id
+from services.kit.ids import LEDGER_ID, POINTS, PRIZE_UNIT, check_id
 from services.kit.paging import Page, decode_page_token, page_of, page_size
+from services.kit.text import shown
 from services.ledger.domain import (
     MAX_DURATION_US,
     Account,
@@ -31,7 +32,7 @@ from services.ledger.domain import (
     validate_account,
     validate_batch,
 )
-from services.ledger.store import ExpiringLot, LedgerStore, LedgerUnit
+from services.ledger.store import ExpiringLot, KindTotal, LedgerStore, LedgerUnit
 
 log = structlog.get_logger()
 
@@ -239,6 +240,13 @@ class LedgerService:
         if last is None:
             return 0, 0
         return last.balance_after(account_id), last.sequence
+
+    async def totals(self, unit: str) -> list[KindTotal]:
+        if unit != POINTS and not PRIZE_UNIT.matches(unit):
+            raise InvalidArgument(
+                [FieldViolation("unit", f'must be "points" or "prize:<slug>", got {shown(unit)}')]
+            )
+        return await self._store.read(lambda unit_of_work: unit_of_work.totals(unit))
 
     # -- the ledger's own work
 

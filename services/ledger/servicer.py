@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from enum import IntEnum
-from typing import TypeVar
 
 import grpc
 from loyalty.ledger.v1 import ledger_service_pb2 as pb
 from loyalty.ledger.v1 import ledger_service_pb2_grpc as pb_grpc
 
+from services.kit.enums import known
 from services.kit.errors import InvalidArgument, Violations
 from services.kit.proto_time import duration_micros, optional_micros, timestamp
 from services.ledger.domain import (
@@ -24,19 +23,12 @@ from services.ledger.domain import (
 )
 from services.ledger.service import AccountView, LedgerService
 
-E = TypeVar("E", bound=IntEnum)
-
-
-def _member(enum: type[E], value: int) -> E:
-    """Unknown numbers (proto3 enums are open) read as UNSPECIFIED, which validation refuses."""
-    return enum(value) if value in enum._value2member_map_ else enum(0)
-
 
 def account_from_proto(message: pb.Account) -> Account:
     return Account(
         id=message.id,
         unit=message.unit,
-        kind=_member(AccountKind, message.kind),
+        kind=known(AccountKind, message.kind),
         debits_must_not_exceed_credits=message.flags.debits_must_not_exceed_credits,
         credits_must_not_exceed_debits=message.flags.credits_must_not_exceed_debits,
         expiring_lots=message.flags.expiring_lots,
@@ -83,11 +75,11 @@ def _view_to_proto(view: AccountView) -> pb.Account:
 def request_from_proto(message: pb.Transfer, path: str = "transfer") -> TransferRequest:
     return TransferRequest(
         id=message.id,
-        kind=_member(TransferKind, message.kind),
+        kind=known(TransferKind, message.kind),
         debit_account_id=message.debit_account_id,
         credit_account_id=message.credit_account_id,
         amount=message.amount,
-        code=_member(TransferCode, message.code),
+        code=known(TransferCode, message.code),
         metadata=dict(message.metadata),
         linked=message.linked,
         pending_id=message.pending_id,
@@ -236,3 +228,19 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
     ) -> AsyncIterator[pb.WatchTransfersResponse]:
         async for transfer in self._service.watch(request.after_sequence, request.account_id):
             yield pb.WatchTransfersResponse(transfer=transfer_to_proto(transfer))
+
+    async def GetTotals(
+        self, request: pb.GetTotalsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetTotalsResponse:
+        totals = await self._service.totals(request.unit)
+        return pb.GetTotalsResponse(
+            totals=[
+                pb.KindTotal(
+                    kind=int(total.kind),
+                    accounts=total.accounts,
+                    balance=total.balance,
+                    debits_pending=total.debits_pending,
+                )
+                for total in totals
+            ]
+        )

@@ -186,6 +186,16 @@ class ExpiringLot:
     expires_at: int
 
 
+@dataclass(frozen=True, slots=True)
+class KindTotal:
+    """What the accounts of one kind and unit hold together."""
+
+    kind: AccountKind
+    accounts: int
+    balance: int
+    debits_pending: int
+
+
 class LedgerUnit(Protocol):
     """What a write needs from storage, inside one transaction."""
 
@@ -210,6 +220,7 @@ class LedgerUnit(Protocol):
     def transfers_after(
         self, after_sequence: int, account_id: str, limit: int
     ) -> list[Transfer]: ...
+    def totals(self, unit: str) -> list[KindTotal]: ...
 
 
 class SqliteLedgerUnit:
@@ -536,6 +547,14 @@ class SqliteLedgerUnit:
             (after_sequence, limit),
         )
         return [transfer_from_row(row) for row in rows]
+
+    def totals(self, unit: str) -> list[KindTotal]:
+        rows = self._rows(
+            "SELECT kind, COUNT(*), SUM(credits_posted - debits_posted), SUM(debits_pending)"
+            " FROM accounts WHERE unit = ? GROUP BY kind ORDER BY kind",
+            (unit,),
+        )
+        return [KindTotal(AccountKind(kind), *figures) for kind, *figures in rows]
 
 
 class LedgerStore(SqliteStore[LedgerUnit]):

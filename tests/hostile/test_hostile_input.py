@@ -27,6 +27,7 @@ from services.games import server as games_server
 from services.kit.clock import ManualClock
 from services.kit.server import ServiceHost
 from services.ledger import server as ledger_server
+from services.rewards import server as rewards_server
 from tests.hostile import cases, probe
 
 # Known failures: real bugs the test finds today, by test id, so that the suite passes
@@ -138,10 +139,34 @@ async def campaigns_with_ledger(directory: Path) -> AsyncIterator[Running]:
             yield Running(campaigns, (ledger,), clock.now_us() // 1_000_000)
 
 
+@contextlib.asynccontextmanager
+async def rewards_with_ledger_and_campaigns(directory: Path) -> AsyncIterator[Running]:
+    # Campaigns is where member tiers come from (until the progress service lands).
+    clock = ManualClock()
+    async with started(await ledger_host(directory, clock)) as ledger:
+        campaigns_settings = campaigns_server.CampaignsSettings(
+            db_path=directory / "campaigns.db", ledger_target=ledger
+        )
+        campaigns_host = await campaigns_server.build_server(
+            campaigns_settings, "127.0.0.1:0", clock
+        )
+        async with started(campaigns_host) as campaigns:
+            settings = rewards_server.RewardsSettings(
+                db_path=directory / "rewards.db",
+                ledger_target=ledger,
+                campaigns_target=campaigns,
+                relay_interval_seconds=3600,
+            )
+            host = await rewards_server.build_server(settings, "127.0.0.1:0", clock)
+            async with started(host) as rewards:
+                yield Running(rewards, (ledger, campaigns), clock.now_us() // 1_000_000)
+
+
 TARGETS = (
     Target("ledger", ledger_alone),
     Target("games", games_with_ledger),
     Target("campaigns", campaigns_with_ledger),
+    Target("rewards", rewards_with_ledger_and_campaigns),
 )
 
 
