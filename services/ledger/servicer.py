@@ -24,6 +24,7 @@ from services.ledger.domain import (
     TransferRequest,
 )
 from services.ledger.service import AccountView, LedgerService
+from services.ledger.stream import TransferStream
 
 E = TypeVar("E", bound=IntEnum)
 
@@ -181,8 +182,12 @@ def transfer_to_proto(transfer: Transfer) -> pb.Transfer:
     return fill_transfer(pb.Transfer(), transfer)
 
 
-def results_to_proto(outcomes: list[TransferOutcome]) -> pb.PostTransfersResponse:
-    response = pb.PostTransfersResponse()
+def results_to_proto(
+    outcomes: list[TransferOutcome], response: pb.PostTransfersResponse | None = None
+) -> pb.PostTransfersResponse:
+    """The batch's results, written into `response` (a new one by default)."""
+    if response is None:
+        response = pb.PostTransfersResponse()
     add = response.results.add
     for outcome in outcomes:
         if outcome.field:
@@ -231,6 +236,22 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
     ) -> pb.PostTransfersResponse:
         outcomes = await self._service.post_transfers(requests_from_proto(request.transfers))
         return results_to_proto(outcomes)
+
+    async def PostTransfersStream(
+        self,
+        requests: AsyncIterator[pb.PostTransfersStreamRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[pb.PostTransfersStreamResponse]:
+        # Headers at once: a client learns the stream is open before its first answer.
+        await context.send_initial_metadata(())
+        async for answer in TransferStream(requests, self._answer).answers():
+            yield answer
+
+    async def _answer(
+        self, request: pb.PostTransfersRequest, answer: pb.PostTransfersStreamResponse
+    ) -> None:
+        outcomes = await self._service.post_transfers(requests_from_proto(request.transfers))
+        results_to_proto(outcomes, answer.response)
 
     async def GetTransfer(
         self, request: pb.GetTransferRequest, context: grpc.aio.ServicerContext
