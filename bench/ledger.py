@@ -10,6 +10,12 @@ process (bench/load.py):
 - unary_tps, unary_p50_ms, unary_p99_ms: PostTransfers with one transfer per call
   at 64 concurrent calls (earns issuance -> wallet, spends wallet -> revenue, spread
   over the wallets); unary_ratio = unary_tps / echo_rps;
+- stream_tps, stream_p99_ms: the same transfers over one PostTransfersStream, one
+  transfer per message, 64 messages in flight; stream_over_unary = stream_tps /
+  unary_tps;
+- the scaling table and chart, bench/results/ledger_scaling.md and .png: unary and
+  stream transfers/s and p99 at 1, 8, 64 and 256 in flight (the 64 rows are the
+  figures above);
 - batch_tps: PostTransfers with 1,000 such transfers per call, against
   sqlite_batch_tps: plain sqlite3 on a fresh file with the ledger's own migrations,
   one transaction per 1,000 transfers doing the statements the ledger must do (the
@@ -17,7 +23,9 @@ process (bench/load.py):
   and UPDATE the wallets' lots; WAL, synchronous=FULL; no gRPC, no service layer);
   batch_ratio = their quotient; batch_cpu_us_per_transfer beside
   sqlite_cpu_us_per_transfer, the same CPU figure for that plain-sqlite3 loop;
-- ledger_rss_mb: the ledger process's peak resident memory over the run.
+- ledger_rss_mb: the ledger process's peak resident memory over the run;
+- *_cpu_us_per_*: the ledger process's CPU time per call, message or transfer
+  (warm-up included): a figure other work on the machine disturbs less than rates.
 
 Then checks the program's balances against what was sent, so every measured
 transfer is known to have committed. Writes bench/results/ledger.json.
@@ -29,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import random
 import tempfile
 import time
@@ -40,7 +49,15 @@ import grpc
 from loyalty.ledger.v1 import ledger_service_pb2 as pb
 from loyalty.ledger.v1 import ledger_service_pb2_grpc as pb_grpc
 
-from bench.common import Target, peak_rss_mb, report, run_load, start_echo
+from bench.common import (
+    RESULTS_DIR,
+    LoadResult,
+    Target,
+    peak_rss_mb,
+    report,
+    run_load,
+    start_echo,
+)
 from bench.load import ECHO_METHOD, Call
 from services.kit.clock import MICROS_PER_SECOND, SystemClock
 from services.kit.logs import configure_logging
@@ -56,6 +73,9 @@ CONCURRENCY = 64
 BATCH = 1000
 BATCH_CONCURRENCY = 2
 POST_TRANSFERS = f"/{SERVICE_NAME}/PostTransfers"
+POST_TRANSFERS_STREAM = f"/{SERVICE_NAME}/PostTransfersStream"
+# In flight for the scaling table; 64 is the headline figures' own.
+SCALING = (1, 8, 64, 256)
 YEAR_US = 365 * 86_400 * MICROS_PER_SECOND
 # Issue 13's targets.
 TARGETS = [
@@ -64,6 +84,7 @@ TARGETS = [
     Target("batch_ratio", 0.6),
     Target("batch_cpu_us_per_transfer", 25, at_least=False),
     Target("ledger_rss_mb", 150, at_least=False),
+    Target("stream_over_unary", 2.5),
 ]
 
 
@@ -113,6 +134,21 @@ def transfer_calls(params: dict, lane: int) -> Iterator[Call]:
     while True:
         request = pb.PostTransfersRequest(transfers=[_transfer(next(specs)) for _ in range(batch)])
         yield request.SerializeToString(), ()
+
+
+def stream_calls(params: dict, lane: int) -> Iterator[Call]:
+    """The same workload as PostTransfersStream messages, each with its correlation id."""
+    specs = transfer_specs(params, lane)
+    batch = params["batch"]
+    for count in itertools.count(1):
+        message = pb.PostTransfersStreamRequest(
+            correlation_id=f"{lane}:{count}",
+            request=pb.PostTransfersRequest(
+                transfers=[_transfer(next(specs)) for _ in range(batch)]
+            ),
+        )
+        yield message.SerializeToString(), ()
+    raise AssertionError("unreachable")
 
 
 def sent_totals(params: dict, lane_calls: list[int]) -> tuple[int, int]:
@@ -352,14 +388,23 @@ async def run(seconds: float, wallets: int, batch_concurrency: int) -> dict:
                     seconds=seconds,
                     server_pid=echo.process.pid,
                 )
-                unary = await run_load(
-                    ledger_process.target,
-                    POST_TRANSFERS,
-                    workload,
-                    params("unary", 1),
-                    seconds=seconds,
-                    server_pid=ledger_process.process.pid,
-                )
+                phases: dict[tuple[str, int], LoadResult] = {}
+                for concurrency in SCALING:
+                    for mode, method, calls in (
+                        ("unary", POST_TRANSFERS, workload),
+                        ("stream", POST_TRANSFERS_STREAM, "bench.ledger:stream_calls"),
+                    ):
+                        phases[mode, concurrency] = await run_load(
+                            ledger_process.target,
+                            method,
+                            calls,
+                            params(f"{mode}{concurrency}", 1),
+                            concurrency=concurrency,
+                            seconds=seconds,
+                            server_pid=ledger_process.process.pid,
+                            stream=mode == "stream",
+                        )
+                unary, streamed = phases["unary", CONCURRENCY], phases["stream", CONCURRENCY]
                 batched = await run_load(
                     ledger_process.target,
                     POST_TRANSFERS,
@@ -371,7 +416,11 @@ async def run(seconds: float, wallets: int, batch_concurrency: int) -> dict:
                 )
                 rss = peak_rss_mb(ledger_process.process.pid)
                 earned = spent = 0
-                for prefix, batch, result in (("unary", 1, unary), ("batch", BATCH, batched)):
+                sent = [
+                    (f"{mode}{concurrency}", 1, result)
+                    for (mode, concurrency), result in phases.items()
+                ]
+                for prefix, batch, result in (*sent, ("batch", BATCH, batched)):
                     more_earned, more_spent = sent_totals(params(prefix, batch), result.lane_calls)
                     earned, spent = earned + more_earned, spent + more_spent
                 sample_amount = answer.results[0].transfer.amount
@@ -386,6 +435,7 @@ async def run(seconds: float, wallets: int, batch_concurrency: int) -> dict:
         print("  ledger: the balances do not match what was sent: some transfers were refused")
     unary_tps = unary.rps
     batch_tps = batched.rps * BATCH
+    write_scaling(phases, echoed.rps)
     return {
         "wallets": wallets,
         "seconds": seconds,
@@ -395,6 +445,9 @@ async def run(seconds: float, wallets: int, batch_concurrency: int) -> dict:
         "unary_ratio": round(unary_tps / echoed.rps, 3),
         "unary_p50_ms": round(unary.p50_ms, 2),
         "unary_p99_ms": round(unary.p99_ms, 2),
+        "stream_tps": round(streamed.rps, 1),
+        "stream_over_unary": round(streamed.rps / unary_tps, 2),
+        "stream_p99_ms": round(streamed.p99_ms, 2),
         "batch_concurrency": batch_concurrency,
         "batch_tps": round(batch_tps, 1),
         "sqlite_batch_tps": round(ceiling.tps, 1),
@@ -402,11 +455,60 @@ async def run(seconds: float, wallets: int, batch_concurrency: int) -> dict:
         "batch_p99_ms": round(batched.p99_ms, 2),
         "echo_cpu_us_per_call": round(echoed.server_cpu_us_per_call, 1),
         "unary_cpu_us_per_call": round(unary.server_cpu_us_per_call, 1),
+        "stream_cpu_us_per_message": round(streamed.server_cpu_us_per_call, 1),
         "batch_cpu_us_per_transfer": round(batched.server_cpu_us_per_call / BATCH, 1),
         "sqlite_cpu_us_per_transfer": round(ceiling.cpu_us_per_transfer, 1),
         "ledger_rss_mb": round(rss, 1),
         "verified": verified,
     }
+
+
+def write_scaling(phases: dict[tuple[str, int], LoadResult], echo_rps: float) -> None:
+    """bench/results/ledger_scaling.md (a table) and ledger_scaling.png (a chart):
+    transfers/s and p99 against the number in flight, unary and stream."""
+    rows = [
+        "| in flight | unary transfers/s | unary p99 ms | stream transfers/s | stream p99 ms |",
+        "| ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for concurrency in SCALING:
+        unary, streamed = phases["unary", concurrency], phases["stream", concurrency]
+        rows.append(
+            f"| {concurrency} | {unary.rps:,.0f} | {unary.p99_ms:,.1f}"
+            f" | {streamed.rps:,.0f} | {streamed.p99_ms:,.1f} |"
+        )
+    failed = {key: result.errors for key, result in phases.items() if result.errors}
+    note = [
+        "",
+        "One transfer per call or message; the gRPC echo at 64 in flight in the same run:"
+        f" {echo_rps:,.0f} calls/s.",
+        *([f"Failed calls: {failed}."] if failed else []),
+    ]
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    (RESULTS_DIR / "ledger_scaling.md").write_text("\n".join([*rows, *note]) + "\n")
+    plot_scaling(phases, RESULTS_DIR / "ledger_scaling.png")
+
+
+def plot_scaling(phases: dict[tuple[str, int], LoadResult], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    figure, (rate, tail) = pyplot.subplots(1, 2, figsize=(10, 4))
+    for mode in ("unary", "stream"):
+        rate.plot(SCALING, [phases[mode, c].rps for c in SCALING], marker="o", label=mode)
+        tail.plot(SCALING, [phases[mode, c].p99_ms for c in SCALING], marker="o", label=mode)
+    for axes, label in ((rate, "transfers/s"), (tail, "p99 latency (ms)")):
+        axes.set_xscale("log", base=2)
+        axes.set_xticks(SCALING, [str(c) for c in SCALING])
+        axes.set_xlabel("transfers in flight")
+        axes.set_ylabel(label)
+        axes.grid(True, alpha=0.3)
+        axes.legend()
+    figure.suptitle("Ledger: one transfer per call (unary) or per message (one stream)")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    pyplot.close(figure)
 
 
 def main(argv: list[str] | None = None) -> None:
