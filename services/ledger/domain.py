@@ -7,7 +7,7 @@ writes those changes. Enum values equal the protobuf contract's.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
 from operator import attrgetter
@@ -775,12 +775,20 @@ class Book:
 
     # -- the ledger's own transfers
 
-    def expire_lots(self, account_ids: Iterable[str]) -> list[Transfer]:
-        """Move every expired lot remainder of these accounts to their expiry account."""
+    def expire_lots(
+        self, account_ids: Iterable[str], only: Mapping[str, Collection[int]] | None = None
+    ) -> list[Transfer]:
+        """Move every expired lot remainder of these accounts to their expiry account;
+        for an account in `only`, just among the lots with those sequences."""
         expired: list[Transfer] = []
         now = self.now
         for account_id in account_ids:
-            open_lots = [lot for lot in self.lots.get(account_id, ()) if lot.remaining]
+            allowed = only.get(account_id) if only else None
+            open_lots = [
+                lot
+                for lot in self.lots.get(account_id, ())
+                if lot.remaining and (allowed is None or lot.sequence in allowed)
+            ]
             if not open_lots:
                 continue
             soonest = min(open_lots, key=_ORDER)
@@ -788,7 +796,7 @@ class Book:
                 continue  # nothing due
             account = self.accounts[account_id]
             target = self.accounts[account.expiry_account_id]
-            for lot in self._open_lots(account):
+            for lot in sorted(open_lots, key=_ORDER):
                 if lot.expires_at is None or lot.expires_at > self.now:
                     continue
                 amount = lot.remaining
