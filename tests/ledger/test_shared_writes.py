@@ -14,45 +14,15 @@ import pytest
 from services.kit.clock import MICROS_PER_SECOND, ManualClock
 from services.ledger import domain
 from services.ledger.domain import (
-    Account,
-    AccountKind,
     Result,
     TransferCode,
     TransferKind,
     TransferRequest,
 )
-from services.ledger.service import CommitSignal, LedgerService
 from services.ledger.store import LedgerStore
+from tests.support.ledger import SERVICE_WALLETS, moved, open_service
 
-WALLETS = ("w1", "w2", "w3")
-
-
-async def open_ledger(path, clock) -> tuple[LedgerStore, LedgerService]:
-    store = LedgerStore(path)
-    await store.open()
-    service = LedgerService(store, clock, CommitSignal())
-    await service.open_account(Account("iss", "points", AccountKind.PROGRAM_ISSUANCE))
-    await service.open_account(Account("brk", "points", AccountKind.BREAKAGE))
-    for wallet in WALLETS:
-        await service.open_account(
-            Account(
-                wallet,
-                "points",
-                AccountKind.MEMBER_WALLET,
-                debits_must_not_exceed_credits=True,
-                expiring_lots=True,
-                expiry_account_id="brk",
-            )
-        )
-    return store, service
-
-
-def moved(transfer_id, debit, credit, amount, **fields) -> TransferRequest:
-    fields.setdefault("kind", TransferKind.POSTED)
-    fields.setdefault("code", TransferCode.EARN)
-    return TransferRequest(
-        id=transfer_id, debit_account_id=debit, credit_account_id=credit, amount=amount, **fields
-    )
+WALLETS = SERVICE_WALLETS
 
 
 def batches_for(seed: int, now: int) -> list[list[TransferRequest]]:
@@ -111,8 +81,8 @@ def shape_of(outcomes) -> list[tuple]:
 @pytest.mark.parametrize("seed", range(4))
 async def test_shared_work_commits_what_one_call_after_another_commits(tmp_path, seed):
     clock = ManualClock()
-    together, together_service = await open_ledger(tmp_path / "together.db", clock)
-    apart, apart_service = await open_ledger(tmp_path / "apart.db", clock)
+    together, together_service = await open_service(tmp_path / "together.db", clock)
+    apart, apart_service = await open_service(tmp_path / "apart.db", clock)
     writes = 0
     write = together.write
 
@@ -135,7 +105,7 @@ async def test_shared_work_commits_what_one_call_after_another_commits(tmp_path,
 
 
 async def test_a_batch_that_breaks_the_shared_work_fails_alone(tmp_path, monkeypatch):
-    store, service = await open_ledger(tmp_path / "ledger.db", ManualClock())
+    store, service = await open_service(tmp_path / "ledger.db", ManualClock())
     post = domain.Book.post
 
     def breaks_on_boom(book, requests):

@@ -12,38 +12,21 @@ import pytest
 
 from services.kit.clock import MICROS_PER_SECOND, ManualClock
 from services.ledger.domain import (
-    Account,
-    AccountKind,
     Result,
     TransferCode,
     TransferKind,
     TransferRequest,
 )
-from services.ledger.service import CommitSignal, LedgerService
 from services.ledger.store import LedgerStore
+from tests.support.ledger import SERVICE_WALLETS, moved, open_service
 
-WALLETS = ("w1", "w2", "w3")
+WALLETS = SERVICE_WALLETS
 
 
 @pytest.fixture
 async def ledger(tmp_path):
-    store = LedgerStore(tmp_path / "ledger.db")
-    await store.open()
     clock = ManualClock()
-    service = LedgerService(store, clock, CommitSignal())
-    await service.open_account(Account("iss", "points", AccountKind.PROGRAM_ISSUANCE))
-    await service.open_account(Account("brk", "points", AccountKind.BREAKAGE))
-    for wallet in WALLETS:
-        await service.open_account(
-            Account(
-                wallet,
-                "points",
-                AccountKind.MEMBER_WALLET,
-                debits_must_not_exceed_credits=True,
-                expiring_lots=True,
-                expiry_account_id="brk",
-            )
-        )
+    store, service = await open_service(tmp_path / "ledger.db", clock)
     yield store, service, clock
     await store.close()
 
@@ -82,12 +65,7 @@ def assert_cache_matches_database(store: LedgerStore) -> None:
             )
 
 
-def request(transfer_id: str, debit: str, credit: str, amount: int, **fields) -> TransferRequest:
-    fields.setdefault("kind", TransferKind.POSTED)
-    fields.setdefault("code", TransferCode.EARN)
-    return TransferRequest(
-        id=transfer_id, debit_account_id=debit, credit_account_id=credit, amount=amount, **fields
-    )
+request = moved
 
 
 async def test_the_cache_follows_every_kind_of_write(ledger):
