@@ -240,6 +240,15 @@ class LedgerService:
     # -- transfers
 
     async def post_transfers(self, requests: list[TransferRequest]) -> list[TransferOutcome]:
+        outcomes = await self.submit(requests)
+        # Per call, so debug: at info it cost the hot path a JSON line per transfer call.
+        log.debug("transfers_posted", batch=len(requests))
+        return outcomes
+
+    def submit(self, requests: list[TransferRequest]) -> asyncio.Future[list[TransferOutcome]]:
+        """post_transfers without a coroutine of its own (a stream posts many at
+        once): validates now, raising InvalidArgument, and returns what the
+        outcomes will be delivered to."""
         validate_batch(requests)
         waiting = _Waiting(requests, asyncio.get_running_loop().create_future())
         self._waiting.append(waiting)
@@ -248,10 +257,7 @@ class LedgerService:
             flush = asyncio.create_task(self._flush())
             self._flushes.add(flush)
             flush.add_done_callback(self._flushes.discard)
-        outcomes = await waiting.future
-        # Per call, so debug: at info it cost the hot path a JSON line per transfer call.
-        log.debug("transfers_posted", batch=len(requests))
-        return outcomes
+        return waiting.future
 
     async def _flush(self) -> None:
         """Post what waits, as one unit of work in the writer's next group, until

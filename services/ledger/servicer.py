@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from enum import IntEnum
 from typing import TypeVar
@@ -244,14 +245,12 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
     ) -> AsyncIterator[pb.PostTransfersStreamResponse]:
         # Headers at once: a client learns the stream is open before its first answer.
         await context.send_initial_metadata(())
-        async for answer in TransferStream(requests, self._answer).answers():
+        stream = TransferStream(requests, self._submit, results_to_proto)
+        async for answer in stream.answers():
             yield answer
 
-    async def _answer(
-        self, request: pb.PostTransfersRequest, answer: pb.PostTransfersStreamResponse
-    ) -> None:
-        outcomes = await self._service.post_transfers(requests_from_proto(request.transfers))
-        results_to_proto(outcomes, answer.response)
+    def _submit(self, request: pb.PostTransfersRequest) -> asyncio.Future:
+        return self._service.submit(requests_from_proto(request.transfers))
 
     async def GetTransfer(
         self, request: pb.GetTransferRequest, context: grpc.aio.ServicerContext

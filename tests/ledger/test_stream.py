@@ -31,25 +31,45 @@ def message(correlation_id: str, *transfer_ids: str) -> pb.PostTransfersStreamRe
 
 
 class Gate:
-    """A post that waits until released, answering with the request's first id."""
+    """Submits that are answered only once the gate opens, with the request's first id."""
 
     def __init__(self) -> None:
         self.started: list[str] = []
         self.open = asyncio.Event()
-        self._changed = asyncio.Condition()
+        self._reached = asyncio.Event()
+        self._target = 0
+        self._waiters: set[asyncio.Task] = set()
 
     async def until_started(self, count: int) -> None:
-        async with self._changed:
-            await self._changed.wait_for(lambda: len(self.started) >= count)
+        self._target = count
+        if len(self.started) < count:
+            self._reached.clear()
+            await self._reached.wait()
 
-    async def post(self, request: pb.PostTransfersRequest, answer) -> None:
-        async with self._changed:
-            self.started.append(request.transfers[0].id if request.transfers else "")
-            self._changed.notify_all()
-        await self.open.wait()
+    def submit(self, request: pb.PostTransfersRequest) -> asyncio.Future:
+        self.started.append(request.transfers[0].id if request.transfers else "")
+        if self._target and len(self.started) >= self._target:
+            self._reached.set()
         if not request.transfers:
             raise InvalidArgument([FieldViolation("transfers", "at least one transfer")])
-        answer.response.results.add(id=request.transfers[0].id)
+        future = asyncio.get_running_loop().create_future()
+
+        async def answer_when_open() -> None:
+            await self.open.wait()
+            future.set_result(request.transfers[0].id)
+
+        waiter = asyncio.create_task(answer_when_open())
+        self._waiters.add(waiter)
+        waiter.add_done_callback(self._waiters.discard)
+        return future
+
+    @staticmethod
+    def fill(first_id: str, response: pb.PostTransfersResponse) -> None:
+        response.results.add(id=first_id)
+
+
+def stream_of(messages, gate: Gate) -> TransferStream:
+    return TransferStream(messages, gate.submit, gate.fill)
 
 
 async def feed(messages, done: asyncio.Event | None = None):
@@ -72,7 +92,7 @@ async def test_each_answer_carries_its_request_s_correlation_id():
     gate.open.set()
     messages = [message(f"c{n}", f"t{n}") for n in range(20)]
     messages.append(pb.PostTransfersStreamRequest(correlation_id="empty"))
-    answers = await collect(TransferStream(feed(messages), gate.post))
+    answers = await collect(stream_of(feed(messages), gate))
     by_id = {answer.correlation_id: answer for answer in answers}
     assert sorted(by_id) == sorted(m.correlation_id for m in messages)
     for n in range(20):
@@ -96,7 +116,7 @@ async def test_each_answer_carries_its_request_s_correlation_id():
 )
 async def test_a_protocol_error_ends_the_stream_after_answering_what_was_taken(bad, reason):
     gate = Gate()
-    stream = TransferStream(feed([message("c1", "t1"), message("c2", "t2"), bad]), gate.post)
+    stream = stream_of(feed([message("c1", "t1"), message("c2", "t2"), bad]), gate)
     answers: list[pb.PostTransfersStreamResponse] = []
 
     async def read() -> None:
@@ -116,7 +136,7 @@ async def test_a_protocol_error_ends_the_stream_after_answering_what_was_taken(b
 async def test_a_stream_stops_reading_past_its_limit_and_goes_on_as_answers_are_written():
     gate = Gate()
     total = MAX_IN_FLIGHT * 3
-    stream = TransferStream(feed(message(f"c{n}", f"t{n}") for n in range(total)), gate.post)
+    stream = stream_of(feed(message(f"c{n}", f"t{n}") for n in range(total)), gate)
     answers = asyncio.create_task(collect(stream))
     await gate.until_started(MAX_IN_FLIGHT)
     # However long the loop runs now, nothing more is taken until answers are written.
@@ -142,7 +162,7 @@ async def test_a_correlation_id_may_come_again_once_its_answer_is_written():
                 return
             yield item
 
-    stream = TransferStream(incoming(), gate.post)
+    stream = stream_of(incoming(), gate)
     answers = []
     async for answer in stream.answers():
         answers.append(answer)
