@@ -87,9 +87,25 @@ class _Stream:
     def __init__(self, call) -> None:
         self.call = call
         self.waiting: dict[str, asyncio.Future[ledger_pb.PostTransfersResponse]] = {}
-        self.write_lock = asyncio.Lock()
         self.ended = False
+        # grpc.aio takes one write at a time on a call, and a write cancelled halfway
+        # (a caller's deadline) would leave the call unusable: one task writes, and
+        # callers only wait, with their deadline, for their answers.
+        self._outgoing: asyncio.Queue[ledger_pb.PostTransfersStreamRequest] = asyncio.Queue()
+        self.writer = asyncio.create_task(self._write(), name="ledger-stream-writer")
         self.reader = asyncio.create_task(self._read(), name="ledger-stream-reader")
+
+    def send(self, message: ledger_pb.PostTransfersStreamRequest) -> None:
+        self._outgoing.put_nowait(message)
+
+    async def _write(self) -> None:
+        try:
+            while True:
+                message = await self._outgoing.get()
+                if message.correlation_id in self.waiting:  # not given up on yet
+                    await self.call.write(message)
+        except (grpc.aio.AioRpcError, grpc.aio.UsageError, asyncio.InvalidStateError) as error:
+            self.end(f"the stream to the ledger ended while writing ({type(error).__name__})")
 
     async def _read(self) -> None:
         why = "the stream to the ledger ended before this answer came"
@@ -112,6 +128,7 @@ class _Stream:
             raise
         finally:
             self.end(why)
+            self.writer.cancel()
 
     def end(self, why: str) -> None:
         """Every request still waiting gets UNAVAILABLE: its outcome is unknown."""
@@ -151,24 +168,16 @@ class StreamPoster:
             asyncio.get_running_loop().create_future()
         )
         stream.waiting[correlation_id] = future
+        stream.send(
+            ledger_pb.PostTransfersStreamRequest(correlation_id=correlation_id, request=request)
+        )
         try:
             async with asyncio.timeout(timeout):
-                async with stream.write_lock:
-                    if not stream.ended:
-                        await stream.call.write(
-                            ledger_pb.PostTransfersStreamRequest(
-                                correlation_id=correlation_id, request=request
-                            )
-                        )
                 return await future
         except TimeoutError:
             raise rpc_error(
                 grpc.StatusCode.DEADLINE_EXCEEDED, "the ledger did not answer in time"
             ) from None
-        except (grpc.aio.UsageError, asyncio.InvalidStateError) as error:
-            # The call finished under our write: its reader fails what waits.
-            stream.end(f"the stream to the ledger ended while writing ({error})")
-            return await future
         finally:
             stream.waiting.pop(correlation_id, None)
 
@@ -218,4 +227,5 @@ class StreamPoster:
             return
         stream.call.cancel()
         stream.reader.cancel()
-        await asyncio.gather(stream.reader, return_exceptions=True)
+        stream.writer.cancel()
+        await asyncio.gather(stream.reader, stream.writer, return_exceptions=True)
