@@ -6,8 +6,9 @@ import grpc
 import pytest
 from loyalty.games.v1 import games_service_pb2 as pb
 
-from services.kit.status import error_info, field_violations
-from tests.games.conftest import balance
+from services.kit.status import field_violations
+from tests.support.errors import expect_error
+from tests.support.ledger import balance
 
 RULES = pb.CatchGameConfig(
     display_name="Coffee rain",
@@ -73,16 +74,7 @@ async def submit(games, session, member=None, catches=None, claimed=0):
     )
 
 
-async def expect_error(call, code, reason=None):
-    with pytest.raises(grpc.aio.AioRpcError) as raised:
-        await call
-    assert raised.value.code() == code, raised.value.details()
-    if reason:
-        assert error_info(raised.value).reason == reason
-    return raised.value
-
-
-async def test_a_session_is_deterministic_and_replayable(game, ledger):
+async def test_a_session_is_deterministic_and_replayable(game, ledger, ledger_stub):
     session = await start(game, "m-1", "s1")
     again = await start(game, "m-1", "s1")
     assert again == session
@@ -92,7 +84,7 @@ async def test_a_session_is_deterministic_and_replayable(game, ledger):
     assert other.session_id != session.session_id
 
 
-async def test_honest_play_is_scored_on_the_server_and_paid_once(game, ledger):
+async def test_honest_play_is_scored_on_the_server_and_paid_once(game, ledger, ledger_stub):
     session = await start(game, "m-2", "s1")
     catches = honest_catches(session)
     ledger.clock.advance(RULES.duration_millis / 1000)
@@ -102,13 +94,13 @@ async def test_honest_play_is_scored_on_the_server_and_paid_once(game, ledger):
     assert result.awarded_points == min(score, RULES.session_score_cap)
     assert all(v.code == pb.CATCH_VERDICT_CODE_ACCEPTED for v in result.verdicts)
     assert result.transfer_id == f"catch:{session.session_id}:award"
-    assert await balance(ledger, "m-2") == result.awarded_points
+    assert await balance(ledger_stub, "m-2") == result.awarded_points
     replay = (await submit(game, session, catches=catches)).result
     assert replay == result
-    assert await balance(ledger, "m-2") == result.awarded_points
+    assert await balance(ledger_stub, "m-2") == result.awarded_points
 
 
-async def test_cheats_get_verdicts_and_score_nothing(game, ledger):
+async def test_cheats_get_verdicts_and_score_nothing(game, ledger, ledger_stub):
     session = await start(game, "m-3", "s1")
     first = honest_catches(session)[0]
     later = next(s for s in session.spawns if s.spawn_millis > first.catch_millis + 4_000)
@@ -132,7 +124,7 @@ async def test_cheats_get_verdicts_and_score_nothing(game, ledger):
     assert result.awarded_points == by_id[first.object_id]
 
 
-async def test_submissions_outside_the_games_real_time_are_refused(game, ledger):
+async def test_submissions_outside_the_games_real_time_are_refused(game, ledger, ledger_stub):
     session = await start(game, "m-4", "s1")
     ledger.clock.advance(RULES.duration_millis / 1000 - 1)
     await expect_error(
@@ -142,10 +134,10 @@ async def test_submissions_outside_the_games_real_time_are_refused(game, ledger)
     await expect_error(
         submit(game, session), grpc.StatusCode.FAILED_PRECONDITION, "SESSION_EXPIRED"
     )
-    assert await balance(ledger, "m-4") == 0
+    assert await balance(ledger_stub, "m-4") == 0
 
 
-async def test_only_the_owner_submits_and_only_once(game, ledger):
+async def test_only_the_owner_submits_and_only_once(game, ledger, ledger_stub):
     session = await start(game, "m-5", "s1")
     ledger.clock.advance(RULES.duration_millis / 1000)
     await expect_error(
@@ -166,7 +158,7 @@ async def test_only_the_owner_submits_and_only_once(game, ledger):
     )
 
 
-async def test_bad_submissions_are_invalid_and_change_nothing(game, ledger):
+async def test_bad_submissions_are_invalid_and_change_nothing(game, ledger, ledger_stub):
     session = await start(game, "m-7", "s1")
     ledger.clock.advance(RULES.duration_millis / 1000)
     error = await expect_error(
@@ -187,17 +179,17 @@ async def test_bad_submissions_are_invalid_and_change_nothing(game, ledger):
     assert (await submit(game, session)).result.awarded_points > 0
 
 
-async def test_the_daily_cap_clamps_awards_until_local_midnight(game, ledger):
+async def test_the_daily_cap_clamps_awards_until_local_midnight(game, ledger, ledger_stub):
     awarded = []
     for n in range(3):
         session = await start(game, "m-8", f"s{n}")
         ledger.clock.advance(RULES.duration_millis / 1000)
         awarded.append((await submit(game, session)).result.awarded_points)
     assert sum(awarded) == RULES.daily_points_cap
-    assert await balance(ledger, "m-8") == RULES.daily_points_cap
+    assert await balance(ledger_stub, "m-8") == RULES.daily_points_cap
 
 
-async def test_the_weekly_leaderboard_ranks_best_scores(game, ledger):
+async def test_the_weekly_leaderboard_ranks_best_scores(game, ledger, ledger_stub):
     scores = {}
     for member, keep in (("m-a", 1), ("m-b", 3), ("m-c", 2)):
         session = await start(game, member, "s1")

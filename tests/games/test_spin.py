@@ -5,31 +5,21 @@ from __future__ import annotations
 import asyncio
 
 import grpc
-import pytest
 from loyalty.games.v1 import games_service_pb2 as pb
 from loyalty.ledger.v1 import ledger_service_pb2 as ledger_pb
 
-from services.games import domain
-from services.kit.status import error_info, field_violations
-from tests.games.conftest import (
+from services.games.domain.draw import draw_segment
+from services.kit.status import field_violations
+from tests.support.errors import expect_error
+from tests.support.games import (
     STANDARD_WHEEL,
-    balance,
     create_stocked_wheel,
-    fund,
     item,
     points,
     seed_number,
     wheel_config,
 )
-
-
-async def expect_error(call, code: grpc.StatusCode, reason: str | None = None):
-    with pytest.raises(grpc.aio.AioRpcError) as raised:
-        await call
-    assert raised.value.code() == code, raised.value.details()
-    if reason is not None:
-        assert error_info(raised.value).reason == reason
-    return raised.value
+from tests.support.ledger import balance, fund
 
 
 async def create(games, wheel_id: str = "daily", config: pb.WheelConfig = STANDARD_WHEEL):
@@ -87,13 +77,13 @@ async def test_bad_wheels_are_refused_and_change_nothing(games):
     assert list(listed.wheels) == []
 
 
-async def test_a_spin_charges_once_pays_once_and_replays(games, ledger):
+async def test_a_spin_charges_once_pays_once_and_replays(games, ledger, ledger_stub):
     await create(games)
-    await fund(ledger, "m-1", 100)
+    await fund(ledger_stub, "m-1", 100)
     seed = await games.stub.GetSeedPair(pb.GetSeedPairRequest(member_id="m-1"))
     request = pb.SpinRequest(wheel_id="daily", member_id="m-1", request_id="r-1")
     spin = (await games.stub.Spin(request)).spin
-    expected = domain.draw_segment(seed_number(1), seed.seed_pair.client_seed, 0, [50, 30, 15, 5])
+    expected = draw_segment(seed_number(1), seed.seed_pair.client_seed, 0, [50, 30, 15, 5])
     assert (spin.proof.draw_value, spin.landed_segment_index) == (
         expected.value,
         expected.segment_index,
@@ -105,19 +95,19 @@ async def test_a_spin_charges_once_pays_once_and_replays(games, ledger):
     assert spin.spins_left_today == 4
     points_won = STANDARD_WHEEL.segments[spin.landed_segment_index].prize.points
     assert spin.points_balance_after == 90 + points_won
-    assert await balance(ledger, "m-1") == 90 + points_won
+    assert await balance(ledger_stub, "m-1") == 90 + points_won
 
     replay = (await games.stub.Spin(request)).spin
     assert replay == spin
-    assert await balance(ledger, "m-1") == 90 + points_won
-    assert await balance(ledger, "games:revenue") == 10
+    assert await balance(ledger_stub, "m-1") == 90 + points_won
+    assert await balance(ledger_stub, "games:revenue") == 10
     after = await games.stub.GetSeedPair(pb.GetSeedPairRequest(member_id="m-1"))
     assert after.seed_pair.nonce == 1
 
 
-async def test_too_few_points_draws_nothing_and_keeps_the_nonce(games, ledger):
+async def test_too_few_points_draws_nothing_and_keeps_the_nonce(games, ledger, ledger_stub):
     await create(games)
-    await fund(ledger, "m-2", 5)
+    await fund(ledger_stub, "m-2", 5)
     await expect_error(
         games.stub.Spin(pb.SpinRequest(wheel_id="daily", member_id="m-2", request_id="r-1")),
         grpc.StatusCode.FAILED_PRECONDITION,
@@ -125,14 +115,14 @@ async def test_too_few_points_draws_nothing_and_keeps_the_nonce(games, ledger):
     )
     seed = await games.stub.GetSeedPair(pb.GetSeedPairRequest(member_id="m-2"))
     assert seed.seed_pair.nonce == 0
-    assert await balance(ledger, "m-2") == 5
+    assert await balance(ledger_stub, "m-2") == 5
     plays = await games.stub.ListPlays(pb.ListPlaysRequest(member_id="m-2"))
     assert [(p.status, p.reason) for p in plays.plays] == [
         (pb.PLAY_STATUS_REJECTED, "INSUFFICIENT_POINTS")
     ]
 
 
-async def test_the_daily_limit_resets_at_midnight_in_the_wheels_zone(games, ledger):
+async def test_the_daily_limit_resets_at_midnight_in_the_wheels_zone(games, ledger, ledger_stub):
     await create(
         games, config=wheel_config(*STANDARD_WHEEL.segments, spins_per_day=2, cost_points=0)
     )
@@ -159,9 +149,9 @@ async def test_the_daily_limit_resets_at_midnight_in_the_wheels_zone(games, ledg
     assert spin.spins_left_today == 1
 
 
-async def test_rotation_reveals_the_seed_and_verifies_past_spins(games, ledger):
+async def test_rotation_reveals_the_seed_and_verifies_past_spins(games, ledger, ledger_stub):
     await create(games)
-    await fund(ledger, "m-4", 100)
+    await fund(ledger_stub, "m-4", 100)
     await games.stub.SetClientSeed(pb.SetClientSeedRequest(member_id="m-4", client_seed="my-luck"))
     spin = (
         await games.stub.Spin(pb.SpinRequest(wheel_id="daily", member_id="m-4", request_id="a"))
@@ -200,7 +190,9 @@ ONE_COFFEE_WHEEL = wheel_config(
 )
 
 
-async def test_the_last_unit_goes_to_exactly_one_of_many_concurrent_spins(games, ledger):
+async def test_the_last_unit_goes_to_exactly_one_of_many_concurrent_spins(
+    games, ledger, ledger_stub
+):
     await games.stub.CreateWheel(pb.CreateWheelRequest(wheel_id="coffee", config=ONE_COFFEE_WHEEL))
     stocked = await games.stub.StockWheel(
         pb.StockWheelRequest(
@@ -210,7 +202,7 @@ async def test_the_last_unit_goes_to_exactly_one_of_many_concurrent_spins(games,
     assert stocked.stock == 1
     members = [f"c-{n}" for n in range(12)]
     for member in members:
-        await fund(ledger, member, 10)
+        await fund(ledger_stub, member, 10)
     spins = await asyncio.gather(
         *(
             games.stub.Spin(pb.SpinRequest(wheel_id="coffee", member_id=m, request_id="go"))
@@ -223,12 +215,12 @@ async def test_the_last_unit_goes_to_exactly_one_of_many_concurrent_spins(games,
     assert len(fallbacks) == 11
     assert {s.fallback_reason for s in fallbacks} == {pb.FALLBACK_REASON_SOLD_OUT}
     assert {s.landed_segment_index for s in fallbacks} == {0}
-    assert await balance(ledger, "wheel:coffee:pool:prize:free-coffee") == 0
-    winners = [m for m in members if await balance(ledger, f"{m}/prize:free-coffee") == 1]
+    assert await balance(ledger_stub, "wheel:coffee:pool:prize:free-coffee") == 0
+    winners = [m for m in members if await balance(ledger_stub, f"{m}/prize:free-coffee") == 1]
     assert len(winners) == 1
     for member in members:
-        assert await balance(ledger, member) == 0  # each charged exactly once
-    assert await balance(ledger, "games:revenue") == 120
+        assert await balance(ledger_stub, member) == 0  # each charged exactly once
+    assert await balance(ledger_stub, "games:revenue") == 120
     wheel = (await games.stub.GetWheel(pb.GetWheelRequest(wheel_id="coffee"))).wheel
     assert wheel.odds_version == 2 and wheel.odds[1].sold_out
     # Restocking clears the mark in a new odds version.
@@ -255,7 +247,7 @@ async def test_the_last_unit_goes_to_exactly_one_of_many_concurrent_spins(games,
     )
 
 
-async def test_a_daily_win_cap_gives_the_fallback(games, ledger):
+async def test_a_daily_win_cap_gives_the_fallback(games, ledger, ledger_stub):
     config = wheel_config(
         pb.Segment(label="Try again", weight=0),
         pb.Segment(label="5 points", weight=1, prize=points(5), max_wins_per_member_per_day=1),
@@ -273,10 +265,10 @@ async def test_a_daily_win_cap_gives_the_fallback(games, ledger):
         pb.SPIN_OUTCOME_FALLBACK,
         pb.FALLBACK_REASON_CAP_REACHED,
     )
-    assert await balance(ledger, "m-6") == 5
+    assert await balance(ledger_stub, "m-6") == 5
 
 
-async def test_bad_spin_requests_change_nothing(games, ledger):
+async def test_bad_spin_requests_change_nothing(games, ledger, ledger_stub):
     await create(games)
     for request in (
         pb.SpinRequest(wheel_id="daily", member_id="m/1", request_id="r"),
@@ -299,7 +291,7 @@ async def test_bad_spin_requests_change_nothing(games, ledger):
     assert (await games.stub.ListPlays(pb.ListPlaysRequest(game_id="daily"))).plays == []
 
 
-async def test_plays_are_audited_and_paginated(games, ledger):
+async def test_plays_are_audited_and_paginated(games, ledger, ledger_stub):
     await create(games, config=wheel_config(*STANDARD_WHEEL.segments, cost_points=0))
     for n in range(3):
         await games.stub.Spin(pb.SpinRequest(wheel_id="daily", member_id="m-7", request_id=f"r{n}"))
@@ -322,7 +314,7 @@ async def test_plays_are_audited_and_paginated(games, ledger):
     assert all(p.proof.server_seed_sha256 for p in plays)
 
 
-async def test_wheel_stats_compare_draws_with_the_odds(games, ledger):
+async def test_wheel_stats_compare_draws_with_the_odds(games, ledger, ledger_stub):
     await create(
         games, config=wheel_config(*STANDARD_WHEEL.segments, cost_points=0, spins_per_day=0)
     )
@@ -335,15 +327,15 @@ async def test_wheel_stats_compare_draws_with_the_odds(games, ledger):
     assert 0.0 <= stats.p_value <= 1.0
 
 
-async def test_points_spent_elsewhere_are_refused_by_the_chain_itself(games, ledger):
+async def test_points_spent_elsewhere_are_refused_by_the_chain_itself(games, ledger, ledger_stub):
     """The service remembers the balance of the last spin to spare a read; when
     the member spent points elsewhere since, the ledger's chain refuses the spin."""
     await create(games)
-    await fund(ledger, "m-9", 20)
+    await fund(ledger_stub, "m-9", 20)
     first = (
         await games.stub.Spin(pb.SpinRequest(wheel_id="daily", member_id="m-9", request_id="1"))
     ).spin
-    spend = await ledger.stub.PostTransfers(
+    spend = await ledger_stub.PostTransfers(
         ledger_pb.PostTransfersRequest(
             transfers=[
                 ledger_pb.Transfer(
@@ -363,14 +355,14 @@ async def test_points_spent_elsewhere_are_refused_by_the_chain_itself(games, led
         grpc.StatusCode.FAILED_PRECONDITION,
         "INSUFFICIENT_POINTS",
     )
-    assert await balance(ledger, "m-9") == 0
+    assert await balance(ledger_stub, "m-9") == 0
     seed = await games.stub.GetSeedPair(pb.GetSeedPairRequest(member_id="m-9"))
     assert seed.seed_pair.nonce == 1
     rejected = (await games.stub.ListPlays(pb.ListPlaysRequest(member_id="m-9"))).plays[-1]
     assert rejected.status == pb.PLAY_STATUS_REJECTED
     assert not rejected.proof.draw_value and rejected.landed_segment_index == -1
     # The rejected draw's nonce is drawn again by the next spin.
-    await fund(ledger, "m-9", 10, transfer_id="fund-again")
+    await fund(ledger_stub, "m-9", 10, transfer_id="fund-again")
     again = (
         await games.stub.Spin(pb.SpinRequest(wheel_id="daily", member_id="m-9", request_id="3"))
     ).spin
