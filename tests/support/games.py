@@ -140,10 +140,21 @@ async def start_games(
 
 
 @dataclass
+class Commits:
+    """Counts the group commits of a store."""
+
+    count: int = 0
+
+    def tick(self) -> None:
+        self.count += 1
+
+
+@dataclass
 class GamesRig:
     """The games' use cases over a temporary store and an in-process ledger: no gRPC."""
 
     games: Games
+    commits: Commits
     ledger: InProcessLedger
     wheels: Wheels
     seeds: Seeds
@@ -163,11 +174,19 @@ class GamesRig:
 async def open_rig(directory: Path, clock: Clock, seeds: Callable[[], bytes]) -> GamesRig:
     ledger = InProcessLedger(directory / "ledger.db", clock)
     await ledger.open()
-    store = GamesStore(directory / "games.db")
+    commits = Commits()
+    store = GamesStore(directory / "games.db", on_commit=commits.tick)
     await store.open()
     client = GamesLedger(ledger, timeout=2.0)
     outbox = LedgerOutbox(store, ledger, clock, outbox_handlers(clock), timeout=2.0)
     games = Games(store, client, outbox, clock, new_seed=seeds)
     return GamesRig(
-        games, ledger, Wheels(games), Seeds(games), Spins(games), Plays(games), Catch(games)
+        games,
+        commits,
+        ledger,
+        Wheels(games),
+        Seeds(games),
+        Spins(games),
+        Plays(games),
+        Catch(games),
     )

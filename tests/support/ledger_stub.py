@@ -24,12 +24,15 @@ def _rpc_error(code: grpc.StatusCode, details: str, trailing=()) -> grpc.aio.Aio
 
 
 class InProcessLedger:
-    """Open with `await ledger.open()`; `reachable = False` makes every call UNAVAILABLE."""
+    """Open with `await ledger.open()`; `reachable = False` makes every call
+    UNAVAILABLE, and `refuse_next[method] = code` fails that method's next call
+    with `code` (INVALID_ARGUMENT, say) before the ledger sees it."""
 
     def __init__(self, path, clock: Clock) -> None:
         self.store = LedgerStore(path)
         self._servicer = LedgerServicer(LedgerService(self.store, clock, CommitSignal()))
         self.reachable = True
+        self.refuse_next: dict[str, grpc.StatusCode] = {}
         self.calls: list[str] = []
 
     async def open(self) -> None:
@@ -47,6 +50,8 @@ class InProcessLedger:
             self.calls.append(method)
             if not self.reachable:
                 raise _rpc_error(grpc.StatusCode.UNAVAILABLE, "the ledger is unreachable")
+            if method in self.refuse_next:
+                raise _rpc_error(self.refuse_next.pop(method), "refused by the test")
             try:
                 return await handler(request, None)
             except ServiceError as error:
