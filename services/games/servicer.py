@@ -69,6 +69,9 @@ def wheel_config_from_proto(message: pb.WheelConfig) -> WheelConfig:
                 weight=segment.weight,
                 prize=prize_from_proto(segment.prize),
                 max_wins_per_member_per_day=segment.max_wins_per_member_per_day,
+                color=segment.color,
+                icon=segment.icon,
+                short_label=segment.short_label,
             )
             for segment in message.segments
         ),
@@ -121,6 +124,9 @@ def wheel_config_to_proto(config: WheelConfig) -> pb.WheelConfig:
                 weight=segment.weight,
                 prize=prize_to_proto(segment.prize),
                 max_wins_per_member_per_day=segment.max_wins_per_member_per_day,
+                color=segment.color,
+                icon=segment.icon,
+                short_label=segment.short_label,
             )
             for segment in config.segments
         ],

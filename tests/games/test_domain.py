@@ -108,6 +108,18 @@ def test_an_independent_node_implementation_reproduces_every_vector():
     assert output["uniform"] == [{"value": v["value"]} for v in VECTORS["uniform"]]
 
 
+def test_rejection_sampling_draws_again_at_the_limit_itself():
+    """No known-answer vector reaches the boundary, so the words are scripted: the
+    largest multiple of n is the first value rejected (accepting it would make 0
+    one word likelier than the rest)."""
+    for n in (3, 10, 2**31 + 1):
+        limit = (2**32 // n) * n
+        words = iter([limit, limit + 1 if limit + 1 < 2**32 else limit, 7])
+        assert draws.uniform_below(lambda words=words: next(words), n) == 7 % n
+        below = iter([limit - 1])
+        assert draws.uniform_below(lambda below=below: next(below), n) == (limit - 1) % n
+
+
 def test_uniform_below_refuses_impossible_ranges():
     for n in (0, -1, 2**32 + 1):
         with pytest.raises(ValueError):
@@ -496,18 +508,13 @@ def test_submission_fingerprints_tell_replays_from_new_attempts():
 VERIFIER = Path(__file__).parents[2] / "tools" / "verify_spin.py"
 
 
-@pytest.mark.parametrize(
-    "vector", VECTORS["draws"][:4], ids=lambda v: f"{v['client_seed']}:{v['nonce']}"
-)
-def test_the_standalone_verifier_agrees_with_the_vectors(vector):
-    seed = vector["server_seed"]
-    arguments = [
+def verifier(vector: dict, seed: str) -> list[str]:
+    """tools/verify_spin.py's command line for a vector's spin with `seed`."""
+    return [
         sys.executable,
         str(VERIFIER),
         "--server-seed",
         seed,
-        "--commitment",
-        hashlib.sha256(bytes.fromhex(seed)).hexdigest(),
         "--client-seed",
         vector["client_seed"],
         "--nonce",
@@ -515,6 +522,15 @@ def test_the_standalone_verifier_agrees_with_the_vectors(vector):
         "--weights",
         ",".join(map(str, vector["weights"])),
     ]
+
+
+@pytest.mark.parametrize(
+    "vector", VECTORS["draws"][:4], ids=lambda v: f"{v['client_seed']}:{v['nonce']}"
+)
+def test_the_standalone_verifier_agrees_with_the_vectors(vector):
+    seed = vector["server_seed"]
+    commitment = hashlib.sha256(bytes.fromhex(seed)).hexdigest()
+    arguments = [*verifier(vector, seed), "--commitment", commitment]
     honest = subprocess.run(
         [*arguments, "--expect-segment", str(vector["segment_index"])], check=False
     )
@@ -524,3 +540,15 @@ def test_the_standalone_verifier_agrees_with_the_vectors(vector):
         [*arguments, "--expect-segment", str(wrong)], capture_output=True, check=False
     )
     assert tampered.returncode == 1
+
+
+def test_the_standalone_verifier_refuses_to_verify_without_the_commitment():
+    """A tampered seed with no commitment to check it against is not verified."""
+    without = subprocess.run(
+        verifier(VECTORS["draws"][0], "ff" * 32),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert without.returncode != 0
+    assert "--commitment" in without.stderr

@@ -9,17 +9,19 @@ from loyalty.games.v1 import games_service_pb2 as pb
 from loyalty.ledger.v1 import ledger_service_pb2 as ledger_pb
 
 from services.games.domain.draw import draw_segment
-from services.kit.status import field_violations
+from services.kit.status import error_info, field_violations
 from tests.support.errors import expect_error
 from tests.support.games import (
     STANDARD_WHEEL,
     create_stocked_wheel,
     item,
+    plays_of,
     points,
     seed_number,
+    spin,
     wheel_config,
 )
-from tests.support.ledger import balance, fund
+from tests.support.ledger import balance, fund, post, posted
 
 
 async def create(games, wheel_id: str = "daily", config: pb.WheelConfig = STANDARD_WHEEL):
@@ -327,6 +329,15 @@ async def test_wheel_stats_compare_draws_with_the_odds(games, ledger, ledger_stu
     assert 0.0 <= stats.p_value <= 1.0
 
 
+async def spend_everything_elsewhere(ledger_stub, member: str, amount: int) -> None:
+    """The member redeems `amount` outside games, which does not see it."""
+    (result,) = await post(
+        ledger_stub,
+        posted("elsewhere", member, "games:revenue", amount, code=ledger_pb.TRANSFER_CODE_REDEEM),
+    )
+    assert result.code == ledger_pb.TRANSFER_RESULT_CODE_OK
+
+
 async def test_points_spent_elsewhere_are_refused_by_the_chain_itself(games, ledger, ledger_stub):
     """The service remembers the balance of the last spin to spare a read; when
     the member spent points elsewhere since, the ledger's chain refuses the spin."""
@@ -335,21 +346,7 @@ async def test_points_spent_elsewhere_are_refused_by_the_chain_itself(games, led
     first = (
         await games.stub.Spin(pb.SpinRequest(wheel_id="daily", member_id="m-9", request_id="1"))
     ).spin
-    spend = await ledger_stub.PostTransfers(
-        ledger_pb.PostTransfersRequest(
-            transfers=[
-                ledger_pb.Transfer(
-                    id="elsewhere",
-                    debit_account_id="m-9",
-                    credit_account_id="games:revenue",
-                    amount=first.points_balance_after,
-                    code=ledger_pb.TRANSFER_CODE_REDEEM,
-                    kind=ledger_pb.TRANSFER_KIND_POSTED,
-                )
-            ]
-        )
-    )
-    assert spend.results[0].code == ledger_pb.TRANSFER_RESULT_CODE_OK
+    await spend_everything_elsewhere(ledger_stub, "m-9", first.points_balance_after)
     await expect_error(
         games.stub.Spin(pb.SpinRequest(wheel_id="daily", member_id="m-9", request_id="2")),
         grpc.StatusCode.FAILED_PRECONDITION,
@@ -367,3 +364,72 @@ async def test_points_spent_elsewhere_are_refused_by_the_chain_itself(games, led
         await games.stub.Spin(pb.SpinRequest(wheel_id="daily", member_id="m-9", request_id="3"))
     ).spin
     assert again.proof.nonce == 1
+
+
+def reveals_a_draw(play: pb.Play) -> bool:
+    """Whether an audit entry shows anything of where its spin's draw landed."""
+    return bool(
+        play.proof.draw_value
+        or play.proof.drawn_segment_index != -1
+        or play.landed_segment_index != -1
+        or play.HasField("prize")
+        or play.reason in ("SOLD_OUT", "CAP_REACHED")
+    )
+
+
+async def test_an_unpaid_draw_is_never_shown_so_it_cannot_be_chosen(games, ledger, ledger_stub):
+    """The attack: games still believes from its cached balance that the member can
+    pay, draws and records the spin, and the ledger refuses the cost. The nonce
+    stays, so the next paid spin on this seed pair gives exactly that draw; had
+    anything shown it, the member could pay for a good one or reroll a bad one
+    with SetClientSeed. Nothing the member can read shows it."""
+    await create(games, config=wheel_config(*STANDARD_WHEEL.segments, spins_per_day=0))
+    await fund(ledger_stub, "m-10", 20)
+    first = await spin(games.stub, "daily", "m-10", "r-1")
+    await spend_everything_elsewhere(ledger_stub, "m-10", first.points_balance_after)
+    error = await expect_error(
+        games.stub.Spin(pb.SpinRequest(wheel_id="daily", member_id="m-10", request_id="r-2")),
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "INSUFFICIENT_POINTS",
+    )
+    unpaid_id = error_info(error).metadata["spin_id"]
+
+    # Everything the member can read between the refusal and paying again.
+    plays = await plays_of(games.stub, "m-10")
+    unpaid = [p for p in plays if p.play_id == unpaid_id]
+    assert [p.status for p in unpaid] == [pb.PLAY_STATUS_PENDING, pb.PLAY_STATUS_REJECTED]
+    await expect_error(
+        games.stub.VerifySpin(pb.VerifySpinRequest(spin_id=unpaid_id)),
+        grpc.StatusCode.NOT_FOUND,
+        "SPIN_NOT_FOUND",
+    )
+    assert not any(reveals_a_draw(p) for p in unpaid)
+
+    # The member pays: the next spin draws that nonce again, and nothing read before
+    # said what it gives.
+    await fund(ledger_stub, "m-10", 10, transfer_id="fund-again")
+    paid = await spin(games.stub, "daily", "m-10", "r-3")
+    assert paid.proof.nonce == unpaid[0].proof.nonce
+    assert paid.proof.draw_value not in [p.proof.draw_value for p in unpaid]
+
+
+async def test_published_odds_are_the_effective_odds_once_a_prize_sells_out(games, ledger_stub):
+    await games.stub.CreateWheel(pb.CreateWheelRequest(wheel_id="coffee", config=ONE_COFFEE_WHEEL))
+    await games.stub.StockWheel(
+        pb.StockWheelRequest(
+            wheel_id="coffee", unit="prize:free-coffee", quantity=1, request_id="s"
+        )
+    )
+    for member in ("a", "b"):
+        await fund(ledger_stub, member, 10)
+        await spin(games.stub, "coffee", member, "go")
+    wheel = (await games.stub.GetWheel(pb.GetWheelRequest(wheel_id="coffee"))).wheel
+    fallback, coffee = wheel.odds
+    assert coffee.sold_out and (coffee.weight, coffee.basis_points, coffee.percent) == (
+        0,
+        0,
+        "0.00",
+    )
+    assert (fallback.weight, fallback.total_weight, fallback.percent) == (1, 1, "100.00")
+    assert [o.draw_weight for o in wheel.odds] == [0, 1]  # what the draw is taken over
+    assert sum(o.basis_points for o in wheel.odds) == 10_000

@@ -5,6 +5,7 @@ and where the wheel stops for a draw."""
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass
 
@@ -13,8 +14,12 @@ from services.games.domain.canonical import canonical_json
 from services.games.domain.draw import ALGORITHM
 from services.kit.errors import Violations
 from services.kit.ids import POINTS, PRIZE_UNIT, check_id
+from services.kit.text import shown
 
 MAX_SEGMENTS = 64
+COLOR = re.compile(r"#[0-9A-Fa-f]{6}")
+ICON = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
+MAX_SHORT_LABEL = 16
 MAX_TOTAL_WEIGHT = 1_000_000_000
 BASIS_POINTS_TOTAL = 10_000
 # The canonical form `config_sha256` hashes (docs/games.md, "The configuration hash").
@@ -51,6 +56,10 @@ class Segment:
     weight: int
     prize: Prize = NOTHING
     max_wins_per_member_per_day: int = 0
+    # How a frontend draws the slice; no rule reads them.
+    color: str = ""
+    icon: str = ""
+    short_label: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +96,26 @@ def validate_prize(prize: Prize, path: str, violations: Violations) -> None:
         violations.add(f"{path}.points", "must be at least 1")
 
 
+def validate_display(segment: Segment, where: str, violations: Violations) -> None:
+    if segment.color:
+        violations.check(
+            COLOR.fullmatch(segment.color) is not None,
+            f"{where}.color",
+            f'must be a CSS hex colour like "#FFB400", got {shown(segment.color)}',
+        )
+    if segment.icon:
+        violations.check(
+            ICON.fullmatch(segment.icon) is not None,
+            f"{where}.icon",
+            f"must be 1 to 40 lower-case letters, digits or -, got {shown(segment.icon)}",
+        )
+    violations.check(
+        len(segment.short_label) <= MAX_SHORT_LABEL and segment.short_label.isprintable(),
+        f"{where}.short_label",
+        f"must be at most {MAX_SHORT_LABEL} printable characters",
+    )
+
+
 def validate_wheel_config(config: WheelConfig, path: str = "config") -> None:
     """Raises InvalidArgument naming every bad field."""
     violations = Violations()
@@ -106,6 +135,7 @@ def validate_wheel_config(config: WheelConfig, path: str = "config") -> None:
                 "must not be negative",
             )
             validate_prize(segment.prize, f"{where}.prize", violations)
+            validate_display(segment, where, violations)
         total = sum(segment.weight for segment in segments)
         violations.check(total > 0, f"{path}.segments", "the weights must add up to more than 0")
         violations.check(
@@ -160,6 +190,9 @@ def canonical_document(config: WheelConfig, sold_out: Collection[int]) -> dict:
                     "weight": segment.weight,
                     "prize": _prize_form(segment.prize),
                     "max_wins_per_member_per_day": segment.max_wins_per_member_per_day,
+                    "color": segment.color,
+                    "icon": segment.icon,
+                    "short_label": segment.short_label,
                 }
                 for segment in config.segments
             ],
