@@ -17,6 +17,7 @@ from services.games.domain.records import (
     PlayKind,
     PlayStatus,
     SeedPair,
+    SpinRecord,
     WheelVersion,
 )
 from services.games.domain.wheel import (
@@ -107,12 +108,13 @@ def catch_config_from_proto(message: pb.CatchGameConfig) -> CatchConfig:
 # ---------------------------------------------------------------- to protobuf
 
 
-def prize_to_proto(prize: Prize) -> pb.Prize:
+def prize_to_proto(prize: Prize) -> pb.Prize | None:
+    """The prize, or None (the field left unset) for nothing."""
     if prize.unit:
         return pb.Prize(item=pb.PrizeItem(unit=prize.unit, quantity=prize.quantity))
     if prize.points:
         return pb.Prize(points=prize.points)
-    return pb.Prize()
+    return None
 
 
 def wheel_config_to_proto(config: WheelConfig) -> pb.WheelConfig:
@@ -192,6 +194,12 @@ def seed_pair_to_proto(pair: SeedPair) -> pb.SeedPair:
     )
 
 
+def spin_outcome(spin: SpinRecord) -> int:
+    if spin.fallback_reason:
+        return pb.SPIN_OUTCOME_FALLBACK
+    return pb.SPIN_OUTCOME_NO_PRIZE if spin.prize.is_nothing else pb.SPIN_OUTCOME_WON
+
+
 def spin_to_proto(view: SpinView) -> pb.Spin:
     spin = view.spin
     return pb.Spin(
@@ -199,7 +207,7 @@ def spin_to_proto(view: SpinView) -> pb.Spin:
         wheel_id=spin.wheel_id,
         member_id=spin.member_id,
         request_id=spin.request_id,
-        outcome=pb.SPIN_OUTCOME_FALLBACK if spin.fallback_reason else pb.SPIN_OUTCOME_WON,
+        outcome=spin_outcome(spin),
         fallback_reason=FALLBACK_REASONS.get(spin.fallback_reason, 0),
         landed_segment_index=spin.landed_index,
         prize=prize_to_proto(spin.prize),
@@ -325,7 +333,7 @@ def play_to_proto(play: Play) -> pb.Play:
                     points_today=counters.points_today,
                 )
             )
-    if detail.prize is not None:
+    if detail.prize is not None and not detail.prize.is_nothing:
         message.prize.CopyFrom(prize_to_proto(detail.prize))
     if detail.proof is not None:
         proof = detail.proof
@@ -373,8 +381,17 @@ class GamesServicer(pb_grpc.GamesServiceServicer):
     async def UpdateWheel(
         self, request: pb.UpdateWheelRequest, context: grpc.aio.ServicerContext
     ) -> pb.UpdateWheelResponse:
+        # AIP-134: without a mask, the fields the request sets are the ones to change.
+        paths = (
+            list(request.update_mask.paths)
+            if request.HasField("update_mask")
+            else [field.name for field, _ in request.config.ListFields()]
+        )
         wheel = await self._wheels.update_wheel(
-            request.wheel_id, wheel_config_from_proto(request.config), request.expected_odds_version
+            request.wheel_id,
+            wheel_config_from_proto(request.config),
+            paths,
+            request.expected_odds_version,
         )
         return pb.UpdateWheelResponse(wheel=wheel_to_proto(wheel))
 

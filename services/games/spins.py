@@ -50,7 +50,6 @@ from services.kit.errors import (
     AlreadyExists,
     FailedPrecondition,
     NotFound,
-    ResourceExhausted,
     ServiceError,
     Unavailable,
 )
@@ -398,7 +397,9 @@ class Spins:
                 "WHEEL_NOT_ACTIVE", f"wheel {shown(wheel_id)} is outside its active window"
             )
         elif config.spins_per_day and used >= config.spins_per_day:
-            refusal = ResourceExhausted(
+            # A rule of the wheel, not load: FAILED_PRECONDITION (RESOURCE_EXHAUSTED is
+            # the gateway's rate limit, which a client may retry after a while).
+            refusal = FailedPrecondition(
                 "SPIN_LIMIT_REACHED",
                 f"{config.spins_per_day} spins per day; the next day starts at "
                 f"{to_datetime(calendar.next_day_start_us(now, zone)).isoformat()}",

@@ -3,6 +3,7 @@ compare their observed draws with their odds."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import structlog
@@ -12,7 +13,13 @@ from services.games.domain import calendar
 from services.games.domain.calendar import Allowance
 from services.games.domain.records import Stocking, StockingStatus, WheelVersion
 from services.games.domain.stats import GoodnessOfFit, chi_square_test
-from services.games.domain.wheel import WheelConfig, segments_paid_from, validate_wheel_config
+from services.games.domain.wheel import (
+    WheelConfig,
+    check_update_paths,
+    segments_paid_from,
+    updated_config,
+    validate_wheel_config,
+)
 from services.games.ledger import issuance, pool, stocking, stocking_id
 from services.games.store import GamesUnit
 from services.kit.clock import Clock
@@ -170,13 +177,18 @@ class Wheels:
         return result
 
     async def update_wheel(
-        self, wheel_id: str, config: WheelConfig, expected_version: int
+        self,
+        wheel_id: str,
+        patch: WheelConfig,
+        paths: Sequence[str],
+        expected_version: int,
     ) -> WheelVersion:
+        """Changes the fields `paths` names to their values in `patch` (AIP-134)."""
         violations = Violations()
         check_id(violations, "wheel_id", wheel_id, RESOURCE_ID)
         violations.check(expected_version >= 0, "expected_odds_version", "must not be negative")
         violations.raise_if_any()
-        validate_wheel_config(config)
+        check_update_paths(paths)
         now = self._games.clock.now_us()
 
         def update(unit: GamesUnit) -> WheelVersion:
@@ -187,10 +199,13 @@ class Wheels:
                     f"the current odds version is {current.version}, not {expected_version}",
                     {"odds_version": str(current.version)},
                 )
+            config = updated_config(current.config, patch, paths)
+            validate_wheel_config(config)
+            # New weights or prizes make a new wheel: sold-out marks start afresh.
             return unit.add_wheel_version(wheel_id, config, (), now)
 
         wheel = await self._store.write(update)
-        log.info("wheel_updated", wheel_id=wheel_id, odds_version=wheel.version)
+        log.info("wheel_updated", wheel_id=wheel_id, odds_version=wheel.version, fields=list(paths))
         return wheel
 
     async def get_wheel(self, wheel_id: str, member_id: str, version: int) -> WheelView:

@@ -90,7 +90,8 @@ async def test_a_spin_charges_once_pays_once_and_replays(games, ledger, ledger_s
         expected.value,
         expected.segment_index,
     )
-    assert spin.outcome == pb.SPIN_OUTCOME_WON
+    won = STANDARD_WHEEL.segments[spin.landed_segment_index].prize.WhichOneof("kind")
+    assert spin.outcome == (pb.SPIN_OUTCOME_WON if won else pb.SPIN_OUTCOME_NO_PRIZE)
     assert spin.proof.server_seed_sha256 == seed.seed_pair.server_seed_sha256
     assert spin.proof.server_seed == ""  # not revealed before rotation
     assert spin.transfer_ids[0] == f"spin:{spin.spin_id}:cost"
@@ -134,7 +135,7 @@ async def test_the_daily_limit_resets_at_midnight_in_the_wheels_zone(games, ledg
         )
     await expect_error(
         games.stub.Spin(pb.SpinRequest(wheel_id="daily", member_id="m-3", request_id="r-2")),
-        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.FAILED_PRECONDITION,
         "SPIN_LIMIT_REACHED",
     )
     wheel = (await games.stub.GetWheel(pb.GetWheelRequest(wheel_id="daily", member_id="m-3"))).wheel
@@ -142,7 +143,8 @@ async def test_the_daily_limit_resets_at_midnight_in_the_wheels_zone(games, ledg
     ledger.clock.set(wheel.allowance.reset_time.ToMicroseconds() - 1)
     await expect_error(
         games.stub.Spin(pb.SpinRequest(wheel_id="daily", member_id="m-3", request_id="r-3")),
-        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "SPIN_LIMIT_REACHED",
     )
     ledger.clock.set(wheel.allowance.reset_time.ToMicroseconds())
     spin = (
@@ -433,3 +435,15 @@ async def test_published_odds_are_the_effective_odds_once_a_prize_sells_out(game
     assert (fallback.weight, fallback.total_weight, fallback.percent) == (1, 1, "100.00")
     assert [o.draw_weight for o in wheel.odds] == [0, 1]  # what the draw is taken over
     assert sum(o.basis_points for o in wheel.odds) == 10_000
+
+
+async def test_a_segment_with_no_prize_has_its_own_outcome(games):
+    never_wins = wheel_config(
+        pb.Segment(label="Try again", weight=1),
+        pb.Segment(label="20 points", weight=0, prize=points(20)),
+        cost_points=0,
+    )
+    await create(games, "nothing", never_wins)
+    result = await spin(games.stub, "nothing", "m-11", "r-1")
+    assert (result.outcome, result.fallback_reason) == (pb.SPIN_OUTCOME_NO_PRIZE, 0)
+    assert not result.prize.WhichOneof("kind")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Collection, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from services.games.domain.calendar import check_zone
 from services.games.domain.canonical import canonical_json
@@ -164,6 +164,42 @@ def validate_wheel_config(config: WheelConfig, path: str = "config") -> None:
             config.start_us < config.end_us, f"{path}.end_time", "must be after start_time"
         )
     violations.raise_if_any()
+
+
+# ---------------------------------------------------------------- partial updates
+
+# The API's names of the fields an update may change (AIP-134), and ours.
+UPDATABLE = {
+    "display_name": "display_name",
+    "segments": "segments",
+    "fallback_segment_index": "fallback_segment_index",
+    "cost_points": "cost_points",
+    "spins_per_day": "spins_per_day",
+    "time_zone": "time_zone",
+    "start_time": "start_us",
+    "end_time": "end_us",
+}
+EVERYTHING = "*"
+
+
+def check_update_paths(paths: Sequence[str]) -> None:
+    """INVALID_ARGUMENT naming each path an update cannot change, or none at all."""
+    violations = Violations()
+    violations.check(bool(paths), "update_mask", "nothing to change: set a field or name it")
+    for index, path in enumerate(paths):
+        violations.check(
+            path in UPDATABLE or (path == EVERYTHING and len(paths) == 1),
+            f"update_mask.paths[{index}]",
+            f"must be one of {', '.join(UPDATABLE)} or {EVERYTHING!r} alone, got {shown(path)}",
+        )
+    violations.raise_if_any()
+
+
+def updated_config(current: WheelConfig, patch: WheelConfig, paths: Sequence[str]) -> WheelConfig:
+    """`current` with the fields `paths` names taken from `patch` ("*": all of them)."""
+    if EVERYTHING in paths:
+        return patch
+    return replace(current, **{UPDATABLE[path]: getattr(patch, UPDATABLE[path]) for path in paths})
 
 
 # ---------------------------------------------------------------- canonical form
