@@ -5,6 +5,7 @@ once per session (one transaction scores and records the award, kind
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 
 import structlog
@@ -12,11 +13,13 @@ import structlog
 from services.games.base import Games, create_once, require
 from services.games.domain import calendar
 from services.games.domain.catch import (
+    BasketSample,
     CatchClaim,
     CatchConfig,
     SpawnedObject,
     award_after_caps,
     daily_points_left,
+    reveal_millis,
     score_catches,
     spawn_schedule,
     submission_fingerprint,
@@ -57,6 +60,7 @@ from services.kit.text import shown
 log = structlog.get_logger()
 
 CATCH_AWARD = "catch_award"
+IMPLAUSIBLE_TRACE = "IMPLAUSIBLE_TRACE"
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +73,14 @@ class CatchGameCreated:
 class CatchView:
     session: CatchSession
     config: CatchConfig
-    spawns: list[SpawnedObject]
+
+
+@dataclass(frozen=True, slots=True)
+class Revealed:
+    """An object of a session as the server reveals it."""
+
+    object: SpawnedObject
+    reveal_millis: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,21 +215,27 @@ class Catch:
                     now + (config.duration_millis + config.submit_grace_millis) * 1_000,
                 )
                 unit.insert_catch_session(session)
-            return CatchView(session, config, spawn_schedule(config, session.seed, session_id))
+            return CatchView(session, config)
 
         view = await self._store.write(start)
         log.info("catch_started", session_id=session_id, game_id=game_id, member_id=member_id)
         return view
 
-    async def submit_catch(
-        self, session_id: str, member_id: str, claims: list[CatchClaim], claimed_score: int
-    ) -> CatchView:
-        violations = Violations()
-        check_id(violations, "session_id", session_id, RESOURCE_ID)
-        check_id(violations, "member_id", member_id, MEMBER_ID)
-        violations.check(claimed_score >= 0, "claimed_score", "must not be negative")
-        violations.raise_if_any()
-        games = self._games
+    async def watch_objects(self, session_id: str, member_id: str) -> AsyncIterator[Revealed]:
+        """The session's objects, each at its reveal time by the clock (a session that
+        is over gives them all at once: nothing is left to play)."""
+        require(("session_id", session_id, RESOURCE_ID), ("member_id", member_id, MEMBER_ID))
+        session = await self._owned_session(session_id, member_id)
+        config = (await self.get_catch_game(session.game_id)).config
+        clock = self._games.clock
+        playing = session.status == SessionStatus.OPEN and clock.now_us() <= session.expire_us
+        for spawned in spawn_schedule(config, session.seed, session_id):
+            revealed = reveal_millis(config, spawned)
+            if playing:
+                await clock.sleep_until(session.start_us + revealed * 1_000)
+            yield Revealed(spawned, revealed)
+
+    async def _session(self, session_id: str) -> CatchSession:
         session = await self._store.read(lambda unit: unit.catch_session(session_id))
         if session is None:
             raise NotFound(
@@ -226,8 +243,36 @@ class Catch:
                 f"no catch session {shown(session_id)}",
                 {"session_id": session_id},
             )
+        return session
+
+    async def _owned_session(self, session_id: str, member_id: str) -> CatchSession:
+        session = await self._session(session_id)
+        if session.member_id != member_id:
+            raise PermissionDenied(
+                "NOT_SESSION_OWNER",
+                "this session belongs to another member",
+                {"session_id": session_id},
+            )
+        return session
+
+    async def submit_catch(
+        self,
+        session_id: str,
+        member_id: str,
+        claims: list[CatchClaim],
+        claimed_score: int,
+        trace: list[BasketSample],
+    ) -> CatchView:
+        violations = Violations()
+        check_id(violations, "session_id", session_id, RESOURCE_ID)
+        check_id(violations, "member_id", member_id, MEMBER_ID)
+        violations.check(claimed_score >= 0, "claimed_score", "must not be negative")
+        violations.raise_if_any()
+        games = self._games
+        # The owner is checked in the transaction, which records a foreign submission.
+        session = await self._session(session_id)
         config = (await self.get_catch_game(session.game_id)).config
-        validate_catch_claims(claims, config)
+        validate_catch_claims(claims, config, trace)
         if claimed_score > config.session_score_cap:
             raise InvalidArgument(
                 [
@@ -237,13 +282,13 @@ class Catch:
                 ],
                 reason="SCORE_ABOVE_CAP",
             )
-        fingerprint = submission_fingerprint(claims, claimed_score)
+        fingerprint = submission_fingerprint(claims, claimed_score, trace)
         await games.ledger.ensure(issuance(POINTS), member_wallet(member_id, POINTS))
         async with games.members.hold(member_id):
             now = games.clock.now_us()
             outcome = await self._store.write(
                 lambda unit: self._score(
-                    unit, session_id, member_id, config, claims, fingerprint, now
+                    unit, session_id, member_id, config, claims, trace, fingerprint, now
                 )
             )
             if isinstance(outcome, Refused):
@@ -259,7 +304,7 @@ class Catch:
                 session = applied or await self._store.read(
                     lambda unit: unit.catch_session(session_id)
                 )
-        return CatchView(session, config, spawn_schedule(config, session.seed, session_id))
+        return CatchView(session, config)
 
     def _score(
         self,
@@ -268,6 +313,7 @@ class Catch:
         member_id: str,
         config: CatchConfig,
         claims: list[CatchClaim],
+        trace: list[BasketSample],
         fingerprint: str,
         now: int,
     ) -> Submitted | Refused:
@@ -317,7 +363,8 @@ class Catch:
         zone = calendar.zone(config.time_zone)
         day = calendar.local_day(session.start_us, zone).isoformat()
         earned = unit.points_today(session.game_id, member_id, day)
-        result = score_catches(config, spawn_schedule(config, session.seed, session_id), claims)
+        spawns = spawn_schedule(config, session.seed, session_id)
+        result = score_catches(config, spawns, claims, trace)
         award = award_after_caps(result.score, config, earned)
         transfer_id = catch_award_id(session_id) if award else None
         scored = replace(
@@ -332,6 +379,7 @@ class Catch:
             week=calendar.week_start(session.start_us, zone).isoformat(),
             daily_points_left=daily_points_left(config, earned, award),
             submit_us=now,
+            findings=result.findings,
         )
         unit.save_catch_session(scored)
         detail = PlayDetail(
@@ -342,7 +390,12 @@ class Catch:
             counters_after=Counters(points_today=earned + award),
         )
         status = PlayStatus.PENDING if award else PlayStatus.SETTLED
-        unit.append_play(catch_entry(scored, status, None, now, detail))
+        reason = None
+        if result.findings:
+            # Scored for the record, paid nothing, ranked nowhere.
+            status, reason = PlayStatus.REJECTED, IMPLAUSIBLE_TRACE
+            log.info("catch_implausible", session_id=session_id, findings=list(result.findings))
+        unit.append_play(catch_entry(scored, status, reason, now, detail))
         if not award:
             return Submitted(scored, None)
         request = catch_award(session_id, session.game_id, member_id, award)

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import grpc
 from loyalty.games.v1 import games_service_pb2 as pb
 from loyalty.games.v1 import games_service_pb2_grpc as pb_grpc
 
-from services.games.catch import Catch, CatchView
+from services.games.catch import Catch, CatchView, Revealed
 from services.games.domain.calendar import Allowance
-from services.games.domain.catch import CatchClaim, CatchConfig, CatchVerdict, ObjectType
+from services.games.domain.catch import (
+    BasketSample,
+    CatchClaim,
+    CatchConfig,
+    CatchVerdict,
+    ObjectType,
+)
 from services.games.domain.draw import ALGORITHM, seed_commitment
 from services.games.domain.records import (
     CatchGame,
@@ -95,13 +103,19 @@ def catch_config_from_proto(message: pb.CatchGameConfig) -> CatchConfig:
         basket_top_speed=message.basket_top_speed,
         catch_window_millis=message.catch_window_millis,
         object_types=tuple(
-            ObjectType(kind.name, kind.points, kind.spawn_weight, kind.fall_millis)
+            ObjectType(kind.name, kind.points, kind.spawn_weight, kind.fall_millis, kind.width)
             for kind in message.object_types
         ),
         session_score_cap=message.session_score_cap,
         daily_points_cap=message.daily_points_cap,
         time_zone=message.time_zone,
         submit_grace_millis=message.submit_grace_millis,
+        # 0 means the documented default, which the domain's own defaults are.
+        **{
+            name: getattr(message, name)
+            for name in ("reveal_lead_millis", "min_reaction_millis", "basket_max_acceleration")
+            if getattr(message, name)
+        },
     )
 
 
@@ -245,6 +259,7 @@ def catch_config_to_proto(config: CatchConfig) -> pb.CatchGameConfig:
                 points=kind.points,
                 spawn_weight=kind.spawn_weight,
                 fall_millis=kind.fall_millis,
+                width=kind.width,
             )
             for kind in config.object_types
         ],
@@ -252,6 +267,9 @@ def catch_config_to_proto(config: CatchConfig) -> pb.CatchGameConfig:
         daily_points_cap=config.daily_points_cap,
         time_zone=config.time_zone,
         submit_grace_millis=config.submit_grace_millis,
+        reveal_lead_millis=config.reveal_lead_millis,
+        min_reaction_millis=config.min_reaction_millis,
+        basket_max_acceleration=config.basket_max_acceleration,
     )
 
 
@@ -272,18 +290,21 @@ def session_to_proto(view: CatchView) -> pb.CatchSession:
         start_time=timestamp(session.start_us),
         expire_time=timestamp(session.expire_us),
         rules=catch_config_to_proto(view.config),
-        spawns=[
-            pb.SpawnedObject(
-                object_id=spawned.object_id,
-                type=spawned.type,
-                spawn_millis=spawned.spawn_millis,
-                x=spawned.x,
-                fall_millis=spawned.fall_millis,
-                points=spawned.points,
-            )
-            for spawned in view.spawns
-        ],
         seed_sha256=seed_commitment(session.seed),
+    )
+
+
+def revealed_to_proto(revealed: Revealed) -> pb.SpawnedObject:
+    spawned = revealed.object
+    return pb.SpawnedObject(
+        object_id=spawned.object_id,
+        type=spawned.type,
+        spawn_millis=spawned.spawn_millis,
+        x=spawned.x,
+        fall_millis=spawned.fall_millis,
+        points=spawned.points,
+        width=spawned.width,
+        reveal_millis=revealed.reveal_millis,
     )
 
 
@@ -305,6 +326,7 @@ def catch_result_to_proto(view: CatchView) -> pb.CatchResult:
         transfer_id=session.transfer_id or "",
         daily_points_left=session.daily_points_left or 0,
         submit_time=timestamp(session.submit_us or 0),
+        findings=[pb.TraceFinding.Value(f"TRACE_FINDING_{f}") for f in session.findings],
     )
 
 
@@ -495,10 +517,17 @@ class GamesServicer(pb_grpc.GamesServiceServicer):
         self, request: pb.SubmitCatchRequest, context: grpc.aio.ServicerContext
     ) -> pb.SubmitCatchResponse:
         claims = [CatchClaim(c.object_id, c.catch_millis, c.basket_x) for c in request.catches]
+        trace = [BasketSample(sample.millis, sample.x) for sample in request.trace]
         view = await self._catch.submit_catch(
-            request.session_id, request.member_id, claims, request.claimed_score
+            request.session_id, request.member_id, claims, request.claimed_score, trace
         )
         return pb.SubmitCatchResponse(result=catch_result_to_proto(view))
+
+    async def WatchCatchObjects(
+        self, request: pb.WatchCatchObjectsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.WatchCatchObjectsResponse]:
+        async for revealed in self._catch.watch_objects(request.session_id, request.member_id):
+            yield pb.WatchCatchObjectsResponse(object=revealed_to_proto(revealed))
 
     async def GetLeaderboard(
         self, request: pb.GetLeaderboardRequest, context: grpc.aio.ServicerContext

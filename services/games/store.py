@@ -179,7 +179,18 @@ CREATE INDEX plays_by_member ON plays (member_id, sequence);
 CREATE INDEX plays_by_game ON plays (game_id, sequence);
 """
 
-MIGRATIONS = (SCHEMA_V1, OUTBOX_MIGRATION, OUTBOX_KINDS_MIGRATION, SHAPE_MIGRATION)
+# Issue 9: what the plausibility rules found against a session's basket trace.
+FINDINGS_MIGRATION = """
+ALTER TABLE catch_sessions ADD COLUMN findings TEXT NOT NULL DEFAULT '[]';
+"""
+
+MIGRATIONS = (
+    SCHEMA_V1,
+    OUTBOX_MIGRATION,
+    OUTBOX_KINDS_MIGRATION,
+    SHAPE_MIGRATION,
+    FINDINGS_MIGRATION,
+)
 
 
 class GamesUnit(Protocol):
@@ -257,7 +268,8 @@ SPIN_COLUMNS = (
 )
 SESSION_COLUMNS = (
     "session_id, game_id, member_id, request_id, seed, start_us, expire_us, status,"
-    " fingerprint, score, awarded, verdicts, transfer_id, day, week, daily_points_left, submit_us"
+    " fingerprint, score, awarded, verdicts, transfer_id, day, week, daily_points_left, submit_us,"
+    " findings"
 )
 STOCKING_COLUMNS = "transfer_id, wheel_id, unit, quantity, request_id, status, reason, create_us"
 PLAY_COLUMNS = "sequence, play_id, kind, game_id, member_id, status, reason, detail, create_us"
@@ -297,6 +309,7 @@ def _session(row) -> CatchSession:
     values = list(row)
     values[7] = SessionStatus(values[7])
     values[11] = _verdicts(values[11])
+    values[17] = tuple(json.loads(values[17]))
     return CatchSession(*values)
 
 
@@ -636,7 +649,7 @@ class SqliteGamesUnit:
         self._db.execute(
             "UPDATE catch_sessions SET status = ?, fingerprint = ?, score = ?, awarded = ?,"
             " verdicts = ?, transfer_id = ?, day = ?, week = ?, daily_points_left = ?,"
-            " submit_us = ? WHERE session_id = ?",
+            " submit_us = ?, findings = ? WHERE session_id = ?",
             (
                 session.status.value,
                 session.fingerprint,
@@ -648,6 +661,7 @@ class SqliteGamesUnit:
                 session.week,
                 session.daily_points_left,
                 session.submit_us,
+                json.dumps(list(session.findings)),
                 session.session_id,
             ),
         )

@@ -28,6 +28,7 @@ from services.games.domain.wheel import FallbackReason, Prize, Segment, WheelCon
 from services.kit.clock import from_datetime
 from services.kit.errors import InvalidArgument
 from services.kit.ids import member_account, prize_pool_account
+from tests.support.games import honest_play
 
 VECTORS = json.loads((Path(__file__).parent / "vectors.json").read_text())
 NODE_SCRIPT = Path(__file__).parent / "js" / "draw.mjs"
@@ -552,3 +553,81 @@ def test_the_standalone_verifier_refuses_to_verify_without_the_commitment():
     )
     assert without.returncode != 0
     assert "--commitment" in without.stderr
+
+
+# ---------------------------------------------------------------- is a human playing?
+
+Sample = catch.BasketSample
+
+
+def still(x: int, until: int, step: int = 100) -> list[catch.BasketSample]:
+    return [Sample(m, x) for m in range(0, until + 1, step)]
+
+
+def test_an_honest_traced_play_is_accepted_in_full():
+    spawns = schedule()
+    play = honest_play(CATCH, spawns)
+    claims = [CatchClaim(o, m, x) for o, m, x in play.catches]
+    trace = [Sample(m, x) for m, x in play.trace]
+    result = catch.score_catches(CATCH, spawns, claims, trace)
+    assert result.findings == ()
+    assert len(claims) >= 5
+    assert {v.code for v in result.verdicts} == {Verdict.ACCEPTED}
+
+
+def test_a_trace_with_gaps_or_too_short_is_missing():
+    assert catch.judge_trace(CATCH, [], 0) == (catch.Finding.TRACE_MISSING,)
+    gappy = [Sample(0, 500), Sample(100, 500), Sample(400, 500), Sample(500, 500)]
+    assert catch.judge_trace(CATCH, gappy, 0) == (catch.Finding.TRACE_MISSING,)
+    assert catch.judge_trace(CATCH, still(500, 1_000), 2_000) == (catch.Finding.TRACE_MISSING,)
+    assert catch.judge_trace(CATCH, still(500, 2_000), 2_000) == ()
+
+
+def test_a_basket_that_teleports_or_jolts_is_not_a_persons():
+    teleport = [*still(100, 1_000), Sample(1_020, 900), *still(900, 2_000)[11:]]
+    assert catch.Finding.TRACE_TOO_FAST in catch.judge_trace(CATCH, teleport, 0)
+    # Within top speed (800/s), but from rest to full speed and back within 50 ms steps.
+    jolt = [
+        Sample(m, 100 if m <= 1_000 else min(900, 100 + (m - 1_000) * 8 // 10))
+        for m in range(0, 3_000, 50)
+    ]
+    assert catch.judge_trace(CATCH, jolt, 0) == (catch.Finding.INHUMAN_ACCELERATION,)
+
+
+def test_setting_off_sooner_after_the_reveal_than_a_person_can_is_refused():
+    coin = catch.SpawnedObject(0, "coin", 1_000, 900, 2_000, 10)
+    revealed = catch.reveal_millis(CATCH, coin)  # 250 ms before it spawns
+    assert revealed == 750
+
+    def trace_leaving_at(leave: int) -> list[catch.BasketSample]:
+        """Still at 500, then an eased move to 900 that ends as the coin lands."""
+        samples = []
+        for m in range(0, 3_001, 20):
+            share = 0.0 if m <= leave else min(1.0, (m - leave) / (3_000 - leave))
+            samples.append(Sample(m, round(500 + 400 * (1 - math.cos(math.pi * share)) / 2)))
+        return samples
+
+    claim = CatchClaim(0, 3_000, 900)
+    hasty = trace_leaving_at(revealed + 60)
+    human = trace_leaving_at(revealed + CATCH.min_reaction_millis + 40)
+    assert catch.score_catches(CATCH, [coin], [claim], hasty).verdicts[0].code == (
+        Verdict.REACTION_TOO_FAST
+    )
+    assert catch.score_catches(CATCH, [coin], [claim], human).verdicts[0].code == Verdict.ACCEPTED
+    # Already over the basket at its reveal: nothing to react to.
+    near = catch.SpawnedObject(0, "coin", 1_000, 520, 2_000, 10)
+    resting = catch.score_catches(CATCH, [near], [CatchClaim(0, 3_000, 500)], still(500, 3_000))
+    assert resting.verdicts[0].code == Verdict.ACCEPTED
+
+
+def test_a_catch_must_be_where_the_trace_has_the_basket():
+    coin = catch.SpawnedObject(0, "coin", 1_000, 520, 2_000, 10)
+    result = catch.score_catches(CATCH, [coin], [CatchClaim(0, 3_000, 540)], still(500, 3_000))
+    assert result.verdicts[0].code == Verdict.TRACE_MISMATCH
+
+
+def test_an_object_with_a_width_is_caught_where_the_extents_overlap():
+    wide = catch.SpawnedObject(0, "crate", 1_000, 600, 2_000, 10, width=40)
+    # Basket 100 wide at 530: it reaches 580, the crate starts at 580.
+    assert catch.score_catches(CATCH, [wide], [CatchClaim(0, 3_000, 530)]).score == 10
+    assert catch.score_catches(CATCH, [wide], [CatchClaim(0, 3_000, 529)]).score == 0

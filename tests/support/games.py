@@ -4,6 +4,7 @@ games server on a free port, and the games' use cases over a temporary store."""
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -190,3 +191,88 @@ async def open_rig(directory: Path, clock: Clock, seeds: Callable[[], bytes]) ->
         Plays(games),
         Catch(games),
     )
+
+
+# ---------------------------------------------------------------- catch-to-earn
+
+TRACE_STEP_MILLIS = 20
+
+
+@dataclass(frozen=True)
+class HonestPlay:
+    """What a person could have played: catches as (object id, millis, basket x) and
+    the basket's trace as (millis, x), smooth and after a human reaction time."""
+
+    catches: list[tuple[int, int, int]]
+    trace: list[tuple[int, int]]
+
+
+def honest_play(rules, objects, keep: int | None = None) -> HonestPlay:
+    """The good objects (points > 0) a person can catch, in landing order: the basket
+    sets off toward each one a little after min_reaction_millis past its reveal (or
+    after the previous catch), on an eased curve whose speed and acceleration stay
+    within the game's (with room for rounding), and catches it as it lands. `rules`
+    and `objects` may be the API's messages or the domain's values (same names)."""
+    top = rules.basket_top_speed
+    max_acceleration = rules.basket_max_acceleration or 10 * top
+    lead = rules.reveal_lead_millis or 250
+    reaction = (rules.min_reaction_millis or 150) + 60
+    moves = []  # (start millis, end millis, from x, to x)
+    at_millis, at_x = 0, rules.field_width // 2
+    catches = []
+    for spawned in sorted(objects, key=lambda o: (o.spawn_millis + o.fall_millis, o.object_id)):
+        if spawned.points <= 0 or (keep is not None and len(catches) == keep):
+            continue
+        land = spawned.spawn_millis + spawned.fall_millis
+        revealed = max(0, spawned.spawn_millis - lead)
+        start = max(at_millis, revealed + reaction)
+        seconds = (land - start) / 1_000
+        distance = abs(spawned.x - at_x)
+        if seconds <= 0:
+            continue
+        speed = math.pi / 2 * distance / seconds
+        acceleration = math.pi**2 / 2 * distance / seconds**2
+        if speed > 0.8 * top or acceleration > 0.7 * max_acceleration:
+            continue
+        moves.append((start, land, at_x, spawned.x))
+        catches.append((spawned.object_id, land, spawned.x))
+        at_millis, at_x = land, spawned.x
+
+    def position(millis: int) -> int:
+        x = rules.field_width // 2
+        for start, end, origin, target in moves:
+            if millis >= end:
+                x = target
+            elif millis > start:
+                share = (1 - math.cos(math.pi * (millis - start) / (end - start))) / 2
+                return round(origin + share * (target - origin))
+            else:
+                return x
+        return x
+
+    moments = sorted(
+        {*range(0, rules.duration_millis + 1, TRACE_STEP_MILLIS), *(c[1] for c in catches)}
+    )
+    return HonestPlay(catches, [(millis, position(millis)) for millis in moments])
+
+
+async def reveal_all(stub, clock, session) -> list:
+    """Every object of a session, the clock moved (if need be) to the end of play."""
+    end = session.start_time.ToMicroseconds() + session.rules.duration_millis * 1_000
+    clock.set(max(clock.now_us(), end))
+    call = stub.WatchCatchObjects(
+        pb.WatchCatchObjectsRequest(session_id=session.session_id, member_id=session.member_id)
+    )
+    return [response.object async for response in call]
+
+
+def submission(session, play: HonestPlay, claimed: int = 0, **changes) -> pb.SubmitCatchRequest:
+    fields = dict(
+        session_id=session.session_id,
+        member_id=session.member_id,
+        catches=[pb.Catch(object_id=o, catch_millis=m, basket_x=x) for o, m, x in play.catches],
+        trace=[pb.BasketSample(millis=m, x=x) for m, x in play.trace],
+        claimed_score=claimed,
+    )
+    fields.update(changes)
+    return pb.SubmitCatchRequest(**fields)

@@ -114,6 +114,8 @@ class CatchSession:
     week: str | None = None
     daily_points_left: int | None = None
     submit_us: int | None = None
+    # Why its basket trace is not a person's (catch.Finding); empty when none.
+    findings: tuple[str, ...] = ()
 
 
 class StockingStatus(StrEnum):

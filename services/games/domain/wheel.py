@@ -186,11 +186,17 @@ def check_update_paths(paths: Sequence[str]) -> None:
     """INVALID_ARGUMENT naming each path an update cannot change, or none at all."""
     violations = Violations()
     violations.check(bool(paths), "update_mask", "nothing to change: set a field or name it")
+    if not violations.check(
+        len(paths) <= len(UPDATABLE),
+        "update_mask.paths",
+        f"at most {len(UPDATABLE)} paths: {', '.join(UPDATABLE)}, or {EVERYTHING!r} alone",
+    ):
+        violations.raise_if_any()
     for index, path in enumerate(paths):
         violations.check(
             path in UPDATABLE or (path == EVERYTHING and len(paths) == 1),
             f"update_mask.paths[{index}]",
-            f"must be one of {', '.join(UPDATABLE)} or {EVERYTHING!r} alone, got {shown(path)}",
+            f"is not a field an update changes (nor {EVERYTHING!r} alone): {shown(path)}",
         )
     violations.raise_if_any()
 
