@@ -22,6 +22,7 @@ from services.games.ledger import GamesLedger
 from services.games.store import GamesStore, GamesUnit
 from services.kit.clock import Clock
 from services.kit.errors import AlreadyExists, NotFound, Violations
+from services.kit.feed import CommitSignal
 from services.kit.ids import IdRule, check_id
 from services.kit.outbox import LedgerOutbox
 from services.kit.text import shown
@@ -62,6 +63,8 @@ class Games:
     clock: Clock
     members: KeyedLocks = field(default_factory=KeyedLocks)
     new_seed: Callable[[], bytes] = new_server_seed
+    # Given by the store after each commit (its on_commit): wakes the plays feed.
+    commits: CommitSignal = field(default_factory=CommitSignal)
 
     def active_pair(self, unit: GamesUnit, member_id: str, now_us: int) -> SeedPair:
         """The member's seed pair, committed on first use. The first client seed

@@ -152,6 +152,7 @@ class CatchHandlers:
         status = PlayStatus.SETTLED if reason is None else PlayStatus.FAILED
         detail = PlayDetail(
             prize=Prize(points=done.awarded or 0),
+            score=done.score,
             transfer_ids=(settlement.entry.entry_id,),
         )
         unit.append_play(catch_entry(done, status, reason, now, detail))
@@ -384,6 +385,7 @@ class Catch:
         unit.save_catch_session(scored)
         detail = PlayDetail(
             prize=Prize(points=award),
+            score=scored.score,
             verdicts=result.verdicts,
             transfer_ids=(transfer_id,) if transfer_id else (),
             counters_before=Counters(points_today=earned),

@@ -1,19 +1,45 @@
 """The plays audit log: every spin and catch play, appended in the transaction
-that decides it, read by member or by game, oldest first. What a reader sees of
-a play that was not paid for is records.disclosed's rule."""
+that decides it, read by member or by game, oldest first; and the feed of its
+results (WatchPlays), numbered without gaps in commit order, resumable from any
+number. What a reader sees of a play that was not paid for is records.disclosed's
+rule."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
 from services.games.base import Games
-from services.games.domain.records import Play, disclosed
-from services.kit.errors import Violations
+from services.games.domain.records import Play, PlayResult, disclosed
+from services.kit.errors import FieldViolation, InvalidArgument, Violations
 from services.kit.ids import MEMBER_ID, RESOURCE_ID, check_id
 from services.kit.paging import Page, decode_page_token, page_of, page_size
+
+FEED_PAGE = 500
 
 
 class Plays:
     def __init__(self, games: Games) -> None:
         self._store = games.store
+        self._commits = games.commits
+
+    async def watch(self, after_sequence: int) -> AsyncIterator[PlayResult]:
+        """Every result after `after_sequence`, in commit order, then each new one as
+        it commits, forever. A consumer stores the last number it applied with what
+        it derived, and resumes from it: nothing is missed or seen twice."""
+        if after_sequence < 0:
+            raise InvalidArgument([FieldViolation("after_sequence", "must not be negative")])
+        while True:
+            version = self._commits.version
+            after = after_sequence
+            results = await self._store.read(
+                lambda unit, after=after: unit.results_after(after, FEED_PAGE)
+            )
+            for result in results:
+                yield replace(result, play=disclosed(result.play))
+                after_sequence = result.sequence
+            if len(results) < FEED_PAGE:
+                await self._commits.wait_past(version)
 
     async def list_plays(
         self,

@@ -26,6 +26,7 @@ from services.games.store import GamesStore
 from services.games.wheels import WHEEL_STOCKING, StockingHandler, Wheels
 from services.kit.clock import Clock, SystemClock
 from services.kit.config import GAMES_ADDRESS, LEDGER_ADDRESS, ServiceSettings, setting
+from services.kit.feed import CommitSignal
 from services.kit.outbox import LedgerOutbox
 from services.kit.outgoing import open_channel
 from services.kit.server import ServiceBinding, ServiceHost, create_host
@@ -62,7 +63,8 @@ async def build_server(
     the store and settles what a crash left pending before it serves; the relay
     then settles in the background what an unreachable ledger leaves."""
     clock = clock or SystemClock()
-    store = GamesStore(settings.db_path)
+    commits = CommitSignal()
+    store = GamesStore(settings.db_path, on_commit=commits.notify)
     channel = open_channel(settings.ledger_target)
     ledger = GamesLedger(
         ledger_grpc.LedgerServiceStub(channel),
@@ -72,7 +74,9 @@ async def build_server(
     outbox = LedgerOutbox(
         store, ledger.stub, clock, outbox_handlers(clock), timeout=settings.ledger_timeout_seconds
     )
-    games = Games(store, ledger, outbox, clock, new_seed=seed_source or new_server_seed)
+    games = Games(
+        store, ledger, outbox, clock, new_seed=seed_source or new_server_seed, commits=commits
+    )
     servicer = GamesServicer(Wheels(games), Seeds(games), Spins(games), Plays(games), Catch(games))
     host = create_host(
         [ServiceBinding(pb_grpc.add_GamesServiceServicer_to_server, servicer, SERVICE_NAME)],

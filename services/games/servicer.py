@@ -344,6 +344,7 @@ def play_to_proto(play: Play) -> pb.Play:
         transfer_ids=detail.transfer_ids,
         verdicts=[verdict_to_proto(verdict) for verdict in detail.verdicts],
         create_time=timestamp(entry.create_us),
+        score=detail.score or 0,
     )
     for name in ("counters_before", "counters_after"):
         counters = getattr(detail, name)
@@ -564,6 +565,12 @@ class GamesServicer(pb_grpc.GamesServiceServicer):
             plays=[play_to_proto(play) for play in page.items],
             next_page_token=page.next_page_token,
         )
+
+    async def WatchPlays(
+        self, request: pb.WatchPlaysRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.WatchPlaysResponse]:
+        async for result in self._plays.watch(request.after_sequence):
+            yield pb.WatchPlaysResponse(sequence=result.sequence, play=play_to_proto(result.play))
 
     async def GetWheelStats(
         self, request: pb.GetWheelStatsRequest, context: grpc.aio.ServicerContext

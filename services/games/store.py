@@ -32,6 +32,7 @@ from services.games.domain.records import (
     PlayDetail,
     PlayEntry,
     PlayKind,
+    PlayResult,
     PlayStatus,
     SeedPair,
     SessionStatus,
@@ -184,12 +185,25 @@ FINDINGS_MIGRATION = """
 ALTER TABLE catch_sessions ADD COLUMN findings TEXT NOT NULL DEFAULT '[]';
 """
 
+# Issue 11: every result (each entry but the pending ones) gets the next number of
+# one gapless sequence, in the transaction that appends it: the WatchPlays feed.
+# Results already written are numbered in the order they were appended.
+FEED_MIGRATION = """
+ALTER TABLE plays ADD COLUMN result_sequence INTEGER;
+UPDATE plays SET result_sequence = numbered.n
+  FROM (SELECT sequence, row_number() OVER (ORDER BY sequence) AS n
+        FROM plays WHERE status != 'pending') AS numbered
+  WHERE plays.sequence = numbered.sequence;
+CREATE UNIQUE INDEX plays_by_result ON plays (result_sequence) WHERE result_sequence IS NOT NULL;
+"""
+
 MIGRATIONS = (
     SCHEMA_V1,
     OUTBOX_MIGRATION,
     OUTBOX_KINDS_MIGRATION,
     SHAPE_MIGRATION,
     FINDINGS_MIGRATION,
+    FEED_MIGRATION,
 )
 
 
@@ -242,6 +256,7 @@ class GamesUnit(Protocol):
     ) -> LeaderboardRow | None: ...
     # the audit log
     def append_play(self, entry: PlayEntry) -> int: ...
+    def results_after(self, after_sequence: int, limit: int) -> list[PlayResult]: ...
     def list_plays(
         self,
         member_id: str,
@@ -340,6 +355,8 @@ def _detail_json(detail: PlayDetail) -> str:
         document["prize"] = asdict(detail.prize)
     if detail.verdicts:
         document["verdicts"] = [asdict(verdict) for verdict in detail.verdicts]
+    if detail.score is not None:
+        document["score"] = detail.score
     document["transfer_ids"] = list(detail.transfer_ids)
     for name in ("counters_before", "counters_after"):
         counters = getattr(detail, name)
@@ -358,6 +375,7 @@ def _detail(raw: str) -> PlayDetail:
         prize=Prize(**document["prize"]) if "prize" in document else None,
         verdicts=tuple(CatchVerdict(**item) for item in document.get("verdicts", [])),
         transfer_ids=tuple(document.get("transfer_ids", [])),
+        score=document.get("score"),
         counters_before=Counters(**document["counters_before"])
         if "counters_before" in document
         else None,
@@ -689,9 +707,11 @@ class SqliteGamesUnit:
     # -- the audit log
 
     def append_play(self, entry: PlayEntry) -> int:
+        """Appends the entry; a result also takes the feed's next sequence number."""
         cursor = self._db.execute(
             "INSERT INTO plays (play_id, kind, game_id, member_id, status, reason, detail,"
-            " create_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            " create_us, result_sequence) VALUES (?, ?, ?, ?, ?, ?, ?, ?,"
+            " IIF(?, (SELECT coalesce(max(result_sequence), 0) + 1 FROM plays), NULL))",
             (
                 entry.play_id,
                 entry.kind.value,
@@ -701,9 +721,18 @@ class SqliteGamesUnit:
                 entry.reason,
                 _detail_json(entry.detail),
                 entry.create_us,
+                entry.status != PlayStatus.PENDING,
             ),
         )
         return cursor.lastrowid
+
+    def results_after(self, after_sequence: int, limit: int) -> list[PlayResult]:
+        rows = self._all(
+            f"SELECT result_sequence, {PLAY_COLUMNS} FROM plays"
+            " WHERE result_sequence > ? ORDER BY result_sequence LIMIT ?",
+            (after_sequence, limit),
+        )
+        return [PlayResult(row[0], _play(row[1:])) for row in rows]
 
     def list_plays(
         self,

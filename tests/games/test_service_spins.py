@@ -11,6 +11,7 @@ from services.games.domain.records import PlayStatus, SpinStatus
 from services.games.domain.wheel import Prize, Segment, WheelConfig
 from services.kit.errors import FailedPrecondition, Unavailable
 from services.kit.ids import GAMES_REVENUE_ACCOUNT
+from tests.support import deadlines
 from tests.support.ledger import balance, fund, post, posted
 
 COST = 10
@@ -126,3 +127,23 @@ async def test_a_pending_spin_is_settled_before_the_next_draw(wheel):
     second = await rig.spins.spin("w", "m-1", "r-2")
     assert second.spin.nonce == 2  # r-1 was settled first, with nonce 1
     assert await balance(rig.ledger, GAMES_REVENUE_ACCOUNT) == 3 * COST
+
+
+async def next_result(feed):
+    return await deadlines.within(feed.__anext__())
+
+
+async def test_a_spin_enters_the_feed_in_the_transaction_that_settles_it(wheel):
+    rig = wheel
+    await fund(rig.ledger, "m-1", 100)
+    feed = rig.plays.watch(0)
+    await leave_pending(rig, "m-1", "r-1")  # warm-up settled (result 1), r-1 pending
+    first = await next_result(feed)
+    assert (first.sequence, first.play.entry.status) == (1, PlayStatus.SETTLED)
+    assert await rig.games.store.read(lambda unit: unit.results_after(1, 10)) == []
+    rig.ledger.reachable = True
+    await rig.outbox.recover()
+    second = await next_result(feed)
+    assert second.sequence == 2 and second.play.entry.play_id.startswith("s-")
+    assert second.play.entry.status == PlayStatus.SETTLED
+    await feed.aclose()

@@ -14,6 +14,7 @@ from services.games.domain.wheel import Prize
 from services.games.ledger import REVENUE, catch_award, issuance, pool, spin_chain
 from services.games.store import MIGRATIONS, SCHEMA_V1
 from services.kit.outbox import OUTBOX_MIGRATION
+from tests.support import deadlines
 from tests.support.games import games_settings, numbered_seeds, plays_of, start_games
 from tests.support.ledger import balance, fund, open_accounts, post
 
@@ -98,6 +99,11 @@ def write_old_database(path, now_us: int, spin_request, award_request) -> None:
     }
     db.execute(
         "INSERT INTO plays (play_id, kind, game_id, member_id, status, reason, detail, create_us)"
+        " VALUES ('s-earlier', 'spin', 'old', 'm-old', 'rejected', 'INSUFFICIENT_POINTS', '{}', ?)",
+        (now_us,),
+    )
+    db.execute(
+        "INSERT INTO plays (play_id, kind, game_id, member_id, status, reason, detail, create_us)"
         " VALUES (?, 'spin', 'old', 'm-old', 'pending', NULL, ?, ?)",
         (SPIN_ID, json.dumps(detail), now_us),
     )
@@ -156,12 +162,22 @@ async def test_an_old_database_upgrades_and_finishes_what_it_left(tmp_path, ledg
         assert await balance(ledger_stub, "games:revenue") == 10
         plays = await plays_of(games.stub, "m-old")
         assert [p.status for p in plays] == [
+            pb.PLAY_STATUS_REJECTED,
             pb.PLAY_STATUS_PENDING,
             pb.PLAY_STATUS_SETTLED,
             pb.PLAY_STATUS_SETTLED,
         ]
         # The old pending entry stored its draw; it is not shown.
-        assert plays[0].proof.drawn_segment_index == -1 and plays[0].landed_segment_index == -1
+        assert plays[1].proof.drawn_segment_index == -1 and plays[1].landed_segment_index == -1
+        # The feed numbers the old result first, then what recovery settled (in the
+        # order it settled them).
+        feed = games.stub.WatchPlays(pb.WatchPlaysRequest())
+        stream = feed.__aiter__()
+        numbered = [await deadlines.within(stream.__anext__()) for _ in range(3)]
+        feed.cancel()
+        assert [r.sequence for r in numbered] == [1, 2, 3]
+        assert numbered[0].play.play_id == "s-earlier"
+        assert {r.play.play_id for r in numbered[1:]} == {SPIN_ID, SESSION_ID}
         wheel = (await games.stub.GetWheel(pb.GetWheelRequest(wheel_id="old"))).wheel
         assert wheel.config_sha256 == "published-form-1-hash"
         assert wheel.config.segments[1].prize.points == 20

@@ -23,6 +23,7 @@ from services.games.spins import Spins
 from services.games.store import GamesStore
 from services.games.wheels import Wheels
 from services.kit.clock import Clock
+from services.kit.feed import CommitSignal
 from services.kit.outbox import LedgerOutbox
 from services.kit.server import ServiceHost
 from tests.support import deadlines
@@ -140,14 +141,12 @@ async def start_games(
     return RunningGames(host, channel, pb_grpc.GamesServiceStub(channel), settings)
 
 
-@dataclass
-class Commits:
-    """Counts the group commits of a store."""
+class Commits(CommitSignal):
+    """The store's commit signal, which the test can also count."""
 
-    count: int = 0
-
-    def tick(self) -> None:
-        self.count += 1
+    @property
+    def count(self) -> int:
+        return self.version
 
 
 @dataclass
@@ -176,11 +175,11 @@ async def open_rig(directory: Path, clock: Clock, seeds: Callable[[], bytes]) ->
     ledger = InProcessLedger(directory / "ledger.db", clock)
     await ledger.open()
     commits = Commits()
-    store = GamesStore(directory / "games.db", on_commit=commits.tick)
+    store = GamesStore(directory / "games.db", on_commit=commits.notify)
     await store.open()
     client = GamesLedger(ledger, timeout=2.0)
     outbox = LedgerOutbox(store, ledger, clock, outbox_handlers(clock), timeout=2.0)
-    games = Games(store, client, outbox, clock, new_seed=seeds)
+    games = Games(store, client, outbox, clock, new_seed=seeds, commits=commits)
     return GamesRig(
         games,
         commits,

@@ -190,6 +190,8 @@ class PlayDetail:
     transfer_ids: tuple[str, ...] = ()
     counters_before: Counters | None = None
     counters_after: Counters | None = None
+    # For catches: the session's score.
+    score: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +214,14 @@ class Play:
     entry: PlayEntry
 
 
+@dataclass(frozen=True, slots=True)
+class PlayResult:
+    """A result in the plays feed: its gapless number there, and the play."""
+
+    sequence: int
+    play: Play
+
+
 UNPAID = frozenset({PlayStatus.PENDING, PlayStatus.REJECTED, PlayStatus.FAILED})
 
 
@@ -229,6 +239,7 @@ def disclosed(play: Play) -> Play:
     hidden = PlayDetail(
         proof=proof,
         verdicts=detail.verdicts,
+        score=detail.score,
         counters_before=detail.counters_before,
         counters_after=detail.counters_after if entry.status != PlayStatus.PENDING else None,
     )
