@@ -183,7 +183,8 @@ def mark_settled(
     unit.append_play(
         spin_entry(settled, unit.seed_pair(spin.pair_id), status, now, spin.spins_today - 1)
     )
-    log.info(
+    # Per spin, so debug: at info a JSON line per spin costs the hot path.
+    log.debug(
         "spin_settled",
         spin_id=spin.spin_id,
         landed=spin.landed_index,

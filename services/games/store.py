@@ -8,6 +8,7 @@ records. A PostgreSQL store implements the same GamesUnit.
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -290,18 +291,18 @@ STOCKING_COLUMNS = "transfer_id, wheel_id, unit, quantity, request_id, status, r
 PLAY_COLUMNS = "sequence, play_id, kind, game_id, member_id, status, reason, detail, create_us"
 
 
+@functools.lru_cache(maxsize=1024)
+def _parsed_version(document: str) -> tuple[WheelConfig, tuple[int, ...]]:
+    """An odds version's configuration and sold-out marks. A version never changes
+    once written, so each document is parsed once per process (every spin reads one)."""
+    parsed = json.loads(document)
+    return config_from_stored(parsed), tuple(parsed["sold_out"])
+
+
 def _wheel_version(row) -> WheelVersion:
     wheel_id, version, document, digest, create_us, wheel_create_us = row
-    parsed = json.loads(document)
-    return WheelVersion(
-        wheel_id,
-        version,
-        config_from_stored(parsed),
-        tuple(parsed["sold_out"]),
-        digest,
-        create_us,
-        wheel_create_us,
-    )
+    config, sold_out = _parsed_version(document)
+    return WheelVersion(wheel_id, version, config, sold_out, digest, create_us, wheel_create_us)
 
 
 def _prize_json(prize: Prize) -> str:
