@@ -305,8 +305,24 @@ def _wheel_version(row) -> WheelVersion:
     return WheelVersion(wheel_id, version, config, sold_out, digest, create_us, wheel_create_us)
 
 
+def _prize_fields(prize: Prize) -> dict:
+    return {"points": prize.points, "unit": prize.unit, "quantity": prize.quantity}
+
+
+def _counters_fields(counters: Counters) -> dict:
+    return {
+        "nonce": counters.nonce,
+        "spins_today": counters.spins_today,
+        "points_today": counters.points_today,
+    }
+
+
+# Field by field rather than asdict() (which deep-copies): these run for every play.
 def _prize_json(prize: Prize) -> str:
-    return json.dumps(asdict(prize))
+    return json.dumps(_prize_fields(prize))
+
+
+SPIN_FIELDS = tuple(name.strip() for name in SPIN_COLUMNS.split(","))
 
 
 def _spin(row) -> SpinRecord:
@@ -353,7 +369,7 @@ def _detail_json(detail: PlayDetail) -> str:
     if detail.landed_index is not None:
         document["landed_segment_index"] = detail.landed_index
     if detail.prize is not None:
-        document["prize"] = asdict(detail.prize)
+        document["prize"] = _prize_fields(detail.prize)
     if detail.verdicts:
         document["verdicts"] = [asdict(verdict) for verdict in detail.verdicts]
     if detail.score is not None:
@@ -362,7 +378,7 @@ def _detail_json(detail: PlayDetail) -> str:
     for name in ("counters_before", "counters_after"):
         counters = getattr(detail, name)
         if counters is not None:
-            document[name] = asdict(counters)
+            document[name] = _counters_fields(counters)
     return json.dumps(document, sort_keys=True)
 
 
@@ -584,13 +600,14 @@ class SqliteGamesUnit:
         )
 
     def insert_spin(self, spin: SpinRecord) -> None:
-        values = asdict(spin)
-        values["prize"] = _prize_json(spin.prize)
-        values["status"] = spin.status.value
-        values["transfer_ids"] = json.dumps(list(spin.transfer_ids))
-        columns = ", ".join(values)
-        placeholders = ", ".join(f":{name}" for name in values)
-        self._db.execute(f"INSERT INTO spins ({columns}) VALUES ({placeholders})", values)
+        # Field by field rather than asdict(): this runs for every spin.
+        values = [getattr(spin, name) for name in SPIN_FIELDS]
+        values[12] = _prize_json(spin.prize)
+        values[13] = spin.status.value
+        values[16] = json.dumps(list(spin.transfer_ids))
+        self._db.execute(
+            f"INSERT INTO spins ({SPIN_COLUMNS}) VALUES ({', '.join('?' * len(values))})", values
+        )
 
     def save_spin(self, spin: SpinRecord, now_us: int) -> None:
         self._db.execute(
