@@ -26,6 +26,7 @@ import secrets
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -75,11 +76,16 @@ class CallError(Exception):
 
 class Caller(Protocol):
     """Calls one gateway method with a JSON-mapped request as the token's
-    owner; returns the JSON-mapped response or raises CallError."""
+    owner; returns the JSON-mapped response or raises CallError. `stream` calls a
+    server-streaming method and returns every message once the stream ends."""
 
     def __call__(
         self, service: str, method: str, request: Message, token: str
     ) -> Awaitable[Message]: ...
+
+    def stream(
+        self, service: str, method: str, request: Message, token: str
+    ) -> Awaitable[list[Message]]: ...
 
 
 Say = Callable[[str], None]
@@ -328,6 +334,7 @@ class MemberStory:
     verify: Message = field(default_factory=dict)
     coffee_wallet: Message = field(default_factory=dict)
     session: Message = field(default_factory=dict)
+    objects: list[Message] = field(default_factory=list)
     catches: list[Message] = field(default_factory=list)
     catch_result: Message = field(default_factory=dict)
     leaderboard: Message = field(default_factory=dict)
@@ -337,10 +344,10 @@ class MemberStory:
     history: list[Message] = field(default_factory=list)
 
 
-def scripted_catches(session: Message) -> list[Message]:
+def scripted_catches(session: Message, objects: list[Message]) -> list[Message]:
     """Every scoring object, caught as it lands, with the basket at the centre."""
     centre = int(session["rules"]["fieldWidth"]) // 2
-    scoring = [s for s in session.get("spawns", []) if num(s, "points") > 0]
+    scoring = [s for s in objects if num(s, "points") > 0]
     scoring.sort(key=lambda s: (num(s, "spawnMillis") + num(s, "fallMillis"), num(s, "objectId")))
     return [
         {
@@ -475,19 +482,29 @@ async def play_member(call: Caller, mint: TokenMint, program: Program, say: Say)
             me,
         )
     )["session"]
-    story.catches = scripted_catches(story.session)
-    say(
-        f"plays catch: {len(story.session.get('spawns', []))} objects fall, "
-        f"catches {len(story.catches)}"
+    # Each object is revealed shortly before it falls; the stream ends with the last.
+    revealed = await call.stream(
+        GAMES,
+        "WatchCatchObjects",
+        {"sessionId": story.session["sessionId"], "memberId": member_id},
+        me,
     )
+    story.objects = [message["object"] for message in revealed]
+    story.catches = scripted_catches(story.session, story.objects)
+    say(f"plays catch: {len(story.objects)} objects fall, catches {len(story.catches)}")
+    rules = story.session["rules"]
+    # The basket (as wide as the field) stays at the centre: that is the trace.
+    centre = int(rules["fieldWidth"]) // 2
+    trace = [{"millis": m, "x": centre} for m in range(0, int(rules["durationMillis"]) + 1, 100)]
     submission = {
         "sessionId": story.session["sessionId"],
         "memberId": member_id,
         "catches": story.catches,
+        "trace": trace,
         "claimedScore": str(
             sum(
                 num(s, "points")
-                for s in story.session.get("spawns", [])
+                for s in story.objects
                 if num(s, "objectId") in {c["objectId"] for c in story.catches}
             )
         ),
@@ -637,30 +654,53 @@ class GrpcCaller:
     def __init__(self, channel: grpc.aio.Channel) -> None:
         self._channel = channel
 
-    async def __call__(self, service: str, method: str, request: Message, token: str) -> Message:
+    def _method(self, service: str, method: str, kind):
         descriptor: MethodDescriptor = SERVICES[service].methods_by_name[method]
         request_class = message_factory.GetMessageClass(descriptor.input_type)
         response_class = message_factory.GetMessageClass(descriptor.output_type)
-        stub = self._channel.unary_unary(
+        call = kind(
             f"/{service}/{method}",
             request_serializer=request_class.SerializeToString,
             response_deserializer=response_class.FromString,
         )
-        try:
-            response = await stub(
+        return call, request_class
+
+    async def __call__(self, service: str, method: str, request: Message, token: str) -> Message:
+        call, request_class = self._method(service, method, self._channel.unary_unary)
+        with _call_errors():
+            response = await call(
                 json_format.ParseDict(request, request_class()),
                 metadata=(("authorization", f"Bearer {token}"),),
                 timeout=CALL_TIMEOUT_SECONDS,
             )
-        except grpc.aio.AioRpcError as error:
-            info = error_info(error)
-            raise CallError(
-                error.code().name,
-                info.reason if info else None,
-                error.details() or "",
-                field_violations=field_violations(error),
-            ) from None
         return json_format.MessageToDict(response)
+
+    async def stream(
+        self, service: str, method: str, request: Message, token: str
+    ) -> list[Message]:
+        call, request_class = self._method(service, method, self._channel.unary_stream)
+        with _call_errors():
+            responses = call(
+                json_format.ParseDict(request, request_class()),
+                metadata=(("authorization", f"Bearer {token}"),),
+                timeout=CALL_TIMEOUT_SECONDS,
+            )
+            return [json_format.MessageToDict(response) async for response in responses]
+
+
+@contextmanager
+def _call_errors():
+    """A refused gRPC call as the CallError every Caller raises."""
+    try:
+        yield
+    except grpc.aio.AioRpcError as error:
+        info = error_info(error)
+        raise CallError(
+            error.code().name,
+            info.reason if info else None,
+            error.details() or "",
+            field_violations=field_violations(error),
+        ) from None
 
 
 async def play(call: Caller, mint: TokenMint, say: Say, tag: str | None = None) -> MemberStory:

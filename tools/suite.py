@@ -215,7 +215,11 @@ class Suite:
             env[variable] = self.target(upstream)
         return env
 
-    async def start(self, name: str, wait: bool = True) -> ServiceProcess:
+    async def start(
+        self, name: str, wait: bool = True, module: str | None = None
+    ) -> ServiceProcess:
+        """Starts `name` as `python -m <its module>`, or as `python -m <module>`:
+        a test harness around the service, with the same environment."""
         spec = SPECS[name]
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{name}.log" if self.log_dir else None
@@ -225,7 +229,7 @@ class Suite:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            spec.module,
+            module or spec.module,
             env=self.environment(spec),
             cwd=REPO,
             stdout=output,

@@ -45,6 +45,7 @@ GAMES = Upstream(
         "ListPlays": AS_MEMBER,
         "GetCatchGame": PLAYER,
         "StartCatch": AS_MEMBER,
+        "WatchCatchObjects": AS_MEMBER,
         "SubmitCatch": AS_MEMBER,
         "GetLeaderboard": AS_MEMBER,
         "CreateWheel": MANAGER,

@@ -101,7 +101,7 @@ class OutboxUnit(Protocol):
         self, entry_id: str, kind: str, request: ledger_pb.PostTransfersRequest, now_us: int
     ) -> OutboxEntry: ...
     def entry(self, entry_id: str) -> OutboxEntry | None: ...
-    def claim_due(self, now_us: int, limit: int) -> list[OutboxEntry]: ...
+    def claim_due(self, due_by_us: int, now_us: int, limit: int) -> list[OutboxEntry]: ...
     def close(
         self, entry_id: str, answer: ChainAnswer | None, error: str | None, now_us: int
     ) -> bool: ...
@@ -146,16 +146,17 @@ class SqliteOutbox:
         ).fetchone()
         return _entry(row) if row else None
 
-    def claim_due(self, now_us: int, limit: int) -> list[OutboxEntry]:
-        """Pending entries whose next attempt is due, oldest first, each leased until
-        its next attempt after this one."""
+    def claim_due(self, due_by_us: int, now_us: int, limit: int) -> list[OutboxEntry]:
+        """Pending entries whose next attempt is due by `due_by_us`, oldest first,
+        each leased until its next attempt after this one, counted from `now_us`
+        (recovery claims everything, but its backoff still starts now)."""
         entries = [
             _entry(row)
             for row in self._db.execute(
                 f"SELECT {ENTRY_COLUMNS} FROM ledger_outbox"
                 " WHERE state = 'pending' AND next_attempt_at <= ?"
                 " ORDER BY next_attempt_at, entry_id LIMIT ?",
-                (now_us, limit),
+                (due_by_us, limit),
             ).fetchall()
         ]
         self._db.executemany(
@@ -286,8 +287,9 @@ class LedgerOutbox(Generic[U]):
         horizon = self._clock.now_us() if horizon_us is None else horizon_us
         settled = 0
         while True:
+            now = self._clock.now_us()
             entries = await self._store.write(
-                lambda unit: unit.outbox.claim_due(horizon, self._policy.batch)
+                lambda unit, now=now: unit.outbox.claim_due(horizon, now, self._policy.batch)
             )
             for entry in entries:
                 try:

@@ -16,6 +16,7 @@ from services.kit.errors import (
     NotFound,
     Violations,
 )
+from services.kit.feed import CommitSignal
 from services.kit.ids import LEDGER_ID, POINTS, PRIZE_UNIT, check_id
 from services.kit.paging import Page, decode_page_token, page_of, page_size
 from services.kit.text import shown
@@ -41,23 +42,6 @@ MAX_PAGE_SIZE = 1000
 DEFAULT_EXPIRING_WINDOW_US = 30 * 86_400 * MICROS_PER_SECOND
 SWEEP_LIMIT = 2000
 FEED_PAGE = 500
-
-
-class CommitSignal:
-    """Wakes change-feed readers after each group commit."""
-
-    def __init__(self) -> None:
-        self.version = 0
-        self._changed = asyncio.Event()
-
-    def notify(self) -> None:
-        self.version += 1
-        self._changed.set()
-        self._changed = asyncio.Event()
-
-    async def wait_past(self, version: int) -> None:
-        while self.version == version:
-            await self._changed.wait()
 
 
 @dataclass(frozen=True, slots=True)

@@ -154,6 +154,13 @@ class NodeCaller:
         self.transport = transport
 
     async def __call__(self, service: str, method: str, request: Message, token: str) -> Message:
+        (message,) = await self.stream(service, method, request, token)
+        return message
+
+    async def stream(
+        self, service: str, method: str, request: Message, token: str
+    ) -> list[Message]:
+        """Every message of the call: one for a unary call, all of a stream's."""
         result = await self.client.raw(
             self.transport, service, method, request=request, token=token, timeoutMs=10_000
         )
@@ -167,8 +174,7 @@ class NodeCaller:
                 metadata=error["metadata"],
                 field_violations=error["fieldViolations"],
             )
-        (message,) = result["messages"]
-        return message
+        return result["messages"]
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")

@@ -63,7 +63,8 @@ async def test_the_story(node: NodeClient, mint: TokenMint, transport: str) -> N
     assert num(story.coffee_wallet, "balance") == (1 if won_coffee else 0)
 
     # Catch: every scoring object caught as it landed is accepted and paid.
-    spawned = {num(s, "objectId"): num(s, "points") for s in story.session["spawns"]}
+    assert "spawns" not in story.session  # revealed one by one, not up front
+    spawned = {num(s, "objectId"): num(s, "points") for s in story.objects}
     assert story.catches, "the session spawned nothing to catch"
     assert [v["code"] for v in story.catch_result["verdicts"]] == [
         "CATCH_VERDICT_CODE_ACCEPTED"

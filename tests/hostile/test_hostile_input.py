@@ -32,10 +32,6 @@ from tests.hostile import cases, probe
 
 # Known failures: real bugs the test finds today, by test id, so that the suite passes
 # while they stand. Each entry is strict: it fails loudly once its bug is fixed, to be removed.
-GAMES_ZONE = (
-    "a 300-char time_zone: zoneinfo's OSError 'File name too long' is INTERNAL "
-    "(services/games/domain.py zone_of)"
-)
 CAMPAIGNS_ZONE = (
     "a 300-char time_zone: zoneinfo's OSError 'File name too long' is INTERNAL "
     "(services/campaigns/domain/schedule.py zone)"
@@ -50,9 +46,6 @@ UNBOUNDED_LIMITS = (
     "check_spec): 10,000 make a 600 KB error, RESOURCE_EXHAUSTED"
 )
 KNOWN_FAILURES: dict[str, str] = {
-    "games:GamesService.CreateWheel": GAMES_ZONE,
-    "games:GamesService.UpdateWheel": GAMES_ZONE,
-    "games:GamesService.CreateCatchGame": GAMES_ZONE,
     "campaigns:CampaignsService.UpsertMember": f"{CAMPAIGNS_ZONE}; {ECHOED_ID}",
     "campaigns:CampaignsService.GetMember": ECHOED_ID,
     "campaigns:CampaignsService.TrackActivity": ECHOED_ACTIVITY,

@@ -201,3 +201,21 @@ async def test_an_answer_lost_with_its_stream_is_settled_by_the_relay(store, led
         assert await balance(ledger.stub, "m-1") == 11
     finally:
         await poster.close()
+
+
+async def test_an_entry_recovery_could_not_settle_is_tried_again_after_its_backoff(store, ledger):
+    """Recovery claims every pending entry whatever its schedule; an entry it could
+    not settle (the ledger away at start) is due again one backoff from now, not
+    one backoff after the end of time."""
+    await fund(ledger.stub, "m-1", 1, "seed")
+    await record(store, ledger, "a1")
+    async with grpc.aio.insecure_channel("127.0.0.1:1") as nowhere:
+        away = outbox_for(store, ledger, ledger_grpc.LedgerServiceStub(nowhere))
+        assert await away.recover() == 0
+    assert await store.read(lambda unit: unit.schedule()) == (
+        1,
+        ledger.clock.now_us() + POLICY.backoff_us(1),
+    )
+    ledger.clock.advance(POLICY.backoff_us(1) / 1e6)
+    assert await outbox_for(store, ledger).relay_once() == 1
+    assert await store.read(lambda unit: unit.state("a1")) == "paid"

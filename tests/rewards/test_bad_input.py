@@ -8,7 +8,8 @@ import pytest
 from google.protobuf import timestamp_pb2
 from loyalty.rewards.v1 import rewards_service_pb2 as pb
 
-from tests.support.errors import rejected
+from services.kit.status import field_violations
+from tests.support.errors import expect_error
 from tests.support.rewards import TIMEOUT, create_reward, import_codes, spec
 
 LONG = "x" * 5000
@@ -131,12 +132,12 @@ async def test_bad_input_is_invalid_argument_naming_the_field(
     world, method: str, request_message, field: str
 ) -> None:
     await create_reward(world.stub, "coffee", spec(), stock=1)
-    refusal = await rejected(
+    refusal = await expect_error(
         getattr(world.stub, method)(request_message, timeout=TIMEOUT),
         grpc.StatusCode.INVALID_ARGUMENT,
     )
-    assert field in refusal.violations, refusal.violations
-    assert len(refusal.error.details()) < 1200
+    assert field in field_violations(refusal), field_violations(refusal)
+    assert len(refusal.details()) < 1200
     reward = await world.stub.GetReward(pb.GetRewardRequest(reward_id="coffee"), timeout=TIMEOUT)
     assert reward.reward.version == 1
     assert await world.available("reward:coffee:stock") == 1
@@ -162,11 +163,11 @@ async def test_a_malformed_csv_is_reported_line_by_line_and_the_good_lines_go_in
 
 async def test_codes_go_only_to_code_pool_rewards(world) -> None:
     await create_reward(world.stub, "mug", spec("Mug", pb.REWARD_KIND_PHYSICAL), stock=1)
-    await rejected(
+    await expect_error(
         import_codes(world.stub, "mug", ["A-1"]),
         grpc.StatusCode.FAILED_PRECONDITION,
         "NOT_A_CODE_POOL",
     )
-    await rejected(
+    await expect_error(
         import_codes(world.stub, "nothing", ["A-1"]), grpc.StatusCode.NOT_FOUND, "REWARD_NOT_FOUND"
     )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import grpc
 from loyalty.rewards.v1 import rewards_service_pb2 as pb
 
-from tests.support.errors import rejected
+from tests.support.errors import expect_error
 from tests.support.rewards import (
     HOUR_US,
     START_US,
@@ -39,12 +39,12 @@ async def test_a_daily_limit_turns_over_at_midnight_in_the_members_zone(world) -
 
     for member in ("tokyo", "london"):
         await redeem(world.stub, member, "treat", "first")
-        refusal = await rejected(
+        refusal = await expect_error(
             redeem(world.stub, member, "treat", "second"),
             grpc.StatusCode.FAILED_PRECONDITION,
             "LIMIT_REACHED",
         )
-        assert refusal.error.details()
+        assert refusal.details()
     assert (await catalog(world, "tokyo"))["treat"].limit_left == 0
     assert pb.CATALOG_LABEL_LIMIT_REACHED in (await catalog(world, "tokyo"))["treat"].labels
 
@@ -53,7 +53,7 @@ async def test_a_daily_limit_turns_over_at_midnight_in_the_members_zone(world) -
     assert (await redeem(world.stub, "tokyo", "treat", "third")).state == (
         pb.REDEMPTION_STATE_AWAITING_FULFILMENT
     )
-    await rejected(
+    await expect_error(
         redeem(world.stub, "london", "treat", "third"),
         grpc.StatusCode.FAILED_PRECONDITION,
         "LIMIT_REACHED",
@@ -76,12 +76,12 @@ async def test_a_member_without_a_zone_counts_days_in_the_rewards_zone(world) ->
     world.clock.set(TOKYO_MIDNIGHT_US)
     await redeem(world.stub, "m-1", "treat", "b")
     world.clock.advance(86_400)
-    refusal = await rejected(
+    refusal = await expect_error(
         redeem(world.stub, "m-1", "treat", "c"),
         grpc.StatusCode.FAILED_PRECONDITION,
         "LIMIT_REACHED",
     )
-    assert "0 more" in refusal.error.details()
+    assert "0 more" in refusal.details()
 
 
 async def test_early_access_opens_for_its_tier_at_one_instant_and_for_everyone_later(
@@ -102,14 +102,14 @@ async def test_early_access_opens_for_its_tier_at_one_instant_and_for_everyone_l
         await world.fund(member, 1000)
 
     world.clock.set(early_us - 1)
-    await rejected(
+    await expect_error(
         redeem(world.stub, "gold-member", "launch", "g-0"),
         grpc.StatusCode.FAILED_PRECONDITION,
         "NOT_YET_AVAILABLE",
     )
     world.clock.set(early_us)
     await redeem(world.stub, "gold-member", "launch", "g-1")
-    await rejected(
+    await expect_error(
         redeem(world.stub, "silver-member", "launch", "s-1"),
         grpc.StatusCode.FAILED_PRECONDITION,
         "EARLY_ACCESS_ONLY",
@@ -121,7 +121,7 @@ async def test_early_access_opens_for_its_tier_at_one_instant_and_for_everyone_l
     assert silver_view.available_from.ToMicroseconds() == opening_us
 
     world.clock.set(opening_us - 1)
-    await rejected(
+    await expect_error(
         redeem(world.stub, "silver-member", "launch", "s-2"),
         grpc.StatusCode.FAILED_PRECONDITION,
         "EARLY_ACCESS_ONLY",

@@ -6,7 +6,7 @@ import grpc
 from loyalty.ledger.v1 import ledger_service_pb2 as ledger_pb
 from loyalty.rewards.v1 import rewards_service_pb2 as pb
 
-from tests.support.errors import rejected
+from tests.support.errors import expect_error
 from tests.support.ledger import post, transfer
 from tests.support.rewards import (
     DAY_US,
@@ -69,12 +69,12 @@ async def test_no_free_coffee_for_a_tea_drinker_and_a_free_cake_is_redeemed(worl
         assert awarded.visit.points_awarded
     assert await world.points("m-1") == 10 + 15
     # A hidden reward is only given through an offer.
-    await rejected(
+    await expect_error(
         redeem(world.stub, "m-1", "cake", "direct"),
         grpc.StatusCode.FAILED_PRECONDITION,
         "REWARD_NOT_OFFERED",
     )
-    await rejected(
+    await expect_error(
         world.stub.AcceptOffer(
             pb.AcceptOfferRequest(member_id="m-1", visit_id="never-shown"), timeout=TIMEOUT
         ),

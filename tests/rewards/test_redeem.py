@@ -6,7 +6,7 @@ import grpc
 from loyalty.rewards.v1 import rewards_service_pb2 as pb
 
 from services.rewards.domain.codes import is_valid_generated
-from tests.support.errors import rejected
+from tests.support.errors import expect_error
 from tests.support.rewards import TIMEOUT, create_reward, import_codes, redeem, spec
 
 
@@ -30,12 +30,12 @@ async def test_not_enough_points_holds_nothing(world) -> None:
     await create_reward(world.stub, "coffee", spec(), stock=5)
     await import_codes(world.stub, "coffee", ["AAA-1"])
     await world.fund("m-1", 50)
-    refusal = await rejected(
+    refusal = await expect_error(
         redeem(world.stub, "m-1", "coffee", "r-1"),
         grpc.StatusCode.FAILED_PRECONDITION,
         "INSUFFICIENT_POINTS",
     )
-    assert refusal.error.details()
+    assert refusal.details()
     assert await world.available("m-1") == 50
     assert await world.available("reward:coffee:stock") == 5
     report = await world.stub.GetRewardReport(
@@ -104,7 +104,7 @@ async def test_a_physical_item_is_fulfilled_or_cancelled_with_points_and_stock_b
     assert cancelled.redemption.state == pb.REDEMPTION_STATE_CANCELLED
     assert await world.points("m-1") == 700
     assert await world.available("reward:mug:stock") == 1
-    await rejected(
+    await expect_error(
         world.stub.CancelRedemption(
             pb.CancelRedemptionRequest(redemption_id=first.redemption_id), timeout=TIMEOUT
         ),
@@ -127,7 +127,7 @@ async def test_a_wheel_prize_is_claimed_as_a_code(world) -> None:
     assert claimed.redemption.code == "CLAIM-1"
     assert claimed.redemption.price_unit == "prize:free-coffee"
     assert await world.available("m-1/prize:free-coffee") == 0
-    await rejected(
+    await expect_error(
         world.stub.ClaimPrize(
             pb.ClaimPrizeRequest(member_id="m-1", prize_unit="prize:free-coffee", request_id="c-2"),
             timeout=TIMEOUT,
@@ -191,18 +191,18 @@ async def test_a_retry_returns_the_first_answer_even_a_refusal(world) -> None:
     await create_reward(world.stub, "mug", spec("Mug", pb.REWARD_KIND_PHYSICAL, 300), stock=1)
     await world.fund("m-1", 100)
     for _ in range(2):
-        await rejected(
+        await expect_error(
             redeem(world.stub, "m-1", "mug", "r-1"),
             grpc.StatusCode.FAILED_PRECONDITION,
             "INSUFFICIENT_POINTS",
         )
     await world.fund("m-1", 500, "more")
-    await rejected(
+    await expect_error(
         redeem(world.stub, "m-1", "mug", "r-1"),
         grpc.StatusCode.FAILED_PRECONDITION,
         "INSUFFICIENT_POINTS",
     )
-    await rejected(
+    await expect_error(
         redeem(world.stub, "m-1", "mug", "r-1", quantity=2),
         grpc.StatusCode.ALREADY_EXISTS,
         "REQUEST_ID_REUSED",
@@ -219,7 +219,7 @@ async def test_a_retry_returns_the_first_answer_even_a_refusal(world) -> None:
     )
     assert [r.failure_reason for r in rest.redemptions] == ["INSUFFICIENT_POINTS"]
     assert rest.next_page_token == ""
-    await rejected(
+    await expect_error(
         world.stub.GetRedemption(
             pb.GetRedemptionRequest(member_id="m-2", redemption_id=made.redemption_id),
             timeout=TIMEOUT,
@@ -242,7 +242,7 @@ async def test_a_redemption_records_the_version_it_was_made_under(world) -> None
     second = await redeem(world.stub, "m-1", "mug", "r-2")
     assert (first.reward_version, first.price_total) == (1, 300)
     assert (updated.reward.version, second.reward_version, second.price_total) == (2, 2, 200)
-    await rejected(
+    await expect_error(
         world.stub.UpdateReward(
             pb.UpdateRewardRequest(
                 reward_id="mug", spec=spec("Mug", pb.REWARD_KIND_CODE_POOL), expected_version=2
@@ -255,7 +255,7 @@ async def test_a_redemption_records_the_version_it_was_made_under(world) -> None
         pb.ArchiveRewardRequest(reward_id="mug"), timeout=TIMEOUT
     )
     assert archived.reward.archived
-    await rejected(
+    await expect_error(
         redeem(world.stub, "m-1", "mug", "r-3"),
         grpc.StatusCode.FAILED_PRECONDITION,
         "REWARD_ARCHIVED",
