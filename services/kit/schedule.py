@@ -1,4 +1,5 @@
-"""When a campaign is live: wall-clock windows in a zone, one-off or RRULE.
+"""When something scheduled is live (a campaign, a challenge): wall-clock windows
+in a zone, one-off or RRULE. Pure: campaigns and progress share it.
 
 A window holds the instants whose local wall clock falls in [start, end),
 where end = local start + duration on the wall clock. One rule resolves every
@@ -19,12 +20,11 @@ import calendar
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from enum import Enum
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dateutil.rrule import DAILY, MONTHLY, WEEKLY, YEARLY, rrule, rrulestr
-
-from services.campaigns.domain.model import LimitPeriod, LocalTime, ScheduleSpec, ZoneMode
 
 MICROS = 1_000_000
 # UTC offsets span -12:00 to +14:00: a member-zone window can sit this far from the fallback's.
@@ -33,6 +33,41 @@ ZONE_SPREAD_US = 26 * 3600 * MICROS
 SLACK = timedelta(days=1)
 ALLOWED_FREQUENCIES = (YEARLY, MONTHLY, WEEKLY, DAILY)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class ZoneMode(Enum):
+    CAMPAIGN = "CAMPAIGN"
+    MEMBER = "MEMBER"
+
+
+class LimitPeriod(Enum):
+    DAY = "DAY"
+    WEEK = "WEEK"
+    MONTH = "MONTH"
+    TOTAL = "TOTAL"
+
+
+@dataclass(frozen=True, slots=True)
+class LocalTime:
+    """A wall-clock date and time in some zone."""
+
+    year: int
+    month: int
+    day: int
+    hours: int = 0
+    minutes: int = 0
+    seconds: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleSpec:
+    time_zone: str
+    start: LocalTime | None = None
+    duration_seconds: int = 0
+    rrule: str = ""
+    exclusions: tuple[LocalTime, ...] = ()
+    zone_mode: ZoneMode = ZoneMode.CAMPAIGN
+    end_us: int | None = None
 
 
 class ScheduleError(ValueError):
