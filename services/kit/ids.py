@@ -95,3 +95,14 @@ def budget_account(campaign_id: str) -> str:
 
 def prize_pool_account(wheel_id: str, unit: str) -> str:
     return f"wheel:{wheel_id}:pool:{unit}"
+
+
+def progress_budget_account(budget_id: str) -> str:
+    """Where member progress pays badge, streak and challenge rewards from."""
+    return f"progress:{budget_id}:budget"
+
+
+def wallet_member(account_id: str) -> str | None:
+    """The member whose points wallet this account is, or None: member ids have no
+    ":" or "/", which every other account id of the suite contains."""
+    return account_id if MEMBER_ID.matches(account_id) else None
