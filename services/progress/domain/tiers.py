@@ -288,7 +288,8 @@ def _rolling(program: TierProgram, history: Sequence[Qualifying], now_us: int) -
         leaving = sorted(
             (exit_us, index)
             for index, (at, exit_us, _) in enumerate(entries)
-            if at <= since < exit_us
+            # Now, entries dated a little ahead (clock skew) count as well.
+            if since < exit_us and (at <= since or since == now_us)
         )
         drop = FOREVER
         for exit_us, index in leaving:
