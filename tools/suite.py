@@ -73,6 +73,16 @@ SERVICES = (
         {"CAMPAIGNS_LEDGER_TARGET": "ledger"},
     ),
     ServiceSpec(
+        "progress",
+        "services.progress.server:ProgressSettings",
+        "PROGRESS_DB",
+        {
+            "PROGRESS_LEDGER_TARGET": "ledger",
+            "PROGRESS_CAMPAIGNS_TARGET": "campaigns",
+            "PROGRESS_GAMES_TARGET": "games",
+        },
+    ),
+    ServiceSpec(
         "gateway",
         "services.gateway.server:GatewaySettings",
         None,

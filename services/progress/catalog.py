@@ -31,9 +31,13 @@ DRY_RUN_BATCH = 500
 
 class CatalogUseCases(ProgressBase):
     async def apply(
-        self, definition_id: str, spec: Spec | None, expected_version: int | None
+        self,
+        definition_id: str,
+        spec: Spec | None,
+        expected_version: int | None,
+        violations: Violations | None = None,
     ) -> tuple[Definition, bool]:
-        violations = Violations()
+        violations = violations or Violations()
         check_definition(violations, definition_id, spec)
         violations.raise_if_any()
         assert spec is not None
@@ -63,9 +67,11 @@ class CatalogUseCases(ProgressBase):
                     current, version=version + 1, state=State.ACTIVE, spec=spec, update_us=now
                 )
             unit.save_definition(definition)
+            # Every member is placed again under the new rules by the review loop.
             if isinstance(spec, TierProgram):
-                # Every member is placed again under the new rules by the review loop.
                 unit.review_program(definition_id, now)
+            else:
+                unit.evaluate_everyone(definition_id)
             return definition, True
 
         definition, changed = await self._store.write(work)
@@ -110,9 +116,11 @@ class CatalogUseCases(ProgressBase):
 
         return await self._store.write(work)
 
-    async def dry_run(self, program: TierProgram, as_of_us: int | None) -> tuple[dict, int, int]:
+    async def dry_run(
+        self, program: TierProgram, as_of_us: int | None, violations: Violations | None = None
+    ) -> tuple[dict, int, int]:
         """Members per tier under a draft program, from the recorded facts; nothing is written."""
-        violations = Violations()
+        violations = violations or Violations()
         check_definition(violations, "dry-run", program)
         violations.raise_if_any()
         moment = self._clock.now_us() if as_of_us is None else as_of_us

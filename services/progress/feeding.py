@@ -106,7 +106,34 @@ class FeedUseCases(ProgressBase):
             if changes:
                 self.commits.notify()
             if count < REVIEW_BATCH:
-                return reviewed
+                return reviewed + await self._evaluate_pending()
+
+    async def _evaluate_pending(self) -> int:
+        """Members to evaluate against a definition created or changed since."""
+        evaluated = 0
+        while True:
+            now = self._clock.now_us()
+
+            def work(unit: SqliteProgressUnit, now: int = now):
+                due = unit.due_evaluations(REVIEW_BATCH)
+                definitions = active_by_id(unit)
+                entries = []
+                for definition_id, member_id in due:
+                    unit.evaluated(definition_id, member_id)
+                    definition = definitions.get(definition_id)
+                    if definition is None:
+                        continue
+                    evaluation = evaluate(unit, member_id, [definition], {}, now)
+                    entries += record_evaluation(
+                        unit, member_id, definitions, evaluation, now, Cause.REVIEW
+                    ).entries
+                return len(due), entries
+
+            count, entries = await self._store.write(work)
+            await self._settle(entries)
+            evaluated += count
+            if count < REVIEW_BATCH:
+                return evaluated
 
     async def run_reviews(self, interval_seconds: float) -> None:
         """Background loop on the injected clock."""

@@ -60,7 +60,8 @@ class ProgressSettings(ServiceSettings):
     games_target: str = GAMES_ADDRESS
     ledger_timeout_seconds: float = 2.0
     relay_interval_seconds: float = 1.0
-    review_interval_seconds: float = 60.0
+    # How often tiers that may have run out, and definitions new to members, are looked at.
+    review_interval_seconds: float = 5.0
     # Events applied per transaction at most, when catching up.
     feed_batch: int = 500
     # Each Watch stream's deadline: it is reopened from the cursor after this.

@@ -40,9 +40,12 @@ class ProgressServicer(pb_grpc.ProgressServiceServicer):
     async def ApplyDefinition(
         self, request: pb.ApplyDefinitionRequest, context: grpc.aio.ServicerContext
     ) -> pb.ApplyDefinitionResponse:
-        spec = codec.spec_from_proto(request.definition)
+        violations = Violations()
+        spec = codec.spec_from_proto(request.definition, violations)
         expected = request.expected_version if request.HasField("expected_version") else None
-        definition, changed = await self._cases.catalog.apply(request.definition.id, spec, expected)
+        definition, changed = await self._cases.catalog.apply(
+            request.definition.id, spec, expected, violations
+        )
         return pb.ApplyDefinitionResponse(
             definition=codec.definition_to_proto(definition), changed=changed
         )
@@ -75,9 +78,8 @@ class ProgressServicer(pb_grpc.ProgressServiceServicer):
     ) -> pb.DryRunTierProgramResponse:
         violations = Violations()
         program = codec.program_from_proto(violations, "program", request.program)
-        violations.raise_if_any()
         counts, members, events = await self._cases.catalog.dry_run(
-            program, optional_micros(request, "as_of_time")
+            program, optional_micros(request, "as_of_time"), violations
         )
         return pb.DryRunTierProgramResponse(
             tiers=[pb.TierCount(tier_id=tier, members=count) for tier, count in counts.items()],

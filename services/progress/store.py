@@ -171,6 +171,11 @@ CREATE TABLE achievements (
   achieve_us INTEGER NOT NULL
 );
 CREATE INDEX achievements_by_member ON achievements (member_id, sequence);
+CREATE TABLE evaluations (
+  definition_id TEXT NOT NULL,
+  member_id TEXT NOT NULL,
+  PRIMARY KEY (definition_id, member_id)
+);
 """
 
 MIGRATIONS = (SCHEMA_V1, OUTBOX_MIGRATION, OUTBOX_KINDS_MIGRATION)
@@ -228,6 +233,9 @@ class ProgressUnit(Protocol):
     def save_member_tier(self, tier: RecordedTier) -> None: ...
     def due_reviews(self, now_us: int, limit: int) -> list[tuple[str, str]]: ...
     def review_program(self, program_id: str, now_us: int) -> None: ...
+    def evaluate_everyone(self, definition_id: str) -> None: ...
+    def due_evaluations(self, limit: int) -> list[tuple[str, str]]: ...
+    def evaluated(self, definition_id: str, member_id: str) -> None: ...
     def add_tier_change(self, change: TierChange) -> TierChange: ...
     def tier_changes(self, after: int, program_id: str, limit: int) -> list[TierChange]: ...
     def tier_counts(self, program_id: str) -> list[MemberCount]: ...
@@ -630,6 +638,26 @@ class SqliteProgressUnit:
             " ON CONFLICT (program_id, member_id)"
             " DO UPDATE SET next_review_us = excluded.next_review_us",
             (program_id, now_us, now_us),
+        )
+
+    def evaluate_everyone(self, definition_id: str) -> None:
+        """A badge, streak or challenge just created or changed counts history too:
+        every known member is evaluated against it (by the review loop)."""
+        self._db.execute(
+            "INSERT OR IGNORE INTO evaluations (definition_id, member_id)"
+            " SELECT ?, member_id FROM members WHERE true",
+            (definition_id,),
+        )
+
+    def due_evaluations(self, limit: int) -> list[tuple[str, str]]:
+        return self._db.execute(
+            "SELECT definition_id, member_id FROM evaluations LIMIT ?", (limit,)
+        ).fetchall()
+
+    def evaluated(self, definition_id: str, member_id: str) -> None:
+        self._db.execute(
+            "DELETE FROM evaluations WHERE definition_id = ? AND member_id = ?",
+            (definition_id, member_id),
         )
 
     def add_tier_change(self, change: TierChange) -> TierChange:

@@ -4,6 +4,7 @@ in-memory stand-in for the ledger calls rewards make."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import grpc
 from loyalty.ledger.v1 import ledger_service_pb2 as ledger_pb
 
 from services.kit.clock import ManualClock, from_datetime
@@ -238,3 +240,40 @@ async def service_tier(
         )
     finally:
         await store.close()
+
+
+# ------------------------------------------------------------------ a real server
+
+
+async def start_progress(
+    db_path: Path,
+    clock,
+    ledger_target: str,
+    upstream_target: str = "",
+    review_interval_seconds: float = 3600.0,
+):
+    """A real progress server on a free port over `db_path`, following the ledger
+    and (when given) the fake campaigns and games feeds; and a stub to it."""
+    from loyalty.progress.v1 import progress_service_pb2_grpc as progress_grpc
+
+    from services.progress.server import ProgressSettings, build_server
+    from tests.support.upstream import contracts
+
+    settings = ProgressSettings(
+        db_path=db_path,
+        ledger_target=ledger_target,
+        campaigns_target=upstream_target,
+        games_target=upstream_target,
+        review_interval_seconds=review_interval_seconds,
+        relay_interval_seconds=3600.0,
+    )
+    host = await build_server(settings, "127.0.0.1:0", clock, contracts=contracts())
+    await host.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{host.port}")
+    return host, channel, progress_grpc.ProgressServiceStub(channel)
+
+
+async def caught_up(host, feed: str, sequence: int, timeout: float = 20.0) -> None:
+    """Wait until the server's follower of `feed` has applied up to `sequence`."""
+    (follower,) = [f for f in host.followers if f.state.name == feed]
+    await asyncio.wait_for(follower.wait_for(sequence), timeout)

@@ -1,0 +1,148 @@
+"""SIGKILL of the progress process while it catches up on the ledger's feed
+(real processes, started through tools/suite.py's Suite), restarted on the
+same files: every count exact, every badge bonus paid once, checked against
+the ledger itself."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+import grpc
+import pytest
+from loyalty.ledger.v1 import ledger_service_pb2 as ledger_pb
+from loyalty.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
+from loyalty.progress.v1 import progress_service_pb2 as pb
+from loyalty.progress.v1 import progress_service_pb2_grpc as progress_grpc
+
+from tests.progress.test_api import apply
+from tests.support.ledger import history, open_program, wallet_request
+from tools.suite import Suite
+
+pytestmark = pytest.mark.slow
+
+TIMEOUT = 10.0
+MEMBERS = [f"m-{n}" for n in range(12)]
+CREDITS_EACH = 100
+POINTS = 10
+LEVELS = ((100, 1), (500, 5), (1_000, 10))
+SPENDER = {
+    "id": "spender",
+    "badge": {
+        "displayName": "Spender",
+        "rule": {"measure": "MEASURE_POINTS_EARNED"},
+        "levels": [
+            {"levelId": f"l{n}", "threshold": str(threshold), "bonusPoints": str(bonus)}
+            for n, (threshold, bonus) in enumerate(LEVELS)
+        ],
+        "budgetId": "rewards",
+    },
+}
+
+
+async def feed_cursor(stub) -> int:
+    status = await stub.GetFeedStatus(pb.GetFeedStatusRequest(), timeout=TIMEOUT)
+    return next(f.cursor for f in status.feeds if f.feed == "ledger")
+
+
+async def until(predicate, seconds: float = 60.0):
+    """Poll an observable condition (a feed's cursor) with a deadline."""
+
+    async def poll():
+        while not (found := await predicate()):
+            await asyncio.sleep(0.01)
+        return found
+
+    return await asyncio.wait_for(poll(), seconds)
+
+
+async def test_sigkill_mid_feed_then_restart_counts_exactly_once(tmp_path) -> None:
+    suite = Suite(tmp_path / "data", env={"PROGRESS_FEED_BATCH": "10"}, log_dir=tmp_path / "logs")
+    try:
+        await suite.start("ledger")
+        progress_process = await suite.start("progress")
+        async with (
+            grpc.aio.insecure_channel(suite.target("ledger")) as ledger_channel,
+            grpc.aio.insecure_channel(suite.target("progress")) as progress_channel,
+        ):
+            ledger = ledger_grpc.LedgerServiceStub(ledger_channel)
+            progress = progress_grpc.ProgressServiceStub(progress_channel)
+            await open_program(ledger)
+            await apply(progress, SPENDER)
+            await progress.FundBudget(
+                pb.FundBudgetRequest(budget_id="rewards", points=10_000, request_id="f1"),
+                timeout=TIMEOUT,
+            )
+            # Progress falls behind: it is stopped while the ledger takes every credit.
+            await progress_process.stop()
+            last = 0
+            for member in MEMBERS:
+                await ledger.OpenAccount(wallet_request(member), timeout=TIMEOUT)
+                response = await ledger.PostTransfers(
+                    ledger_pb.PostTransfersRequest(
+                        transfers=[
+                            ledger_pb.Transfer(
+                                id=f"earn:{member}:{n}",
+                                debit_account_id="program:issuance",
+                                credit_account_id=member,
+                                amount=POINTS,
+                                code=ledger_pb.TRANSFER_CODE_EARN,
+                                kind=ledger_pb.TRANSFER_KIND_POSTED,
+                            )
+                            for n in range(CREDITS_EACH)
+                        ]
+                    ),
+                    timeout=TIMEOUT,
+                )
+                last = max(last, *(r.transfer.sequence for r in response.results))
+            # Restarted, it catches up 10 events a transaction; killed once it is under way.
+            progress_process = await suite.start("progress")
+            at_kill = await until(lambda: _between(progress, 100, last))
+            await progress_process.kill()
+            progress_process = await suite.start("progress")
+            resumed = await feed_cursor(progress)
+            assert at_kill <= resumed < last, (at_kill, resumed, last)
+            # Caught up: the bonuses progress itself posted come after `last` too.
+            await until(lambda: _caught_up(progress, ledger, last))
+            for member in MEMBERS:
+                found = await progress.GetMemberProgress(
+                    pb.GetMemberProgressRequest(member_id=member), timeout=TIMEOUT
+                )
+                (badge,) = found.badges
+                assert badge.value == CREDITS_EACH * POINTS
+                assert all(level.earned for level in badge.levels)
+                rebuilt = await progress.RebuildMember(
+                    pb.RebuildMemberRequest(member_id=member), timeout=TIMEOUT
+                )
+                assert list(rebuilt.differences) == []
+                # The ledger holds each bonus exactly once.
+                entries = await history(ledger, member)
+                bonuses = Counter(
+                    e.transfer.amount
+                    for e in entries
+                    if e.transfer.code == ledger_pb.TRANSFER_CODE_BONUS
+                )
+                assert bonuses == Counter(bonus for _, bonus in LEVELS), (member, bonuses)
+    finally:
+        await suite.stop_all()
+
+
+async def _between(progress, low: int, high: int) -> int:
+    try:
+        cursor = await feed_cursor(progress)
+    except grpc.aio.AioRpcError:
+        return 0
+    return cursor if low <= cursor < high else 0
+
+
+async def _caught_up(progress, ledger, last: int) -> bool:
+    """Every bonus is in the ledger, and progress has applied the feed past it."""
+    sequences = [
+        e.transfer.sequence
+        for member in MEMBERS
+        for e in await history(ledger, member)
+        if e.transfer.code == ledger_pb.TRANSFER_CODE_BONUS
+    ]
+    if len(sequences) < len(MEMBERS) * len(LEVELS):
+        return False
+    return await feed_cursor(progress) >= max(last, *sequences)
