@@ -45,15 +45,26 @@ async def feed_cursor(stub) -> int:
     return next(f.cursor for f in status.feeds if f.feed == "ledger")
 
 
-async def until(predicate, seconds: float = 60.0):
-    """Poll an observable condition (a feed's cursor) with a deadline."""
+async def achievements(progress, member: str, count: int) -> list[pb.Achievement]:
+    """The member's first `count` achievements, as progress records them."""
+    stream = progress.WatchAchievements(pb.WatchAchievementsRequest(member_id=member), timeout=60)
+    found = [(await asyncio.wait_for(stream.read(), 60)).achievement for _ in range(count)]
+    stream.cancel()
+    return found
 
-    async def poll():
-        while not (found := await predicate()):
-            await asyncio.sleep(0.01)
-        return found
 
-    return await asyncio.wait_for(poll(), seconds)
+async def bonuses_after(ledger, after: int, count: int) -> list[ledger_pb.Transfer]:
+    """The first `count` BONUS transfers the ledger commits after `after`."""
+    stream = ledger.WatchTransfers(
+        ledger_pb.WatchTransfersRequest(after_sequence=after), timeout=60
+    )
+    found = []
+    while len(found) < count:
+        transfer = (await asyncio.wait_for(stream.read(), 60)).transfer
+        if transfer.code == ledger_pb.TRANSFER_CODE_BONUS:
+            found.append(transfer)
+    stream.cancel()
+    return found
 
 
 async def test_sigkill_mid_feed_then_restart_counts_exactly_once(tmp_path) -> None:
@@ -95,15 +106,19 @@ async def test_sigkill_mid_feed_then_restart_counts_exactly_once(tmp_path) -> No
                     timeout=TIMEOUT,
                 )
                 last = max(last, *(r.transfer.sequence for r in response.results))
-            # Restarted, it catches up 10 events a transaction; killed once it is under way.
+            # Restarted, it catches up 10 events a transaction; killed once it is under
+            # way: when the fifth member's first badge level is recorded.
             progress_process = await suite.start("progress")
-            at_kill = await until(lambda: _between(progress, 100, last))
+            await achievements(progress, MEMBERS[4], 1)
             await progress_process.kill()
             progress_process = await suite.start("progress")
             resumed = await feed_cursor(progress)
-            assert at_kill <= resumed < last, (at_kill, resumed, last)
-            # Caught up: the bonuses progress itself posted come after `last` too.
-            await until(lambda: _caught_up(progress, ledger, last))
+            assert 4 * CREDITS_EACH <= resumed < last, (resumed, last)
+            await achievements(progress, MEMBERS[-1], len(LEVELS))
+            paid = await bonuses_after(ledger, last, len(MEMBERS) * len(LEVELS))
+            assert Counter(t.credit_account_id for t in paid) == Counter(
+                {member: len(LEVELS) for member in MEMBERS}
+            )
             for member in MEMBERS:
                 found = await progress.GetMemberProgress(
                     pb.GetMemberProgressRequest(member_id=member), timeout=TIMEOUT
@@ -125,24 +140,3 @@ async def test_sigkill_mid_feed_then_restart_counts_exactly_once(tmp_path) -> No
                 assert bonuses == Counter(bonus for _, bonus in LEVELS), (member, bonuses)
     finally:
         await suite.stop_all()
-
-
-async def _between(progress, low: int, high: int) -> int:
-    try:
-        cursor = await feed_cursor(progress)
-    except grpc.aio.AioRpcError:
-        return 0
-    return cursor if low <= cursor < high else 0
-
-
-async def _caught_up(progress, ledger, last: int) -> bool:
-    """Every bonus is in the ledger, and progress has applied the feed past it."""
-    sequences = [
-        e.transfer.sequence
-        for member in MEMBERS
-        for e in await history(ledger, member)
-        if e.transfer.code == ledger_pb.TRANSFER_CODE_BONUS
-    ]
-    if len(sequences) < len(MEMBERS) * len(LEVELS):
-        return False
-    return await feed_cursor(progress) >= max(last, *sequences)
