@@ -26,7 +26,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dateutil.rrule import DAILY, MONTHLY, WEEKLY, YEARLY, rrule, rrulestr
 
+from services.kit.text import shown
+
 MICROS = 1_000_000
+MAX_ZONE_NAME = 64
 # UTC offsets span -12:00 to +14:00: a member-zone window can sit this far from the fallback's.
 ZONE_SPREAD_US = 26 * 3600 * MICROS
 # Wall-clock arithmetic can move a resolved instant by a DST gap (at most a day).
@@ -82,12 +85,13 @@ class ScheduleError(ValueError):
 @lru_cache(maxsize=1024)
 def zone(name: str) -> ZoneInfo:
     """The IANA zone; ScheduleError for unknown names."""
-    if not name or name != name.strip() or ".." in name:
-        raise ScheduleError("time_zone", f"unknown IANA time zone {name!r}")
+    # IANA names are short; a long one would reach the file system ("File name too long").
+    if not name or len(name) > MAX_ZONE_NAME or name != name.strip() or ".." in name:
+        raise ScheduleError("time_zone", f"unknown IANA time zone {shown(name)}")
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as error:
-        raise ScheduleError("time_zone", f"unknown IANA time zone {name!r}") from error
+    except (ZoneInfoNotFoundError, ValueError, OSError) as error:
+        raise ScheduleError("time_zone", f"unknown IANA time zone {shown(name)}") from error
 
 
 def _utc_us(moment: datetime) -> int:
