@@ -20,6 +20,7 @@ from services.progress.domain.definitions import (
     State,
     TierProgram,
     check_definition,
+    check_program,
 )
 from services.progress.domain.evaluate import program_standing
 from services.progress.store import SqliteProgressUnit
@@ -121,7 +122,7 @@ class CatalogUseCases(ProgressBase):
     ) -> tuple[dict, int, int]:
         """Members per tier under a draft program, from the recorded facts; nothing is written."""
         violations = violations or Violations()
-        check_definition(violations, "dry-run", program)
+        check_program(violations, program, "program")
         violations.raise_if_any()
         moment = self._clock.now_us() if as_of_us is None else as_of_us
         counts = {tier.tier_id: 0 for tier in program.tiers}

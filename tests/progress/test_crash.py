@@ -16,14 +16,15 @@ from loyalty.progress.v1 import progress_service_pb2 as pb
 from loyalty.progress.v1 import progress_service_pb2_grpc as progress_grpc
 
 from tests.progress.test_api import apply
-from tests.support.ledger import history, open_program, wallet_request
+from tests.support.ledger import history, open_program, post, posted, wallet_request
 from tools.suite import Suite
 
 pytestmark = pytest.mark.slow
 
 TIMEOUT = 10.0
 MEMBERS = [f"m-{n}" for n in range(12)]
-CREDITS_EACH = 100
+SENTINEL = "m-last"
+CREDITS_EACH = 1000
 POINTS = 10
 LEVELS = ((100, 1), (500, 5), (1_000, 10))
 SPENDER = {
@@ -68,7 +69,7 @@ async def bonuses_after(ledger, after: int, count: int) -> list[ledger_pb.Transf
 
 
 async def test_sigkill_mid_feed_then_restart_counts_exactly_once(tmp_path) -> None:
-    suite = Suite(tmp_path / "data", env={"PROGRESS_FEED_BATCH": "10"}, log_dir=tmp_path / "logs")
+    suite = Suite(tmp_path / "data", env={"PROGRESS_FEED_BATCH": "5"}, log_dir=tmp_path / "logs")
     try:
         await suite.start("ledger")
         progress_process = await suite.start("progress")
@@ -106,18 +107,25 @@ async def test_sigkill_mid_feed_then_restart_counts_exactly_once(tmp_path) -> No
                     timeout=TIMEOUT,
                 )
                 last = max(last, *(r.transfer.sequence for r in response.results))
-            # Restarted, it catches up 10 events a transaction; killed once it is under
-            # way: when the fifth member's first badge level is recorded.
+            # The last transfer of all earns a sentinel member a badge: once progress has
+            # recorded that, it has applied everything before it (the feed is in order).
+            await ledger.OpenAccount(wallet_request(SENTINEL), timeout=TIMEOUT)
+            (result,) = await post(
+                ledger, posted("earn:sentinel", "program:issuance", SENTINEL, LEVELS[0][0])
+            )
+            last = result.transfer.sequence
+            # Restarted, it catches up 5 events a transaction; killed once it is under
+            # way: when the second member's first badge level is recorded, long before the end.
             progress_process = await suite.start("progress")
-            await achievements(progress, MEMBERS[4], 1)
+            await achievements(progress, MEMBERS[1], 1)
             await progress_process.kill()
             progress_process = await suite.start("progress")
             resumed = await feed_cursor(progress)
-            assert 4 * CREDITS_EACH <= resumed < last, (resumed, last)
-            await achievements(progress, MEMBERS[-1], len(LEVELS))
-            paid = await bonuses_after(ledger, last, len(MEMBERS) * len(LEVELS))
+            assert CREDITS_EACH <= resumed < last, (resumed, last)
+            await achievements(progress, SENTINEL, 1)
+            paid = await bonuses_after(ledger, last - 1, len(MEMBERS) * len(LEVELS) + 1)
             assert Counter(t.credit_account_id for t in paid) == Counter(
-                {member: len(LEVELS) for member in MEMBERS}
+                {member: len(LEVELS) for member in MEMBERS} | {SENTINEL: 1}
             )
             for member in MEMBERS:
                 found = await progress.GetMemberProgress(

@@ -202,7 +202,7 @@ def check_definition(violations: Violations, definition_id: str, spec: Spec | No
         violations.add("definition.spec", "one of tier_program, badge, streak, challenge")
         return
     checks = {
-        TierProgram: _check_program,
+        TierProgram: check_program,
         Badge: _check_badge,
         Streak: _check_streak,
         Challenge: _check_challenge,
@@ -247,8 +247,9 @@ def _check_codes(violations: Violations, field: str, codes: frozenset[str]) -> N
     )
 
 
-def _check_program(violations: Violations, program: TierProgram) -> None:
-    path = "definition.tier_program"
+def check_program(
+    violations: Violations, program: TierProgram, path: str = "definition.tier_program"
+) -> None:
     _text(violations, f"{path}.display_name", program.display_name, required=True)
     _zone(violations, f"{path}.time_zone", program.time_zone)
     if not 1 <= len(program.tiers) <= MAX_LEVELS:
