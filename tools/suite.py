@@ -90,6 +90,7 @@ SERVICES = (
             "GATEWAY_LEDGER_TARGET": "ledger",
             "GATEWAY_GAMES_TARGET": "games",
             "GATEWAY_CAMPAIGNS_TARGET": "campaigns",
+            "GATEWAY_PROGRESS_TARGET": "progress",
         },
         readiness_path="/readyz",
     ),

@@ -18,7 +18,7 @@ from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config as HypercornConfig
 from loyalty.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
 
-from services.gateway.api import CAMPAIGNS, GAMES, WALLET_RULES, WALLET_SERVICE
+from services.gateway.api import CAMPAIGNS, GAMES, PROGRESS, WALLET_RULES, WALLET_SERVICE
 from services.gateway.domain import (
     CorsPolicy,
     DeadlinePolicy,
@@ -48,6 +48,7 @@ from services.kit.config import (
     GAMES_ADDRESS,
     GATEWAY_ADDRESS,
     LEDGER_ADDRESS,
+    PROGRESS_ADDRESS,
     ServiceSettings,
     setting,
 )
@@ -80,6 +81,7 @@ class GatewaySettings(ServiceSettings):
     # Empty means the gateway does not expose that service.
     games_target: str | None = GAMES_ADDRESS
     campaigns_target: str | None = CAMPAIGNS_ADDRESS
+    progress_target: str | None = PROGRESS_ADDRESS
     jwt_issuer: str = "loyalty-arcade-dev"
     jwt_audience: str = "loyalty-arcade"
     jwt_leeway_seconds: float = 30.0
@@ -100,7 +102,11 @@ class GatewaySettings(ServiceSettings):
     extra_upstreams: tuple[tuple[Upstream, str], ...] = ()
 
     def upstreams(self) -> list[tuple[Upstream, str]]:
-        configured = [(GAMES, self.games_target), (CAMPAIGNS, self.campaigns_target)]
+        configured = [
+            (GAMES, self.games_target),
+            (CAMPAIGNS, self.campaigns_target),
+            (PROGRESS, self.progress_target),
+        ]
         chosen = [(upstream, target) for upstream, target in configured if target]
         return [*chosen, *self.extra_upstreams]
 

@@ -141,6 +141,7 @@ def gateway_settings(**overrides: Any) -> GatewaySettings:
     base = GatewaySettings(
         games_target=None,
         campaigns_target=None,
+        progress_target=None,
         jwt_issuer=ISSUER,
         jwt_audience=AUDIENCE,
         jwt_secret=SECRET.decode(),
