@@ -9,6 +9,7 @@ gRPC with a manager token, like any other client.
     loyalty-admin stats CAMPAIGN_ID
     loyalty-admin dry-run activity.yaml     the breakdown an activity would get now
     loyalty-admin watch                     campaign transitions, live
+    loyalty-admin progress ...              tiers, badges, streaks, challenges (progress --help)
 
 Files are YAML or JSON in the protobuf JSON mapping: a campaign file holds
 `campaign_id` and `spec`; an activity file holds an `activity`.
@@ -204,6 +205,10 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("watch", help="follow transitions").add_argument(
         "--after", type=int, default=0
     )
+    # Imported here: the progress commands use this module's UsageError.
+    from tools import progress_admin
+
+    progress_admin.add_commands(commands)
     return parser
 
 
@@ -237,6 +242,10 @@ def main(argv: list[str] | None = None, out=None) -> int:
                     admin.dry_run(args.file)
                 case "watch":
                     admin.watch(args.after)
+                case "progress":
+                    from tools.progress_admin import ProgressAdmin
+
+                    ProgressAdmin(channel, args.token, out).run(args)
                 case verb:
                     admin.transition(verb, args.campaign_id)
         except UsageError as error:

@@ -113,22 +113,30 @@ def record_evaluation(
                 Achievement(0, member_id, AwardKind.TIER_CHANGED, program_id, tier_id, 0, now_us)
             )
             since, changes = now_us, changes + 1
-        unit.save_member_tier(
-            RecordedTier(
-                program_id,
-                member_id,
-                tier_id,
-                since,
-                standing.kept_until_us,
-                standing.next_review_us,
-            )
+        updated = RecordedTier(
+            program_id,
+            member_id,
+            tier_id,
+            since,
+            standing.kept_until_us,
+            standing.next_review_us,
         )
+        if updated != recorded:
+            unit.save_member_tier(updated)
+    earned_before = None
     for kind, earned in (
         (AwardKind.BADGE, sorted(evaluation.badge_levels)),
         (AwardKind.STREAK_MILESTONE, sorted(evaluation.milestones)),
         (AwardKind.CHALLENGE, sorted(evaluation.completions)),
     ):
         for definition_id, detail in earned:
+            if earned_before is None:
+                # One read of what the member holds, for every award of this evaluation.
+                earned_before = {
+                    (a.kind, a.definition_id, a.detail) for a in unit.awards(member_id)
+                }
+            if (kind, definition_id, str(detail)) in earned_before:
+                continue
             entry = _award(unit, kind, definitions[definition_id], str(detail), member_id, now_us)
             if entry is not None:
                 entries.append(entry)
@@ -143,8 +151,6 @@ def _award(
     member_id: str,
     now_us: int,
 ) -> OutboxEntry | None:
-    if unit.award(member_id, kind, definition.definition_id, detail) is not None:
-        return None
     points, budget_id = award_points(definition, kind, detail)
     entry = (
         record_reward(

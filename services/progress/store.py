@@ -10,6 +10,7 @@ definitions and the feeds' cursors, and answers the `Facts` questions in SQL.
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -454,6 +455,40 @@ class SqliteProgressUnit:
                 )
             ]
         return sorted(entries, key=lambda entry: (entry.at_us, entry.points, entry.activities))
+
+    def totals(
+        self,
+        member_id: str,
+        codes: frozenset[str],
+        activity_types: tuple[str, ...],
+        bounds: Sequence[int],
+    ) -> list[tuple[int, int]]:
+        """(points, activities) in each [bounds[i], bounds[i + 1]), two queries."""
+        spans = list(itertools.pairwise(bounds))
+        code_list, type_list = sorted(codes), list(activity_types)
+        points = self._db.execute(
+            "SELECT "
+            + ", ".join(
+                "COALESCE(SUM(amount - reversed) FILTER"
+                " (WHERE effective_us >= ? AND effective_us < ?), 0)"
+                for _ in spans
+            )
+            + f" FROM credits WHERE member_id = ? AND code IN ({_marks(code_list)})"
+            " AND effective_us >= ?",
+            (*(edge for span in spans for edge in span), member_id, *code_list, bounds[0]),
+        ).fetchone()
+        activities = (
+            self._db.execute(
+                "SELECT "
+                + ", ".join("COUNT(*) FILTER (WHERE occur_us >= ? AND occur_us < ?)" for _ in spans)
+                + f" FROM activities WHERE member_id = ? AND type IN ({_marks(type_list)})"
+                " AND occur_us >= ? AND NOT (amount_minor > 0 AND refunded_minor >= amount_minor)",
+                (*(edge for span in spans for edge in span), member_id, *type_list, bounds[0]),
+            ).fetchone()
+            if type_list
+            else [0] * len(spans)
+        )
+        return list(zip(points, activities, strict=True))
 
     def anchor(self, member_id: str) -> int | None:
         row = self._db.execute(

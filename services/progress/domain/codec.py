@@ -81,8 +81,22 @@ def build(hint: Any, value: Any) -> Any:
     return value
 
 
+@functools.cache
+def _names(kind: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(kind))
+
+
 def encode_event(event: Event) -> tuple[str, str]:
-    return EVENT_KINDS[type(event)], json.dumps(plain(event), separators=(",", ":"))
+    # Events are flat: a faster path than plain() for the journal's hot insert.
+    values = {}
+    for name in _names(type(event)):
+        value = getattr(event, name)
+        if isinstance(value, Enum):
+            value = value.value
+        elif isinstance(value, tuple):
+            value = plain(value)
+        values[name] = value
+    return EVENT_KINDS[type(event)], json.dumps(values, separators=(",", ":"))
 
 
 def decode_event(kind: str, payload: str) -> Event:

@@ -34,7 +34,14 @@ from services.progress.domain.facts import (
     period_of,
     rule_matches_play,
 )
-from services.progress.domain.tiers import Floor, Standing, horizon_us, standing
+from services.progress.domain.tiers import (
+    Floor,
+    Qualifying,
+    Standing,
+    horizon_us,
+    standing,
+    year_bounds,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,9 +247,19 @@ def program_standing(
     facts: Facts, member_id: str, program: TierProgram, floor: Floor | None, now_us: int
 ) -> Standing:
     anchor = facts.anchor(member_id)
-    history = facts.history(
-        member_id, program.codes, program.activity_types, horizon_us(program, anchor, now_us)
-    )
+    bounds = year_bounds(program, anchor, now_us)
+    if bounds is not None:
+        # Only each year's totals matter: one entry per year, summed by the facts.
+        sums = facts.totals(member_id, program.codes, program.activity_types, bounds)
+        history = [
+            Qualifying(start, points, activities)
+            for start, (points, activities) in zip(bounds, sums, strict=False)
+            if points or activities
+        ]
+    else:
+        history = facts.history(
+            member_id, program.codes, program.activity_types, horizon_us(program, anchor, now_us)
+        )
     return standing(program, history, anchor, floor, now_us)
 
 
@@ -263,10 +280,27 @@ def challenge_windows(
         }
     windows = {}
     for moment in moments:
-        window = schedule.window_at(moment)
+        window = _window_at(schedule, moment)
         if window is not None and window.start_us <= now_us:
             windows[window.start_us] = window
     return [windows[start] for start in sorted(windows)]
+
+
+_LAST_WINDOW: dict[object, Window] = {}
+
+
+def _window_at(schedule, moment: int) -> Window | None:
+    """The schedule's window holding the moment; most events of a batch fall in
+    the window the last one did, which spares the RRULE search."""
+    last = _LAST_WINDOW.get(schedule.spec)
+    if last is not None and last.contains(moment):
+        return last
+    window = schedule.window_at(moment)
+    if window is not None:
+        if len(_LAST_WINDOW) > 4096:
+            _LAST_WINDOW.clear()
+        _LAST_WINDOW[schedule.spec] = window
+    return window
 
 
 def _step_moments(facts: Facts, member_id: str, rule: Rule) -> list[tuple[int, str]]:

@@ -16,7 +16,8 @@ Fact rules (both implementations follow them):
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from bisect import bisect_right
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Protocol
@@ -94,6 +95,13 @@ class Facts(Protocol):
     def history(
         self, member_id: str, codes: frozenset[str], activity_types: tuple[str, ...], start_us: int
     ) -> list[Qualifying]: ...
+    def totals(
+        self,
+        member_id: str,
+        codes: frozenset[str],
+        activity_types: tuple[str, ...],
+        bounds: Sequence[int],
+    ) -> list[tuple[int, int]]: ...
     def anchor(self, member_id: str) -> int | None: ...
     def measure(self, member_id: str, rule: Rule, start_us: int, end_us: int) -> int: ...
     def moments(self, member_id: str, rule: Rule) -> list[tuple[int, str]]: ...
@@ -220,6 +228,22 @@ class MemberFacts:
             if activity.type in activity_types and activity.counts and activity.occur_us >= start_us
         ]
         return sorted(entries, key=lambda entry: (entry.at_us, entry.points, entry.activities))
+
+    def totals(
+        self,
+        member_id: str,
+        codes: frozenset[str],
+        activity_types: tuple[str, ...],
+        bounds: Sequence[int],
+    ) -> list[tuple[int, int]]:
+        """(points, activities) in each [bounds[i], bounds[i + 1])."""
+        sums = [[0, 0] for _ in bounds[1:]]
+        for entry in self.history(member_id, codes, activity_types, bounds[0]):
+            index = bisect_right(bounds, entry.at_us) - 1
+            if 0 <= index < len(sums):
+                sums[index][0] += entry.points
+                sums[index][1] += entry.activities
+        return [(points, activities) for points, activities in sums]
 
     def anchor(self, member_id: str) -> int | None:
         return self.first_us

@@ -24,6 +24,7 @@ from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
 from services.kit.schedule import local_of, resolve, zone
 from services.progress.domain.definitions import Downgrade, TierProgram, WindowKind
@@ -98,8 +99,19 @@ def horizon_us(program: TierProgram, anchor_us: int | None, now_us: int) -> int:
         return shift_months(now_us - program.grace_us, -program.rolling_months, program.time_zone)
     if program.downgrade is Downgrade.ONE_STEP:
         return -FOREVER
-    years = _Years(program, anchor_us)
+    years = _years_of(program, anchor_us)
     return years.start(years.year_of(now_us) - 2)
+
+
+def year_bounds(program: TierProgram, anchor_us: int | None, now_us: int) -> list[int] | None:
+    """The starts of the years whose totals decide a RECOMPUTE yearly program
+    (the year before last to next year's start), or None when the whole history
+    is needed (rolling windows, ONE_STEP)."""
+    if program.window is WindowKind.ROLLING_MONTHS or program.downgrade is Downgrade.ONE_STEP:
+        return None
+    years = _years_of(program, anchor_us)
+    current = years.year_of(now_us)
+    return [years.start(year) for year in range(current - 2, current + 2)]
 
 
 def standing(
@@ -159,39 +171,59 @@ class _Held:
 # ------------------------------------------------------------------ yearly windows
 
 
+def _years_of(program: TierProgram, anchor_us: int | None) -> _Years:
+    if program.window is WindowKind.ANNIVERSARY_YEAR and anchor_us is not None:
+        anchor = local_of(anchor_us, zone(program.time_zone))
+        return _years(program.time_zone, anchor.month, anchor.day)
+    return _years(program.time_zone, 1, 1)
+
+
+@lru_cache(maxsize=1024)
+def _years(zone_name: str, month: int, day: int) -> _Years:
+    """Shared by every evaluation: each knows the year starts found so far."""
+    return _Years(zone_name, month, day)
+
+
+@lru_cache(maxsize=65536)
+def _year_start(zone_name: str, month: int, day: int, year: int) -> int:
+    clamped = min(day, calendar.monthrange(year, month)[1])
+    return resolve(datetime(year, month, clamped), zone(zone_name))
+
+
 class _Years:
     """Qualifying years in the program's zone: from 1 January, or from the
-    member's anniversary (29 February falls on 28 February in other years)."""
+    member's anniversary (29 February falls on 28 February in other years).
+    Year starts are cached; placing an instant in its year is a bisection."""
 
-    def __init__(self, program: TierProgram, anchor_us: int | None) -> None:
-        self.tz = zone(program.time_zone)
-        if program.window is WindowKind.ANNIVERSARY_YEAR and anchor_us is not None:
-            anchor = local_of(anchor_us, self.tz)
-            self.month, self.day = anchor.month, anchor.day
-        else:
-            self.month, self.day = 1, 1
-        self._starts: dict[int, int] = {}
+    def __init__(self, zone_name: str, month: int, day: int) -> None:
+        self.zone_name, self.month, self.day = zone_name, month, day
+        # (first year, the starts of it and the years after): replaced whole, never
+        # changed in place, as the store's reader thread shares it with the writer.
+        self._known: tuple[int, list[int]] = (0, [])
 
     def start(self, year: int) -> int:
-        found = self._starts.get(year)
-        if found is None:
-            day = min(self.day, calendar.monthrange(year, self.month)[1])
-            found = self._starts[year] = resolve(datetime(year, self.month, day), self.tz)
-        return found
+        return _year_start(self.zone_name, self.month, self.day, year)
 
     def year_of(self, instant_us: int) -> int:
-        year = local_of(instant_us, self.tz).year
+        first, starts = self._known
+        if starts and starts[0] <= instant_us < starts[-1]:
+            return first + bisect_right(starts, instant_us) - 1
+        year = local_of(instant_us, zone(self.zone_name)).year
         while instant_us < self.start(year):
             year -= 1
         while instant_us >= self.start(year + 1):
             year += 1
+        # Cover the years around it, so the next instants are found by bisection.
+        low = min(year - 1, first) if starts else year - 1
+        high = max(year + 2, first + len(starts) - 1) if starts else year + 2
+        self._known = (low, [self.start(y) for y in range(low, high + 1)])
         return year
 
 
 def _yearly(
     program: TierProgram, history: Sequence[Qualifying], anchor_us: int | None, now_us: int
 ) -> _Held:
-    years = _Years(program, anchor_us)
+    years = _years_of(program, anchor_us)
     current = years.year_of(now_us)
     totals: dict[int, list[int]] = {}
     for entry in history:
