@@ -5,6 +5,7 @@ in-memory facts both answer the `Facts` questions."""
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -14,10 +15,12 @@ from services.progress.domain.definitions import (
     Badge,
     Challenge,
     Definition,
+    Downgrade,
     Measure,
     Rule,
     Streak,
     TierProgram,
+    WindowKind,
 )
 from services.progress.domain.events import (
     ActivityEvent,
@@ -41,6 +44,7 @@ from services.progress.domain.tiers import (
     horizon_us,
     standing,
     year_bounds,
+    year_of,
 )
 
 
@@ -208,9 +212,7 @@ def evaluate(
     for definition in definitions:
         spec, key = definition.spec, definition.definition_id
         if isinstance(spec, TierProgram):
-            if everything or any(
-                isinstance(e, PointsCredited | PointsReversed | ActivityEvent) for e in touched
-            ):
+            if everything or tier_touched(facts, member_id, spec, touched, moments):
                 result.standings[key] = program_standing(
                     facts, member_id, spec, floors.get(key), now_us
                 )
@@ -243,10 +245,39 @@ def evaluate(
     return result
 
 
+def tier_touched(
+    facts: Facts,
+    member_id: str,
+    program: TierProgram,
+    events: Sequence[Event],
+    moments: Iterable[int],
+) -> bool:
+    """Whether these events can change the member's standing: points, qualifying
+    activities and refunds can; any other activity only by giving credits its
+    event time, which a yearly program feels only when that moves them to
+    another qualifying year."""
+    activities = False
+    for event in events:
+        if isinstance(event, PointsCredited | PointsReversed):
+            return True
+        if isinstance(event, ActivityEvent):
+            if event.type in program.activity_types or event.refunds_activity_id:
+                return True
+            activities = True
+    if not activities:
+        return False
+    moments = set(moments)
+    if program.window is WindowKind.ROLLING_MONTHS or program.downgrade is Downgrade.ONE_STEP:
+        return len(moments) > 1
+    anchor = facts.anchor(member_id) if program.window is WindowKind.ANNIVERSARY_YEAR else None
+    return len({year_of(program, anchor, moment) for moment in moments}) > 1
+
+
 def program_standing(
     facts: Facts, member_id: str, program: TierProgram, floor: Floor | None, now_us: int
 ) -> Standing:
-    anchor = facts.anchor(member_id)
+    # Only an anniversary year needs the member's first event.
+    anchor = facts.anchor(member_id) if program.window is WindowKind.ANNIVERSARY_YEAR else None
     bounds = year_bounds(program, anchor, now_us)
     if bounds is not None:
         # Only each year's totals matter: one entry per year, summed by the facts.
@@ -286,20 +317,22 @@ def challenge_windows(
     return [windows[start] for start in sorted(windows)]
 
 
-_LAST_WINDOW: dict[object, Window] = {}
+_KNOWN_WINDOWS: dict[object, list[Window]] = {}
 
 
 def _window_at(schedule, moment: int) -> Window | None:
-    """The schedule's window holding the moment; most events of a batch fall in
-    the window the last one did, which spares the RRULE search."""
-    last = _LAST_WINDOW.get(schedule.spec)
-    if last is not None and last.contains(moment):
-        return last
+    """The schedule's window holding the moment. Windows found are kept per
+    schedule (a challenge's windows never change: a new spec is a new key), so
+    an RRULE is searched once per window, not once per event."""
+    if len(_KNOWN_WINDOWS) > 1024:
+        _KNOWN_WINDOWS.clear()
+    known = _KNOWN_WINDOWS.setdefault(schedule.spec, [])
+    index = bisect_right([window.start_us for window in known], moment) - 1
+    if index >= 0 and known[index].contains(moment):
+        return known[index]
     window = schedule.window_at(moment)
-    if window is not None:
-        if len(_LAST_WINDOW) > 4096:
-            _LAST_WINDOW.clear()
-        _LAST_WINDOW[schedule.spec] = window
+    if window is not None and len(known) < 10_000:
+        known.insert(index + 1, window)
     return window
 
 

@@ -114,6 +114,11 @@ def year_bounds(program: TierProgram, anchor_us: int | None, now_us: int) -> lis
     return [years.start(year) for year in range(current - 2, current + 2)]
 
 
+def year_of(program: TierProgram, anchor_us: int | None, instant_us: int) -> int:
+    """The qualifying year (its calendar year of start) an instant falls in."""
+    return _years_of(program, anchor_us).year_of(instant_us)
+
+
 def standing(
     program: TierProgram,
     history: Sequence[Qualifying],
