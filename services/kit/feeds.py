@@ -1,5 +1,11 @@
-"""Following a resumable feed (`Watch...(after_sequence)`) exactly once.
+"""Resumable feeds (`Watch...(after_sequence)`): serving one, and following
+one exactly once.
 
+Serving: `serve_pages` yields every row after a sequence in commit order,
+page by page, then waits on a `CommitSignal` (notified after each group
+commit) for more.
+
+Following:
 The follower reads the stream after the cursor the consumer stored and hands
 what it read, in batches, to the consumer's `apply(batch)`, which must store
 what it derives and the new cursor in ONE transaction (and skip what is at or
@@ -65,6 +71,42 @@ class Backoff:
         # Jitter spreads the reconnects of many consumers; it decides no outcome.
         base = min(self.max_seconds, self.first_seconds * 2 ** min(failures - 1, 16))
         return base * (0.5 + random.random() / 2)
+
+
+class CommitSignal:
+    """Wakes feed readers after each group commit (the store's on_commit)."""
+
+    def __init__(self) -> None:
+        self.version = 0
+        self._changed = asyncio.Event()
+
+    def notify(self) -> None:
+        self.version += 1
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def wait_past(self, version: int) -> None:
+        while self.version == version:
+            await self._changed.wait()
+
+
+async def serve_pages(
+    read_page: Callable[[int], Awaitable[Sequence[T]]],
+    sequence_of: Callable[[T], int],
+    after_sequence: int,
+    commits: CommitSignal,
+    page: int,
+) -> AsyncIterator[T]:
+    """Every row after `after_sequence`, in order, forever: `read_page(after)`
+    returns at most `page` rows; a short page waits for the next commit."""
+    while True:
+        version = commits.version
+        rows = await read_page(after_sequence)
+        for row in rows:
+            yield row
+            after_sequence = sequence_of(row)
+        if len(rows) < page:
+            await commits.wait_past(version)
 
 
 Opener = Callable[[int], AsyncIterator[FeedItem[T]]]

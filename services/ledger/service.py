@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
 
@@ -16,6 +15,7 @@ from services.kit.errors import (
     NotFound,
     Violations,
 )
+from services.kit.feeds import CommitSignal
 from services.kit.ids import LEDGER_ID, check_id
 from services.kit.paging import Page, decode_page_token, page_of, page_size
 from services.ledger.domain import (
@@ -39,23 +39,6 @@ MAX_PAGE_SIZE = 1000
 DEFAULT_EXPIRING_WINDOW_US = 30 * 86_400 * MICROS_PER_SECOND
 SWEEP_LIMIT = 2000
 FEED_PAGE = 500
-
-
-class CommitSignal:
-    """Wakes change-feed readers after each group commit."""
-
-    def __init__(self) -> None:
-        self.version = 0
-        self._changed = asyncio.Event()
-
-    def notify(self) -> None:
-        self.version += 1
-        self._changed.set()
-        self._changed = asyncio.Event()
-
-    async def wait_past(self, version: int) -> None:
-        while self.version == version:
-            await self._changed.wait()
 
 
 @dataclass(frozen=True, slots=True)

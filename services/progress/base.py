@@ -4,12 +4,12 @@ earned (tier changes, awards, achievements) inside the caller's transaction."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
 from services.kit.clock import Clock
+from services.kit.feeds import CommitSignal
 from services.kit.outbox import OutboxEntry
 from services.progress.domain.definitions import Definition, TierProgram
 from services.progress.domain.evaluate import Evaluation
@@ -34,23 +34,6 @@ class Cause(Enum):
     PROGRAM = "PROGRAM"
 
 
-class Signal:
-    """Wakes the readers of the feeds progress serves after each commit."""
-
-    def __init__(self) -> None:
-        self.version = 0
-        self._changed = asyncio.Event()
-
-    def notify(self) -> None:
-        self.version += 1
-        self._changed.set()
-        self._changed = asyncio.Event()
-
-    async def wait_past(self, version: int) -> None:
-        while self.version == version:
-            await self._changed.wait()
-
-
 @dataclass(frozen=True, slots=True)
 class Recorded:
     """What one transaction recorded: the award entries to settle now."""
@@ -61,7 +44,7 @@ class Recorded:
 
 class ProgressBase:
     def __init__(
-        self, store: ProgressStore, clock: Clock, rewards: Rewards, commits: Signal
+        self, store: ProgressStore, clock: Clock, rewards: Rewards, commits: CommitSignal
     ) -> None:
         self._store = store
         self._clock = clock

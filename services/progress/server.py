@@ -23,13 +23,12 @@ from services.kit.config import (
     ServiceSettings,
     setting,
 )
-from services.kit.feeds import FeedFollower
+from services.kit.feeds import CommitSignal, FeedFollower
 from services.kit.ledger_accounts import LedgerAccounts
 from services.kit.outgoing import open_channel
 from services.kit.server import ServiceBinding, ServiceHost, create_host
 from services.progress.adapters import campaigns, games, ledger
 from services.progress.adapters.contract import WatchContract, streaming
-from services.progress.base import Signal
 from services.progress.catalog import CatalogUseCases
 from services.progress.feeding import FeedUseCases
 from services.progress.members import MemberUseCases
@@ -83,7 +82,7 @@ async def build_server(
         if contracts is None
         else contracts
     )
-    commits = Signal()
+    commits = CommitSignal()
     store = ProgressStore(settings.db_path, on_commit=commits.notify)
     channels: dict[str, grpc.aio.Channel] = {}
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from services.kit.errors import FieldViolation, InvalidArgument, Violations
+from services.kit.feeds import serve_pages
 from services.kit.ids import check_id
 from services.progress.base import ProgressBase
 from services.progress.domain.definitions import DEFINITION_ID
@@ -28,29 +29,29 @@ class WatchUseCases(ProgressBase):
             violations = Violations()
             check_id(violations, "program_id", program_id, DEFINITION_ID)
             violations.raise_if_any()
-        while True:
-            version = self.commits.version
-            after = after_sequence
-            rows = await self._store.read(
-                lambda unit, after=after: unit.tier_changes(after, program_id, FEED_PAGE)
+
+        async def page(after: int) -> list[TierChange]:
+            return await self._store.read(
+                lambda unit: unit.tier_changes(after, program_id, FEED_PAGE)
             )
-            for change in rows:
-                yield change
-                after_sequence = change.sequence
-            if len(rows) < FEED_PAGE:
-                await self.commits.wait_past(version)
+
+        async for change in serve_pages(page, _sequence, after_sequence, self.commits, FEED_PAGE):
+            yield change
 
     async def achievements(self, member_id: str, after_sequence: int) -> AsyncIterator[Achievement]:
         check_member(member_id)
         _after(after_sequence)
-        while True:
-            version = self.commits.version
-            after = after_sequence
-            rows = await self._store.read(
-                lambda unit, after=after: unit.achievements(member_id, after, FEED_PAGE)
+
+        async def page(after: int) -> list[Achievement]:
+            return await self._store.read(
+                lambda unit: unit.achievements(member_id, after, FEED_PAGE)
             )
-            for achievement in rows:
-                yield achievement
-                after_sequence = achievement.sequence
-            if len(rows) < FEED_PAGE:
-                await self.commits.wait_past(version)
+
+        async for achievement in serve_pages(
+            page, _sequence, after_sequence, self.commits, FEED_PAGE
+        ):
+            yield achievement
+
+
+def _sequence(row: TierChange | Achievement) -> int:
+    return row.sequence

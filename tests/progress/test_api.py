@@ -7,68 +7,21 @@ import asyncio
 
 import grpc
 import pytest
-from google.protobuf import json_format
 from loyalty.ledger.v1 import ledger_service_pb2 as ledger_pb
 from loyalty.progress.v1 import progress_service_pb2 as pb
 
 from services.kit.status import error_info, field_violations
-from tests.support.ledger import history, post, posted, wallet_request
-from tests.support.progress import at, caught_up
-
-TIMEOUT = 10.0
-
-CLUB = {
-    "id": "club",
-    "tierProgram": {
-        "displayName": "Club",
-        "timeZone": "Europe/Paris",
-        "tiers": [
-            {"tierId": "member", "displayName": "Member"},
-            {"tierId": "silver", "displayName": "Silver", "minPoints": "1000"},
-            {"tierId": "gold", "displayName": "Gold", "minPoints": "5000"},
-        ],
-        "window": "QUALIFYING_WINDOW_CALENDAR_YEAR",
-        "grace": "2592000s",
-    },
-}
-REVIEWER = {
-    "id": "reviewer",
-    "badge": {
-        "displayName": "Reviewer",
-        "rule": {"measure": "MEASURE_ACTIVITY_COUNT", "activityType": "product_review"},
-        "levels": [
-            {"levelId": "bronze", "threshold": "1"},
-            {"levelId": "silver", "threshold": "3", "bonusPoints": "50"},
-        ],
-        "budgetId": "rewards",
-    },
-}
-
-
-def definition(data: dict) -> pb.Definition:
-    return json_format.ParseDict(data, pb.Definition())
-
-
-async def apply(stub, data: dict) -> pb.ApplyDefinitionResponse:
-    return await stub.ApplyDefinition(
-        pb.ApplyDefinitionRequest(definition=definition(data)), timeout=TIMEOUT
-    )
-
-
-async def earn(ledger, transfer_id: str, member: str, amount: int, activity_id: str = "") -> int:
-    await ledger.OpenAccount(wallet_request(member), timeout=TIMEOUT)
-    (result,) = await post(
-        ledger,
-        posted(
-            transfer_id,
-            "program:issuance",
-            member,
-            amount,
-            metadata={"activity_id": activity_id} if activity_id else {},
-        ),
-    )
-    assert result.code == ledger_pb.TRANSFER_RESULT_CODE_OK, result
-    return result.transfer.sequence
+from tests.support.ledger import history, post
+from tests.support.progress import (
+    CLUB,
+    REVIEWER,
+    TIMEOUT,
+    apply,
+    at,
+    caught_up,
+    definition,
+    earn,
+)
 
 
 async def test_definitions_are_versioned_and_idempotent(running) -> None:

@@ -15,8 +15,8 @@ from loyalty.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
 from loyalty.progress.v1 import progress_service_pb2 as pb
 from loyalty.progress.v1 import progress_service_pb2_grpc as progress_grpc
 
-from tests.progress.test_api import apply
 from tests.support.ledger import history, open_program, post, posted, wallet_request
+from tests.support.progress import apply
 from tools.suite import Suite
 
 pytestmark = pytest.mark.slow

@@ -11,14 +11,10 @@ from pathlib import Path
 
 from loyalty.ledger.v1 import ledger_service_pb2 as ledger_pb
 
-from services.gateway.server import GatewaySettings, build_server
-from services.gateway.tokens import issue_token
-from tests.progress.test_api import earn
-from tests.support.progress import at, caught_up
+from tests.support.progress import at, caught_up, earn, gateway_in_front, gateway_token
 from tools.admin import main
 
 GUIDE = Path(__file__).resolve().parents[2] / "docs" / "progress.md"
-SECRET = "a-test-secret-that-is-long-enough-for-hs256"
 
 
 def example() -> tuple[str, list[tuple[str, str]]]:
@@ -49,28 +45,8 @@ async def run(command: str, gateway: str, token: str, directory: Path) -> str:
 async def test_the_worked_example_prints_what_the_guide_says(running, tmp_path) -> None:
     definitions, steps = example()
     (tmp_path / "progress.yaml").write_text(definitions)
-    settings = GatewaySettings(
-        ledger_target=running.ledger_target,
-        games_target=None,
-        campaigns_target=None,
-        progress_target=f"127.0.0.1:{running.host.port}",
-        jwt_issuer="test",
-        jwt_audience="test",
-        jwt_secret=SECRET,
-    )
-    gateway = await build_server(settings, "127.0.0.1:0", running.clock)
-    await gateway.start()
-    token = issue_token(
-        SECRET.encode(),
-        subject="ops",
-        roles=["admin"],
-        issuer="test",
-        audience="test",
-        now_us=running.clock.now_us(),
-        ttl_seconds=3600,
-    )
-    target = f"127.0.0.1:{gateway.port}"
-    try:
+    token = gateway_token(running.clock.now_us(), "ops", "admin")
+    async with gateway_in_front(running) as target:
         setup, shown = steps[:2], steps[2:]
         for command, expected in setup:
             assert await run(command, target, token, tmp_path) == expected, command
@@ -83,7 +59,7 @@ async def test_the_worked_example_prints_what_the_guide_says(running, tmp_path) 
         for n in range(3):
             await running.upstream.activity(f"r{n}", "m-1", "product_review", bought)
         await running.upstream.play("s1", "m-1", bought)
-        # Progress pays the badge and the challenge; both credits come back on the ledger feed.
+        # Progress pays the badge and the challenge: both credits come back on its feed.
         stream = running.ledger.WatchTransfers(ledger_pb.WatchTransfersRequest(), timeout=20)
         bonuses = []
         while len(bonuses) < 2:
@@ -97,5 +73,3 @@ async def test_the_worked_example_prints_what_the_guide_says(running, tmp_path) 
         await caught_up(running.host, "games", 1)
         for command, expected in shown:
             assert await run(command, target, token, tmp_path) == expected, command
-    finally:
-        await gateway.stop(1.0)

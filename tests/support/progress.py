@@ -13,13 +13,14 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import grpc
+from google.protobuf import json_format
 from loyalty.ledger.v1 import ledger_service_pb2 as ledger_pb
+from loyalty.progress.v1 import progress_service_pb2 as pb
 
 from services.kit.clock import ManualClock, from_datetime
-from services.kit.feeds import FeedItem
+from services.kit.feeds import CommitSignal, FeedItem
 from services.kit.ledger_accounts import LedgerAccounts
 from services.kit.schedule import LocalTime, ScheduleSpec
-from services.progress.base import Signal
 from services.progress.catalog import CatalogUseCases
 from services.progress.domain.definitions import (
     Badge,
@@ -48,6 +49,7 @@ from services.progress.members import MemberUseCases
 from services.progress.rewards import Rewards
 from services.progress.store import ProgressStore
 from services.progress.watching import WatchUseCases
+from tests.support.ledger import post, posted, wallet_request
 
 PARIS = "Europe/Paris"
 DAY_US = 86_400 * 1_000_000
@@ -221,7 +223,7 @@ async def service_tier(
     directory: Path, clock: ManualClock | None = None
 ) -> AsyncIterator[ServiceTier]:
     clock = clock or ManualClock(at(2026, 3, 1))
-    signal = Signal()
+    signal = CommitSignal()
     store = ProgressStore(directory / "progress.db", on_commit=signal.notify)
     await store.open()
     ledger = FakeLedgerStub()
@@ -277,3 +279,100 @@ async def caught_up(host, feed: str, sequence: int, timeout: float = 20.0) -> No
     """Wait until the server's follower of `feed` has applied up to `sequence`."""
     (follower,) = [f for f in host.followers if f.state.name == feed]
     await asyncio.wait_for(follower.wait_for(sequence), timeout)
+
+
+# ------------------------------------------------------------------ through gRPC
+
+TIMEOUT = 10.0
+
+CLUB = {
+    "id": "club",
+    "tierProgram": {
+        "displayName": "Club",
+        "timeZone": "Europe/Paris",
+        "tiers": [
+            {"tierId": "member", "displayName": "Member"},
+            {"tierId": "silver", "displayName": "Silver", "minPoints": "1000"},
+            {"tierId": "gold", "displayName": "Gold", "minPoints": "5000"},
+        ],
+        "window": "QUALIFYING_WINDOW_CALENDAR_YEAR",
+        "grace": "2592000s",
+    },
+}
+REVIEWER = {
+    "id": "reviewer",
+    "badge": {
+        "displayName": "Reviewer",
+        "rule": {"measure": "MEASURE_ACTIVITY_COUNT", "activityType": "product_review"},
+        "levels": [
+            {"levelId": "bronze", "threshold": "1"},
+            {"levelId": "silver", "threshold": "3", "bonusPoints": "50"},
+        ],
+        "budgetId": "rewards",
+    },
+}
+
+
+def definition(data: dict) -> pb.Definition:
+    return json_format.ParseDict(data, pb.Definition())
+
+
+async def apply(stub, data: dict) -> pb.ApplyDefinitionResponse:
+    return await stub.ApplyDefinition(
+        pb.ApplyDefinitionRequest(definition=definition(data)), timeout=TIMEOUT
+    )
+
+
+async def earn(ledger, transfer_id: str, member: str, amount: int, activity_id: str = "") -> int:
+    await ledger.OpenAccount(wallet_request(member), timeout=TIMEOUT)
+    (result,) = await post(
+        ledger,
+        posted(
+            transfer_id,
+            "program:issuance",
+            member,
+            amount,
+            metadata={"activity_id": activity_id} if activity_id else {},
+        ),
+    )
+    assert result.code == ledger_pb.TRANSFER_RESULT_CODE_OK, result
+    return result.transfer.sequence
+
+
+GATEWAY_SECRET = "a-test-secret-that-is-long-enough-for-hs256"
+
+
+def gateway_token(now_us: int, subject: str, role: str) -> str:
+    from services.gateway.tokens import issue_token
+
+    return issue_token(
+        GATEWAY_SECRET.encode(),
+        subject=subject,
+        roles=[role],
+        issuer="test",
+        audience="test",
+        now_us=now_us,
+        ttl_seconds=3600,
+    )
+
+
+@contextlib.asynccontextmanager
+async def gateway_in_front(running) -> AsyncIterator[str]:
+    """A real gateway in front of the running ledger and progress; its address."""
+    from services.gateway.server import GatewaySettings, build_server
+
+    settings = GatewaySettings(
+        ledger_target=running.ledger_target,
+        games_target=None,
+        campaigns_target=None,
+        progress_target=f"127.0.0.1:{running.host.port}",
+        jwt_issuer="test",
+        jwt_audience="test",
+        jwt_secret=GATEWAY_SECRET,
+    )
+    gateway = await build_server(settings, "127.0.0.1:0", running.clock)
+    await gateway.start()
+    try:
+        yield f"127.0.0.1:{gateway.port}"
+    finally:
+        await gateway.stop(1.0)
