@@ -6,6 +6,7 @@ entry in the transaction that marks the award paid or refused."""
 
 from __future__ import annotations
 
+import structlog
 from loyalty.ledger.v1 import ledger_service_pb2 as ledger_pb
 
 from services.kit.chains import linked_chain
@@ -21,6 +22,8 @@ from services.kit.ledger_accounts import (
 from services.kit.outbox import LedgerOutbox, OutboxEntry, Settlement
 from services.progress.domain.records import AwardKind, reward_transfer_id
 from services.progress.store import ProgressStore, SqliteProgressUnit
+
+log = structlog.get_logger()
 
 # One outbox kind per award kind, each with its handler.
 BADGE_BONUS = "badge_bonus"
@@ -135,8 +138,13 @@ class Rewards:
         for entry in entries:
             try:
                 await self.outbox.settle(entry)
-            except Exception:  # the relay retries it after its backoff
-                continue
+            except Exception as error:  # the relay retries it after its backoff
+                log.warning(
+                    "award_left_to_relay",
+                    entry_id=entry.entry_id,
+                    kind=entry.kind,
+                    error=str(error),
+                )
 
     async def fund(self, budget_id: str, points: int, request_id: str) -> tuple[str, int]:
         account = budget_account(budget_id)
