@@ -148,3 +148,23 @@ async def test_opt_in_challenge_counts_only_after_joining(tmp_path) -> None:
         (view,) = (await tier.members.progress("m-1")).challenges
         assert view.completed_us is not None
         assert (await tier.members.rebuild("m-1"))[1] == []
+
+
+async def test_events_dated_in_a_window_not_open_yet_count_as_a_rebuild_counts_them(
+    tmp_path,
+) -> None:
+    """Found by the rebuild hypothesis test: the incremental path skipped a window
+    that had not opened when its (future-dated) events arrived, the rebuild did not."""
+    async with service_tier(tmp_path) as tier:
+        await tier.catalog.apply("weekly", weekly_challenge(), None)
+        tier.clock.set(at(2026, 3, 8, 23, 59, 59))
+        await tier.feed(
+            activity("r1", "m-1", "product_review", at(2026, 3, 9, 0, 0, 30)), feed="campaigns"
+        )
+        await tier.feed(
+            activity("r2", "m-1", "product_review", at(2026, 3, 9, 0, 1)), feed="campaigns"
+        )
+        await tier.feed(spin("s1", "m-1", at(2026, 3, 9, 0, 2)), feed="games")
+        assert (await tier.members.rebuild("m-1"))[1] == []
+        awards = await tier.store.read(lambda unit: unit.awards("m-1"))
+        assert [int(a.detail) for a in awards] == [at(2026, 3, 9)]

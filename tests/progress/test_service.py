@@ -3,6 +3,8 @@ exactly once, tiers, badges, streaks and challenges, and the rebuild."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from loyalty.ledger.v1 import ledger_service_pb2 as ledger_pb
 
@@ -256,10 +258,8 @@ async def test_bad_definitions_name_every_field(tmp_path) -> None:
         } <= fields
 
 
-async def _take(stream, count: int):
-    taken = 0
-    async for item in stream:
-        yield item
-        taken += 1
-        if taken == count:
-            return
+async def _take(stream, count: int, timeout: float = 10.0):
+    """The stream's first `count` items, each within the deadline."""
+    iterator = stream.__aiter__()
+    for _ in range(count):
+        yield await asyncio.wait_for(iterator.__anext__(), timeout)

@@ -238,7 +238,7 @@ def evaluate(
             joined = any(isinstance(e, ChallengeJoined) and e.challenge_id == key for e in touched)
             if not (everything or joined or any(rule_touched(s.rule, touched) for s in spec.steps)):
                 continue
-            found = challenge_windows(facts, member_id, spec, now_us, moments, everything)
+            found = challenge_windows(facts, member_id, spec, moments, everything)
             for window in found:
                 if challenge_round(facts, member_id, key, spec, window).completed:
                     result.completions.add((key, window.start_us))
@@ -298,12 +298,13 @@ def challenge_windows(
     facts: Facts,
     member_id: str,
     challenge: Challenge,
-    now_us: int,
     moments: Iterable[int],
     everything: bool,
 ) -> list[Window]:
     """The windows these moments fall in (every window of the member's history
-    when rebuilding), so a late event counts in the window it happened in."""
+    when rebuilding), so a late event counts in the window it happened in; a
+    window is judged as soon as an event falls in it, even before it opens (an
+    event dated a little ahead), as the rebuild judges it."""
     schedule = challenge.compiled()
     if everything:
         moments = {
@@ -312,7 +313,7 @@ def challenge_windows(
     windows = {}
     for moment in moments:
         window = _window_at(schedule, moment)
-        if window is not None and window.start_us <= now_us:
+        if window is not None:
             windows[window.start_us] = window
     return [windows[start] for start in sorted(windows)]
 
