@@ -37,7 +37,6 @@ from services.campaigns.domain.model import (
     Activity,
     Campaign,
     CampaignKind,
-    CampaignStatus,
     Conditions,
     LimitPeriod,
     Member,
@@ -46,8 +45,8 @@ from services.campaigns.domain.model import (
     StackingMode,
 )
 from services.campaigns.domain.schedule import Schedule, local_date, period_bounds, zone
+from services.kit.ids import ISSUANCE_ACCOUNT
 
-ISSUANCE_ACCOUNT = "program:issuance"
 BASE_LEG = "base"
 SURPRISE_ALGORITHM = b"loyalty-arcade/surprise/v1"
 REFERRAL_STAGE_TYPES = {
@@ -443,8 +442,10 @@ def _offer(
     else:
         actor_points, note = reward.points, "fixed bonus"
 
-    if campaign.status is CampaignStatus.PAUSED:
-        return _refuse(candidate, RefusalReason.PAUSED, "the campaign is paused")
+    # By when the activity happened, as windows are: a pause holds back what
+    # happened during it, not what arrives during it.
+    if campaign.paused_at(activity.occur_us):
+        return _refuse(candidate, RefusalReason.PAUSED, "the campaign was paused then")
     if usage.already_granted:
         return _refuse(candidate, RefusalReason.ALREADY_GRANTED, "granted once already")
     quota = spec.limits.max_members
