@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import base64
 from collections.abc import AsyncIterator
 from enum import Enum
 from functools import cache
+from typing import TYPE_CHECKING
 
 import grpc
 from loyalty.campaigns.v1 import campaigns_service_pb2 as pb
 from loyalty.campaigns.v1 import campaigns_service_pb2_grpc as pb_grpc
 
+from services.campaigns.base import CampaignView
 from services.campaigns.domain.evaluation import Decision
 from services.campaigns.domain.model import (
     Activity,
@@ -34,9 +35,14 @@ from services.campaigns.domain.model import (
     ZoneMode,
 )
 from services.campaigns.domain.outcome import Outcome
-from services.campaigns.service import CampaignsService, CampaignView
+from services.campaigns.domain.records import CampaignFigures
 from services.kit.errors import FieldViolation, InvalidArgument
-from services.kit.proto_time import optional_micros, timestamp
+from services.kit.proto_time import timestamp
+
+if TYPE_CHECKING:
+    from services.campaigns.server import Campaigns
+
+NANOS_PER_SECOND = 1_000_000_000
 
 
 def _enum_in(enum_type, proto_enum, prefix: str, value: int, field: str, default=None):
@@ -54,6 +60,18 @@ def _enum_in(enum_type, proto_enum, prefix: str, value: int, field: str, default
 def _enum_out(proto_enum, prefix: str, value: Enum | None) -> int:
     """Cached: the generated enum wrapper's lookup is slow and breakdowns repeat it."""
     return proto_enum.Value(prefix + value.value) if value is not None else 0
+
+
+def _instant(message, field: str, path: str) -> int | None:
+    """A client's Timestamp as microseconds, None when unset. Its range is the
+    domain's to check (validation.check_instant), with one message for every
+    side it misses on; only nanos outside a second are refused here."""
+    if not message.HasField(field):
+        return None
+    value = getattr(message, field)
+    if not 0 <= value.nanos < NANOS_PER_SECOND:
+        raise InvalidArgument([FieldViolation(path, "nanos must be 0 to 999,999,999")])
+    return value.seconds * 1_000_000 + value.nanos // 1_000
 
 
 # Members.
@@ -103,7 +121,7 @@ def activity_in(message: pb.Activity) -> Activity:
         activity_id=message.activity_id,
         member_id=message.member_id,
         type=message.type,
-        occur_us=optional_micros(message, "occur_time", "activity.occur_time") or 0,
+        occur_us=_instant(message, "occur_time", "activity.occur_time"),
         purchase=purchase,
         refund=refund,
         attributes=tuple(sorted(message.attributes.items())),
@@ -212,7 +230,7 @@ def spec_in(message: pb.CampaignSpec) -> CampaignSpec:
             "spec.schedule.zone_mode",
             default=ZoneMode.CAMPAIGN,
         ),
-        end_us=optional_micros(s, "end_time", "spec.schedule.end_time"),
+        end_us=_instant(s, "end_time", "spec.schedule.end_time"),
     )
     limits = Limits(
         member_limits=tuple(
@@ -344,73 +362,63 @@ def campaign_out(view: CampaignView) -> pb.Campaign:
     )
 
 
-def _page_token(campaign_id: str) -> str:
-    return base64.urlsafe_b64encode(campaign_id.encode()).decode() if campaign_id else ""
-
-
-def _after_id(token: str) -> str:
-    if not token:
-        return ""
-    try:
-        return base64.b64decode(token.encode(), altchars=b"-_", validate=True).decode()
-    except (ValueError, UnicodeDecodeError) as error:
-        raise InvalidArgument([FieldViolation("page_token", "not a token we issued")]) from error
-
-
-def _refusals(rows, day: str | None) -> list[pb.RefusalCount]:
-    counts: dict[str, int] = {}
-    for row_day, reason, count in rows:
-        if day is None or row_day == day:
-            counts[reason] = counts.get(reason, 0) + count
+def _refusals(figures: CampaignFigures, day: str | None) -> list[pb.RefusalCount]:
     return [
-        pb.RefusalCount(reason=pb.RefusalReason.Value("REFUSAL_REASON_" + reason), count=count)
-        for reason, count in sorted(counts.items())
+        pb.RefusalCount(reason=_enum_out(pb.RefusalReason, "REFUSAL_REASON_", reason), count=count)
+        for reason, count in sorted(
+            figures.refusals_on(day).items(), key=lambda item: item[0].value
+        )
     ]
 
 
 class CampaignsServicer(pb_grpc.CampaignsServiceServicer):
-    def __init__(self, service: CampaignsService) -> None:
-        self._service = service
+    """Each RPC reaches its use case in one call."""
+
+    def __init__(self, campaigns: Campaigns) -> None:
+        self._members = campaigns.members
+        self._management = campaigns.management
+        self._tracking = campaigns.tracking
+        self._stats = campaigns.stats
+        self._transitions = campaigns.transitions
 
     async def UpsertMember(
         self, request: pb.UpsertMemberRequest, context: grpc.aio.ServicerContext
     ) -> pb.UpsertMemberResponse:
-        member, created = await self._service.upsert_member(member_in(request.member))
-        return pb.UpsertMemberResponse(member=member_out(member), created=created)
+        upserted = await self._members.upsert(member_in(request.member))
+        return pb.UpsertMemberResponse(member=member_out(upserted.member), created=upserted.created)
 
     async def GetMember(
         self, request: pb.GetMemberRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetMemberResponse:
-        return pb.GetMemberResponse(
-            member=member_out(await self._service.get_member(request.member_id))
-        )
+        return pb.GetMemberResponse(member=member_out(await self._members.get(request.member_id)))
 
     async def TrackActivity(
         self, request: pb.TrackActivityRequest, context: grpc.aio.ServicerContext
     ) -> pb.TrackActivityResponse:
         activity = activity_in(request.activity)
-        outcome, replayed = await self._service.track(activity)
+        tracked = await self._tracking.track(activity)
         return pb.TrackActivityResponse(
-            breakdown=breakdown_out(outcome, activity.member_id), replayed=replayed
+            breakdown=breakdown_out(tracked.outcome, activity.member_id),
+            replayed=tracked.replayed,
         )
 
     async def DryRunActivity(
         self, request: pb.DryRunActivityRequest, context: grpc.aio.ServicerContext
     ) -> pb.DryRunActivityResponse:
         activity = activity_in(request.activity)
-        outcome = await self._service.dry_run(activity)
+        outcome = await self._tracking.dry_run(activity)
         return pb.DryRunActivityResponse(breakdown=breakdown_out(outcome, activity.member_id))
 
     async def CreateCampaign(
         self, request: pb.CreateCampaignRequest, context: grpc.aio.ServicerContext
     ) -> pb.CreateCampaignResponse:
-        view = await self._service.create_campaign(request.campaign_id, spec_in(request.spec))
+        view = await self._management.create(request.campaign_id, spec_in(request.spec))
         return pb.CreateCampaignResponse(campaign=campaign_out(view))
 
     async def UpdateCampaign(
         self, request: pb.UpdateCampaignRequest, context: grpc.aio.ServicerContext
     ) -> pb.UpdateCampaignResponse:
-        view = await self._service.update_campaign(
+        view = await self._management.update(
             request.campaign_id, spec_in(request.spec), request.expected_version
         )
         return pb.UpdateCampaignResponse(campaign=campaign_out(view))
@@ -418,32 +426,30 @@ class CampaignsServicer(pb_grpc.CampaignsServiceServicer):
     async def GetCampaign(
         self, request: pb.GetCampaignRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetCampaignResponse:
-        view = await self._service.get_campaign(request.campaign_id)
+        view = await self._management.get(request.campaign_id)
         return pb.GetCampaignResponse(campaign=campaign_out(view))
 
     async def ListCampaigns(
         self, request: pb.ListCampaignsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListCampaignsResponse:
-        states = set()
-        for index, state in enumerate(request.states):
-            states.add(
-                _enum_in(
-                    CampaignState, pb.CampaignState, "CAMPAIGN_STATE_", state, f"states[{index}]"
-                )
-            )
-        views, last_id = await self._service.list_campaigns(
+        states = {
+            _enum_in(CampaignState, pb.CampaignState, "CAMPAIGN_STATE_", state, f"states[{index}]")
+            for index, state in enumerate(request.states)
+        }
+        page = await self._management.list_campaigns(
             states,
-            optional_micros(request, "start_time"),
-            optional_micros(request, "end_time"),
+            _instant(request, "start_time", "start_time"),
+            _instant(request, "end_time", "end_time"),
             request.page_size,
-            _after_id(request.page_token),
+            request.page_token,
         )
         return pb.ListCampaignsResponse(
-            campaigns=[campaign_out(view) for view in views], next_page_token=_page_token(last_id)
+            campaigns=[campaign_out(view) for view in page.items],
+            next_page_token=page.next_page_token,
         )
 
     async def _act(self, request, action: str) -> pb.Campaign:
-        return campaign_out(await self._service.act(request.campaign_id, action))
+        return campaign_out(await self._management.act(request.campaign_id, action))
 
     async def ScheduleCampaign(
         self, request: pb.ScheduleCampaignRequest, context: grpc.aio.ServicerContext
@@ -473,29 +479,29 @@ class CampaignsServicer(pb_grpc.CampaignsServiceServicer):
     async def GetSchedule(
         self, request: pb.GetScheduleRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetScheduleResponse:
-        _, zone_name, occurrences = await self._service.get_schedule(
+        found = await self._management.schedule(
             request.campaign_id,
             request.count,
-            optional_micros(request, "after_time"),
+            _instant(request, "after_time", "after_time"),
             request.time_zone,
         )
         return pb.GetScheduleResponse(
             occurrences=[
                 pb.Occurrence(
-                    start_time=timestamp(window.start_us),
-                    end_time=timestamp(window.end_us),
-                    local_start=local_start.isoformat(),
-                    local_end=local_end.isoformat(),
-                    time_zone=zone_name,
+                    start_time=timestamp(occurrence.window.start_us),
+                    end_time=timestamp(occurrence.window.end_us),
+                    local_start=occurrence.local_start.isoformat(),
+                    local_end=occurrence.local_end.isoformat(),
+                    time_zone=found.zone_name,
                 )
-                for window, local_start, local_end in occurrences
+                for occurrence in found.occurrences
             ]
         )
 
     async def GetCampaignStats(
         self, request: pb.GetCampaignStatsRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetCampaignStatsResponse:
-        stats = await self._service.stats(request.campaign_id)
+        stats = await self._stats.stats(request.campaign_id)
         figures, campaign = stats.figures, stats.campaign
         return pb.GetCampaignStatsResponse(
             stats=pb.CampaignStats(
@@ -508,14 +514,14 @@ class CampaignsServicer(pb_grpc.CampaignsServiceServicer):
                 budget_left=campaign.budget_remaining,
                 ledger_budget_balance=stats.ledger_balance,
                 reconciled=stats.reconciled,
-                refusals=_refusals(figures.refusals, None),
+                refusals=_refusals(figures, None),
                 days=[
                     pb.DayStats(
                         date=day.day,
                         points_awarded=day.points,
                         activities=day.activities,
                         unique_members=day.members,
-                        refusals=_refusals(figures.refusals, day.day),
+                        refusals=_refusals(figures, day.day),
                     )
                     for day in figures.days
                 ],
@@ -525,15 +531,14 @@ class CampaignsServicer(pb_grpc.CampaignsServiceServicer):
     async def WatchCampaigns(
         self, request: pb.WatchCampaignsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.WatchCampaignsResponse]:
-        async for transition in self._service.watch(request.after_sequence):
+        async for transition in self._transitions.watch(request.after_sequence):
+            change = transition.change
             yield pb.WatchCampaignsResponse(
                 transition=pb.CampaignTransition(
                     sequence=transition.sequence,
-                    campaign_id=transition.campaign_id,
-                    from_state=_enum_out(
-                        pb.CampaignState, "CAMPAIGN_STATE_", transition.from_state
-                    ),
-                    to_state=_enum_out(pb.CampaignState, "CAMPAIGN_STATE_", transition.to_state),
-                    effect_time=timestamp(transition.effect_us),
+                    campaign_id=change.campaign_id,
+                    from_state=_enum_out(pb.CampaignState, "CAMPAIGN_STATE_", change.before),
+                    to_state=_enum_out(pb.CampaignState, "CAMPAIGN_STATE_", change.after),
+                    effect_time=timestamp(change.effect_us),
                 )
             )
