@@ -25,7 +25,7 @@ from services.campaigns.domain.model import (
     Stacking,
     StackingMode,
 )
-from tests.campaigns.builders import (
+from tests.support.campaign_specs import (
     activity,
     base_rule,
     candidate,
