@@ -169,7 +169,11 @@ class Suite:
             env[variable] = self.target(upstream)
         return env
 
-    async def start(self, name: str, wait: bool = True) -> ServiceProcess:
+    async def start(
+        self, name: str, wait: bool = True, module: str | None = None
+    ) -> ServiceProcess:
+        """Start a service; `module` runs another entry point in its place, with the
+        service's environment (a test harness around the real server)."""
         spec = SPECS[name]
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{name}.log" if self.log_dir else None
@@ -179,7 +183,7 @@ class Suite:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            spec.module,
+            module or spec.module,
             env=self.environment(spec),
             cwd=REPO,
             stdout=output,
