@@ -35,37 +35,10 @@ GAMES_ZONE = (
     "a 300-char time_zone: zoneinfo's OSError 'File name too long' is INTERNAL "
     "(services/games/domain.py zone_of)"
 )
-CAMPAIGNS_ZONE = (
-    "a 300-char time_zone: zoneinfo's OSError 'File name too long' is INTERNAL "
-    "(services/campaigns/domain/schedule.py zone)"
-)
-ECHOED_ID = (
-    "an invalid id is echoed in full in the error (services/campaigns/domain/validation.py "
-    "check_id): 12 KB for 4,000 chars, RESOURCE_EXHAUSTED past grpc's 16 KiB"
-)
-ECHOED_ACTIVITY = f"{ECHOED_ID}; so are activity.type and attribute keys (check_activity)"
-UNBOUNDED_LIMITS = (
-    "one violation per duplicate member_limits entry, no count check first (validation.py "
-    "check_spec): 10,000 make a 600 KB error, RESOURCE_EXHAUSTED"
-)
 KNOWN_FAILURES: dict[str, str] = {
     "games:GamesService.CreateWheel": GAMES_ZONE,
     "games:GamesService.UpdateWheel": GAMES_ZONE,
     "games:GamesService.CreateCatchGame": GAMES_ZONE,
-    "campaigns:CampaignsService.UpsertMember": f"{CAMPAIGNS_ZONE}; {ECHOED_ID}",
-    "campaigns:CampaignsService.GetMember": ECHOED_ID,
-    "campaigns:CampaignsService.TrackActivity": ECHOED_ACTIVITY,
-    "campaigns:CampaignsService.DryRunActivity": ECHOED_ACTIVITY,
-    "campaigns:CampaignsService.CreateCampaign": f"{CAMPAIGNS_ZONE}; {UNBOUNDED_LIMITS}",
-    "campaigns:CampaignsService.UpdateCampaign": f"{CAMPAIGNS_ZONE}; {UNBOUNDED_LIMITS}",
-    "campaigns:CampaignsService.GetCampaign": ECHOED_ID,
-    "campaigns:CampaignsService.ScheduleCampaign": ECHOED_ID,
-    "campaigns:CampaignsService.PauseCampaign": ECHOED_ID,
-    "campaigns:CampaignsService.ResumeCampaign": ECHOED_ID,
-    "campaigns:CampaignsService.CancelCampaign": ECHOED_ID,
-    "campaigns:CampaignsService.ArchiveCampaign": ECHOED_ID,
-    "campaigns:CampaignsService.GetCampaignStats": ECHOED_ID,
-    "campaigns:CampaignsService.GetSchedule": f"{CAMPAIGNS_ZONE}; {ECHOED_ID}",
 }
 
 UNARY_TIMEOUT = 10.0
