@@ -4,6 +4,7 @@ reads managers and apps share (one campaign, listings, schedules)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -72,6 +73,10 @@ class _Changed:
     funding: OutboxEntry | None = None
 
 
+# What an update does to a spec: the current one in, the next version's out. Pure.
+SpecChange = Callable[[CampaignSpec], CampaignSpec]
+
+
 def _check_spec(campaign_id: str, spec: CampaignSpec) -> None:
     violations = Violations()
     check_campaign_id(violations, campaign_id)
@@ -103,15 +108,20 @@ class Management(UseCases):
         return await self.refreshed(campaign_id)
 
     async def update(
-        self, campaign_id: str, spec: CampaignSpec, expected_version: int
+        self, campaign_id: str, change: SpecChange, expected_version: int
     ) -> CampaignView:
-        _check_spec(campaign_id, spec)
-        if expected_version < 0:
-            raise InvalidArgument([FieldViolation("expected_version", "must not be negative")])
+        """A new version with the spec `change` makes of the current one, in one
+        transaction: what a partial update does not name keeps its value."""
+        violations = Violations()
+        check_campaign_id(violations, campaign_id)
+        violations.check(expected_version >= 0, "expected_version", "must not be negative")
+        violations.raise_if_any()
         now = self._clock.now_us()
 
         def work(unit: CampaignsUnit) -> _Changed:
             current = existing_campaign(unit, campaign_id)
+            spec = change(current.spec)
+            _check_spec(campaign_id, spec)
             if spec == current.spec:
                 return _Changed(current)
             if expected_version and expected_version != current.version:

@@ -18,6 +18,7 @@ from services.campaigns.catalog import Catalog
 from services.campaigns.ledger import LedgerClient
 from services.campaigns.management import Management
 from services.campaigns.members import Members
+from services.campaigns.public import PublicCampaigns
 from services.campaigns.refunds import Refunds
 from services.campaigns.servicer import CampaignsServicer
 from services.campaigns.stats import CampaignStats
@@ -72,6 +73,7 @@ class Campaigns:
     management: Management
     tracking: Tracking
     stats: CampaignStats
+    public: PublicCampaigns
     relay_interval_seconds: float
     relay: list[asyncio.Task] = field(default_factory=list)
 
@@ -122,6 +124,7 @@ def assemble(
         management=Management(context),
         tracking=Tracking(context, Refunds(context)),
         stats=CampaignStats(context),
+        public=PublicCampaigns(context),
         relay_interval_seconds=settings.relay_interval_seconds,
     )
 

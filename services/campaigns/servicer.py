@@ -35,14 +35,20 @@ from services.campaigns.domain.model import (
     ZoneMode,
 )
 from services.campaigns.domain.outcome import Outcome
+from services.campaigns.domain.public import PublicCampaign
 from services.campaigns.domain.records import CampaignFigures
 from services.kit.errors import FieldViolation, InvalidArgument
+from services.kit.masks import apply_update, check_mask
 from services.kit.proto_time import timestamp
 
 if TYPE_CHECKING:
     from services.campaigns.server import Campaigns
 
 NANOS_PER_SECOND = 1_000_000_000
+# A member's fields an update never changes.
+MEMBER_FIXED = ("member_id", "create_time", "update_time")
+# A spec's parts an update without a mask changes field by field.
+SPEC_GROUPS = ("reward", "conditions", "schedule", "limits", "stacking")
 
 
 def _enum_in(enum_type, proto_enum, prefix: str, value: int, field: str, default=None):
@@ -165,6 +171,14 @@ def breakdown_out(outcome: Outcome, member_id: str) -> pb.Breakdown:
     )
     if outcome.expire_us is not None:
         message.expire_time.CopyFrom(timestamp(outcome.expire_us))
+    no_points = outcome.decision.no_points
+    if no_points is not None:
+        message.no_points.CopyFrom(
+            pb.NoPoints(
+                reason=_enum_out(pb.RefusalReason, "REFUSAL_REASON_", no_points.reason),
+                explanation=no_points.explanation,
+            )
+        )
     if outcome.clawback is not None:
         c = outcome.clawback
         message.clawback.CopyFrom(
@@ -286,6 +300,7 @@ def spec_in(message: pb.CampaignSpec) -> CampaignSpec:
             ),
             priority=st.priority,
         ),
+        description=message.description,
     )
 
 
@@ -302,20 +317,11 @@ def spec_out(spec: CampaignSpec) -> pb.CampaignSpec:
         schedule.duration.seconds = s.duration_seconds
     if s.end_us is not None:
         schedule.end_time.CopyFrom(timestamp(s.end_us))
-    r, c = spec.reward, spec.conditions
+    c = spec.conditions
     return pb.CampaignSpec(
         display_name=spec.display_name,
         kind=_enum_out(pb.CampaignKind, "CAMPAIGN_KIND_", spec.kind),
-        reward=pb.Reward(
-            points_per_unit=r.points_per_unit,
-            minor_units_per_unit=r.minor_units_per_unit,
-            points=r.points,
-            multiplier_percent=r.multiplier_percent,
-            probability_ppm=r.probability_ppm,
-            referral_stage=_enum_out(pb.ReferralStage, "REFERRAL_STAGE_", r.referral_stage),
-            referrer_points=r.referrer_points,
-            referred_points=r.referred_points,
-        ),
+        reward=_reward_out(spec.reward),
         conditions=pb.Conditions(
             activity_types=c.activity_types,
             min_spend_minor=c.min_spend_minor,
@@ -329,13 +335,7 @@ def spec_out(spec: CampaignSpec) -> pb.CampaignSpec:
         schedule=schedule,
         budget_points=spec.budget_points,
         limits=pb.Limits(
-            member_limits=[
-                pb.MemberLimit(
-                    period=_enum_out(pb.LimitPeriod, "LIMIT_PERIOD_", limit.period),
-                    max_points=limit.max_points,
-                )
-                for limit in spec.limits.member_limits
-            ],
+            member_limits=[_limit_out(limit) for limit in spec.limits.member_limits],
             max_members=spec.limits.max_members,
         ),
         stacking=pb.Stacking(
@@ -343,7 +343,56 @@ def spec_out(spec: CampaignSpec) -> pb.CampaignSpec:
             mode=_enum_out(pb.StackingMode, "STACKING_MODE_", spec.stacking.mode),
             priority=spec.stacking.priority,
         ),
+        description=spec.description,
     )
+
+
+def _reward_out(reward: Reward) -> pb.Reward:
+    return pb.Reward(
+        points_per_unit=reward.points_per_unit,
+        minor_units_per_unit=reward.minor_units_per_unit,
+        points=reward.points,
+        multiplier_percent=reward.multiplier_percent,
+        probability_ppm=reward.probability_ppm,
+        referral_stage=_enum_out(pb.ReferralStage, "REFERRAL_STAGE_", reward.referral_stage),
+        referrer_points=reward.referrer_points,
+        referred_points=reward.referred_points,
+    )
+
+
+def _limit_out(limit: MemberLimit) -> pb.MemberLimit:
+    return pb.MemberLimit(
+        period=_enum_out(pb.LimitPeriod, "LIMIT_PERIOD_", limit.period),
+        max_points=limit.max_points,
+    )
+
+
+def public_out(face: PublicCampaign) -> pb.PublicCampaign:
+    message = pb.PublicCampaign(
+        campaign_id=face.campaign_id,
+        display_name=face.display_name,
+        description=face.description,
+        kind=_enum_out(pb.CampaignKind, "CAMPAIGN_KIND_", face.kind),
+        state=_enum_out(pb.PublicState, "PUBLIC_STATE_", face.state),
+        reward=_reward_out(face.reward),
+        windows=[
+            pb.Occurrence(
+                start_time=timestamp(item.window.start_us),
+                end_time=timestamp(item.window.end_us),
+                local_start=item.local_start,
+                local_end=item.local_end,
+                time_zone=item.zone_name,
+            )
+            for item in face.windows
+        ],
+        activity_types=face.activity_types,
+        min_spend_minor=face.min_spend_minor,
+        currency=face.currency,
+        member_limits=[_limit_out(limit) for limit in face.member_limits],
+    )
+    if face.end_us is not None:
+        message.end_time.CopyFrom(timestamp(face.end_us))
+    return message
 
 
 def campaign_out(view: CampaignView) -> pb.Campaign:
@@ -380,11 +429,19 @@ class CampaignsServicer(pb_grpc.CampaignsServiceServicer):
         self._tracking = campaigns.tracking
         self._stats = campaigns.stats
         self._transitions = campaigns.transitions
+        self._public = campaigns.public
 
     async def UpsertMember(
         self, request: pb.UpsertMemberRequest, context: grpc.aio.ServicerContext
     ) -> pb.UpsertMemberResponse:
-        upserted = await self._members.upsert(member_in(request.member))
+        def change(current: Member) -> Member:
+            return member_in(
+                apply_update(
+                    member_out(current), request.member, request.update_mask, fixed=MEMBER_FIXED
+                )
+            )
+
+        upserted = await self._members.upsert(request.member.member_id, change)
         return pb.UpsertMemberResponse(member=member_out(upserted.member), created=upserted.created)
 
     async def GetMember(
@@ -418,9 +475,15 @@ class CampaignsServicer(pb_grpc.CampaignsServiceServicer):
     async def UpdateCampaign(
         self, request: pb.UpdateCampaignRequest, context: grpc.aio.ServicerContext
     ) -> pb.UpdateCampaignResponse:
-        view = await self._management.update(
-            request.campaign_id, spec_in(request.spec), request.expected_version
-        )
+        check_mask(request.update_mask, pb.CampaignSpec.DESCRIPTOR)
+
+        def change(current: CampaignSpec) -> CampaignSpec:
+            merged = apply_update(
+                spec_out(current), request.spec, request.update_mask, groups=SPEC_GROUPS
+            )
+            return spec_in(merged)
+
+        view = await self._management.update(request.campaign_id, change, request.expected_version)
         return pb.UpdateCampaignResponse(campaign=campaign_out(view))
 
     async def GetCampaign(
@@ -445,6 +508,23 @@ class CampaignsServicer(pb_grpc.CampaignsServiceServicer):
         )
         return pb.ListCampaignsResponse(
             campaigns=[campaign_out(view) for view in page.items],
+            next_page_token=page.next_page_token,
+        )
+
+    async def GetPublicCampaign(
+        self, request: pb.GetPublicCampaignRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetPublicCampaignResponse:
+        face = await self._public.get(request.campaign_id, request.member_id)
+        return pb.GetPublicCampaignResponse(campaign=public_out(face))
+
+    async def ListPublicCampaigns(
+        self, request: pb.ListPublicCampaignsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListPublicCampaignsResponse:
+        page = await self._public.list_campaigns(
+            request.member_id, request.page_size, request.page_token
+        )
+        return pb.ListPublicCampaignsResponse(
+            campaigns=[public_out(face) for face in page.items],
             next_page_token=page.next_page_token,
         )
 

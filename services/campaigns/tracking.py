@@ -119,12 +119,12 @@ class Tracking(ActivityUseCases):
     ) -> Decision:
         """Decide from the usage this transaction reads: budgets, caps, quotas and
         once-only grants are counted in the same transaction that records the award."""
-        matching = [c for c in candidates if conditions_hold(c, context)]
+        fresh = [self._fresh(c) for c in candidates]
+        matching = [c for c in fresh if conditions_hold(c, context)]
         queries = [usage_query(c, context) for c in matching if c.campaign.spec.is_bonus]
         usage = unit.usages(queries)
         for campaign_id in exhausted & usage.keys():
             usage[campaign_id] = replace(usage[campaign_id], budget_remaining=0)
-        fresh = [self._fresh(c) for c in matching]
         return evaluate(context, fresh, usage)
 
     async def _speculate(
@@ -135,12 +135,12 @@ class Tracking(ActivityUseCases):
         the writer then only checks that every budget still covers what it needs."""
         member = await self._store.read(lambda unit: existing_member(unit, activity.member_id))
         context = ActivityContext(activity, member, surprise_key=self._policy.surprise_key)
-        matching = [self._fresh(c) for c in candidates if conditions_hold(c, context)]
-        bonuses = [c for c in matching if c.campaign.spec.is_bonus]
+        fresh = [self._fresh(c) for c in candidates]
+        bonuses = [c for c in fresh if c.campaign.spec.is_bonus and conditions_hold(c, context)]
         if any(depends_on_usage(c) for c in bonuses):
             return None
         ample = Usage(budget_remaining=2**62)
-        decision = evaluate(context, matching, {c.campaign_id: ample for c in bonuses})
+        decision = evaluate(context, fresh, {c.campaign_id: ample for c in bonuses})
         return self._outcome(activity, decision)
 
     def _fresh(self, candidate: Candidate) -> Candidate:

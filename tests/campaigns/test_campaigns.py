@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import grpc
 import pytest
+from google.protobuf.field_mask_pb2 import FieldMask
 from loyalty.campaigns.v1 import campaigns_service_pb2 as pb
 
 from services.kit.status import field_violations
@@ -237,8 +238,10 @@ async def test_bad_input_on_every_other_rpc(campaigns):
         "page_token": stub.ListCampaigns(pb.ListCampaignsRequest(page_token="%%%")),
         "count": stub.GetSchedule(pb.GetScheduleRequest(campaign_id="c", count=-1)),
         "time_zone": stub.GetSchedule(pb.GetScheduleRequest(campaign_id="c", time_zone="X/Y")),
-        "spec.reward.points": stub.UpdateCampaign(
-            pb.UpdateCampaignRequest(campaign_id="c", spec=fixed(0))
+        "update_mask": stub.UpdateCampaign(
+            pb.UpdateCampaignRequest(
+                campaign_id="c", spec=fixed(5), update_mask=FieldMask(paths=["reward.nope"])
+            )
         ),
         "expected_version": stub.UpdateCampaign(
             pb.UpdateCampaignRequest(campaign_id="c", spec=fixed(5), expected_version=-1)

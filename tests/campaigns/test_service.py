@@ -16,6 +16,7 @@ from services.campaigns.domain.model import (
     Conditions,
     LimitPeriod,
     Limits,
+    Member,
     MemberLimit,
     RefusalReason,
 )
@@ -34,6 +35,12 @@ SECOND = MICROS_PER_SECOND
 # More lost answers than the request's own attempts (it retries UNAVAILABLE).
 LOST_EVERY_TIME = 10
 AFTER_GRACE_US = POLICY.grace_us + SECOND
+
+
+async def join(service, profile: Member | None = None) -> None:
+    """The member as a whole profile (what an update with "*" sends)."""
+    profile = profile or member()
+    await service.campaigns.members.upsert(profile.member_id, lambda _current: profile)
 
 
 async def launch(service, campaign_id: str, spec: CampaignSpec) -> None:
@@ -81,7 +88,7 @@ def daily_capped(zone: str) -> CampaignSpec:
 async def test_a_daily_cap_counts_the_campaigns_local_day_not_the_utc_day(
     service, zone, same_utc_day, same_local_day
 ):
-    await service.campaigns.members.upsert(member())
+    await join(service)
     await launch(service, "daily", daily_capped(zone))
     first, second = (activity("app_login", t, f"u-{n}", zone) for n, t in enumerate(same_utc_day))
     assert first.occur_us // 86_400_000_000 == second.occur_us // 86_400_000_000
@@ -100,7 +107,7 @@ async def test_a_daily_cap_counts_the_campaigns_local_day_not_the_utc_day(
 
 
 async def test_a_pause_holds_back_what_happened_during_it_not_what_arrives_during_it(service):
-    await service.campaigns.members.upsert(member())
+    await join(service)
     await launch(service, "bonus", fixed(25, conditions=LOGINS))
     management, clock = service.campaigns.management, service.clock
     start = clock.now_us()
@@ -130,7 +137,7 @@ def _at(tracked: Activity, occur_us: int) -> Activity:
 
 async def test_an_answer_lost_after_the_ledger_committed_is_applied_by_the_relay(service):
     campaigns, fake, clock = service.campaigns, service.ledger, service.clock
-    await campaigns.members.upsert(member())
+    await join(service)
     await launch(service, "base", base_rule())
     await launch(service, "bonus", fixed(10))
     order = _at(purchase(1234), clock.now_us())
@@ -153,7 +160,7 @@ async def test_an_answer_lost_after_the_ledger_committed_is_applied_by_the_relay
 
 async def test_what_a_crash_left_recorded_is_applied_at_start(service, tmp_path):
     campaigns, fake, clock = service.campaigns, service.ledger, service.clock
-    await campaigns.members.upsert(member())
+    await join(service)
     await launch(service, "base", base_rule())
     fake.lose_answers = LOST_EVERY_TIME
     with pytest.raises(Unavailable):
@@ -174,7 +181,7 @@ async def test_what_a_crash_left_recorded_is_applied_at_start(service, tmp_path)
 
 async def test_a_request_the_ledger_calls_malformed_is_undone_and_not_posted_again(service):
     campaigns, fake, clock = service.campaigns, service.ledger, service.clock
-    await campaigns.members.upsert(member())
+    await join(service)
     await launch(service, "base", base_rule())
     fake.malformed = {"activity:a-1:base"}
     with pytest.raises(FailedPrecondition) as refused:
@@ -191,7 +198,7 @@ async def test_a_request_the_ledger_calls_malformed_is_undone_and_not_posted_aga
 
 async def test_the_ledger_refusing_a_chain_undoes_it_and_decides_again(service):
     campaigns, fake, clock = service.campaigns, service.ledger, service.clock
-    await campaigns.members.upsert(member())
+    await join(service)
     await launch(service, "base", base_rule())
     await launch(service, "bonus", fixed(10, budget_points=10))
     # The budget account is drained behind this service's back.

@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 
 from services.campaigns.domain.model import (
@@ -134,6 +134,28 @@ class Refused:
 
 
 @dataclass(frozen=True, slots=True)
+class NoPoints:
+    """Why an activity earned its member nothing."""
+
+    reason: RefusalReason
+    explanation: str
+
+
+# When several campaigns refused, the reason a member can act on first.
+NO_POINTS_ORDER = (
+    RefusalReason.MEMBER_LIMIT_REACHED,
+    RefusalReason.ALREADY_GRANTED,
+    RefusalReason.OUTSIDE_WINDOW,
+    RefusalReason.PAUSED,
+    RefusalReason.BUDGET_EXHAUSTED,
+    RefusalReason.MEMBER_QUOTA_REACHED,
+    RefusalReason.NOT_DRAWN,
+    RefusalReason.NO_BASE_POINTS,
+    RefusalReason.LOST_STACKING,
+)
+
+
+@dataclass(frozen=True, slots=True)
 class Decision:
     base_points: int
     base_campaign_id: str
@@ -144,6 +166,8 @@ class Decision:
     # What each bonus that reached the budget check needed from its budget; the
     # decision stands as long as every budget still covers these.
     budget_needs: tuple[tuple[str, int], ...] = ()
+    # Set when the acting member earns nothing: why.
+    no_points: NoPoints | None = None
 
     @property
     def legs(self) -> tuple[Leg, ...]:
@@ -235,6 +259,11 @@ def conditions_hold(candidate: Candidate, context: ActivityContext) -> bool:
     attributes = dict(activity.attributes)
     if any(attributes.get(name) != value for name, value in conditions.attributes):
         return False
+    return targets(conditions, member)
+
+
+def targets(conditions: Conditions, member: Member) -> bool:
+    """The member conditions (tier, segments, opt-in): who a campaign is for."""
     if conditions.tiers and member.tier not in conditions.tiers:
         return False
     if conditions.segments and not set(conditions.segments) & set(member.segments):
@@ -369,7 +398,8 @@ def evaluate(
                 _refuse(
                     candidate,
                     RefusalReason.BUDGET_EXHAUSTED,
-                    f"{remaining} budget points left, {offer_or_refusal.points} needed",
+                    # Not how much is left: players see refusals, never budgets.
+                    f"its budget cannot pay {offer_or_refusal.points} more points",
                 )
             )
         else:
@@ -390,7 +420,7 @@ def evaluate(
         )
         for offer, why in winners
     )
-    return Decision(
+    decision = Decision(
         base_points=base,
         base_campaign_id=base_winner.candidate.campaign_id if base_winner else "",
         applied=applied,
@@ -398,6 +428,33 @@ def evaluate(
         base_leg=base_winner.legs[0] if base_winner else None,
         base_version=base_winner.candidate.campaign.version if base_winner else 0,
         budget_needs=tuple(needs),
+    )
+    if decision.points_for(activity.member_id) > 0:
+        return decision
+    return replace(decision, no_points=_why_nothing(activity, candidates, matching, refused))
+
+
+def _why_nothing(
+    activity: Activity,
+    candidates: Sequence[Candidate],
+    matching: Sequence[Candidate],
+    refused: Sequence[Refused],
+) -> NoPoints:
+    """The one reason to give a member who earned nothing: a refusal they can act
+    on, or that nothing rewards this activity (for them): never which condition
+    left them out, which would show a campaign's targeting."""
+    if not candidates:
+        return NoPoints(
+            RefusalReason.NO_CAMPAIGN, f"no campaign rewards {activity.type} activities now"
+        )
+    if refused:
+        first = min(refused, key=lambda r: NO_POINTS_ORDER.index(r.reason))
+        return NoPoints(first.reason, f"{first.campaign_id}: {first.explanation}")
+    return NoPoints(
+        RefusalReason.NOT_ELIGIBLE,
+        f"campaigns reward {activity.type} activities, but not this one"
+        if matching
+        else f"no campaign rewards this {activity.type} activity for this member",
     )
 
 

@@ -72,6 +72,9 @@ class RefusalReason(Enum):
     ALREADY_GRANTED = "ALREADY_GRANTED"
     PAUSED = "PAUSED"
     NO_BASE_POINTS = "NO_BASE_POINTS"
+    # Why an activity earned nothing when no campaign refused it in particular.
+    NO_CAMPAIGN = "NO_CAMPAIGN"
+    NOT_ELIGIBLE = "NOT_ELIGIBLE"
 
 
 PURCHASE = "purchase"
@@ -201,6 +204,8 @@ class CampaignSpec:
     budget_points: int = 0
     limits: Limits = field(default_factory=Limits)
     stacking: Stacking = field(default_factory=Stacking)
+    # What members are told about it.
+    description: str = ""
 
     @property
     def is_bonus(self) -> bool:

@@ -33,6 +33,7 @@ MAX_POINTS = 10**9
 MAX_BUDGET = 10**12
 MAX_MULTIPLIER_PERCENT = 10_000
 MAX_DISPLAY_NAME = 200
+MAX_DESCRIPTION = 1_000
 
 
 def check_instant(violations: Violations, field: str, instant_us: int | None) -> None:
@@ -174,6 +175,11 @@ def check_spec(violations: Violations, spec: CampaignSpec) -> Schedule | None:
         0 < len(spec.display_name) <= MAX_DISPLAY_NAME,
         "spec.display_name",
         f"must be 1 to {MAX_DISPLAY_NAME} characters",
+    )
+    violations.check(
+        len(spec.description) <= MAX_DESCRIPTION,
+        "spec.description",
+        f"at most {MAX_DESCRIPTION} characters",
     )
     reward, kind = spec.reward, spec.kind
     if kind is CampaignKind.BASE_RULE:
