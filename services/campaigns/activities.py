@@ -79,9 +79,7 @@ class ActivityUseCases(UseCases):
             # Nothing to post: settled when recorded; the balance is for the answer.
             wallet = await self._ledger.balance(activity.member_id)
             balance = wallet.balance if wallet is not None else 0
-            await self._store.write(
-                lambda unit: unit.settle_activity(activity.activity_id, balance)
-            )
+            await self._store.write(lambda unit: unit.set_balance(activity.activity_id, balance))
             return replace(outcome, balance=balance)
         settled = await self._outbox.settle(recorded.entry)
         if isinstance(settled, ActivitySettled):

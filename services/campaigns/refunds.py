@@ -124,7 +124,11 @@ class Refunds(ActivityUseCases):
             entry_id = f"activity:{refund.activity_id}:{unit.next_attempt(refund.activity_id)}"
         unit.insert_activity(refund, outcome, entry_id, now)
         unit.record_clawback(refund, plan)
-        entry = unit.outbox.record(entry_id, CLAWBACK, request, now) if entry_id else None
+        entry = None
+        if entry_id is not None:
+            entry = unit.outbox.record(entry_id, CLAWBACK, request, now)
+        else:
+            unit.record_event(refund.activity_id)  # settled as recorded: nothing to reverse
         budgets = unit.budgets(leg.leg.campaign_id for leg in plan.legs)
         return Recorded(outcome, entry, budgets)
 

@@ -15,6 +15,8 @@ from loyalty.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
 from services.campaigns import settlement
 from services.campaigns.base import Context, Policy
 from services.campaigns.catalog import Catalog
+from services.campaigns.feed import ActivityFeed
+from services.campaigns.feeds import Commits
 from services.campaigns.ledger import LedgerClient
 from services.campaigns.management import Management
 from services.campaigns.members import Members
@@ -24,7 +26,7 @@ from services.campaigns.servicer import CampaignsServicer
 from services.campaigns.stats import CampaignStats
 from services.campaigns.store import CampaignsStore
 from services.campaigns.tracking import Tracking
-from services.campaigns.transitions import Commits, TransitionTracker
+from services.campaigns.transitions import TransitionTracker
 from services.kit.clock import Clock, SystemClock
 from services.kit.config import CAMPAIGNS_ADDRESS, LEDGER_ADDRESS, ServiceSettings, setting
 from services.kit.outbox import LedgerOutbox
@@ -74,6 +76,7 @@ class Campaigns:
     tracking: Tracking
     stats: CampaignStats
     public: PublicCampaigns
+    feed: ActivityFeed
     relay_interval_seconds: float
     relay: list[asyncio.Task] = field(default_factory=list)
 
@@ -125,6 +128,7 @@ def assemble(
         tracking=Tracking(context, Refunds(context)),
         stats=CampaignStats(context),
         public=PublicCampaigns(context),
+        feed=ActivityFeed(store, commits),
         relay_interval_seconds=settings.relay_interval_seconds,
     )
 

@@ -430,6 +430,7 @@ class CampaignsServicer(pb_grpc.CampaignsServiceServicer):
         self._stats = campaigns.stats
         self._transitions = campaigns.transitions
         self._public = campaigns.public
+        self._feed = campaigns.feed
 
     async def UpsertMember(
         self, request: pb.UpsertMemberRequest, context: grpc.aio.ServicerContext
@@ -620,5 +621,26 @@ class CampaignsServicer(pb_grpc.CampaignsServiceServicer):
                     from_state=_enum_out(pb.CampaignState, "CAMPAIGN_STATE_", change.before),
                     to_state=_enum_out(pb.CampaignState, "CAMPAIGN_STATE_", change.after),
                     effect_time=timestamp(change.effect_us),
+                )
+            )
+
+    async def WatchActivities(
+        self, request: pb.WatchActivitiesRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.WatchActivitiesResponse]:
+        async for event in self._feed.watch(request.after_sequence):
+            yield pb.WatchActivitiesResponse(
+                event=pb.ActivityEvent(
+                    sequence=event.sequence,
+                    activity_id=event.activity_id,
+                    member_id=event.member_id,
+                    type=event.type,
+                    occur_time=timestamp(event.occur_us),
+                    attributes=dict(event.attributes),
+                    points=event.points,
+                    credits=[
+                        pb.MemberPoints(member_id=credit.member_id, points=credit.points)
+                        for credit in event.credits
+                    ],
+                    purchase_activity_id=event.purchase_activity_id,
                 )
             )

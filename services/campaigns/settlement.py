@@ -82,6 +82,7 @@ def handlers(catalog: Catalog) -> dict[str, Handler]:
         if answer is not None and answer.accepted:
             balance = answer.balance_after(activity.member_id) or 0
             unit.settle_activity(activity.activity_id, balance)
+            unit.record_event(activity.activity_id)
             outcome = replace(record.outcome, balance=balance)
             return ActivitySettled(replace(record, outcome=outcome, settled=True))
         assert activity.occur_us is not None

@@ -9,6 +9,7 @@ behind the writer. A PostgreSQL store implements the same CampaignsUnit.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -31,10 +32,12 @@ from services.campaigns.domain.model import (
 )
 from services.campaigns.domain.outcome import Outcome
 from services.campaigns.domain.records import (
+    ActivityEvent,
     ActivityRecord,
     BudgetFigures,
     CampaignFigures,
     DayFigures,
+    MemberPoints,
     PurchaseLegs,
     RefusalTally,
     StateChange,
@@ -190,7 +193,62 @@ UPDATE campaigns SET pauses = json_array(json_object('start_us', update_us, 'end
 WHERE status = 'PAUSED';
 """
 
-MIGRATIONS = (SCHEMA, OUTBOX_MIGRATION, OUTBOX_KINDS_MIGRATION, KINDS_ATTEMPTS_AND_PAUSES)
+# The WatchActivities feed: one row per settled activity, its sequence assigned by
+# the transaction that settles it, so sequences are gapless and in commit order.
+# Activities settled before the feed existed come first, in the order recorded,
+# with the credits SqliteCampaignsUnit.record_event gives (written out here: a
+# migration never changes).
+ACTIVITY_FEED = """
+CREATE TABLE activity_feed (
+  sequence INTEGER PRIMARY KEY,
+  activity_id TEXT NOT NULL UNIQUE,
+  member_id TEXT NOT NULL,
+  type TEXT NOT NULL,
+  occur_us INTEGER NOT NULL,
+  attributes TEXT NOT NULL,
+  points INTEGER NOT NULL,
+  credits TEXT NOT NULL,
+  purchase_activity_id TEXT NOT NULL
+);
+CREATE TRIGGER activity_feed_is_append_only BEFORE UPDATE ON activity_feed
+BEGIN
+  SELECT RAISE(ABORT, 'the activity feed is append-only');
+END;
+CREATE TRIGGER activity_feed_is_never_deleted BEFORE DELETE ON activity_feed
+BEGIN
+  SELECT RAISE(ABORT, 'the activity feed is append-only');
+END;
+CREATE TEMP VIEW old_credits AS
+SELECT activity_id, beneficiary, SUM(points) AS points FROM (
+  SELECT activity_id, beneficiary, points FROM award_legs
+  UNION ALL
+  SELECT clawbacks.refund_activity_id, award_legs.beneficiary, -clawbacks.reversed
+  FROM clawbacks JOIN award_legs
+    ON award_legs.activity_id = clawbacks.purchase_activity_id
+   AND award_legs.leg_key = clawbacks.leg_key
+  WHERE clawbacks.reversed > 0
+) GROUP BY activity_id, beneficiary;
+INSERT INTO activity_feed (activity_id, member_id, type, occur_us, attributes, points,
+  credits, purchase_activity_id)
+SELECT activity_id, member_id, type, occur_us,
+  COALESCE(json_extract(content, '$.attributes'), '[]'),
+  COALESCE((SELECT points FROM old_credits AS c
+            WHERE c.activity_id = a.activity_id AND c.beneficiary = a.member_id), 0),
+  (SELECT json_group_array(json_array(beneficiary, points)) FROM (
+     SELECT beneficiary, points FROM old_credits AS c
+     WHERE c.activity_id = a.activity_id ORDER BY beneficiary)),
+  COALESCE(json_extract(content, '$.refund.purchase_activity_id'), '')
+FROM activities AS a WHERE state = 'settled' ORDER BY create_us, rowid;
+DROP VIEW old_credits;
+"""
+
+MIGRATIONS = (
+    SCHEMA,
+    OUTBOX_MIGRATION,
+    OUTBOX_KINDS_MIGRATION,
+    KINDS_ATTEMPTS_AND_PAUSES,
+    ACTIVITY_FEED,
+)
 
 # campaign id -> the activity's local date in that campaign's zone (ISO).
 LocalDays = Mapping[str, str]
@@ -228,7 +286,12 @@ class CampaignsUnit(Protocol):
     def purchase_legs(self, purchase_activity_id: str) -> PurchaseLegs | None: ...
     def record_clawback(self, refund: Activity, plan: ClawbackPlan) -> None: ...
     def settle_activity(self, activity_id: str, balance: int) -> None: ...
+    def set_balance(self, activity_id: str, balance: int) -> None: ...
     def discard_activity(self, record: ActivityRecord, days: LocalDays) -> None: ...
+
+    # The activity feed.
+    def record_event(self, activity_id: str) -> None: ...
+    def events_after(self, sequence: int, limit: int) -> list[ActivityEvent]: ...
 
     # Transitions.
     def announced_states(self) -> dict[str, CampaignState]: ...
@@ -634,6 +697,70 @@ class SqliteCampaignsUnit:
             "UPDATE activities SET state = 'settled', balance = ? WHERE activity_id = ?",
             (balance, activity_id),
         )
+
+    def set_balance(self, activity_id: str, balance: int) -> None:
+        """The member's balance for the answer to an activity that posted nothing."""
+        self._db.execute(
+            "UPDATE activities SET balance = ? WHERE activity_id = ?", (balance, activity_id)
+        )
+
+    def record_event(self, activity_id: str) -> None:
+        """Append a settled activity to the feed, with the points it gave each member
+        (its legs; for a refund, minus what its clawback reversed). Called in the
+        transaction that settles it, which so assigns the next sequence."""
+        member_id, kind, occur_us, content = self._db.execute(
+            "SELECT member_id, type, occur_us, content FROM activities WHERE activity_id = ?",
+            (activity_id,),
+        ).fetchone()
+        activity = from_json(Activity, content)
+        credits = self._db.execute(
+            "SELECT beneficiary, SUM(points) FROM ("
+            " SELECT beneficiary, points FROM award_legs WHERE activity_id = ?"
+            " UNION ALL"
+            " SELECT award_legs.beneficiary, -clawbacks.reversed FROM clawbacks JOIN award_legs"
+            " ON award_legs.activity_id = clawbacks.purchase_activity_id"
+            " AND award_legs.leg_key = clawbacks.leg_key"
+            " WHERE clawbacks.refund_activity_id = ? AND clawbacks.reversed > 0"
+            ") GROUP BY beneficiary ORDER BY beneficiary",
+            (activity_id, activity_id),
+        ).fetchall()
+        self._db.execute(
+            "INSERT INTO activity_feed (activity_id, member_id, type, occur_us, attributes,"
+            " points, credits, purchase_activity_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                activity_id,
+                member_id,
+                kind,
+                occur_us,
+                to_json(activity.attributes),
+                dict(credits).get(member_id, 0),
+                to_json(credits),
+                activity.refund.purchase_activity_id if activity.refund else "",
+            ),
+        )
+
+    def events_after(self, sequence: int, limit: int) -> list[ActivityEvent]:
+        return [
+            ActivityEvent(
+                sequence=row[0],
+                activity_id=row[1],
+                member_id=row[2],
+                type=row[3],
+                occur_us=row[4],
+                attributes=tuple(tuple(pair) for pair in json.loads(row[5])),
+                points=row[6],
+                credits=tuple(
+                    MemberPoints(member, points) for member, points in json.loads(row[7])
+                ),
+                purchase_activity_id=row[8],
+            )
+            for row in self._db.execute(
+                "SELECT sequence, activity_id, member_id, type, occur_us, attributes, points,"
+                " credits, purchase_activity_id FROM activity_feed WHERE sequence > ?"
+                " ORDER BY sequence LIMIT ?",
+                (sequence, limit),
+            )
+        ]
 
     def discard_activity(self, record: ActivityRecord, days: LocalDays) -> None:
         """Undo everything an activity recorded, when the ledger refused its chain."""

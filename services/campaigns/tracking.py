@@ -188,6 +188,8 @@ class Tracking(ActivityUseCases):
             assert outcome.expire_us is not None
             request = ledger.award_chain(activity.activity_id, decision.legs, outcome.expire_us)
             entry = unit.outbox.record(entry_id, ACTIVITY_AWARD, request, now)
+        else:
+            unit.record_event(activity.activity_id)  # settled as recorded
         budgets = unit.budgets(applied.campaign_id for applied in decision.applied)
         return Recorded(outcome, entry, budgets)
 

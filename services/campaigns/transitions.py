@@ -21,28 +21,11 @@ from services.campaigns.domain.evaluation import Candidate
 from services.campaigns.domain.lifecycle import derive_state, smallest_award
 from services.campaigns.domain.model import Campaign, CampaignState
 from services.campaigns.domain.records import BudgetFigures, StateChange, Transition
+from services.campaigns.feeds import Commits, follow
 from services.campaigns.store import CampaignsStore
 from services.kit.clock import Clock
-from services.kit.errors import FieldViolation, InvalidArgument
 
 log = structlog.get_logger()
-
-FEED_PAGE = 500
-
-
-class Commits:
-    """Wakes stream readers after each group commit of the store."""
-
-    def __init__(self) -> None:
-        self._committed = asyncio.Event()
-
-    def notify(self) -> None:
-        self._committed.set()
-        self._committed = asyncio.Event()
-
-    def next(self) -> asyncio.Event:
-        """Set by the next commit: take it before reading, wait on it after."""
-        return self._committed
 
 
 class TransitionTracker:
@@ -191,18 +174,10 @@ class TransitionTracker:
             except Exception:
                 log.exception("transition_scan_failed")
 
-    async def watch(self, after_sequence: int) -> AsyncIterator[Transition]:
+    def watch(self, after_sequence: int) -> AsyncIterator[Transition]:
         """Every stored transition after `after_sequence`, in order, forever."""
-        if after_sequence < 0:
-            raise InvalidArgument([FieldViolation("after_sequence", "must not be negative")])
-        position = after_sequence
-        while True:
-            committed = self._commits.next()
-            batch = await self._store.read(
-                lambda unit, after=position: unit.transitions_after(after, FEED_PAGE)
-            )
-            for transition in batch:
-                yield transition
-                position = transition.sequence
-            if len(batch) < FEED_PAGE:
-                await committed.wait()
+
+        async def read_after(sequence: int, limit: int) -> list[Transition]:
+            return await self._store.read(lambda unit: unit.transitions_after(sequence, limit))
+
+        return follow(self._commits, read_after, after_sequence)

@@ -19,6 +19,7 @@ from tests.support.campaigns import (
     multiplier,
     program,
     purchase,
+    signup_referral,
     track,
 )
 from tests.support.errors import expect_error
@@ -266,16 +267,7 @@ async def test_a_referred_signup_pays_both_wallets_in_one_chain_once(campaigns):
     stub, ledger = campaigns.stub, campaigns.ledger
     await program(stub, "m-1")
     await stub.UpsertMember(pb.UpsertMemberRequest(member=member("m-2", referrer_member_id="m-1")))
-    referral = pb.CampaignSpec(
-        display_name="Bring a friend",
-        kind=pb.CAMPAIGN_KIND_REFERRAL_BONUS,
-        reward=pb.Reward(
-            referral_stage=pb.REFERRAL_STAGE_SIGNUP, referrer_points=100, referred_points=50
-        ),
-        budget_points=1000,
-        schedule=pb.Schedule(time_zone="Europe/Paris"),
-    )
-    await launch(stub, "friends", referral)
+    await launch(stub, "friends", signup_referral(referrer_points=100, referred_points=50))
     now = campaigns.clock.now_us()
     signup = await track(stub, activity("s-1", "referral_signup", now, member_id="m-2"))
     assert list(signup.breakdown.applied[0].transfer_ids) == [

@@ -180,3 +180,14 @@ async def test_sigkills_at_random_moments_under_load_leave_every_award_applied_o
             assert set(breakdown.transfer_ids) <= awarded.keys()
         # The calls that got no answer were either finished by recovery or never recorded.
         assert set(load.acknowledged) <= applied <= set(load.acknowledged) | set(load.failed)
+        # The feed holds each applied activity once, gapless, with what the ledger paid.
+        feed = stub.WatchActivities(pb.WatchActivitiesRequest())
+        events = [
+            (await asyncio.wait_for(feed.read(), CALL_SECONDS)).event for _ in range(len(applied))
+        ]
+        feed.cancel()
+        assert [event.sequence for event in events] == list(range(1, len(applied) + 1))
+        assert {event.activity_id for event in events} == applied
+        for member_id in members:
+            credited = sum(e.points for e in events if e.member_id == member_id)
+            assert credited == await balance(ledger, member_id), member_id

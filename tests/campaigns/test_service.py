@@ -194,6 +194,7 @@ async def test_a_request_the_ledger_calls_malformed_is_undone_and_not_posted_aga
     assert fake.calls["PostTransfers"] == posts
     stats = await campaigns.stats.stats("base")
     assert stats.figures.pending_entries == 0 and stats.figures.points == 0
+    assert await campaigns.store.read(lambda unit: unit.events_after(0, 10)) == []
 
 
 async def test_the_ledger_refusing_a_chain_undoes_it_and_decides_again(service):
@@ -209,9 +210,11 @@ async def test_the_ledger_refusing_a_chain_undoes_it_and_decides_again(service):
     assert fake.balance("m-1") == 5
     stats = await campaigns.stats.stats("bonus")
     assert stats.figures.points == 0 and stats.campaign.budget_used == 0
-    assert [
-        t.code for t in fake.transfers.values() if t.code == ledger_pb.TRANSFER_CODE_BONUS
-    ] == []
+    bonuses = [t for t in fake.transfers.values() if t.code == ledger_pb.TRANSFER_CODE_BONUS]
+    assert bonuses == []
+    # The feed has the activity once, as it finally settled; the undone try is not in it.
+    events = await campaigns.store.read(lambda unit: unit.events_after(0, 10))
+    assert [(e.sequence, e.activity_id, e.points) for e in events] == [(1, "a-1", 5)]
 
 
 async def test_budget_funding_counts_once_whoever_settles_it(service):

@@ -47,10 +47,23 @@ def old_database(path) -> ledger_pb.PostTransfersRequest:
     funding = ledger.funding_transfer("campaign:bonus:funding:v1", "bonus", 500)
     decision = Decision(12, "base", (), (), legs[0], 1)
     outcome = Outcome("a-1", decision, ("activity:a-1:base",), EXPIRES_US)
+    login = activity("app_login", activity_id="z-0", attributes=(("device", "ios"),))
     rows = [
         (
             "INSERT INTO members VALUES (?, ?, 0, 0)",
             ("m-1", to_json(member())),
+        ),
+        (
+            "INSERT INTO activities (activity_id, member_id, type, occur_us, content, outcome,"
+            " state, create_us) VALUES (?, ?, ?, ?, ?, ?, 'settled', 0)",
+            (
+                "z-0",
+                "m-1",
+                "app_login",
+                login.occur_us,
+                to_json(login),
+                zlib.compress(to_json(Outcome("z-0", NOTHING, ())).encode()),
+            ),
         ),
         (
             "INSERT INTO campaigns (campaign_id, version, spec, status, create_us, update_us)"
@@ -61,6 +74,13 @@ def old_database(path) -> ledger_pb.PostTransfersRequest:
             "INSERT INTO campaigns (campaign_id, version, spec, status, create_us, update_us)"
             " VALUES (?, 1, ?, ?, 0, ?)",
             ("bonus", to_json(fixed(10, budget_points=500)), "PAUSED", PAUSED_US),
+        ),
+        *settled_purchase_and_refund(order.occur_us),
+        (
+            "INSERT INTO award_legs (activity_id, leg_key, transfer_id, campaign_id,"
+            " campaign_version, beneficiary, points, is_bonus, new_member, occur_us, local_day)"
+            " VALUES (?, 'base', ?, 'base', 1, 'm-1', 12, 0, 0, ?, '2026-03-07')",
+            ("a-1", "activity:a-1:base", order.occur_us),
         ),
         (
             "INSERT INTO fundings (transfer_id, campaign_id, amount) VALUES (?, ?, ?)",
@@ -116,6 +136,32 @@ def old_database(path) -> ledger_pb.PostTransfersRequest:
     return chain
 
 
+def settled_purchase_and_refund(occur_us: int) -> list[tuple[str, tuple]]:
+    """Rows of a purchase p-0 that earned 7 points and a refund x-0 that took 3 back."""
+    bought = purchase(700, activity_id="p-0")
+    refund = activity("refund", activity_id="x-0", refund=Refund("p-0", 300))
+    empty = zlib.compress(to_json(Outcome("-", NOTHING, ())).encode())
+    insert = (
+        "INSERT INTO activities (activity_id, member_id, type, occur_us, content, outcome,"
+        " state, create_us) VALUES (?, 'm-1', ?, ?, ?, ?, 'settled', ?)"
+    )
+    return [
+        (insert, ("p-0", "purchase", occur_us, to_json(bought), empty, 1)),
+        (insert, ("x-0", "refund", occur_us, to_json(refund), empty, 2)),
+        (
+            "INSERT INTO award_legs (activity_id, leg_key, transfer_id, campaign_id,"
+            " campaign_version, beneficiary, points, is_bonus, new_member, occur_us, local_day,"
+            " accounted) VALUES ('p-0', 'base', 'activity:p-0:base', 'base', 1, 'm-1', 7, 0, 0,"
+            " ?, '2026-03-07', 3)",
+            (occur_us,),
+        ),
+        (
+            "INSERT INTO clawbacks VALUES ('x-0', 'p-0', 'base', 'base', 0, 3, 0)",
+            (),
+        ),
+    ]
+
+
 async def test_the_previous_codes_database_upgrades_in_place(tmp_path):
     path = tmp_path / "campaigns.db"
     old_database(path)
@@ -169,6 +215,18 @@ async def test_recovery_finishes_what_the_previous_code_left_half_done(tmp_path)
         assert bonus.budget_funded == 500
         refund = await campaigns.store.read(lambda unit: unit.activity("r-1"))
         assert refund.settled
+        # The feed starts with what was settled before it existed, then what recovery settled.
+        events = await campaigns.store.read(lambda unit: unit.events_after(0, 10))
+        assert [(e.sequence, e.activity_id, e.points) for e in events] == [
+            (1, "z-0", 0),
+            (2, "p-0", 7),
+            (3, "x-0", -3),
+            (4, "a-1", 12),
+            (5, "r-1", 0),
+        ]
+        assert events[0].attributes == (("device", "ios"),)
+        assert events[2].purchase_activity_id == "p-0"
+        assert [(c.member_id, c.points) for c in events[3].credits] == [("m-1", 12)]
         assert fake.balance("m-1") == 12 and fake.balance("campaign:bonus:budget") == 500
     finally:
         await campaigns.stop()

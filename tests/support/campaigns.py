@@ -77,6 +77,16 @@ def multiplier(percent: int, budget: int = 10_000, **fields) -> pb.CampaignSpec:
     return campaign(f"{percent}% points", pb.CAMPAIGN_KIND_MULTIPLIER, reward, budget, **fields)
 
 
+def signup_referral(referrer_points: int, referred_points: int, budget: int = 1000):
+    """A referral bonus paying both members when the referred one signs up."""
+    reward = pb.Reward(
+        referral_stage=pb.REFERRAL_STAGE_SIGNUP,
+        referrer_points=referrer_points,
+        referred_points=referred_points,
+    )
+    return campaign("Bring a friend", pb.CAMPAIGN_KIND_REFERRAL_BONUS, reward, budget)
+
+
 def member(member_id: str = "m-1", **fields) -> pb.Member:
     return pb.Member(member_id=member_id, **fields)
 

@@ -100,3 +100,27 @@ class CampaignFigures:
             if day is None or tally.day == day:
                 counts[tally.reason] = counts.get(tally.reason, 0) + tally.count
         return counts
+
+
+@dataclass(frozen=True, slots=True)
+class MemberPoints:
+    member_id: str
+    points: int
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityEvent:
+    """A settled activity in the WatchActivities feed, with its place in it."""
+
+    sequence: int
+    activity_id: str
+    member_id: str
+    type: str
+    occur_us: int
+    attributes: tuple[tuple[str, str], ...]
+    # Points credited to the acting member; negative for a refund's clawback.
+    points: int
+    # Every member's points from it (a referral pays the referrer too), by member id.
+    credits: tuple[MemberPoints, ...]
+    # For refunds: the purchase whose points it took back.
+    purchase_activity_id: str = ""
