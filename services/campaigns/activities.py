@@ -83,7 +83,7 @@ class ActivityUseCases(UseCases):
             return replace(outcome, balance=balance)
         settled = await self._outbox.settle(recorded.entry)
         if isinstance(settled, ActivitySettled):
-            return settled.record.outcome
+            return replace(outcome, balance=settled.balance)
         if isinstance(settled, ActivityUndone):
             return settled
         # Another task (the relay, a concurrent delivery) settled it first.
@@ -119,5 +119,5 @@ class ActivityUseCases(UseCases):
         if entry is not None:
             settled = await self._outbox.settle(entry)
             if isinstance(settled, ActivitySettled):
-                return settled.record.outcome
+                return replace(record.outcome, balance=settled.balance)
         return await self._settled_elsewhere(activity)

@@ -13,7 +13,7 @@ meaning applied, whoever settles it (the request, recovery at start, the relay).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -36,9 +36,10 @@ log = structlog.get_logger()
 
 @dataclass(frozen=True, slots=True)
 class ActivitySettled:
-    """The chain committed: the activity, settled, with the member's balance."""
+    """The chain committed: the activity is settled, with the member's balance."""
 
-    record: ActivityRecord
+    activity_id: str
+    balance: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,17 +75,21 @@ def handlers(catalog: Catalog) -> dict[str, Handler]:
     """The outbox handlers, one per kind of entry this service records."""
 
     def activity(unit: CampaignsUnit, settlement: Settlement) -> Settled | None:
-        record = unit.awaiting(settlement.entry.entry_id)
-        if record is None:
+        entry = settlement.entry
+        # Every transfer of an award or clawback chain names its activity.
+        waiting = unit.awaiting(entry.request.transfers[0].metadata["activity_id"], entry.entry_id)
+        if waiting is None:
             return None
-        activity = record.activity
         answer = settlement.answer
         if answer is not None and answer.accepted:
-            balance = answer.balance_after(activity.member_id) or 0
-            unit.settle_activity(activity.activity_id, balance)
-            unit.record_event(activity.activity_id)
-            outcome = replace(record.outcome, balance=balance)
-            return ActivitySettled(replace(record, outcome=outcome, settled=True))
+            # The hot path reads no more than the activity's id and member.
+            balance = answer.balance_after(waiting.member_id) or 0
+            unit.settle_activity(waiting.activity_id, balance)
+            unit.record_event(waiting.activity_id)
+            return ActivitySettled(waiting.activity_id, balance)
+        record = unit.activity(waiting.activity_id)
+        assert record is not None
+        activity = record.activity
         assert activity.occur_us is not None
         unit.discard_activity(
             record, catalog.local_days(activity.occur_us, record.outcome.decision)

@@ -34,6 +34,7 @@ from services.campaigns.domain.outcome import Outcome
 from services.campaigns.domain.records import (
     ActivityEvent,
     ActivityRecord,
+    Awaiting,
     BudgetFigures,
     CampaignFigures,
     DayFigures,
@@ -275,7 +276,7 @@ class CampaignsUnit(Protocol):
 
     # Activities, awards and clawbacks.
     def activity(self, activity_id: str) -> ActivityRecord | None: ...
-    def awaiting(self, entry_id: str) -> ActivityRecord | None: ...
+    def awaiting(self, activity_id: str, entry_id: str) -> Awaiting | None: ...
     def has_purchase(self, member_id: str) -> bool: ...
     def usages(self, queries: Sequence[UsageQuery]) -> dict[str, Usage]: ...
     def next_attempt(self, activity_id: str) -> int: ...
@@ -290,7 +291,33 @@ class CampaignsUnit(Protocol):
     def discard_activity(self, record: ActivityRecord, days: LocalDays) -> None: ...
 
     # The activity feed.
-    def record_event(self, activity_id: str) -> None: ...
+    def record_event(self, activity_id: str) -> None:
+        """Append a settled activity to the feed, with the points it gave each member
+        (its legs; for a refund, minus what its clawback reversed). Called in the
+        transaction that settles it, which so assigns the next sequence. One
+        statement, so the hot path parses no JSON in Python."""
+        self._db.execute(
+            "WITH credits (beneficiary, points) AS ("
+            " SELECT beneficiary, SUM(points) FROM ("
+            "  SELECT beneficiary, points FROM award_legs WHERE activity_id = :id"
+            "  UNION ALL"
+            "  SELECT award_legs.beneficiary, -clawbacks.reversed"
+            "  FROM clawbacks JOIN award_legs"
+            "  ON award_legs.activity_id = clawbacks.purchase_activity_id"
+            "  AND award_legs.leg_key = clawbacks.leg_key"
+            "  WHERE clawbacks.refund_activity_id = :id AND clawbacks.reversed > 0"
+            " ) GROUP BY beneficiary ORDER BY beneficiary)"
+            " INSERT INTO activity_feed (activity_id, member_id, type, occur_us, attributes,"
+            " points, credits, purchase_activity_id)"
+            " SELECT activity_id, member_id, type, occur_us,"
+            " COALESCE(json_extract(content, '$.attributes'), '[]'),"
+            " COALESCE((SELECT points FROM credits WHERE beneficiary = member_id), 0),"
+            " (SELECT json_group_array(json_array(beneficiary, points)) FROM credits),"
+            " COALESCE(json_extract(content, '$.refund.purchase_activity_id'), '')"
+            " FROM activities WHERE activity_id = :id",
+            {"id": activity_id},
+        )
+
     def events_after(self, sequence: int, limit: int) -> list[ActivityEvent]: ...
 
     # Transitions.
@@ -467,13 +494,14 @@ class SqliteCampaignsUnit:
         ).fetchone()
         return _activity_record(row) if row else None
 
-    def awaiting(self, entry_id: str) -> ActivityRecord | None:
-        """The activity still waiting for this outbox entry to settle, if any."""
+    def awaiting(self, activity_id: str, entry_id: str) -> Awaiting | None:
+        """The activity if it still waits for this outbox entry to settle."""
         row = self._db.execute(
-            f"SELECT {ACTIVITY_COLUMNS} FROM activities WHERE entry_id = ? AND state = 'pending'",
-            (entry_id,),
+            "SELECT member_id FROM activities"
+            " WHERE activity_id = ? AND entry_id = ? AND state = 'pending'",
+            (activity_id, entry_id),
         ).fetchone()
-        return _activity_record(row) if row else None
+        return Awaiting(activity_id, row[0]) if row else None
 
     def has_purchase(self, member_id: str) -> bool:
         return (

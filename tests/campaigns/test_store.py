@@ -12,6 +12,7 @@ from services.campaigns.codec import to_json
 from services.campaigns.domain.evaluation import Decision, Leg
 from services.campaigns.domain.model import Pause, Refund
 from services.campaigns.domain.outcome import Outcome
+from services.campaigns.domain.refund import AwardedLeg, ClawbackLeg, ClawbackPlan
 from services.campaigns.refunds import NOTHING
 from services.campaigns.server import CampaignsSettings, assemble
 from services.campaigns.store import (
@@ -41,7 +42,10 @@ def old_database(path) -> ledger_pb.PostTransfersRequest:
     db = connect(path)
     migrate(db, OLD_CODE_SCHEMA)
     order = purchase(1234, activity_id="a-1")
-    refund = activity("refund", activity_id="r-1", refund=Refund("a-1", 1))
+    refund = activity("refund", activity_id="r-1", refund=Refund("a-1", 617))
+    half = ClawbackPlan(
+        (ClawbackLeg(AwardedLeg("base", "activity:a-1:base", "m-1", "base", 12, 0), 6, 0),)
+    )
     legs = (Leg("base", "base", "m-1", 12, "program:issuance"),)
     chain = ledger.award_chain("a-1", legs, EXPIRES_US)
     funding = ledger.funding_transfer("campaign:bonus:funding:v1", "bonus", 500)
@@ -76,6 +80,7 @@ def old_database(path) -> ledger_pb.PostTransfersRequest:
             ("bonus", to_json(fixed(10, budget_points=500)), "PAUSED", PAUSED_US),
         ),
         *settled_purchase_and_refund(order.occur_us),
+        ("INSERT INTO clawbacks VALUES ('r-1', 'a-1', 'base', 'base', 0, 6, 0)", ()),
         (
             "INSERT INTO award_legs (activity_id, leg_key, transfer_id, campaign_id,"
             " campaign_version, beneficiary, points, is_bonus, new_member, occur_us, local_day)"
@@ -119,7 +124,7 @@ def old_database(path) -> ledger_pb.PostTransfersRequest:
     for entry_id, request, state in (
         ("activity:a-1:1", chain, "settled"),
         ("activity:r-1:1", ledger_pb.PostTransfersRequest(), "settled"),
-        ("activity:r-1:2", ledger_pb.PostTransfersRequest(), "pending"),
+        ("activity:r-1:2", ledger.clawback_chain("r-1", half), "pending"),
         ("funding:bonus:v1", funding, "settled"),
     ):
         rows.append(
@@ -222,11 +227,11 @@ async def test_recovery_finishes_what_the_previous_code_left_half_done(tmp_path)
             (2, "p-0", 7),
             (3, "x-0", -3),
             (4, "a-1", 12),
-            (5, "r-1", 0),
+            (5, "r-1", -6),
         ]
         assert events[0].attributes == (("device", "ios"),)
         assert events[2].purchase_activity_id == "p-0"
         assert [(c.member_id, c.points) for c in events[3].credits] == [("m-1", 12)]
-        assert fake.balance("m-1") == 12 and fake.balance("campaign:bonus:budget") == 500
+        assert fake.balance("m-1") == 12 - 6 and fake.balance("campaign:bonus:budget") == 500
     finally:
         await campaigns.stop()

@@ -22,6 +22,14 @@ class ActivityRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class Awaiting:
+    """An activity waiting for its outbox entry to settle: whose it is."""
+
+    activity_id: str
+    member_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class PurchaseLegs:
     """A purchase as a refund sees it: what it cost, what refunds took so far,
     whose it was, and its award legs in chain order (base first)."""
