@@ -128,7 +128,7 @@ class Refunds(ActivityUseCases):
         if entry_id is not None:
             entry = unit.outbox.record(entry_id, CLAWBACK, request, now)
         else:
-            unit.record_event(refund.activity_id)  # settled as recorded: nothing to reverse
+            unit.record_event(refund.activity_id, now)  # settled as recorded: nothing to reverse
         budgets = unit.budgets(leg.leg.campaign_id for leg in plan.legs)
         return Recorded(outcome, entry, budgets)
 

@@ -107,7 +107,7 @@ def assemble(
         settlement.SettlingStore(store, transitions),
         ledger_stub,
         clock,
-        settlement.handlers(catalog),
+        settlement.handlers(catalog, clock),
         timeout=settings.ledger_timeout_seconds,
     )
     context = Context(

@@ -134,6 +134,32 @@ def activity_in(message: pb.Activity) -> Activity:
     )
 
 
+def activity_out(activity: Activity) -> pb.Activity:
+    message = pb.Activity(
+        activity_id=activity.activity_id,
+        member_id=activity.member_id,
+        type=activity.type,
+        attributes=dict(activity.attributes),
+    )
+    if activity.occur_us is not None:
+        message.occur_time.CopyFrom(timestamp(activity.occur_us))
+    if activity.purchase is not None:
+        bought = activity.purchase
+        message.purchase.CopyFrom(
+            pb.Purchase(
+                amount_minor=bought.amount_minor, currency=bought.currency, skus=bought.skus
+            )
+        )
+    if activity.refund is not None:
+        message.refund.CopyFrom(
+            pb.Refund(
+                purchase_activity_id=activity.refund.purchase_activity_id,
+                amount_minor=activity.refund.amount_minor,
+            )
+        )
+    return message
+
+
 def _decision_out(decision: Decision, activity_id: str) -> dict:
     return {
         "base_points": decision.base_points,
@@ -629,18 +655,13 @@ class CampaignsServicer(pb_grpc.CampaignsServiceServicer):
     ) -> AsyncIterator[pb.WatchActivitiesResponse]:
         async for event in self._feed.watch(request.after_sequence):
             yield pb.WatchActivitiesResponse(
-                event=pb.ActivityEvent(
-                    sequence=event.sequence,
-                    activity_id=event.activity_id,
-                    member_id=event.member_id,
-                    type=event.type,
-                    occur_time=timestamp(event.occur_us),
-                    attributes=dict(event.attributes),
-                    points=event.points,
-                    credits=[
-                        pb.MemberPoints(member_id=credit.member_id, points=credit.points)
-                        for credit in event.credits
-                    ],
-                    purchase_activity_id=event.purchase_activity_id,
-                )
+                sequence=event.sequence,
+                activity=activity_out(event.activity),
+                points=event.points,
+                time_zone=event.time_zone,
+                record_time=timestamp(event.record_us),
+                credits=[
+                    pb.MemberPoints(member_id=credit.member_id, points=credit.points)
+                    for credit in event.credits
+                ],
             )

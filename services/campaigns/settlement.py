@@ -29,6 +29,7 @@ from services.campaigns.store import (
 )
 from services.campaigns.transitions import TransitionTracker
 from services.kit.chains import Refusal
+from services.kit.clock import Clock
 from services.kit.outbox import Handler, Settlement
 
 log = structlog.get_logger()
@@ -71,8 +72,9 @@ class FundingSettled:
 Settled = ActivitySettled | ActivityUndone | FundingSettled
 
 
-def handlers(catalog: Catalog) -> dict[str, Handler]:
-    """The outbox handlers, one per kind of entry this service records."""
+def handlers(catalog: Catalog, clock: Clock) -> dict[str, Handler]:
+    """The outbox handlers, one per kind of entry this service records. (They read
+    the clock only to stamp the feed's record time: running one twice is safe.)"""
 
     def activity(unit: CampaignsUnit, settlement: Settlement) -> Settled | None:
         entry = settlement.entry
@@ -85,7 +87,7 @@ def handlers(catalog: Catalog) -> dict[str, Handler]:
             # The hot path reads no more than the activity's id and member.
             balance = answer.balance_after(waiting.member_id) or 0
             unit.settle_activity(waiting.activity_id, balance)
-            unit.record_event(waiting.activity_id)
+            unit.record_event(waiting.activity_id, clock.now_us())
             return ActivitySettled(waiting.activity_id, balance)
         record = unit.activity(waiting.activity_id)
         assert record is not None

@@ -194,22 +194,19 @@ UPDATE campaigns SET pauses = json_array(json_object('start_us', update_us, 'end
 WHERE status = 'PAUSED';
 """
 
-# The WatchActivities feed: one row per settled activity, its sequence assigned by
-# the transaction that settles it, so sequences are gapless and in commit order.
-# Activities settled before the feed existed come first, in the order recorded,
-# with the credits SqliteCampaignsUnit.record_event gives (written out here: a
-# migration never changes).
+# The WatchActivities feed: one row per settled activity (the activity itself stays
+# in `activities`), its sequence assigned by the transaction that settles it, so
+# sequences are gapless and in commit order. Activities settled before the feed
+# existed come first, in the order recorded, with the credits record_event gives
+# (written out here: a migration never changes) and their recording time.
 ACTIVITY_FEED = """
 CREATE TABLE activity_feed (
   sequence INTEGER PRIMARY KEY,
   activity_id TEXT NOT NULL UNIQUE,
-  member_id TEXT NOT NULL,
-  type TEXT NOT NULL,
-  occur_us INTEGER NOT NULL,
-  attributes TEXT NOT NULL,
   points INTEGER NOT NULL,
   credits TEXT NOT NULL,
-  purchase_activity_id TEXT NOT NULL
+  time_zone TEXT NOT NULL,
+  record_us INTEGER NOT NULL
 );
 CREATE TRIGGER activity_feed_is_append_only BEFORE UPDATE ON activity_feed
 BEGIN
@@ -229,16 +226,16 @@ SELECT activity_id, beneficiary, SUM(points) AS points FROM (
    AND award_legs.leg_key = clawbacks.leg_key
   WHERE clawbacks.reversed > 0
 ) GROUP BY activity_id, beneficiary;
-INSERT INTO activity_feed (activity_id, member_id, type, occur_us, attributes, points,
-  credits, purchase_activity_id)
-SELECT activity_id, member_id, type, occur_us,
-  COALESCE(json_extract(content, '$.attributes'), '[]'),
+INSERT INTO activity_feed (activity_id, points, credits, time_zone, record_us)
+SELECT activity_id,
   COALESCE((SELECT points FROM old_credits AS c
             WHERE c.activity_id = a.activity_id AND c.beneficiary = a.member_id), 0),
   (SELECT json_group_array(json_array(beneficiary, points)) FROM (
      SELECT beneficiary, points FROM old_credits AS c
      WHERE c.activity_id = a.activity_id ORDER BY beneficiary)),
-  COALESCE(json_extract(content, '$.refund.purchase_activity_id'), '')
+  COALESCE((SELECT json_extract(profile, '$.time_zone') FROM members
+            WHERE members.member_id = a.member_id), ''),
+  create_us
 FROM activities AS a WHERE state = 'settled' ORDER BY create_us, rowid;
 DROP VIEW old_credits;
 """
@@ -291,33 +288,7 @@ class CampaignsUnit(Protocol):
     def discard_activity(self, record: ActivityRecord, days: LocalDays) -> None: ...
 
     # The activity feed.
-    def record_event(self, activity_id: str) -> None:
-        """Append a settled activity to the feed, with the points it gave each member
-        (its legs; for a refund, minus what its clawback reversed). Called in the
-        transaction that settles it, which so assigns the next sequence. One
-        statement, so the hot path parses no JSON in Python."""
-        self._db.execute(
-            "WITH credits (beneficiary, points) AS ("
-            " SELECT beneficiary, SUM(points) FROM ("
-            "  SELECT beneficiary, points FROM award_legs WHERE activity_id = :id"
-            "  UNION ALL"
-            "  SELECT award_legs.beneficiary, -clawbacks.reversed"
-            "  FROM clawbacks JOIN award_legs"
-            "  ON award_legs.activity_id = clawbacks.purchase_activity_id"
-            "  AND award_legs.leg_key = clawbacks.leg_key"
-            "  WHERE clawbacks.refund_activity_id = :id AND clawbacks.reversed > 0"
-            " ) GROUP BY beneficiary ORDER BY beneficiary)"
-            " INSERT INTO activity_feed (activity_id, member_id, type, occur_us, attributes,"
-            " points, credits, purchase_activity_id)"
-            " SELECT activity_id, member_id, type, occur_us,"
-            " COALESCE(json_extract(content, '$.attributes'), '[]'),"
-            " COALESCE((SELECT points FROM credits WHERE beneficiary = member_id), 0),"
-            " (SELECT json_group_array(json_array(beneficiary, points)) FROM credits),"
-            " COALESCE(json_extract(content, '$.refund.purchase_activity_id'), '')"
-            " FROM activities WHERE activity_id = :id",
-            {"id": activity_id},
-        )
-
+    def record_event(self, activity_id: str, now_us: int) -> None: ...
     def events_after(self, sequence: int, limit: int) -> list[ActivityEvent]: ...
 
     # Transitions.
@@ -732,60 +703,47 @@ class SqliteCampaignsUnit:
             "UPDATE activities SET balance = ? WHERE activity_id = ?", (balance, activity_id)
         )
 
-    def record_event(self, activity_id: str) -> None:
+    def record_event(self, activity_id: str, now_us: int) -> None:
         """Append a settled activity to the feed, with the points it gave each member
-        (its legs; for a refund, minus what its clawback reversed). Called in the
-        transaction that settles it, which so assigns the next sequence."""
-        member_id, kind, occur_us, content = self._db.execute(
-            "SELECT member_id, type, occur_us, content FROM activities WHERE activity_id = ?",
-            (activity_id,),
-        ).fetchone()
-        activity = from_json(Activity, content)
-        credits = self._db.execute(
-            "SELECT beneficiary, SUM(points) FROM ("
-            " SELECT beneficiary, points FROM award_legs WHERE activity_id = ?"
-            " UNION ALL"
-            " SELECT award_legs.beneficiary, -clawbacks.reversed FROM clawbacks JOIN award_legs"
-            " ON award_legs.activity_id = clawbacks.purchase_activity_id"
-            " AND award_legs.leg_key = clawbacks.leg_key"
-            " WHERE clawbacks.refund_activity_id = ? AND clawbacks.reversed > 0"
-            ") GROUP BY beneficiary ORDER BY beneficiary",
-            (activity_id, activity_id),
-        ).fetchall()
+        (its legs; for a refund, minus what its clawback reversed) and its member's
+        zone now. Called in the transaction that settles it, which so assigns the
+        next sequence. One statement, so the hot path parses no JSON in Python."""
         self._db.execute(
-            "INSERT INTO activity_feed (activity_id, member_id, type, occur_us, attributes,"
-            " points, credits, purchase_activity_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                activity_id,
-                member_id,
-                kind,
-                occur_us,
-                to_json(activity.attributes),
-                dict(credits).get(member_id, 0),
-                to_json(credits),
-                activity.refund.purchase_activity_id if activity.refund else "",
-            ),
+            "WITH credits (beneficiary, points) AS ("
+            " SELECT beneficiary, SUM(points) FROM ("
+            "  SELECT beneficiary, points FROM award_legs WHERE activity_id = :id"
+            "  UNION ALL"
+            "  SELECT award_legs.beneficiary, -clawbacks.reversed"
+            "  FROM clawbacks JOIN award_legs"
+            "  ON award_legs.activity_id = clawbacks.purchase_activity_id"
+            "  AND award_legs.leg_key = clawbacks.leg_key"
+            "  WHERE clawbacks.refund_activity_id = :id AND clawbacks.reversed > 0"
+            " ) GROUP BY beneficiary ORDER BY beneficiary)"
+            " INSERT INTO activity_feed (activity_id, points, credits, time_zone, record_us)"
+            " SELECT activity_id,"
+            " COALESCE((SELECT points FROM credits WHERE beneficiary = activities.member_id), 0),"
+            " (SELECT json_group_array(json_array(beneficiary, points)) FROM credits),"
+            " COALESCE((SELECT json_extract(profile, '$.time_zone') FROM members"
+            "  WHERE members.member_id = activities.member_id), ''),"
+            " :now FROM activities WHERE activity_id = :id",
+            {"id": activity_id, "now": now_us},
         )
 
     def events_after(self, sequence: int, limit: int) -> list[ActivityEvent]:
         return [
             ActivityEvent(
-                sequence=row[0],
-                activity_id=row[1],
-                member_id=row[2],
-                type=row[3],
-                occur_us=row[4],
-                attributes=tuple(tuple(pair) for pair in json.loads(row[5])),
-                points=row[6],
-                credits=tuple(
-                    MemberPoints(member, points) for member, points in json.loads(row[7])
-                ),
-                purchase_activity_id=row[8],
+                sequence=position,
+                activity=from_json(Activity, content),
+                points=points,
+                credits=tuple(MemberPoints(*credit) for credit in json.loads(credits)),
+                time_zone=time_zone,
+                record_us=record_us,
             )
-            for row in self._db.execute(
-                "SELECT sequence, activity_id, member_id, type, occur_us, attributes, points,"
-                " credits, purchase_activity_id FROM activity_feed WHERE sequence > ?"
-                " ORDER BY sequence LIMIT ?",
+            for position, content, points, credits, time_zone, record_us in self._db.execute(
+                "SELECT activity_feed.sequence, activities.content, activity_feed.points,"
+                " activity_feed.credits, activity_feed.time_zone, activity_feed.record_us"
+                " FROM activity_feed JOIN activities USING (activity_id)"
+                " WHERE activity_feed.sequence > ? ORDER BY activity_feed.sequence LIMIT ?",
                 (sequence, limit),
             )
         ]

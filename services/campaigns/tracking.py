@@ -189,7 +189,7 @@ class Tracking(ActivityUseCases):
             request = ledger.award_chain(activity.activity_id, decision.legs, outcome.expire_us)
             entry = unit.outbox.record(entry_id, ACTIVITY_AWARD, request, now)
         else:
-            unit.record_event(activity.activity_id)  # settled as recorded
+            unit.record_event(activity.activity_id, now)  # settled as recorded
         budgets = unit.budgets(applied.campaign_id for applied in decision.applied)
         return Recorded(outcome, entry, budgets)
 

@@ -182,12 +182,10 @@ async def test_sigkills_at_random_moments_under_load_leave_every_award_applied_o
         assert set(load.acknowledged) <= applied <= set(load.acknowledged) | set(load.failed)
         # The feed holds each applied activity once, gapless, with what the ledger paid.
         feed = stub.WatchActivities(pb.WatchActivitiesRequest())
-        events = [
-            (await asyncio.wait_for(feed.read(), CALL_SECONDS)).event for _ in range(len(applied))
-        ]
+        events = [await asyncio.wait_for(feed.read(), CALL_SECONDS) for _ in range(len(applied))]
         feed.cancel()
         assert [event.sequence for event in events] == list(range(1, len(applied) + 1))
-        assert {event.activity_id for event in events} == applied
+        assert {event.activity.activity_id for event in events} == applied
         for member_id in members:
-            credited = sum(e.points for e in events if e.member_id == member_id)
+            credited = sum(e.points for e in events if e.activity.member_id == member_id)
             assert credited == await balance(ledger, member_id), member_id

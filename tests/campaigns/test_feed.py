@@ -26,11 +26,11 @@ from tests.support.errors import expect_error
 READ_GUARD_SECONDS = 10  # only against a hang: every event read is already committed
 
 
-async def read(stream, count: int) -> list[pb.ActivityEvent]:
-    return [(await asyncio.wait_for(stream.read(), READ_GUARD_SECONDS)).event for _ in range(count)]
+async def read(stream, count: int) -> list[pb.WatchActivitiesResponse]:
+    return [await asyncio.wait_for(stream.read(), READ_GUARD_SECONDS) for _ in range(count)]
 
 
-async def events_after(stub, after_sequence: int, count: int) -> list[pb.ActivityEvent]:
+async def events_after(stub, after_sequence: int, count: int) -> list[pb.WatchActivitiesResponse]:
     stream = stub.WatchActivities(pb.WatchActivitiesRequest(after_sequence=after_sequence))
     try:
         return await read(stream, count)
@@ -42,7 +42,11 @@ async def a_day_of_activities(campaigns) -> None:
     """A purchase, a share that earns nothing, a referral paying two members, a refund."""
     stub, now = campaigns.stub, campaigns.clock.now_us()
     await program(stub, "m-1")
-    await stub.UpsertMember(pb.UpsertMemberRequest(member=member("m-2", referrer_member_id="m-1")))
+    await stub.UpsertMember(
+        pb.UpsertMemberRequest(
+            member=member("m-2", referrer_member_id="m-1", time_zone="Europe/Paris")
+        )
+    )
     await launch(stub, "friends", signup_referral(referrer_points=100, referred_points=50))
     await launch(stub, "bonus", fixed(5, conditions=pb.Conditions(activity_types=["purchase"])))
     order = purchase("p-1", 2000, now)
@@ -59,9 +63,17 @@ async def a_day_of_activities(campaigns) -> None:
     await track(stub, refund)
 
 
-def summary(event: pb.ActivityEvent) -> tuple:
+def summary(event: pb.WatchActivitiesResponse) -> tuple:
     credits = [(credit.member_id, credit.points) for credit in event.credits]
-    return (event.sequence, event.activity_id, event.member_id, event.type, event.points, credits)
+    activity = event.activity
+    return (
+        event.sequence,
+        activity.activity_id,
+        activity.member_id,
+        activity.type,
+        event.points,
+        credits,
+    )
 
 
 async def test_every_settled_activity_with_what_it_gave(campaigns):
@@ -73,9 +85,15 @@ async def test_every_settled_activity_with_what_it_gave(campaigns):
         (3, "r-1", "m-2", "referral_signup", 50, [("m-1", 100), ("m-2", 50)]),
         (4, "x-1", "m-1", "refund", -12, [("m-1", -12)]),
     ]
-    assert dict(events[0].attributes) == {"channel": "app"}
-    assert events[0].occur_time.seconds == campaigns.clock.now_us() // 1_000_000
-    assert events[3].purchase_activity_id == "p-1"
+    purchased = events[0].activity
+    assert dict(purchased.attributes) == {"channel": "app"}
+    assert purchased.purchase.amount_minor == 2000
+    assert purchased.occur_time.seconds == campaigns.clock.now_us() // 1_000_000
+    assert events[0].record_time.seconds == campaigns.clock.now_us() // 1_000_000
+    # The member's zone as campaigns knew it (for streaks in their own days).
+    assert (events[0].time_zone, events[2].time_zone) == ("", "Europe/Paris")
+    assert events[3].activity.refund.purchase_activity_id == "p-1"
+    assert events[3].activity.refund.amount_minor == 1000
 
 
 async def test_resuming_from_any_sequence_gives_exactly_what_follows_it(campaigns):
@@ -105,7 +123,7 @@ async def test_a_follower_gets_new_activities_as_they_settle_and_resumes_after_a
     assert (first.sequence, first.points) == (1, 10)
     await track(stub, purchase("p-2", 2000, clock.now_us()))
     (second,) = await read(stream, 1)
-    assert (second.sequence, second.activity_id) == (2, "p-2")
+    assert (second.sequence, second.activity.activity_id) == (2, "p-2")
     stream.cancel()
 
     await campaigns.host.stop(None)
@@ -115,7 +133,7 @@ async def test_a_follower_gets_new_activities_as_they_settle_and_resumes_after_a
         resumed = restarted.WatchActivities(pb.WatchActivitiesRequest(after_sequence=2))
         await track(restarted, purchase("p-3", 3000, clock.now_us()))
         (third,) = await read(resumed, 1)
-        assert (third.sequence, third.activity_id, third.points) == (3, "p-3", 30)
+        assert (third.sequence, third.activity.activity_id, third.points) == (3, "p-3", 30)
         resumed.cancel()
     await host.stop(None)
 

@@ -214,7 +214,7 @@ async def test_the_ledger_refusing_a_chain_undoes_it_and_decides_again(service):
     assert bonuses == []
     # The feed has the activity once, as it finally settled; the undone try is not in it.
     events = await campaigns.store.read(lambda unit: unit.events_after(0, 10))
-    assert [(e.sequence, e.activity_id, e.points) for e in events] == [(1, "a-1", 5)]
+    assert [(e.sequence, e.activity.activity_id, e.points) for e in events] == [(1, "a-1", 5)]
 
 
 async def test_budget_funding_counts_once_whoever_settles_it(service):

@@ -222,15 +222,15 @@ async def test_recovery_finishes_what_the_previous_code_left_half_done(tmp_path)
         assert refund.settled
         # The feed starts with what was settled before it existed, then what recovery settled.
         events = await campaigns.store.read(lambda unit: unit.events_after(0, 10))
-        assert [(e.sequence, e.activity_id, e.points) for e in events] == [
+        assert [(e.sequence, e.activity.activity_id, e.points) for e in events] == [
             (1, "z-0", 0),
             (2, "p-0", 7),
             (3, "x-0", -3),
             (4, "a-1", 12),
             (5, "r-1", -6),
         ]
-        assert events[0].attributes == (("device", "ios"),)
-        assert events[2].purchase_activity_id == "p-0"
+        assert events[0].activity.attributes == (("device", "ios"),)
+        assert events[2].activity.refund.purchase_activity_id == "p-0"
         assert [(c.member_id, c.points) for c in events[3].credits] == [("m-1", 12)]
         assert fake.balance("m-1") == 12 - 6 and fake.balance("campaign:bonus:budget") == 500
     finally:

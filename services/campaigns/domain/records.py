@@ -121,14 +121,12 @@ class ActivityEvent:
     """A settled activity in the WatchActivities feed, with its place in it."""
 
     sequence: int
-    activity_id: str
-    member_id: str
-    type: str
-    occur_us: int
-    attributes: tuple[tuple[str, str], ...]
+    activity: Activity
     # Points credited to the acting member; negative for a refund's clawback.
     points: int
     # Every member's points from it (a referral pays the referrer too), by member id.
     credits: tuple[MemberPoints, ...]
-    # For refunds: the purchase whose points it took back.
-    purchase_activity_id: str = ""
+    # The member's IANA zone when it settled; empty when the profile has none.
+    time_zone: str
+    # When it settled (UTC microseconds).
+    record_us: int
