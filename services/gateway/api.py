@@ -19,6 +19,10 @@ from services.gateway.servicer import Upstream
 PLAYER = AccessRule(Audience.PLAYER)
 MANAGER = AccessRule(Audience.MANAGER)
 AS_MEMBER = AccessRule(Audience.PLAYER, member_field="member_id")
+# A member's own data, which their support team (managers) may read too.
+MEMBER_SUPPORT = AccessRule(
+    Audience.PLAYER, member_field="member_id", managers_name_any_member=True
+)
 PUBLIC = AccessRule(Audience.PUBLIC)
 
 # gRPC reflection (v1 and v1alpha) describes exactly the methods listed below.
@@ -26,9 +30,9 @@ REFLECTION_RULE = PUBLIC
 
 WALLET_SERVICE = gateway_pb.DESCRIPTOR.services_by_name["WalletService"]
 WALLET_RULES = {
-    "GetWallet": AS_MEMBER,
-    "ListWalletEntries": AS_MEMBER,
-    "WatchWallet": AS_MEMBER,
+    "GetWallet": MEMBER_SUPPORT,
+    "ListWalletEntries": MEMBER_SUPPORT,
+    "WatchWallet": MEMBER_SUPPORT,
 }
 
 GAMES = Upstream(
@@ -71,14 +75,21 @@ AS_REPORTING_MEMBER = AccessRule(
     member_field="activity.member_id",
     player_choices=(("activity.type", PLAYER_ACTIVITY_TYPES),),
 )
+# "What would I earn": a player for themselves, a manager for any member.
+DRY_RUN = AccessRule(
+    Audience.PLAYER,
+    member_field="activity.member_id",
+    player_choices=(("activity.type", PLAYER_ACTIVITY_TYPES),),
+    managers_name_any_member=True,
+)
 
 CAMPAIGNS = Upstream(
     name="campaigns",
     service=campaigns_pb.DESCRIPTOR.services_by_name["CampaignsService"],
     rules={
         "TrackActivity": AS_REPORTING_MEMBER,
-        "DryRunActivity": AS_REPORTING_MEMBER,
-        "GetMember": AS_MEMBER,
+        "DryRunActivity": DRY_RUN,
+        "GetMember": MEMBER_SUPPORT,
         # Players see campaigns' public face only: no budget, no targeting.
         "GetPublicCampaign": AS_MEMBER,
         "ListPublicCampaigns": AS_MEMBER,
@@ -109,9 +120,9 @@ REWARDS = Upstream(
         "Redeem": AS_MEMBER,
         "ClaimPrize": AS_MEMBER,
         "GetRedemption": AS_MEMBER,
-        "ListMyRedemptions": AS_MEMBER,
+        "ListMyRedemptions": MEMBER_SUPPORT,
         "SetPreferences": AS_MEMBER,
-        "GetPreferences": AS_MEMBER,
+        "GetPreferences": MEMBER_SUPPORT,
         "GetMyOffer": AS_MEMBER,
         "AcceptOffer": AS_MEMBER,
         "CreateReward": MANAGER,
@@ -140,7 +151,7 @@ PROGRESS = Upstream(
     name="progress",
     service=progress_pb.DESCRIPTOR.services_by_name["ProgressService"],
     rules={
-        "GetMemberProgress": AS_MEMBER,
+        "GetMemberProgress": MEMBER_SUPPORT,
         "JoinChallenge": AS_MEMBER,
         "WatchAchievements": AS_MEMBER,
         "ApplyDefinition": MANAGER,

@@ -65,19 +65,25 @@ class AccessRule:
     member_field: str | None = None
     player_choices: tuple[tuple[str, frozenset[str]], ...] = ()
     owner_field: str | None = None
+    # Reads a member's support team needs (wallet, profile, progress, a dry run):
+    # managers may name any member there, as admins may everywhere.
+    managers_name_any_member: bool = False
 
 
-def acting_member(principal: Principal, requested: str) -> str:
+def acting_member(principal: Principal, requested: str, rule: AccessRule) -> str:
     """The member a player call acts for: the caller when none is named, the
-    named member when it is the caller, anyone for an admin."""
+    named member when it is the caller, anyone for an admin (and for a manager
+    where the rule lets staff support members)."""
     if requested in ("", principal.subject):
         return principal.subject
-    if principal.is_admin:
+    if principal.is_admin or (rule.managers_name_any_member and principal.is_manager):
         return requested
+    roles = sorted(MANAGER_ROLES) if rule.managers_name_any_member else [ADMIN]
     raise PermissionDenied(
         "MEMBER_MISMATCH",
-        "a player may only act as the member named in their token",
-        {"member_id": requested},
+        "a player may only act as the member named in their token; acting for another"
+        f" member needs the {' or '.join(roles)} role",
+        {"member_id": requested, "roles": ",".join(roles)},
     )
 
 

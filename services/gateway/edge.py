@@ -4,6 +4,8 @@ with an explained refusal (refusals.py) for whatever no handler can take."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
@@ -65,6 +67,8 @@ EXPOSED_HEADERS = ", ".join(
         "Connect-Content-Encoding",
     ]
 )
+# How long a refusal waits for the rest of a request it will not serve.
+DRAIN_SECONDS = 1.0
 PREFLIGHT_MAX_AGE_SECONDS = "7200"
 
 
@@ -169,12 +173,14 @@ class Edge:
             "extensions", {}
         )
 
-        async def refuse(refusal) -> None:
+        async def refuse(refusal, read_body: bool = True) -> None:
+            if read_body:
+                await self._drain(receive)
             await send_refusal(send, refusal, content_type, trailers=trailers)
 
         length = _header(scope, b"content-length")
         if length is not None and length.isdigit() and int(length) > self._max_body_bytes:
-            await refuse(body_too_large(self._max_body_bytes))
+            await refuse(body_too_large(self._max_body_bytes), read_body=False)
             return
         service, _, name = path.removeprefix("/").partition("/")
         app = self._routes.get(service)
@@ -192,6 +198,22 @@ class Edge:
         await app(
             scope, receive, BareStatusExplainer(send, explain, content_type, trailers=trailers)
         )
+
+    async def _drain(self, receive) -> None:
+        """Reads what the client sends before refusing it: a gRPC client whose
+        stream is answered and closed while it is still sending its request
+        reports INTERNAL ("Failed execute_batch") instead of our status. Bounded
+        in bytes and time, for a client stream that never half-closes."""
+        received = 0
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(DRAIN_SECONDS):
+                while received <= self._max_body_bytes:
+                    message = await receive()
+                    if message["type"] != "http.request":
+                        return
+                    received += len(message.get("body", b""))
+                    if not message.get("more_body", False):
+                        return
 
     async def _preflight(self, send, origin: str | None) -> None:
         if origin is None or not self._cors.allows(origin):

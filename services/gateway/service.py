@@ -82,7 +82,7 @@ class Gatekeeper:
         authorize(principal, rule, chosen)
         member_id = None
         if rule.member_field is not None:
-            member_id = acting_member(principal, requested_member or "")
+            member_id = acting_member(principal, requested_member or "", rule)
         return Admission(principal=principal, member_id=member_id)
 
     def _take(self, limits: RateLimiter, scope: str, key: str) -> None:

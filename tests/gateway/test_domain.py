@@ -28,18 +28,29 @@ MANAGER = Principal("alice", frozenset({CAMPAIGN_MANAGER}))
 ADMINISTRATOR = Principal("root", frozenset({ADMIN}))
 
 
+OWN = AccessRule(Audience.PLAYER, member_field="member_id")
+SUPPORT = AccessRule(Audience.PLAYER, member_field="member_id", managers_name_any_member=True)
+
+
 def test_a_player_acts_only_as_themselves():
-    assert acting_member(PLAYER_M1, "") == "m-1"
-    assert acting_member(PLAYER_M1, "m-1") == "m-1"
+    assert acting_member(PLAYER_M1, "", OWN) == "m-1"
+    assert acting_member(PLAYER_M1, "m-1", OWN) == "m-1"
+    for rule in (OWN, SUPPORT):
+        with pytest.raises(PermissionDenied) as refused:
+            acting_member(PLAYER_M1, "m-2", rule)
+        assert refused.value.reason == "MEMBER_MISMATCH"
     with pytest.raises(PermissionDenied) as refused:
-        acting_member(PLAYER_M1, "m-2")
-    assert refused.value.reason == "MEMBER_MISMATCH"
-    with pytest.raises(PermissionDenied):
-        acting_member(MANAGER, "m-2")
+        acting_member(MANAGER, "m-2", OWN)
+    # The refusal says which role would do.
+    assert refused.value.metadata["roles"] == "admin"
 
 
-def test_an_admin_may_act_for_any_member():
-    assert acting_member(ADMINISTRATOR, "m-2") == "m-2"
+def test_managers_support_members_where_the_rule_says_and_admins_everywhere():
+    assert acting_member(MANAGER, "m-2", SUPPORT) == "m-2"
+    assert acting_member(ADMINISTRATOR, "m-2", OWN) == "m-2"
+    with pytest.raises(PermissionDenied) as refused:
+        acting_member(PLAYER_M1, "m-2", SUPPORT)
+    assert refused.value.metadata["roles"] == "admin,campaign-manager"
 
 
 def test_a_player_receives_only_answers_about_themselves():
