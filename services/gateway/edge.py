@@ -22,6 +22,7 @@ from services.gateway.refusals import (
     unknown_service,
 )
 from services.kit.clock import Clock
+from services.kit.http_server import answer_lifespan
 from services.kit.server import REQUEST_ID_HEADER, request_id_from
 
 log = structlog.get_logger()
@@ -109,7 +110,7 @@ class Edge:
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] == "lifespan":
-            await self._lifespan(receive, send)
+            await answer_lifespan(receive, send)
             return
         if scope["type"] != "http":
             return
@@ -209,12 +210,3 @@ class Edge:
             }
         )
         await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-    async def _lifespan(self, receive, send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
