@@ -1,15 +1,19 @@
 """The HTTP edge in front of the Connect applications: request ids, CORS,
 body size, liveness and readiness, and routing by service and method path,
-with an explained refusal (refusals.py) for whatever no handler can take."""
+with an explained refusal (refusals.py) for whatever no handler can take;
+every request counted by route (the exposed methods' names, or one of a few
+fixed names: never a path a client made up) and HTTP status."""
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import structlog
-from connectrpc.method import MethodInfo
+from connectrpc.method import MethodInfo, StreamType
 
 from services.gateway.domain import CorsPolicy
 from services.gateway.refusals import (
@@ -23,6 +27,7 @@ from services.gateway.refusals import (
 )
 from services.kit.clock import Clock
 from services.kit.http_server import answer_lifespan
+from services.kit.metrics import HttpMetrics
 from services.kit.server import REQUEST_ID_HEADER, request_id_from
 
 log = structlog.get_logger()
@@ -69,6 +74,21 @@ EXPOSED_HEADERS = ", ".join(
 PREFLIGHT_MAX_AGE_SECONDS = "7200"
 
 
+@dataclass(frozen=True, slots=True)
+class Route:
+    """What a request went to, as the metrics name it; a stream's lifetime is no latency."""
+
+    name: str
+    stream: bool = False
+
+
+PREFLIGHT = Route("preflight")
+LIVENESS = Route("/healthz")
+READINESS = Route("/readyz")
+# Every path that names no exposed method: one label, whatever a client sends.
+UNMATCHED = Route("unmatched")
+
+
 def _header(scope: dict, name: bytes) -> str | None:
     for key, value in scope.get("headers", ()):
         if key == name:
@@ -100,6 +120,7 @@ class Edge:
         max_body_bytes: int,
         readiness: Callable[[], Awaitable[dict[str, str]]],
         clock: Clock,
+        metrics: HttpMetrics,
     ) -> None:
         self._routes = routes
         self._codecs = codecs
@@ -107,6 +128,12 @@ class Edge:
         self._max_body_bytes = max_body_bytes
         self._readiness = readiness
         self._clock = clock
+        self._metrics = metrics
+        self._named = {
+            (service, name): Route(f"{service}/{name}", info.stream_type != StreamType.UNARY)
+            for service, app in routes.items()
+            for name, info in app.methods.items()
+        }
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] == "lifespan":
@@ -133,6 +160,7 @@ class Edge:
                 (b"vary", b"Origin"),
             ]
         started_us = self._clock.now_us()
+        started = time.perf_counter()
         status_seen: list[int] = []
 
         async def send_with_headers(message: dict) -> None:
@@ -141,7 +169,10 @@ class Edge:
                 message = {**message, "headers": [*message.get("headers", ()), *extra]}
             await send(message)
 
-        await self._dispatch(scope, receive, send_with_headers, origin)
+        route = await self._dispatch(scope, receive, send_with_headers, origin)
+        if status_seen:
+            elapsed = None if route.stream else time.perf_counter() - started
+            self._metrics.answered(route.name, status_seen[0], elapsed)
         log.info(
             "http_request",
             method=scope["method"],
@@ -151,20 +182,20 @@ class Edge:
             duration_ms=round((self._clock.now_us() - started_us) / 1000, 3),
         )
 
-    async def _dispatch(self, scope: dict, receive, send, origin: str | None) -> None:
+    async def _dispatch(self, scope: dict, receive, send, origin: str | None) -> Route:
         path, method = scope["path"], scope["method"]
         if method == "OPTIONS":
             await self._preflight(send, origin)
-            return
+            return PREFLIGHT
         if path == "/healthz":
             await _plain_response(send, 200, {"status": "alive"})
-            return
+            return LIVENESS
         if path == "/readyz":
             upstreams = await self._readiness()
             ready = all(state == "SERVING" for state in upstreams.values())
             body = {"status": "ready" if ready else "not_ready", "upstreams": upstreams}
             await _plain_response(send, 200 if ready else 503, body)
-            return
+            return READINESS
         content_type = _header(scope, b"content-type")
         trailers = _header(scope, b"te") == "trailers" and "http.response.trailers" in scope.get(
             "extensions", {}
@@ -173,19 +204,20 @@ class Edge:
         async def refuse(refusal) -> None:
             await send_refusal(send, refusal, content_type, trailers=trailers)
 
+        service, _, name = path.removeprefix("/").partition("/")
+        route = self._named.get((service, name), UNMATCHED)
         length = _header(scope, b"content-length")
         if length is not None and length.isdigit() and int(length) > self._max_body_bytes:
             await refuse(body_too_large(self._max_body_bytes))
-            return
-        service, _, name = path.removeprefix("/").partition("/")
+            return route
         app = self._routes.get(service)
         if app is None:
             await refuse(unknown_service(service, name, self._routes))
-            return
+            return route
         method = app.methods.get(name)
         if method is None:
             await refuse(unknown_method(service, name, app.methods))
-            return
+            return route
 
         def explain(status: int):
             return explain_bare_status(status, content_type, method, self._codecs)
@@ -193,6 +225,7 @@ class Edge:
         await app(
             scope, receive, BareStatusExplainer(send, explain, content_type, trailers=trailers)
         )
+        return route
 
     async def _preflight(self, send, origin: str | None) -> None:
         if origin is None or not self._cors.allows(origin):
