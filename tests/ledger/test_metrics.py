@@ -5,11 +5,13 @@ from __future__ import annotations
 import grpc
 import pytest
 from loyalty.ledger.v1 import ledger_service_pb2 as pb
+from loyalty.ledger.v1.ledger_service_pb2_grpc import LedgerServiceStub
 
 from services.kit.clock import ManualClock
 from services.ledger.server import SERVICE_NAME
 from tests.support.ledger import fund, open_program, posted, start_ledger, wallet_request
 from tests.support.metrics import ANY_PORT, scrape
+from tools.suite import Suite
 
 REQUESTS = "loyalty_rpc_requests_total"
 DURATIONS = "loyalty_rpc_duration_seconds_count"
@@ -59,3 +61,16 @@ async def test_calls_and_group_commits_move_the_figures(ledger):
     assert after.value("loyalty_store_commit_failures_total") == 0
     # Only the methods called have series: no label value comes from a request.
     assert after.label_values(REQUESTS, "method") == {"OpenAccount", "PostTransfers", "GetAccount"}
+
+
+async def test_the_suite_gives_a_ledger_process_a_free_metrics_port(tmp_path):
+    suite = Suite(tmp_path / "data", log_dir=tmp_path / "logs")
+    running = await suite.start("ledger")
+    try:
+        async with grpc.aio.insecure_channel(running.target) as channel:
+            await open_program(LedgerServiceStub(channel))
+        host, _, port = running.metrics_target.rpartition(":")
+        scraped = await scrape(int(port), host)
+        assert scraped.value(REQUESTS, **rpc("OpenAccount", "OK")) == 2
+    finally:
+        await suite.stop_all()
