@@ -40,9 +40,8 @@ from typing import Generic, TypeVar
 import structlog
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily
 
-from services.kit.metrics import Metrics
-
 from services.kit.errors import FieldViolation, InvalidArgument
+from services.kit.metrics import Metrics
 
 log = structlog.get_logger()
 

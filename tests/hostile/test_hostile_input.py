@@ -102,7 +102,7 @@ async def campaigns_with_ledger(directory: Path) -> AsyncIterator[Running]:
     clock = ManualClock()
     async with started(await ledger_host(directory, clock)) as ledger:
         settings = campaigns_server.CampaignsSettings(
-            db_path=directory / "campaigns.db", ledger_target=ledger
+            db_path=directory / "campaigns.db", ledger_target=ledger, metrics_listen=NO_METRICS
         )
         host = await campaigns_server.build_server(settings, "127.0.0.1:0", clock)
         async with started(host) as campaigns:
@@ -115,7 +115,7 @@ async def rewards_with_ledger_and_campaigns(directory: Path) -> AsyncIterator[Ru
     clock = ManualClock()
     async with started(await ledger_host(directory, clock)) as ledger:
         campaigns_settings = campaigns_server.CampaignsSettings(
-            db_path=directory / "campaigns.db", ledger_target=ledger
+            db_path=directory / "campaigns.db", ledger_target=ledger, metrics_listen=NO_METRICS
         )
         campaigns_host = await campaigns_server.build_server(
             campaigns_settings, "127.0.0.1:0", clock
