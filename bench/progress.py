@@ -170,7 +170,11 @@ def serve_progress(port: int, db: str, ledger: str, feeds: str) -> None:
 
     configure_logging("progress", "warning")
     settings = ProgressSettings(
-        db_path=Path(db), ledger_target=ledger, campaigns_target=feeds, games_target=""
+        db_path=Path(db),
+        ledger_target=ledger,
+        campaigns_target=feeds,
+        games_target="",
+        metrics_listen="",
     )
 
     async def main() -> None:

@@ -16,6 +16,7 @@ from services.kit.clock import ManualClock
 from services.kit.server import ServiceHost
 from services.ledger.server import LedgerSettings, build_server
 from tests.support.gateway import node_packages
+from tests.support.metrics import NO_METRICS
 
 
 @dataclass
@@ -31,7 +32,9 @@ async def ledger(tmp_path) -> RunningLedger:
     """A real ledger server on a free port, driven by a ManualClock."""
     clock = ManualClock()
     # Tests sweep explicitly (SweepExpired); the schedule is tested on its own.
-    settings = LedgerSettings(db_path=tmp_path / "ledger.db", sweep_interval_seconds=10**9)
+    settings = LedgerSettings(
+        db_path=tmp_path / "ledger.db", sweep_interval_seconds=10**9, metrics_listen=NO_METRICS
+    )
     host = await build_server(settings, "127.0.0.1:0", clock)
     await host.start()
     target = f"127.0.0.1:{host.port}"

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from services.kit.clock import SystemClock
 from services.ledger.server import LedgerSettings, build_server
+from tests.support.metrics import NO_METRICS
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -26,7 +27,9 @@ async def test_the_ledger_worked_example_prints_what_the_readme_says(tmp_path):
     expected = _section(readme, "It prints:\n\n```\n", "```")
     # The example runs on wall-clock time, as it would against `make run`.
     host = await build_server(
-        LedgerSettings(db_path=tmp_path / "ledger.db"), "127.0.0.1:0", SystemClock()
+        LedgerSettings(db_path=tmp_path / "ledger.db", metrics_listen=NO_METRICS),
+        "127.0.0.1:0",
+        SystemClock(),
     )
     await host.start()
     try:

@@ -6,7 +6,9 @@ crash tests and the benchmarks all start them through here.
 `make run` reads each service's address from the variable the service itself
 reads (LEDGER_LISTEN, GAMES_LISTEN, ..., GATEWAY_LISTEN), with the same
 defaults, and points every client at it: a second copy of the suite runs
-beside the first with other addresses and another --data-dir.
+beside the first with other addresses and another --data-dir. Metrics the same
+way (LEDGER_METRICS_LISTEN, ...); tests and benchmarks give every process a free
+metrics port, as they give it a free gRPC port.
 """
 
 from __future__ import annotations
@@ -48,14 +50,24 @@ class ServiceSpec:
     def listen_env(self) -> str:
         return f"{self.name.upper()}_LISTEN"
 
+    @property
+    def metrics_env(self) -> str:
+        return f"{self.name.upper()}_METRICS_LISTEN"
+
     def exists(self) -> bool:
         return importlib.util.find_spec(f"{self.module}.__main__") is not None
 
+    def _settings(self):
+        module, _, name = self.settings.partition(":")
+        return getattr(importlib.import_module(module), name).from_env()
+
     def listen_address(self) -> str:
         """Where the service listens when started with this environment."""
-        module, _, name = self.settings.partition(":")
-        settings_type = getattr(importlib.import_module(module), name)
-        return settings_type.from_env().listen
+        return self._settings().listen
+
+    def metrics_address(self) -> str:
+        """Where it serves its metrics when started with this environment ("": nowhere)."""
+        return self._settings().metrics_listen
 
 
 SERVICES = (
@@ -103,6 +115,12 @@ SERVICES = (
     ),
 )
 SPECS = {spec.name: spec for spec in SERVICES}
+
+
+def _reachable(address: str) -> str:
+    """Where a client reaches "host:port" (a wildcard listen is reached on loopback)."""
+    host, _, port = address.rpartition(":")
+    return f"{'127.0.0.1' if host in ('0.0.0.0', '[::]', '') else host}:{port}"
 
 
 def free_port() -> int:
@@ -156,6 +174,8 @@ class ServiceProcess:
     target: str
     process: asyncio.subprocess.Process
     log_path: Path | None
+    # Where Prometheus scrapes it ("" when it serves no metrics).
+    metrics_target: str = ""
 
     @property
     def port(self) -> int:
@@ -180,7 +200,8 @@ class Suite:
     """Services as separate processes, each on its own port, data under `data_dir`.
 
     `addresses` fixes where services listen ("host:port"); the others get free
-    ports on 127.0.0.1. `log_dir` takes each service's output (JSON lines);
+    ports on 127.0.0.1, and so do their metrics unless `metrics_addresses` fixes
+    them ("" or "0": no metrics). `log_dir` takes each service's output (JSON lines);
     without it, output goes to this terminal and `json_logs`, when given, keeps
     each service's JSON lines in `<json_logs>/<service>.log`.
     """
@@ -193,11 +214,13 @@ class Suite:
         log_dir: Path | None = None,
         addresses: Mapping[str, str] | None = None,
         json_logs: Path | None = None,
+        metrics_addresses: Mapping[str, str] | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.json_logs = json_logs
         self.addresses = {name: f"127.0.0.1:{port}" for name, port in (ports or {}).items()}
         self.addresses.update(addresses or {})
+        self.metrics_addresses = dict(metrics_addresses or {})
         self.env = dict(env or {})
         self.log_dir = log_dir
         self.running: dict[str, ServiceProcess] = {}
@@ -207,17 +230,27 @@ class Suite:
             self.addresses[name] = f"127.0.0.1:{free_port()}"
         return self.addresses[name]
 
+    def metrics_address(self, name: str) -> str:
+        if name not in self.metrics_addresses:
+            self.metrics_addresses[name] = f"127.0.0.1:{free_port()}"
+        return self.metrics_addresses[name]
+
     def port(self, name: str) -> int:
         return int(self.address(name).rsplit(":", 1)[1])
 
     def target(self, name: str) -> str:
         """Where clients reach the service (a wildcard listen is reached on loopback)."""
-        host, _, port = self.address(name).rpartition(":")
-        return f"{'127.0.0.1' if host in ('0.0.0.0', '[::]', '') else host}:{port}"
+        return _reachable(self.address(name))
+
+    def metrics_target(self, name: str) -> str:
+        """Where Prometheus scrapes the service ("" when it serves no metrics)."""
+        address = self.metrics_address(name).strip()
+        return "" if address in ("", "0") else _reachable(address)
 
     def environment(self, spec: ServiceSpec) -> dict[str, str]:
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
         env[spec.listen_env] = self.address(spec.name)
+        env[spec.metrics_env] = self.metrics_address(spec.name)
         if self.json_logs is not None:
             env["LOG_FILE"] = str(self.json_logs / f"{spec.name}.log")
         if spec.db_env:
@@ -248,7 +281,9 @@ class Suite:
         )
         if output is not None:
             output.close()
-        running = ServiceProcess(spec, self.target(name), process, log_path)
+        running = ServiceProcess(
+            spec, self.target(name), process, log_path, self.metrics_target(name)
+        )
         self.running[name] = running
         if wait:
             await self.wait(name)
@@ -284,6 +319,7 @@ async def run(data_dir: Path) -> None:
         data_dir,
         addresses={spec.name: spec.listen_address() for spec in present},
         json_logs=data_dir / "logs",
+        metrics_addresses={spec.name: spec.metrics_address() for spec in present},
     )
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -297,9 +333,10 @@ async def run(data_dir: Path) -> None:
             starting.cancel()
             return
         starting.result()
-        print("Loyalty Arcade is running:")
+        print("Loyalty Arcade is running (gRPC, then Prometheus metrics):")
         for name, service in suite.running.items():
-            print(f"  {name:<10} {service.target}")
+            metrics = f"http://{service.metrics_target}/metrics" if service.metrics_target else "-"
+            print(f"  {name:<10} {service.target:<22} {metrics}")
         if "gateway" in suite.running:
             print(f"  Connect, gRPC-Web and gRPC: http://{suite.target('gateway')}")
             print("  A token for trying things: make token ROLE=player SUB=m-1")

@@ -27,9 +27,16 @@ from services.campaigns.store import CampaignsStore
 from services.campaigns.tracking import Tracking
 from services.campaigns.transitions import TransitionTracker
 from services.kit.clock import Clock, SystemClock
-from services.kit.config import CAMPAIGNS_ADDRESS, LEDGER_ADDRESS, ServiceSettings, setting
+from services.kit.config import (
+    CAMPAIGNS_ADDRESS,
+    CAMPAIGNS_METRICS_ADDRESS,
+    LEDGER_ADDRESS,
+    ServiceSettings,
+    setting,
+)
 from services.kit.feeds import CommitSignal
-from services.kit.outbox import LedgerOutbox
+from services.kit.metrics import Figure, Metrics, labelled_gauge
+from services.kit.outbox import LedgerOutbox, watch_backlog
 from services.kit.outgoing import open_channel
 from services.kit.server import ServiceBinding, ServiceHost, create_host
 
@@ -41,6 +48,7 @@ class CampaignsSettings(ServiceSettings):
     env_prefix: ClassVar[str] = "CAMPAIGNS"
     db_path: Path = setting(Path("var/campaigns.db"), "CAMPAIGNS_DB")
     listen: str = CAMPAIGNS_ADDRESS
+    metrics_listen: str = CAMPAIGNS_METRICS_ADDRESS
     ledger_target: str = LEDGER_ADDRESS
     # How late an activity may arrive, and how far ahead of the clock it may be.
     lateness_seconds: int = 72 * 3600
@@ -96,11 +104,42 @@ class Campaigns:
         await self.store.close()
 
 
+def watch_budgets(metrics: Metrics, store: CampaignsStore) -> None:
+    """The operator's gauges of each campaign's budget, by this service's bookkeeping."""
+
+    async def read():
+        return await store.read(lambda unit: unit.open_budgets())
+
+    def families(budgets):
+        return [
+            labelled_gauge(
+                "loyalty_campaigns_budget_funded_points",
+                "Points funded into each campaign's budget (cancelled and archived aside).",
+                ("campaign",),
+                [Figure((campaign,), b.funded) for campaign, b in budgets.items()],
+            ),
+            labelled_gauge(
+                "loyalty_campaigns_budget_remaining_points",
+                "Points left in each campaign's budget (cancelled and archived aside).",
+                ("campaign",),
+                [Figure((campaign,), b.remaining) for campaign, b in budgets.items()],
+            ),
+        ]
+
+    metrics.sample("budgets", read, families)
+
+
 def assemble(
-    settings: CampaignsSettings, ledger_stub: ledger_grpc.LedgerServiceStub, clock: Clock
+    settings: CampaignsSettings,
+    ledger_stub: ledger_grpc.LedgerServiceStub,
+    clock: Clock,
+    metrics: Metrics | None = None,
 ) -> Campaigns:
+    """`metrics` (default: a registry of its own, served nowhere) counts what the
+    store, the outbox and the budgets do."""
+    metrics = metrics or Metrics()
     commits = CommitSignal()
-    store = CampaignsStore(settings.db_path, on_commit=commits.notify)
+    store = CampaignsStore(settings.db_path, on_commit=commits.notify, metrics=metrics.store)
     catalog = Catalog()
     transitions = TransitionTracker(store, catalog, clock, commits)
     outbox = LedgerOutbox(
@@ -109,7 +148,10 @@ def assemble(
         clock,
         settlement.handlers(catalog, clock),
         timeout=settings.ledger_timeout_seconds,
+        metrics=metrics,
     )
+    watch_backlog(metrics, store, clock)
+    watch_budgets(metrics, store)
     context = Context(
         store=store,
         ledger=LedgerClient(ledger_stub, settings.ledger_timeout_seconds),
@@ -139,7 +181,10 @@ async def build_server(
     """Campaigns on `address` (port 0 picks a free port); start() opens the store,
     settles what a crash left pending and starts the transition tracker and the relay."""
     channel = open_channel(settings.ledger_target)
-    campaigns = assemble(settings, ledger_grpc.LedgerServiceStub(channel), clock or SystemClock())
+    metrics = Metrics.of(settings)
+    campaigns = assemble(
+        settings, ledger_grpc.LedgerServiceStub(channel), clock or SystemClock(), metrics
+    )
     host = create_host(
         [
             ServiceBinding(
@@ -149,6 +194,7 @@ async def build_server(
             )
         ],
         address or settings.listen,
+        metrics=metrics,
     )
 
     async def close() -> None:

@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 import sqlite3
 import zlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, Unpack
 
 from services.campaigns.codec import from_json, to_json
 from services.campaigns.domain.evaluation import BASE_LEG, Decision, Usage, UsageQuery
@@ -46,7 +46,7 @@ from services.campaigns.domain.records import (
 )
 from services.campaigns.domain.refund import AwardedLeg, ClawbackPlan
 from services.kit.outbox import OUTBOX_KINDS_MIGRATION, OUTBOX_MIGRATION, OutboxUnit, SqliteOutbox
-from services.kit.sqlite import SqliteStore
+from services.kit.sqlite import SqliteStore, StoreOptions
 
 # The kinds of this service's outbox entries, one handler each (settlement.py).
 ACTIVITY_AWARD = "activity_award"
@@ -270,6 +270,7 @@ class CampaignsUnit(Protocol):
     def settle_funding(self, transfer_id: str) -> str | None: ...
     def drop_funding(self, transfer_id: str) -> None: ...
     def budgets(self, campaign_ids: Iterable[str]) -> dict[str, BudgetFigures]: ...
+    def open_budgets(self) -> dict[str, BudgetFigures]: ...
 
     # Activities, awards and clawbacks.
     def activity(self, activity_id: str) -> ActivityRecord | None: ...
@@ -443,6 +444,16 @@ class SqliteCampaignsUnit:
         self._db.execute(
             "DELETE FROM fundings WHERE transfer_id = ? AND settled = 0", (transfer_id,)
         )
+
+    def open_budgets(self) -> dict[str, BudgetFigures]:
+        """Every campaign's budget but the cancelled and archived ones'."""
+        return {
+            campaign_id: BudgetFigures(funded, used)
+            for campaign_id, funded, used in self._db.execute(
+                "SELECT campaign_id, budget_funded, budget_used FROM campaigns"
+                " WHERE status NOT IN ('CANCELLED', 'ARCHIVED')"
+            )
+        }
 
     def budgets(self, campaign_ids: Iterable[str]) -> dict[str, BudgetFigures]:
         ids = list(dict.fromkeys(campaign_ids))
@@ -862,5 +873,5 @@ class SqliteCampaignsUnit:
 class CampaignsStore(SqliteStore[CampaignsUnit]):
     """The campaigns service's SQLite file."""
 
-    def __init__(self, path: Path | str, on_commit: Callable[[], None] | None = None) -> None:
-        super().__init__(path, MIGRATIONS, SqliteCampaignsUnit, on_commit=on_commit)
+    def __init__(self, path: Path | str, **options: Unpack[StoreOptions]) -> None:
+        super().__init__(path, MIGRATIONS, SqliteCampaignsUnit, **options)

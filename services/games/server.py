@@ -23,11 +23,18 @@ from services.games.seeds import Seeds
 from services.games.servicer import GamesServicer
 from services.games.spins import SpinHandlers, Spins
 from services.games.store import GamesStore
-from services.games.wheels import WHEEL_STOCKING, StockingHandler, Wheels
+from services.games.wheels import WHEEL_STOCKING, PoolStock, StockingHandler, Wheels
 from services.kit.clock import Clock, SystemClock
-from services.kit.config import GAMES_ADDRESS, LEDGER_ADDRESS, ServiceSettings, setting
+from services.kit.config import (
+    GAMES_ADDRESS,
+    GAMES_METRICS_ADDRESS,
+    LEDGER_ADDRESS,
+    ServiceSettings,
+    setting,
+)
 from services.kit.feeds import CommitSignal
-from services.kit.outbox import LedgerOutbox
+from services.kit.metrics import Figure, Metrics, labelled_gauge
+from services.kit.outbox import LedgerOutbox, watch_backlog
 from services.kit.outgoing import open_channel
 from services.kit.server import ServiceBinding, ServiceHost, create_host
 
@@ -39,6 +46,7 @@ class GamesSettings(ServiceSettings):
     env_prefix: ClassVar[str] = "GAMES"
     db_path: Path = setting(Path("var/games.db"), "GAMES_DB")
     listen: str = GAMES_ADDRESS
+    metrics_listen: str = GAMES_METRICS_ADDRESS
     ledger_target: str = LEDGER_ADDRESS
     ledger_timeout_seconds: float = 2.0
     relay_interval_seconds: float = 1.0
@@ -53,6 +61,23 @@ def outbox_handlers(clock: Clock) -> dict:
     }
 
 
+def watch_prize_stock(metrics: Metrics, wheels: Wheels) -> None:
+    """The operator's gauge of what each wheel's prize pools can still pay."""
+
+    def families(pools: list[PoolStock]):
+        return [
+            labelled_gauge(
+                "loyalty_games_prize_pool_available",
+                "What a wheel's prize pool can still pay (prize units, or points for a points"
+                " pool), by wheel and unit: the pool's available balance in the ledger.",
+                ("wheel", "unit"),
+                [Figure((pool.wheel_id, pool.unit), pool.available) for pool in pools],
+            )
+        ]
+
+    metrics.sample("prize_stock", wheels.prize_stock, families)
+
+
 async def build_server(
     settings: GamesSettings,
     address: str | None = None,
@@ -64,7 +89,8 @@ async def build_server(
     then settles in the background what an unreachable ledger leaves."""
     clock = clock or SystemClock()
     commits = CommitSignal()
-    store = GamesStore(settings.db_path, on_commit=commits.notify)
+    metrics = Metrics.of(settings)
+    store = GamesStore(settings.db_path, on_commit=commits.notify, metrics=metrics.store)
     channel = open_channel(settings.ledger_target)
     ledger = GamesLedger(
         ledger_grpc.LedgerServiceStub(channel),
@@ -72,15 +98,24 @@ async def build_server(
         connected=lambda: channel.get_state() == grpc.ChannelConnectivity.READY,
     )
     outbox = LedgerOutbox(
-        store, ledger.stub, clock, outbox_handlers(clock), timeout=settings.ledger_timeout_seconds
+        store,
+        ledger.stub,
+        clock,
+        outbox_handlers(clock),
+        timeout=settings.ledger_timeout_seconds,
+        metrics=metrics,
     )
     games = Games(
         store, ledger, outbox, clock, new_seed=seed_source or new_server_seed, commits=commits
     )
-    servicer = GamesServicer(Wheels(games), Seeds(games), Spins(games), Plays(games), Catch(games))
+    wheels = Wheels(games)
+    servicer = GamesServicer(wheels, Seeds(games), Spins(games), Plays(games), Catch(games))
+    watch_backlog(metrics, store, clock)
+    watch_prize_stock(metrics, wheels)
     host = create_host(
         [ServiceBinding(pb_grpc.add_GamesServiceServicer_to_server, servicer, SERVICE_NAME)],
         address or settings.listen,
+        metrics=metrics,
     )
     relay: list[asyncio.Task] = []
 

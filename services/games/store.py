@@ -11,10 +11,10 @@ from __future__ import annotations
 import functools
 import json
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, Unpack
 
 from services.games.domain.canonical import canonical_json
 from services.games.domain.catch import (
@@ -51,7 +51,7 @@ from services.games.domain.wheel import (
     stored_document,
 )
 from services.kit.outbox import OUTBOX_KINDS_MIGRATION, OUTBOX_MIGRATION, OutboxUnit, SqliteOutbox
-from services.kit.sqlite import SqliteStore
+from services.kit.sqlite import SqliteStore, StoreOptions
 
 SCHEMA_V1 = """
 CREATE TABLE wheels (
@@ -784,5 +784,5 @@ class SqliteGamesUnit:
 class GamesStore(SqliteStore[GamesUnit]):
     """The games' SQLite file."""
 
-    def __init__(self, path: Path | str, on_commit: Callable[[], None] | None = None) -> None:
-        super().__init__(path, MIGRATIONS, SqliteGamesUnit, on_commit=on_commit)
+    def __init__(self, path: Path | str, **options: Unpack[StoreOptions]) -> None:
+        super().__init__(path, MIGRATIONS, SqliteGamesUnit, **options)

@@ -3,6 +3,7 @@ compare their observed draws with their odds."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -45,6 +46,12 @@ from services.kit.text import shown
 log = structlog.get_logger()
 
 WHEEL_STOCKING = "wheel_stocking"
+# The operator's prize-stock gauge reads each pool's balance from the ledger (one
+# GetAccount each, a few at a time, once per metrics interval): at most this many
+# pools, the wheels' in id order, so what a scrape costs the ledger stays bounded.
+STOCK_POOLS = 500
+STOCK_READS_AT_ONCE = 8
+WHEELS_PAGE = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +86,15 @@ class RecordedStocking:
 class StockingApplied:
     stocking: Stocking
     wheel: WheelVersion
+
+
+@dataclass(frozen=True, slots=True)
+class PoolStock:
+    """What one wheel's pool of one unit can still pay."""
+
+    wheel_id: str
+    unit: str
+    available: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +162,7 @@ class Wheels:
     def __init__(self, games: Games) -> None:
         self._games = games
         self._store = games.store
+        self._stock_cut_logged = False
 
     async def create_wheel(self, wheel_id: str, config: WheelConfig) -> WheelCreated:
         require(("wheel_id", wheel_id, RESOURCE_ID))
@@ -231,6 +248,38 @@ class Wheels:
         after = decode_page_token(page_token, query, str)
         wheels = await self._store.read(lambda unit: unit.list_wheels(after, size + 1))
         return page_of(wheels, size, lambda wheel: wheel.wheel_id, query)
+
+    async def prize_stock(self, most: int = STOCK_POOLS) -> list[PoolStock]:
+        """What the pools of every wheel's current odds can still pay (their
+        available balance in the ledger, which holds the stock), `most` pools at most."""
+
+        def wheels(unit: GamesUnit) -> list[WheelVersion]:
+            found: list[WheelVersion] = []
+            after = None
+            while sum(len(wheel.config.prize_units) for wheel in found) <= most:
+                page = unit.list_wheels(after, WHEELS_PAGE)
+                found += page
+                if len(page) < WHEELS_PAGE:
+                    break
+                after = page[-1].wheel_id
+            return found
+
+        pools = [
+            (wheel.wheel_id, unit)
+            for wheel in await self._store.read(wheels)
+            for unit in wheel.config.prize_units
+        ]
+        if len(pools) > most and not self._stock_cut_logged:
+            self._stock_cut_logged = True
+            log.warning("prize_stock_pools_left_out", read=most)
+        gate = asyncio.Semaphore(STOCK_READS_AT_ONCE)
+
+        async def read(wheel_id: str, unit: str) -> PoolStock:
+            async with gate:
+                available = await self._games.ledger.available(prize_pool_account(wheel_id, unit))
+            return PoolStock(wheel_id, unit, available)
+
+        return list(await asyncio.gather(*(read(*pool) for pool in pools[:most])))
 
     async def stock_wheel(
         self, wheel_id: str, unit_name: str, quantity: int, request_id: str

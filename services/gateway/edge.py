@@ -1,17 +1,21 @@
 """The HTTP edge in front of the Connect applications: request ids, CORS,
 body size, liveness and readiness, and routing by service and method path,
-with an explained refusal (refusals.py) for whatever no handler can take."""
+with an explained refusal (refusals.py) for whatever no handler can take;
+every request counted by route (the exposed methods' names, or one of a few
+fixed names: never a path a client made up) and HTTP status."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import structlog
-from connectrpc.method import MethodInfo
+from connectrpc.method import MethodInfo, StreamType
 
 from services.gateway.domain import CorsPolicy
 from services.gateway.refusals import (
@@ -24,6 +28,8 @@ from services.gateway.refusals import (
     unknown_service,
 )
 from services.kit.clock import Clock
+from services.kit.http_server import answer_lifespan
+from services.kit.metrics import HttpMetrics
 from services.kit.server import REQUEST_ID_HEADER, request_id_from
 
 log = structlog.get_logger()
@@ -72,6 +78,21 @@ DRAIN_SECONDS = 1.0
 PREFLIGHT_MAX_AGE_SECONDS = "7200"
 
 
+@dataclass(frozen=True, slots=True)
+class Route:
+    """What a request went to, as the metrics name it; a stream's lifetime is no latency."""
+
+    name: str
+    stream: bool = False
+
+
+PREFLIGHT = Route("preflight")
+LIVENESS = Route("/healthz")
+READINESS = Route("/readyz")
+# Every path that names no exposed method: one label, whatever a client sends.
+UNMATCHED = Route("unmatched")
+
+
 def _header(scope: dict, name: bytes) -> str | None:
     for key, value in scope.get("headers", ()):
         if key == name:
@@ -103,6 +124,7 @@ class Edge:
         max_body_bytes: int,
         readiness: Callable[[], Awaitable[dict[str, str]]],
         clock: Clock,
+        metrics: HttpMetrics,
     ) -> None:
         self._routes = routes
         self._codecs = codecs
@@ -110,10 +132,16 @@ class Edge:
         self._max_body_bytes = max_body_bytes
         self._readiness = readiness
         self._clock = clock
+        self._metrics = metrics
+        self._named = {
+            (service, name): Route(f"{service}/{name}", info.stream_type != StreamType.UNARY)
+            for service, app in routes.items()
+            for name, info in app.methods.items()
+        }
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] == "lifespan":
-            await self._lifespan(receive, send)
+            await answer_lifespan(receive, send)
             return
         if scope["type"] != "http":
             return
@@ -136,6 +164,7 @@ class Edge:
                 (b"vary", b"Origin"),
             ]
         started_us = self._clock.now_us()
+        started = time.perf_counter()
         status_seen: list[int] = []
 
         async def send_with_headers(message: dict) -> None:
@@ -144,7 +173,10 @@ class Edge:
                 message = {**message, "headers": [*message.get("headers", ()), *extra]}
             await send(message)
 
-        await self._dispatch(scope, receive, send_with_headers, origin)
+        route = await self._dispatch(scope, receive, send_with_headers, origin)
+        if status_seen:
+            elapsed = None if route.stream else time.perf_counter() - started
+            self._metrics.answered(route.name, status_seen[0], elapsed)
         log.info(
             "http_request",
             method=scope["method"],
@@ -154,20 +186,20 @@ class Edge:
             duration_ms=round((self._clock.now_us() - started_us) / 1000, 3),
         )
 
-    async def _dispatch(self, scope: dict, receive, send, origin: str | None) -> None:
+    async def _dispatch(self, scope: dict, receive, send, origin: str | None) -> Route:
         path, method = scope["path"], scope["method"]
         if method == "OPTIONS":
             await self._preflight(send, origin)
-            return
+            return PREFLIGHT
         if path == "/healthz":
             await _plain_response(send, 200, {"status": "alive"})
-            return
+            return LIVENESS
         if path == "/readyz":
             upstreams = await self._readiness()
             ready = all(state == "SERVING" for state in upstreams.values())
             body = {"status": "ready" if ready else "not_ready", "upstreams": upstreams}
             await _plain_response(send, 200 if ready else 503, body)
-            return
+            return READINESS
         content_type = _header(scope, b"content-type")
         trailers = _header(scope, b"te") == "trailers" and "http.response.trailers" in scope.get(
             "extensions", {}
@@ -178,19 +210,20 @@ class Edge:
                 await self._drain(receive)
             await send_refusal(send, refusal, content_type, trailers=trailers)
 
+        service, _, name = path.removeprefix("/").partition("/")
+        route = self._named.get((service, name), UNMATCHED)
         length = _header(scope, b"content-length")
         if length is not None and length.isdigit() and int(length) > self._max_body_bytes:
             await refuse(body_too_large(self._max_body_bytes), read_body=False)
-            return
-        service, _, name = path.removeprefix("/").partition("/")
+            return route
         app = self._routes.get(service)
         if app is None:
             await refuse(unknown_service(service, name, self._routes))
-            return
+            return route
         method = app.methods.get(name)
         if method is None:
             await refuse(unknown_method(service, name, app.methods))
-            return
+            return route
 
         def explain(status: int):
             return explain_bare_status(status, content_type, method, self._codecs)
@@ -198,6 +231,7 @@ class Edge:
         await app(
             scope, receive, BareStatusExplainer(send, explain, content_type, trailers=trailers)
         )
+        return route
 
     async def _drain(self, receive) -> None:
         """Reads what the client sends before refusing it: a gRPC client whose
@@ -231,12 +265,3 @@ class Edge:
             }
         )
         await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-    async def _lifespan(self, receive, send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return

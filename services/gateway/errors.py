@@ -115,8 +115,13 @@ def code_of(grpc_code: int) -> Code:
     return Code.CANCELED if name == "CANCELLED" else Code[name]
 
 
+def grpc_code_name(code: Code) -> str:
+    """The gRPC spelling of a Connect code (CANCELED is CANCELLED there)."""
+    return "CANCELLED" if code is Code.CANCELED else code.name
+
+
 def grpc_code_of(code: Code) -> int:
-    return code_pb2.Code.Value("CANCELLED" if code is Code.CANCELED else code.name)
+    return code_pb2.Code.Value(grpc_code_name(code))
 
 
 def status_error(status: status_pb2.Status) -> ConnectError:

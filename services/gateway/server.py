@@ -58,12 +58,16 @@ from services.kit.config import (
     CAMPAIGNS_ADDRESS,
     GAMES_ADDRESS,
     GATEWAY_ADDRESS,
+    GATEWAY_METRICS_ADDRESS,
     LEDGER_ADDRESS,
     PROGRESS_ADDRESS,
     REWARDS_ADDRESS,
     ServiceSettings,
     setting,
 )
+from services.kit.http_server import listening_socket
+from services.kit.metrics import Metrics
+from services.kit.metrics_http import MetricsEndpoint
 from services.kit.outgoing import open_channel
 
 log = structlog.get_logger()
@@ -92,6 +96,7 @@ class GatewaySettings(ServiceSettings):
 
     env_prefix: ClassVar[str] = "GATEWAY"
     listen: str = GATEWAY_ADDRESS
+    metrics_listen: str = GATEWAY_METRICS_ADDRESS
     ledger_target: str = LEDGER_ADDRESS
     # Empty means the gateway does not expose that service.
     games_target: str | None = GAMES_ADDRESS
@@ -183,16 +188,24 @@ class GatewayHost:
     app: Edge
     port: int
     channels: dict[str, grpc.aio.Channel]
+    metrics: Metrics
     _socket: socket.socket
     _health: UpstreamHealth
     _shutdown: Shutdown
     _grace: float
+    _metrics_endpoint: MetricsEndpoint
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _task: asyncio.Task | None = None
     # Gateways serving in this process, so the exception handler goes with the last.
     _serving: ClassVar[int] = 0
 
+    @property
+    def metrics_port(self) -> int:
+        """Where Prometheus scrapes the gateway (0: metrics are not served)."""
+        return self._metrics_endpoint.port
+
     async def start(self) -> None:
+        await self._metrics_endpoint.start()
         config = HypercornConfig()
         # Hypercorn takes over our already-bound socket, so port 0 works.
         config.bind = [f"fd://{self._socket.detach()}"]
@@ -210,7 +223,7 @@ class GatewayHost:
         self._task = asyncio.create_task(
             hypercorn_serve(self.app, config, shutdown_trigger=self._stopping.wait)
         )
-        log.info("server_started", port=self.port)
+        log.info("server_started", port=self.port, metrics_port=self.metrics_port)
 
     async def stop(self, grace: float | None = None) -> None:
         """Readiness turns false and open streams end with UNAVAILABLE at once
@@ -232,6 +245,7 @@ class GatewayHost:
             GatewayHost._serving -= 1
         for channel in self.channels.values():
             await channel.close(grace)
+        await self._metrics_endpoint.stop()
         if (
             GatewayHost._serving == 0
             and loop.get_exception_handler() is _quiet_cancelled_connections
@@ -240,22 +254,12 @@ class GatewayHost:
         log.info("server_stopped", port=self.port)
 
 
-def _bind(address: str) -> socket.socket:
-    host, _, port = address.rpartition(":")
-    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host.strip("[]"), int(port)))
-    sock.listen(1024)
-    sock.setblocking(False)
-    return sock
-
-
 async def build_server(
     settings: GatewaySettings, address: str | None = None, clock: Clock | None = None
 ) -> GatewayHost:
     """The gateway on `address` (default: settings.listen; port 0 picks a free port)."""
     clock = clock or SystemClock()
+    metrics = Metrics.of(settings)
     deadlines = DeadlinePolicy(
         default_seconds=settings.default_deadline_seconds,
         max_seconds=settings.max_deadline_seconds,
@@ -283,14 +287,18 @@ async def build_server(
     codecs = gateway_codecs()
     shutdown = Shutdown()
     options = {
-        "interceptors": [GateInterceptor(gatekeeper, rules, shutdown)],
+        "interceptors": [GateInterceptor(gatekeeper, rules, shutdown, metrics.rpc)],
         "read_max_bytes": settings.max_body_bytes,
         "codecs": codecs,
     }
-    wallet = WalletServicer(ledger_grpc.LedgerServiceStub(ledger_channel), deadlines)
+    wallet = WalletServicer(
+        ledger_grpc.LedgerServiceStub(ledger_channel), deadlines, metrics.upstream
+    )
     apps = [service_application(WALLET_SERVICE, wallet_handlers(wallet), **options)]
     for upstream, _target in settings.upstreams():
-        handlers = forwarding_handlers(upstream, channels[upstream.name], deadlines)
+        handlers = forwarding_handlers(
+            upstream, channels[upstream.name], deadlines, metrics.upstream
+        )
         apps.append(service_application(upstream.service, handlers, **options))
     if settings.reflection:
         # Built from the same descriptors and allowlists as the apps above.
@@ -310,14 +318,17 @@ async def build_server(
         max_body_bytes=settings.max_body_bytes,
         readiness=health.check,
         clock=clock,
+        metrics=metrics.http,
     )
-    sock = _bind(address or settings.listen)
+    sock = listening_socket(address or settings.listen)
     return GatewayHost(
         app=edge,
         port=sock.getsockname()[1],
         channels=channels,
+        metrics=metrics,
         _socket=sock,
         _health=health,
         _shutdown=shutdown,
         _grace=settings.shutdown_grace_seconds,
+        _metrics_endpoint=MetricsEndpoint(metrics),
     )

@@ -5,6 +5,8 @@ with a deadline (errors.py says how failures are written).
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -12,6 +14,7 @@ from typing import Any
 import grpc
 import structlog
 from connectrpc.code import Code
+from connectrpc.errors import ConnectError
 from connectrpc.method import IdempotencyLevel, MethodInfo, StreamType
 from connectrpc.request import RequestContext
 from connectrpc.server import ConnectASGIApplication, Endpoint
@@ -22,10 +25,12 @@ from loyalty.ledger.v1 import ledger_service_pb2 as ledger_pb
 from loyalty.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
 
 from services.gateway.domain import AccessRule, DeadlinePolicy, check_owner, wallet_account_id
-from services.gateway.errors import as_connect_error, failure, upstream_error
+from services.gateway.errors import as_connect_error, failure, grpc_code_name, upstream_error
 from services.gateway.service import Admission, Gatekeeper, RateLimited
 from services.gateway.shutdown import Shutdown
 from services.kit.errors import FieldViolation, InvalidArgument, ServiceError
+from services.kit.metrics import CallMeter, CallMetrics, RpcMetrics
+from services.kit.outgoing import measured, metered_stream
 
 log = structlog.get_logger()
 
@@ -43,26 +48,58 @@ def _client_address(ctx: RequestContext) -> str:
     return address.rsplit(":", 1)[0]
 
 
+def _ended_with(error: BaseException) -> str:
+    """The gRPC code name a call that raised `error` ends with."""
+    if isinstance(error, ConnectError):
+        return grpc_code_name(error.code)
+    if isinstance(error, asyncio.CancelledError | GeneratorExit):
+        return "CANCELLED"
+    return "INTERNAL"
+
+
 class GateInterceptor:
     """Admits every call by its method's AccessRule before the handler runs,
-    ends it with GATEWAY_STOPPING when the gateway stops, and is the last line
-    that turns any failure into a clear status."""
+    ends it with GATEWAY_STOPPING when the gateway stops, is the last line
+    that turns any failure into a clear status, and counts every call with its
+    code, whatever protocol carried it."""
 
     def __init__(
-        self, gatekeeper: Gatekeeper, rules: Mapping[str, AccessRule], shutdown: Shutdown
+        self,
+        gatekeeper: Gatekeeper,
+        rules: Mapping[str, AccessRule],
+        shutdown: Shutdown,
+        rpc: RpcMetrics,
     ) -> None:
         self._gatekeeper = gatekeeper
         self._rules = rules
         self._shutdown = shutdown
+        self._rpc = rpc
+        self._meters: dict[str, CallMeter] = {}
+
+    def _meter(self, ctx: RequestContext) -> CallMeter:
+        # Only exposed methods reach an interceptor (the edge routes no other).
+        method = ctx.method
+        key = f"{method.service_name}/{method.name}"
+        meter = self._meters.get(key)
+        if meter is None:
+            meter = self._meters[key] = self._rpc.meter(method.service_name, method.name)
+        return meter
 
     async def intercept_unary(self, call_next, request, ctx: RequestContext, /):
-        rule, admission = await self._admit(request, ctx)
+        meter = self._meter(ctx)
+        started = time.perf_counter()
         try:
-            response = await self._shutdown.call(call_next(request, ctx))
-            _check_owner(rule, admission, response)
-            return response
-        except Exception as error:
-            raise as_connect_error(error) from None
+            rule, admission = await self._admit(request, ctx)
+            try:
+                response = await self._shutdown.call(call_next(request, ctx))
+                _check_owner(rule, admission, response)
+            except Exception as error:
+                raise as_connect_error(error) from None
+        except BaseException as error:
+            meter.answered(_ended_with(error), time.perf_counter() - started)
+            raise
+        meter.answered("OK", time.perf_counter() - started)
+        return response
 
     def intercept_server_stream(self, call_next, request, ctx: RequestContext, /):
         return self._stream(request, ctx, lambda: call_next(request, ctx))
@@ -81,13 +118,21 @@ class GateInterceptor:
             yield response
 
     async def _stream(self, request, ctx: RequestContext, responses: Callable[[], AsyncIterator]):
-        rule, admission = await self._admit(request, ctx)
+        meter = self._meter(ctx)
+        code = "OK"
         try:
-            async for response in self._shutdown.stream(aiter(responses())):
-                _check_owner(rule, admission, response)
-                yield response
-        except Exception as error:
-            raise as_connect_error(error) from None
+            rule, admission = await self._admit(request, ctx)
+            try:
+                async for response in self._shutdown.stream(aiter(responses())):
+                    _check_owner(rule, admission, response)
+                    yield response
+            except Exception as error:
+                raise as_connect_error(error) from None
+        except BaseException as error:
+            code = _ended_with(error)
+            raise
+        finally:
+            meter.ended(code)
 
     async def _admit(self, request, ctx: RequestContext) -> tuple[AccessRule, Admission]:
         procedure = f"{ctx.method.service_name}/{ctx.method.name}"
@@ -190,9 +235,17 @@ class WalletServicer:
     """loyalty.gateway.v1.WalletService over the ledger. The Gatekeeper has
     already replaced member_id with the member the caller may act for."""
 
-    def __init__(self, ledger: ledger_grpc.LedgerServiceStub, deadlines: DeadlinePolicy) -> None:
+    def __init__(
+        self,
+        ledger: ledger_grpc.LedgerServiceStub,
+        deadlines: DeadlinePolicy,
+        upstream: CallMetrics,
+    ) -> None:
         self._ledger = ledger
         self._deadlines = deadlines
+        self._get_account = upstream.meter("ledger", "GetAccount")
+        self._list_transfers = upstream.meter("ledger", "ListTransfers")
+        self._watch_transfers = upstream.meter("ledger", "WatchTransfers")
 
     def _timeout(self, ctx: RequestContext, *, stream: bool = False) -> float:
         return self._deadlines.upstream_timeout(_client_timeout_seconds(ctx), stream=stream)
@@ -206,7 +259,9 @@ class WalletServicer:
             query.expiring_within.CopyFrom(request.expiring_within)
         wallet = gateway_pb.Wallet(member_id=request.member_id, unit=request.unit or "points")
         try:
-            response = await self._ledger.GetAccount(query, timeout=self._timeout(ctx))
+            response = await measured(
+                self._get_account, self._ledger.GetAccount(query, timeout=self._timeout(ctx))
+            )
         except grpc.aio.AioRpcError as error:
             # A member who never earned anything has no account yet: an empty wallet.
             if error.code() == grpc.StatusCode.NOT_FOUND:
@@ -231,7 +286,9 @@ class WalletServicer:
             page_token=request.page_token,
         )
         try:
-            page = await self._ledger.ListTransfers(query, timeout=self._timeout(ctx))
+            page = await measured(
+                self._list_transfers, self._ledger.ListTransfers(query, timeout=self._timeout(ctx))
+            )
         except grpc.aio.AioRpcError as error:
             if error.code() == grpc.StatusCode.NOT_FOUND and not request.page_token:
                 return gateway_pb.ListWalletEntriesResponse()
@@ -257,12 +314,13 @@ class WalletServicer:
             timeout=self._timeout(ctx, stream=True),
         )
         try:
-            async for item in feed:
-                # The ledger filters by account; checking again keeps a
-                # member's stream their own whatever the upstream does.
-                entry = _entry_for_account(item.transfer, account_id)
-                if entry is not None:
-                    yield gateway_pb.WatchWalletResponse(entry=entry)
+            with metered_stream(self._watch_transfers):
+                async for item in feed:
+                    # The ledger filters by account; checking again keeps a
+                    # member's stream their own whatever the upstream does.
+                    entry = _entry_for_account(item.transfer, account_id)
+                    if entry is not None:
+                        yield gateway_pb.WatchWalletResponse(entry=entry)
         except grpc.aio.AioRpcError as error:
             raise upstream_error("ledger", error) from None
         finally:
@@ -310,12 +368,12 @@ def _method_info(method: MethodDescriptor) -> MethodInfo:
 
 
 def _forward_unary(
-    upstream: str, call: Callable[..., Awaitable[Any]], deadlines: DeadlinePolicy
+    upstream: str, call: Callable[..., Awaitable[Any]], deadlines: DeadlinePolicy, meter: CallMeter
 ) -> Callable[[Any, RequestContext], Awaitable[Any]]:
     async def forward(request, ctx: RequestContext):
         timeout = deadlines.upstream_timeout(_client_timeout_seconds(ctx), stream=False)
         try:
-            return await call(request, timeout=timeout)
+            return await measured(meter, call(request, timeout=timeout))
         except grpc.aio.AioRpcError as error:
             raise upstream_error(upstream, error) from None
 
@@ -323,14 +381,15 @@ def _forward_unary(
 
 
 def _forward_stream(
-    upstream: str, call: Callable[..., Any], deadlines: DeadlinePolicy
+    upstream: str, call: Callable[..., Any], deadlines: DeadlinePolicy, meter: CallMeter
 ) -> Callable[[Any, RequestContext], AsyncIterator[Any]]:
     async def forward(request, ctx: RequestContext):
         timeout = deadlines.upstream_timeout(_client_timeout_seconds(ctx), stream=True)
         responses = call(request, timeout=timeout)
         try:
-            async for response in responses:
-                yield response
+            with metered_stream(meter):
+                async for response in responses:
+                    yield response
         except grpc.aio.AioRpcError as error:
             raise upstream_error(upstream, error) from None
         finally:
@@ -340,9 +399,13 @@ def _forward_stream(
 
 
 def forwarding_handlers(
-    upstream: Upstream, channel: grpc.aio.Channel, deadlines: DeadlinePolicy
+    upstream: Upstream,
+    channel: grpc.aio.Channel,
+    deadlines: DeadlinePolicy,
+    metrics: CallMetrics,
 ) -> dict[str, Callable]:
-    """One handler per allowlisted method, each a plain grpc.aio call upstream."""
+    """One handler per allowlisted method, each a plain grpc.aio call upstream,
+    counted with its code and latency in `metrics`."""
     handlers: dict[str, Callable] = {}
     for name in upstream.rules:
         method = upstream.service.methods_by_name[name]
@@ -352,12 +415,13 @@ def forwarding_handlers(
             "request_serializer": info.input.SerializeToString,
             "response_deserializer": info.output.FromString,
         }
+        meter = metrics.meter(upstream.name, name)
         if method.server_streaming:
             call = channel.unary_stream(path, **codec)
-            handlers[name] = _forward_stream(upstream.name, call, deadlines)
+            handlers[name] = _forward_stream(upstream.name, call, deadlines, meter)
         else:
             handlers[name] = _forward_unary(
-                upstream.name, channel.unary_unary(path, **codec), deadlines
+                upstream.name, channel.unary_unary(path, **codec), deadlines, meter
             )
     return handlers
 

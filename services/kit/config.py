@@ -19,6 +19,15 @@ CAMPAIGNS_ADDRESS = "127.0.0.1:50053"
 REWARDS_ADDRESS = "127.0.0.1:50054"
 PROGRESS_ADDRESS = "127.0.0.1:50055"
 GATEWAY_ADDRESS = "127.0.0.1:8080"
+# Where each service serves its Prometheus metrics by default (GET /metrics).
+GATEWAY_METRICS_ADDRESS = "127.0.0.1:9450"
+LEDGER_METRICS_ADDRESS = "127.0.0.1:9451"
+GAMES_METRICS_ADDRESS = "127.0.0.1:9452"
+CAMPAIGNS_METRICS_ADDRESS = "127.0.0.1:9453"
+REWARDS_METRICS_ADDRESS = "127.0.0.1:9454"
+PROGRESS_METRICS_ADDRESS = "127.0.0.1:9455"
+# How long figures read from a database for a scrape are reused.
+METRICS_CACHE_SECONDS = 10.0
 
 S = TypeVar("S", bound="ServiceSettings")
 
@@ -61,6 +70,12 @@ class ServiceSettings:
     # JSON lines are also appended here when set (`make run` sets ./var/logs/<service>.log).
     log_file: Path | None = setting(None, "LOG_FILE")
     shutdown_grace_seconds: float = setting(5.0, "SHUTDOWN_GRACE_SECONDS")
+    # Where Prometheus scrapes the service ("host:port", port 0 for any free one);
+    # "" or "0" serves no metrics. Each service sets its default (the addresses above).
+    metrics_listen: str = ""
+    # How long figures read from the database (backlogs, budgets, stock) are reused
+    # before a scrape reads them again.
+    metrics_cache_seconds: float = setting(METRICS_CACHE_SECONDS, "METRICS_CACHE_SECONDS")
 
     @classmethod
     def env_name(cls, field: dataclasses.Field) -> str:

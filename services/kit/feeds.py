@@ -21,6 +21,11 @@ event as it comes. The stream is reopened after any failure, with exponential
 backoff, and after `recycle_seconds` (every outgoing call has a deadline).
 A gap in the sequence (which a gapless feed never has) reopens the stream from
 the stored cursor instead of skipping anything.
+
+Lag: how long the oldest event the follower has received but not yet applied
+has waited since its upstream committed it (0 once everything received is
+applied). It keeps growing while applying fails or the stream is being opened
+again, and `watch_feeds` serves it with the follower's state at every scrape.
 """
 
 from __future__ import annotations
@@ -33,8 +38,10 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 import structlog
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily
 
 from services.kit.errors import FieldViolation, InvalidArgument
+from services.kit.metrics import Metrics
 
 log = structlog.get_logger()
 
@@ -62,6 +69,8 @@ class FeedState:
     connected: bool = False
     applied: int = 0
     last_error: str = ""
+    # Times the stream failed and was opened again.
+    reconnects: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +161,13 @@ class FeedFollower(Generic[T]):
         self._gapless = gapless
         self._progress = asyncio.Condition()
         self._last_log = 0.0
+        # When the upstream committed the oldest event received and not applied yet.
+        self._waiting_since_us: int | None = None
+
+    def lag_seconds(self) -> float:
+        """How far behind its upstream the consumer is, by the injected clock."""
+        since = self._waiting_since_us
+        return 0.0 if since is None else max(0, self._now_us() - since) / 1e6
 
     async def run(self) -> None:
         failures = 0
@@ -165,6 +181,7 @@ class FeedFollower(Generic[T]):
                 raise
             except Exception as error:
                 failures += 1
+                self.state.reconnects += 1
                 self.state.connected = False
                 self.state.last_error = f"{type(error).__name__}: {error}"[:300]
                 delay = self._backoff.delay(failures)
@@ -184,12 +201,18 @@ class FeedFollower(Generic[T]):
         try:
             while True:
                 first = await queue.get()
+                if isinstance(first, FeedItem):
+                    # Events arrive in commit order: the batch's first is the oldest
+                    # unapplied (the same event again after a failed attempt).
+                    self._waiting_since_us = first.at_us or None
                 items = [first]
                 while len(items) < self._batch and not queue.empty():
                     items.append(queue.get_nowait())
                 batch = [item for item in items if isinstance(item, FeedItem)]
                 if batch:
                     await self._commit(batch)
+                    # Until the next batch is taken (at once when more is queued).
+                    self._waiting_since_us = None
                 ended = [item for item in items if not isinstance(item, FeedItem)]
                 if ended:
                     if isinstance(ended[0], BaseException):
@@ -237,3 +260,46 @@ class FeedFollower(Generic[T]):
         """Return once the follower has applied the feed up to `sequence`."""
         async with self._progress:
             await self._progress.wait_for(lambda: self.state.cursor >= sequence)
+
+
+class _FeedFigures:
+    """The followers' state, read at every scrape (nothing is counted per event)."""
+
+    def __init__(self, followers: Sequence[FeedFollower]) -> None:
+        self._followers = list(followers)
+
+    def collect(self):
+        lag = GaugeMetricFamily(
+            "loyalty_feed_lag_seconds",
+            "How long the oldest event received and not yet applied has waited since its"
+            " upstream committed it (0 when caught up with what the stream delivered).",
+            labels=["feed"],
+        )
+        connected = GaugeMetricFamily(
+            "loyalty_feed_connected",
+            "1 once the feed's stream has delivered since it was (re)opened, 0 while it is"
+            " being reopened.",
+            labels=["feed"],
+        )
+        applied = CounterMetricFamily(
+            "loyalty_feed_events_applied",
+            "Feed events applied (stored with the cursor) since the process started.",
+            labels=["feed"],
+        )
+        reconnects = CounterMetricFamily(
+            "loyalty_feed_reconnects",
+            "Times the feed's stream failed and was opened again from the stored cursor.",
+            labels=["feed"],
+        )
+        for follower in self._followers:
+            state = follower.state
+            lag.add_metric([state.name], follower.lag_seconds())
+            connected.add_metric([state.name], 1 if state.connected else 0)
+            applied.add_metric([state.name], state.applied)
+            reconnects.add_metric([state.name], state.reconnects)
+        return [lag, connected, applied, reconnects]
+
+
+def watch_feeds(metrics: Metrics, followers: Sequence[FeedFollower]) -> None:
+    """Serve each follower's lag, connection, events applied and reconnects."""
+    metrics.register(_FeedFigures(followers))

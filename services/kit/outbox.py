@@ -17,12 +17,16 @@ The relay posts what is still pending once its own request had time to do it
 exponential backoff per entry, the entry's age in every log line. Claiming an
 entry pushes its next attempt out first (a lease), so with several replicas on
 one database each due entry is tried by one of them at a time.
+
+Metrics: the relay counts its retries by kind and outcome; `watch_backlog` serves
+the entries pending and the age of the oldest, read from the store at scrape time
+(a figure of the database, the same from every replica).
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -35,6 +39,7 @@ from services.kit.chains import ChainAnswer
 from services.kit.clock import MICROS_PER_SECOND, Clock
 from services.kit.errors import Unavailable
 from services.kit.ledger_stream import LedgerPoster, poster_of
+from services.kit.metrics import Metrics, OutboxMetrics, gauge
 from services.kit.outgoing import call_with_retry
 
 log = structlog.get_logger()
@@ -215,6 +220,36 @@ class Store(Protocol[U]):
     async def write(self, work: Callable[[U], Any]) -> Any: ...
 
 
+class Readable(Protocol[U]):
+    def read(self, work: Callable[[U], Any]) -> Awaitable[Any]: ...
+
+
+def watch_backlog(metrics: Metrics, store: Readable, clock: Clock) -> None:
+    """Serve the outbox's backlog: entries pending (a new one is pending for the
+    moment its own request posts it) and how old the oldest is, by `clock`."""
+
+    async def read() -> Backlog:
+        return await store.read(lambda unit: unit.outbox.backlog())
+
+    def families(backlog: Backlog):
+        oldest = backlog.oldest_created_us
+        age_us = 0 if oldest is None else max(0, clock.now_us() - oldest)
+        return [
+            gauge(
+                "loyalty_outbox_pending",
+                "Outbox entries recorded but not yet settled with the ledger.",
+                backlog.pending,
+            ),
+            gauge(
+                "loyalty_outbox_oldest_pending_age_seconds",
+                "How long the oldest pending outbox entry has waited (0 when none is pending).",
+                age_us / MICROS_PER_SECOND,
+            ),
+        ]
+
+    metrics.sample("outbox_backlog", read, families)
+
+
 class LedgerOutbox(Generic[U]):
     """Posts recorded entries and applies their answers with the handler of their kind."""
 
@@ -226,6 +261,7 @@ class LedgerOutbox(Generic[U]):
         handlers: Mapping[str, Handler],
         timeout: float = 2.0,
         policy: RelayPolicy = POLICY,
+        metrics: Metrics | None = None,
     ) -> None:
         self._store = store
         # A stub posts unary calls; a StreamPoster shares one stream per channel.
@@ -234,6 +270,11 @@ class LedgerOutbox(Generic[U]):
         self._handlers = dict(handlers)
         self._timeout = timeout
         self._policy = policy
+        self._metrics: OutboxMetrics | None = metrics.outbox if metrics is not None else None
+
+    def _retried(self, entry: OutboxEntry, outcome: str) -> None:
+        if self._metrics is not None:
+            self._metrics.retried(entry.kind, outcome)
 
     async def settle(self, entry: OutboxEntry, attempts: int = 3) -> Any:
         """Post the entry and apply the answer. Returns what the kind's handler
@@ -295,6 +336,7 @@ class LedgerOutbox(Generic[U]):
                 try:
                     await self.settle(entry, attempts=1)
                 except Unavailable:
+                    self._retried(entry, "deferred")
                     log.warning(
                         "outbox_entry_deferred",
                         entry_id=entry.entry_id,
@@ -309,8 +351,10 @@ class LedgerOutbox(Generic[U]):
                 except Exception:
                     # A handler's bug must not hold back the other entries; this
                     # one stays pending and is tried again after its backoff.
+                    self._retried(entry, "error")
                     log.exception("outbox_entry_not_applied", entry_id=entry.entry_id)
                     continue
+                self._retried(entry, "settled")
                 settled += 1
                 log.info(
                     "outbox_entry_relayed",

@@ -1,16 +1,20 @@
 """Calls to other services: a deadline on every call, the request id forwarded,
-retries only on UNAVAILABLE or DEADLINE_EXCEEDED with the same request."""
+retries only on UNAVAILABLE or DEADLINE_EXCEEDED with the same request, and
+what a call costs and how it ended counted by a meter (`measured`, `metered_stream`)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Iterator
 from typing import TypeVar
 
 import grpc
 
 from services.kit.logs import current_request_id
+from services.kit.metrics import CallMeter
 from services.kit.server import REQUEST_ID_HEADER
 
 Response = TypeVar("Response")
@@ -66,3 +70,35 @@ async def call_with_retry(
         await asyncio.sleep(backoff * (0.5 + random.random()))
         backoff *= 2
     raise AssertionError("unreachable")
+
+
+async def measured(meter: CallMeter, call: Awaitable[Response]) -> Response:
+    """The answer of a unary `call`, counted by `meter` with its code and latency."""
+    started = time.perf_counter()
+    try:
+        response = await call
+    except grpc.aio.AioRpcError as error:
+        meter.answered(error.code().name, time.perf_counter() - started)
+        raise
+    except asyncio.CancelledError:
+        meter.answered("CANCELLED", time.perf_counter() - started)
+        raise
+    meter.answered("OK", time.perf_counter() - started)
+    return response
+
+
+@contextlib.contextmanager
+def metered_stream(meter: CallMeter) -> Iterator[None]:
+    """Around reading a stream: counted by `meter` with its code when it ends (a
+    reader that stops early, or is cancelled, ends it CANCELLED)."""
+    code = "OK"
+    try:
+        yield
+    except grpc.aio.AioRpcError as error:
+        code = error.code().name
+        raise
+    except (asyncio.CancelledError, GeneratorExit):
+        code = "CANCELLED"
+        raise
+    finally:
+        meter.ended(code)

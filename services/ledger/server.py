@@ -11,8 +11,9 @@ from loyalty.ledger.v1 import ledger_service_pb2 as pb
 from loyalty.ledger.v1 import ledger_service_pb2_grpc as pb_grpc
 
 from services.kit.clock import Clock, SystemClock
-from services.kit.config import LEDGER_ADDRESS, ServiceSettings, setting
+from services.kit.config import LEDGER_ADDRESS, LEDGER_METRICS_ADDRESS, ServiceSettings, setting
 from services.kit.feeds import CommitSignal
+from services.kit.metrics import Metrics
 from services.kit.server import ServiceBinding, ServiceHost, create_host
 from services.ledger.service import LedgerService
 from services.ledger.servicer import LedgerServicer
@@ -26,6 +27,7 @@ class LedgerSettings(ServiceSettings):
     env_prefix: ClassVar[str] = "LEDGER"
     db_path: Path = setting(Path("var/ledger.db"), "LEDGER_DB")
     listen: str = LEDGER_ADDRESS
+    metrics_listen: str = LEDGER_METRICS_ADDRESS
     sweep_interval_seconds: float = 1.0
 
 
@@ -35,7 +37,8 @@ async def build_server(
     """The ledger on `address` (port 0 picks a free port); start() opens the store."""
     clock = clock or SystemClock()
     commits = CommitSignal()
-    store = LedgerStore(settings.db_path, on_commit=commits.notify)
+    metrics = Metrics.of(settings)
+    store = LedgerStore(settings.db_path, on_commit=commits.notify, metrics=metrics.store)
     service = LedgerService(store, clock, commits)
     host = create_host(
         [
@@ -44,6 +47,7 @@ async def build_server(
             )
         ],
         address or settings.listen,
+        metrics=metrics,
     )
     sweeper: list[asyncio.Task] = []
 

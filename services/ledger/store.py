@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, Unpack
 
-from services.kit.sqlite import SqliteStore
+from services.kit.sqlite import SqliteStore, StoreOptions
 from services.ledger.domain import (
     Account,
     AccountKind,
@@ -643,13 +643,13 @@ class SqliteLedgerUnit:
 class LedgerStore(SqliteStore[LedgerUnit]):
     """The ledger's SQLite file."""
 
-    def __init__(self, path: Path | str, on_commit: Callable[[], None] | None = None) -> None:
+    def __init__(self, path: Path | str, **options: Unpack[StoreOptions]) -> None:
         self.cache = WriterCache()
         super().__init__(
             path,
             MIGRATIONS,
             SqliteLedgerUnit,
-            on_commit=on_commit,
             write_unit=lambda connection: SqliteLedgerUnit(connection, self.cache),
             on_rollback=self.cache.clear,
+            **options,
         )

@@ -114,6 +114,24 @@ class Stats:
     challenges: list[Completion]
 
 
+@dataclass(frozen=True, slots=True)
+class TierMembers:
+    program_id: str
+    tier_id: str
+    members: int
+
+
+def tier_population(
+    unit: SqliteProgressUnit, program_id: str, program: TierProgram
+) -> list[tuple[str, int]]:
+    """(tier id, members) for every tier of the program, in its order; a member
+    recorded with no tier is in the first."""
+    counted = {c.key: c.members for c in unit.tier_counts(program_id)}
+    base = program.tiers[0].tier_id
+    counted[base] = counted.get(base, 0) + counted.pop("", 0)
+    return [(t.tier_id, counted.get(t.tier_id, 0)) for t in program.tiers]
+
+
 def check_member(member_id: str, violations: Violations | None = None) -> None:
     own = violations is None
     violations = violations or Violations()
@@ -307,6 +325,21 @@ class MemberUseCases(ProgressBase):
         violations.raise_if_any()
         return await self._rewards.fund(budget_id, points, request_id)
 
+    async def tier_members(self) -> list[TierMembers]:
+        """Members in each tier of every active tier program (the operator's gauge)."""
+
+        def work(unit: SqliteProgressUnit) -> list[TierMembers]:
+            return [
+                TierMembers(definition.definition_id, tier_id, members)
+                for definition in unit.active_definitions()
+                if isinstance(definition.spec, TierProgram)
+                for tier_id, members in tier_population(
+                    unit, definition.definition_id, definition.spec
+                )
+            ]
+
+        return await self._store.read(work)
+
     async def stats(
         self, program_id: str, start_us: int | None, end_us: int | None, period: str
     ) -> Stats:
@@ -329,10 +362,7 @@ class MemberUseCases(ProgressBase):
                     raise NotFound(
                         "PROGRAM_NOT_FOUND", f"no tier program {program_id}", {"id": program_id}
                     )
-                counted = {c.key: c.members for c in unit.tier_counts(program_id)}
-                base = program.spec.tiers[0].tier_id
-                counted[base] = counted.get(base, 0) + counted.pop("", 0)
-                tiers = [(t.tier_id, counted.get(t.tier_id, 0)) for t in program.spec.tiers]
+                tiers = tier_population(unit, program_id, program.spec)
                 moves = _moves(unit.changes_between(program_id, start, end), start, end, period)
             badges_done = {c.key: c.members for c in unit.completion_counts(AwardKind.BADGE)}
             challenges_done = {

@@ -19,6 +19,7 @@ from services.kit.ledger_accounts import (
     LedgerAccounts,
     points_wallet,
 )
+from services.kit.metrics import Metrics
 from services.kit.outbox import LedgerOutbox, OutboxEntry, Settlement
 from services.progress.domain.records import AwardKind, reward_transfer_id
 from services.progress.store import ProgressStore, SqliteProgressUnit
@@ -126,11 +127,16 @@ class Rewards:
     """Settles award entries and funds budgets."""
 
     def __init__(
-        self, store: ProgressStore, accounts: LedgerAccounts, clock: Clock, timeout: float
+        self,
+        store: ProgressStore,
+        accounts: LedgerAccounts,
+        clock: Clock,
+        timeout: float,
+        metrics: Metrics | None = None,
     ) -> None:
         self.accounts = accounts
         self.outbox = LedgerOutbox(
-            store, AccountOpeningLedger(accounts), clock, HANDLERS, timeout=timeout
+            store, AccountOpeningLedger(accounts), clock, HANDLERS, timeout=timeout, metrics=metrics
         )
 
     async def settle(self, entries: list[OutboxEntry]) -> None:

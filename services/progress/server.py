@@ -20,18 +20,21 @@ from services.kit.config import (
     GAMES_ADDRESS,
     LEDGER_ADDRESS,
     PROGRESS_ADDRESS,
+    PROGRESS_METRICS_ADDRESS,
     ServiceSettings,
     setting,
 )
-from services.kit.feeds import CommitSignal, FeedFollower
+from services.kit.feeds import CommitSignal, FeedFollower, watch_feeds
 from services.kit.ledger_accounts import LedgerAccounts
+from services.kit.metrics import Figure, Metrics, labelled_gauge
+from services.kit.outbox import watch_backlog
 from services.kit.outgoing import open_channel
 from services.kit.server import ServiceBinding, ServiceHost, create_host
 from services.progress.adapters import campaigns, games, ledger
 from services.progress.adapters.contract import WatchContract, streaming
 from services.progress.catalog import CatalogUseCases
 from services.progress.feeding import FeedUseCases
-from services.progress.members import MemberUseCases
+from services.progress.members import MemberUseCases, TierMembers
 from services.progress.rewards import Rewards
 from services.progress.servicer import ProgressServicer, UseCases
 from services.progress.store import ProgressStore
@@ -53,6 +56,7 @@ class ProgressSettings(ServiceSettings):
     env_prefix: ClassVar[str] = "PROGRESS"
     db_path: Path = setting(Path("var/progress.db"), "PROGRESS_DB")
     listen: str = PROGRESS_ADDRESS
+    metrics_listen: str = PROGRESS_METRICS_ADDRESS
     ledger_target: str = LEDGER_ADDRESS
     # Empty: that feed is not followed.
     campaigns_target: str = CAMPAIGNS_ADDRESS
@@ -65,6 +69,22 @@ class ProgressSettings(ServiceSettings):
     feed_batch: int = 500
     # Each Watch stream's deadline: it is reopened from the cursor after this.
     feed_recycle_seconds: float = 3600.0
+
+
+def watch_tiers(metrics: Metrics, members: MemberUseCases) -> None:
+    """The operator's gauge of how many members each tier holds."""
+
+    def families(tiers: list[TierMembers]):
+        return [
+            labelled_gauge(
+                "loyalty_progress_tier_members",
+                "Members in each tier of every active tier program.",
+                ("program", "tier"),
+                [Figure((t.program_id, t.tier_id), t.members) for t in tiers],
+            )
+        ]
+
+    metrics.sample("tier_members", members.tier_members, families)
 
 
 async def build_server(
@@ -83,7 +103,8 @@ async def build_server(
         else contracts
     )
     commits = CommitSignal()
-    store = ProgressStore(settings.db_path, on_commit=commits.notify)
+    metrics = Metrics.of(settings)
+    store = ProgressStore(settings.db_path, on_commit=commits.notify, metrics=metrics.store)
     channels: dict[str, grpc.aio.Channel] = {}
 
     def channel(target: str) -> grpc.aio.Channel:
@@ -93,7 +114,7 @@ async def build_server(
 
     ledger_stub = ledger_grpc.LedgerServiceStub(channel(settings.ledger_target))
     accounts = LedgerAccounts(ledger_stub, settings.ledger_timeout_seconds)
-    rewards = Rewards(store, accounts, clock, settings.ledger_timeout_seconds)
+    rewards = Rewards(store, accounts, clock, settings.ledger_timeout_seconds, metrics)
     shared = (store, clock, rewards, commits)
     feeding = FeedUseCases(*shared)
 
@@ -123,9 +144,10 @@ async def build_server(
                 streaming(contract, channel(target), settings.feed_recycle_seconds, translate),
             )
         )
+    members = MemberUseCases(*shared)
     cases = UseCases(
         catalog=CatalogUseCases(*shared),
-        members=MemberUseCases(*shared),
+        members=members,
         feeds=feeding,
         watch=WatchUseCases(*shared),
         rewards=rewards,
@@ -140,7 +162,11 @@ async def build_server(
             )
         ],
         address or settings.listen,
+        metrics=metrics,
     )
+    watch_backlog(metrics, store, clock)
+    watch_feeds(metrics, followers)
+    watch_tiers(metrics, members)
     host.followers = followers  # type: ignore[attr-defined]  # tests wait on them
     host.cases = cases  # type: ignore[attr-defined]
     tasks: list[asyncio.Task] = []

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import itertools
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, Unpack
 
 from services.kit.outbox import OUTBOX_KINDS_MIGRATION, OUTBOX_MIGRATION, OutboxUnit, SqliteOutbox
-from services.kit.sqlite import SqliteStore
+from services.kit.sqlite import SqliteStore, StoreOptions
 from services.progress.domain.codec import decode_event, decode_spec, encode_event, encode_spec
 from services.progress.domain.definitions import Definition, Kind, Measure, Rule, State
 from services.progress.domain.events import (
@@ -869,5 +869,5 @@ def _time_of(event: Event) -> int:
 
 
 class ProgressStore(SqliteStore[SqliteProgressUnit]):
-    def __init__(self, path: Path | str, on_commit: Callable[[], None] | None = None) -> None:
-        super().__init__(path, MIGRATIONS, SqliteProgressUnit, on_commit=on_commit)
+    def __init__(self, path: Path | str, **options: Unpack[StoreOptions]) -> None:
+        super().__init__(path, MIGRATIONS, SqliteProgressUnit, **options)

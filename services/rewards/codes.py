@@ -29,6 +29,7 @@ MAX_PROBLEMS = 1000
 MAX_GENERATED = 100_000
 GENERATE_BATCH = 5000
 MAX_FIRST_LINE = 10**12
+REWARDS_PAGE = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +79,24 @@ def _pool(unit: RewardsUnit, reward_id: str) -> None:
 
 
 class Codes(UseCases):
+    async def left(self) -> dict[str, int]:
+        """Free codes in the pool of every code-pool reward not archived, an
+        exhausted pool included (0), for the operator's gauge."""
+
+        def read(unit: RewardsUnit) -> dict[str, int]:
+            pools: list[str] = []
+            after = ""
+            while True:
+                page = unit.rewards(after, REWARDS_PAGE, archived=False, listed_only=False)
+                pools += [r.reward_id for r in page if r.spec.kind == RewardKind.CODE_POOL]
+                if len(page) < REWARDS_PAGE:
+                    break
+                after = page[-1].reward_id
+            free = unit.free_codes()
+            return {reward_id: free.get(reward_id, 0) for reward_id in pools}
+
+        return await self._store.read(read)
+
     async def import_chunk(
         self, reward_id: str, import_id: str, first_line: int, lines: list[str]
     ) -> ImportResult:

@@ -18,10 +18,12 @@ from services.kit.config import (
     CAMPAIGNS_ADDRESS,
     LEDGER_ADDRESS,
     REWARDS_ADDRESS,
+    REWARDS_METRICS_ADDRESS,
     ServiceSettings,
     setting,
 )
-from services.kit.outbox import LedgerOutbox
+from services.kit.metrics import Figure, Metrics, labelled_gauge
+from services.kit.outbox import LedgerOutbox, watch_backlog
 from services.kit.outgoing import open_channel
 from services.kit.server import ServiceBinding, ServiceHost, create_host
 from services.rewards.base import Context
@@ -43,6 +45,7 @@ class RewardsSettings(ServiceSettings):
     env_prefix: ClassVar[str] = "REWARDS"
     db_path: Path = setting(Path("var/rewards.db"), "REWARDS_DB")
     listen: str = REWARDS_ADDRESS
+    metrics_listen: str = REWARDS_METRICS_ADDRESS
     ledger_target: str = LEDGER_ADDRESS
     # Member tiers, segments and zones (the campaigns member profile, until progress lands).
     campaigns_target: str = CAMPAIGNS_ADDRESS
@@ -55,6 +58,22 @@ class RewardsSettings(ServiceSettings):
     relay_interval_seconds: float = 1.0
 
 
+def watch_codes(metrics: Metrics, codes: Codes) -> None:
+    """The operator's gauge of the codes each code pool has left to hand out."""
+
+    def families(left: dict[str, int]):
+        return [
+            labelled_gauge(
+                "loyalty_rewards_codes_available",
+                "Codes not yet handed out, by code-pool reward (archived rewards aside).",
+                ("reward",),
+                [Figure((reward_id,), free) for reward_id, free in left.items()],
+            )
+        ]
+
+    metrics.sample("codes_left", codes.left, families)
+
+
 async def build_server(
     settings: RewardsSettings,
     address: str | None = None,
@@ -64,7 +83,8 @@ async def build_server(
     """The rewards service on `address` (port 0 picks a free port). start() opens
     the store, settles what a crash left pending, then relays in the background."""
     clock = clock or SystemClock()
-    store = RewardsStore(settings.db_path)
+    metrics = Metrics.of(settings)
+    store = RewardsStore(settings.db_path, metrics=metrics.store)
     ledger_channel = open_channel(settings.ledger_target)
     campaigns_channel = open_channel(settings.campaigns_target)
     ledger = RewardsLedger(ledger_channel, settings.ledger_timeout_seconds)
@@ -81,6 +101,7 @@ async def build_server(
         clock,
         handlers,
         timeout=settings.ledger_timeout_seconds,
+        metrics=metrics,
     )
     context = Context(
         store=store,
@@ -97,16 +118,20 @@ async def build_server(
         hold_timeout_us=int(settings.hold_timeout_seconds * MICROS_PER_SECOND),
     )
     redemptions = Redemptions(context)
+    codes = Codes(context)
     servicer = RewardsServicer(
         Catalog(context),
-        Codes(context),
+        codes,
         redemptions,
         Offers(context, redemptions),
         Reports(context),
     )
+    watch_backlog(metrics, store, clock)
+    watch_codes(metrics, codes)
     host = create_host(
         [ServiceBinding(pb_grpc.add_RewardsServiceServicer_to_server, servicer, SERVICE_NAME)],
         address or settings.listen,
+        metrics=metrics,
     )
     relay: list[asyncio.Task] = []
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, Unpack
 
 from services.kit.outbox import OUTBOX_KINDS_MIGRATION, OUTBOX_MIGRATION, OutboxUnit, SqliteOutbox
-from services.kit.sqlite import SqliteStore
+from services.kit.sqlite import SqliteStore, StoreOptions
 from services.rewards.domain.catalog import (
     EarlyAccess,
     Limits,
@@ -216,6 +216,7 @@ class RewardsUnit(Protocol):
 
     # -- codes
     def code_counts(self, reward_id: str) -> CodeCounts: ...
+    def free_codes(self) -> dict[str, int]: ...
     def has_free_code(self, reward_id: str) -> bool: ...
     def imported(self, reward_id: str, import_id: str) -> int: ...
     def import_chunk(self, reward_id: str, import_id: str, first_line: int) -> str | None: ...
@@ -440,6 +441,14 @@ class SqliteRewardsUnit:
             free=counts.get("free", 0),
             assigned=counts.get("assigned", 0),
             void=counts.get("void", 0),
+        )
+
+    def free_codes(self) -> dict[str, int]:
+        """Free codes per reward, for every reward that has one (over the index of free codes)."""
+        return dict(
+            self._all(
+                "SELECT reward_id, COUNT(*) FROM codes WHERE state = 'free' GROUP BY reward_id"
+            )
         )
 
     def has_free_code(self, reward_id: str) -> bool:
@@ -856,5 +865,5 @@ class SqliteRewardsUnit:
 class RewardsStore(SqliteStore[RewardsUnit]):
     """The rewards service's SQLite file."""
 
-    def __init__(self, path: Path | str, on_commit: Callable[[], None] | None = None) -> None:
-        super().__init__(path, MIGRATIONS, SqliteRewardsUnit, on_commit=on_commit)
+    def __init__(self, path: Path | str, **options: Unpack[StoreOptions]) -> None:
+        super().__init__(path, MIGRATIONS, SqliteRewardsUnit, **options)

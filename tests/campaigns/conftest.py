@@ -15,13 +15,16 @@ from services.kit.clock import ManualClock
 from tests.support import deadlines
 from tests.support.campaigns import RunningCampaigns, start_campaigns
 from tests.support.fake_ledger import FakeLedger
+from tests.support.metrics import NO_METRICS
 
 
 @pytest_asyncio.fixture
 async def campaigns(ledger, tmp_path) -> RunningCampaigns:
     db_path = tmp_path / "campaigns.db"
     host, channel = await start_campaigns(ledger.target, ledger.clock, db_path)
-    settings = CampaignsSettings(db_path=db_path, ledger_target=ledger.target)
+    settings = CampaignsSettings(
+        db_path=db_path, ledger_target=ledger.target, metrics_listen=NO_METRICS
+    )
     async with channel, deadlines.channel(ledger.target) as ledger_channel:
         yield RunningCampaigns(
             host,

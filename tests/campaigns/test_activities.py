@@ -24,6 +24,7 @@ from tests.support.campaigns import (
 )
 from tests.support.errors import expect_error
 from tests.support.ledger import NEVER_SECONDS, balance
+from tests.support.metrics import NO_METRICS
 
 HOUR_US = 3600 * 1_000_000
 RECONNECT_GUARD_SECONDS = 30
@@ -247,7 +248,11 @@ async def test_an_award_recorded_while_the_ledger_is_down_is_posted_once_by_the_
     await expect_error(
         track(stub, purchase("a-1", 1000, now)), grpc.StatusCode.UNAVAILABLE, "LEDGER_UNAVAILABLE"
     )
-    settings = LedgerSettings(db_path=tmp_path / "ledger.db", sweep_interval_seconds=NEVER_SECONDS)
+    settings = LedgerSettings(
+        db_path=tmp_path / "ledger.db",
+        sweep_interval_seconds=NEVER_SECONDS,
+        metrics_listen=NO_METRICS,
+    )
     revived = await build_server(settings, ledger.target, ledger.clock)
     await revived.start()
     try:

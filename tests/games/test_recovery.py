@@ -30,6 +30,7 @@ from tests.support.games import (
     wheel_config,
 )
 from tests.support.ledger import NEVER_SECONDS, balance, fund
+from tests.support.metrics import NO_METRICS
 from tools.suite import free_port
 
 COST = 10
@@ -49,7 +50,9 @@ class RestartableLedger:
         self.stub = ledger_grpc.LedgerServiceStub(self.channel)
 
     async def start(self) -> None:
-        settings = LedgerSettings(db_path=self.db_path, sweep_interval_seconds=NEVER_SECONDS)
+        settings = LedgerSettings(
+            db_path=self.db_path, sweep_interval_seconds=NEVER_SECONDS, metrics_listen=NO_METRICS
+        )
         self.host = await build_ledger(settings, self.target, self.clock)
         await self.host.start()
 

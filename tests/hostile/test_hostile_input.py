@@ -30,6 +30,7 @@ from services.ledger import server as ledger_server
 from services.progress import server as progress_server
 from services.rewards import server as rewards_server
 from tests.hostile import cases, probe
+from tests.support.metrics import NO_METRICS
 
 # Known failures: real bugs the test finds today, by test id, so that the suite passes
 # while they stand. Each entry is strict: it fails loudly once its bug is fixed, to be removed.
@@ -66,7 +67,7 @@ async def started(host: ServiceHost) -> AsyncIterator[str]:
 async def ledger_host(directory: Path, clock: ManualClock) -> ServiceHost:
     # Expiry sweeps only when asked (SweepExpired): no background work between cases.
     settings = ledger_server.LedgerSettings(
-        db_path=directory / "ledger.db", sweep_interval_seconds=10**9
+        db_path=directory / "ledger.db", sweep_interval_seconds=10**9, metrics_listen=NO_METRICS
     )
     return await ledger_server.build_server(settings, "127.0.0.1:0", clock)
 
@@ -84,7 +85,10 @@ async def games_with_ledger(directory: Path) -> AsyncIterator[Running]:
     seeds = (bytes([n % 256]) * 32 for n in itertools.count(1))
     async with started(await ledger_host(directory, clock)) as ledger:
         settings = games_server.GamesSettings(
-            db_path=directory / "games.db", ledger_target=ledger, relay_interval_seconds=3600
+            db_path=directory / "games.db",
+            ledger_target=ledger,
+            relay_interval_seconds=3600,
+            metrics_listen=NO_METRICS,
         )
         host = await games_server.build_server(
             settings, "127.0.0.1:0", clock, seed_source=lambda: next(seeds)
@@ -98,7 +102,7 @@ async def campaigns_with_ledger(directory: Path) -> AsyncIterator[Running]:
     clock = ManualClock()
     async with started(await ledger_host(directory, clock)) as ledger:
         settings = campaigns_server.CampaignsSettings(
-            db_path=directory / "campaigns.db", ledger_target=ledger
+            db_path=directory / "campaigns.db", ledger_target=ledger, metrics_listen=NO_METRICS
         )
         host = await campaigns_server.build_server(settings, "127.0.0.1:0", clock)
         async with started(host) as campaigns:
@@ -111,7 +115,7 @@ async def rewards_with_ledger_and_campaigns(directory: Path) -> AsyncIterator[Ru
     clock = ManualClock()
     async with started(await ledger_host(directory, clock)) as ledger:
         campaigns_settings = campaigns_server.CampaignsSettings(
-            db_path=directory / "campaigns.db", ledger_target=ledger
+            db_path=directory / "campaigns.db", ledger_target=ledger, metrics_listen=NO_METRICS
         )
         campaigns_host = await campaigns_server.build_server(
             campaigns_settings, "127.0.0.1:0", clock
@@ -122,6 +126,7 @@ async def rewards_with_ledger_and_campaigns(directory: Path) -> AsyncIterator[Ru
                 ledger_target=ledger,
                 campaigns_target=campaigns,
                 relay_interval_seconds=3600,
+                metrics_listen=NO_METRICS,
             )
             host = await rewards_server.build_server(settings, "127.0.0.1:0", clock)
             async with started(host) as rewards:
@@ -140,6 +145,7 @@ async def progress_with_ledger(directory: Path) -> AsyncIterator[Running]:
             games_target="",
             relay_interval_seconds=3600,
             review_interval_seconds=3600,
+            metrics_listen=NO_METRICS,
         )
         host = await progress_server.build_server(settings, "127.0.0.1:0", clock)
         async with started(host) as progress:

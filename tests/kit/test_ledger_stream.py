@@ -17,6 +17,7 @@ from services.kit.ledger_stream import StreamPoster, UnaryPoster, poster_of
 from services.kit.status import error_info, field_violations
 from services.ledger.server import LedgerSettings, build_server
 from tests.support.ledger import balance, fund, posted, start_ledger
+from tests.support.metrics import NO_METRICS
 
 
 def earn(*transfer_ids: str, amount: int = 1) -> pb.PostTransfersRequest:
@@ -94,7 +95,11 @@ async def test_a_ledger_that_restarts_is_reached_again(ledger, tmp_path):
             await poster.post(earn("during"), timeout=5)
         assert raised.value.code() == grpc.StatusCode.UNAVAILABLE
         host = await build_server(
-            LedgerSettings(db_path=tmp_path / "own.db", sweep_interval_seconds=10**9),
+            LedgerSettings(
+                db_path=tmp_path / "own.db",
+                sweep_interval_seconds=10**9,
+                metrics_listen=NO_METRICS,
+            ),
             f"127.0.0.1:{port}",
             ManualClock(),
         )

@@ -13,6 +13,7 @@ from loyalty.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
 
 from services.kit.errors import Unavailable
 from services.kit.ledger_stream import StreamPoster
+from services.kit.metrics import Metrics
 from services.kit.outbox import (
     OUTBOX_KINDS_MIGRATION,
     OUTBOX_MIGRATION,
@@ -20,6 +21,7 @@ from services.kit.outbox import (
     LedgerOutbox,
     Settlement,
     SqliteOutbox,
+    watch_backlog,
 )
 from services.kit.sqlite import SqliteStore
 from tests.support.ledger import balance, fund, posted
@@ -72,8 +74,15 @@ async def store(tmp_path):
     await store.close()
 
 
-def outbox_for(store, ledger, stub=None) -> LedgerOutbox:
-    return LedgerOutbox(store, stub or ledger.stub, ledger.clock, {AWARD: apply_award}, timeout=2.0)
+def outbox_for(store, ledger, stub=None, metrics: Metrics | None = None) -> LedgerOutbox:
+    return LedgerOutbox(
+        store,
+        stub or ledger.stub,
+        ledger.clock,
+        {AWARD: apply_award},
+        timeout=2.0,
+        metrics=metrics,
+    )
 
 
 async def record(store, ledger, award_id: str, *transfers: ledger_pb.Transfer):
@@ -219,3 +228,43 @@ async def test_an_entry_recovery_could_not_settle_is_tried_again_after_its_backo
     ledger.clock.advance(POLICY.backoff_us(1) / 1e6)
     assert await outbox_for(store, ledger).relay_once() == 1
     assert await store.read(lambda unit: unit.state("a1")) == "paid"
+
+
+def _value(metrics: Metrics, name: str, **labels: str) -> float:
+    return metrics.registry.get_sample_value(name, labels) or 0.0
+
+
+async def test_the_relay_counts_its_retries_by_kind_and_outcome(store, ledger):
+    await fund(ledger.stub, "m-1", 1, "seed")
+    metrics = Metrics()
+    await record(store, ledger, "a1")
+    async with grpc.aio.insecure_channel("127.0.0.1:1") as nowhere:
+        away = outbox_for(store, ledger, ledger_grpc.LedgerServiceStub(nowhere), metrics)
+        assert await away.recover() == 0
+    retries = "loyalty_outbox_relay_retries_total"
+    assert _value(metrics, retries, kind=AWARD, outcome="deferred") == 1
+    ledger.clock.advance(POLICY.backoff_us(1) / 1e6)
+    assert await outbox_for(store, ledger, metrics=metrics).relay_once() == 1
+    assert _value(metrics, retries, kind=AWARD, outcome="settled") == 1
+    # A settlement by the entry's own request is no retry.
+    entry = await record(store, ledger, "a2")
+    await outbox_for(store, ledger, metrics=metrics).settle(entry)
+    assert _value(metrics, retries, kind=AWARD, outcome="settled") == 1
+
+
+async def test_the_backlog_shows_what_is_pending_and_how_old_the_oldest_is(store, ledger):
+    metrics = Metrics(cache_seconds=0)
+    watch_backlog(metrics, store, ledger.clock)
+    await metrics.refresh()
+    assert _value(metrics, "loyalty_outbox_pending") == 0
+    assert _value(metrics, "loyalty_outbox_oldest_pending_age_seconds") == 0
+    await record(store, ledger, "a1")
+    ledger.clock.advance(30)
+    await record(store, ledger, "a2")
+    ledger.clock.advance(12)
+    await metrics.refresh()
+    assert _value(metrics, "loyalty_outbox_pending") == 2
+    assert _value(metrics, "loyalty_outbox_oldest_pending_age_seconds") == 42
+    # The age is the clock's at every scrape, whatever was read when.
+    ledger.clock.advance(8)
+    assert _value(metrics, "loyalty_outbox_oldest_pending_age_seconds") == 50

@@ -12,7 +12,7 @@ from grpc.aio import Metadata
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.kit.clock import ManualClock
-from services.kit.errors import FailedPrecondition, FieldViolation, InvalidArgument
+from services.kit.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
 from services.kit.outgoing import call_with_retry
 from services.kit.server import ServiceBinding, create_host
 from services.kit.sqlite import GroupCommitWriter
@@ -42,16 +42,24 @@ class Probe:
             await self.release.wait()
         return Response(status=Response.SERVING)
 
+    async def watch(self, request: Request, context):
+        """Two messages; "missing": one, then NOT_FOUND."""
+        yield Response(status=Response.SERVING)
+        if request.service == "missing":
+            raise NotFound("NO_SUCH_THING", "there is no such thing")
+        yield Response(status=Response.SERVING)
+
 
 def register(probe: Probe, server: grpc.aio.Server) -> None:
-    handler = grpc.unary_unary_rpc_method_handler(
-        probe.call,
-        request_deserializer=Request.FromString,
-        response_serializer=Response.SerializeToString,
-    )
-    server.add_generic_rpc_handlers(
-        (grpc.method_handlers_generic_handler(SERVICE, {"Call": handler}),)
-    )
+    codec = {
+        "request_deserializer": Request.FromString,
+        "response_serializer": Response.SerializeToString,
+    }
+    handlers = {
+        "Call": grpc.unary_unary_rpc_method_handler(probe.call, **codec),
+        "Watch": grpc.unary_stream_rpc_method_handler(probe.watch, **codec),
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
 
 
 @pytest.fixture
@@ -201,3 +209,57 @@ async def test_manual_clock_wakes_sleepers_in_deadline_order():
     assert woken == [10, 20, 30]
     with pytest.raises(ValueError):
         clock.set(39)
+
+
+def _calls(
+    host, code: str, name: str = "loyalty_rpc_requests_total", method: str = "Call"
+) -> float:
+    labels = {"service": SERVICE, "method": method, "code": code}
+    return host.metrics.registry.get_sample_value(name, labels) or 0.0
+
+
+async def test_every_call_is_counted_with_its_method_and_status_code(probe_server):
+    host, _, call, channel = probe_server
+    await call(Request(service="ok"))
+    for mode in ("invalid", "precondition", "crash"):
+        with pytest.raises(grpc.aio.AioRpcError):
+            await call(Request(service=mode))
+    with pytest.raises(grpc.aio.AioRpcError):
+        await channel.unary_unary(f"/{SERVICE}/Call")(b"\x0a\x02\xff\xfe")
+    await health_pb2_grpc.HealthStub(channel).Check(Request())
+    codes = ("OK", "INVALID_ARGUMENT", "FAILED_PRECONDITION", "INTERNAL")
+    # Counted before the answer leaves, so the client's answer means it is there.
+    assert {code: _calls(host, code) for code in codes} == {
+        "OK": 1,
+        "INVALID_ARGUMENT": 2,
+        "FAILED_PRECONDITION": 1,
+        "INTERNAL": 1,
+    }
+    durations = "loyalty_rpc_duration_seconds_count"
+    assert {code: _calls(host, code, durations) for code in codes} == {
+        "OK": 1,
+        "INVALID_ARGUMENT": 2,
+        "FAILED_PRECONDITION": 1,
+        "INTERNAL": 1,
+    }
+    # The health service is the kit's own, not the service's: not counted.
+    samples = host.metrics.registry.collect()
+    services = {s.labels.get("service") for f in samples for s in f.samples}
+    assert services <= {SERVICE, None}
+
+
+async def test_a_stream_is_counted_with_its_code_when_it_ends(probe_server):
+    host, _, _, channel = probe_server
+    watch = channel.unary_stream(
+        f"/{SERVICE}/Watch",
+        request_serializer=Request.SerializeToString,
+        response_deserializer=Response.FromString,
+    )
+    assert len([m async for m in watch(Request(service="two"), timeout=10)]) == 2
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        _ = [m async for m in watch(Request(service="missing"), timeout=10)]
+    assert raised.value.code() == grpc.StatusCode.NOT_FOUND
+    assert _calls(host, "OK", method="Watch") == 1
+    assert _calls(host, "NOT_FOUND", method="Watch") == 1
+    # A stream's lifetime is no latency.
+    assert _calls(host, "OK", "loyalty_rpc_duration_seconds_count", "Watch") == 0

@@ -22,6 +22,7 @@ from services.kit.server import ServiceHost
 from tests.support import deadlines
 from tests.support.campaign_specs import ZONE, at
 from tests.support.ledger import post, posted
+from tests.support.metrics import NO_METRICS
 
 
 def stamp(micros: int) -> timestamp_pb2.Timestamp:
@@ -130,10 +131,13 @@ class RunningCampaigns:
 
 
 async def start_campaigns(
-    ledger_target: str, clock: Clock, db_path: Path
+    ledger_target: str, clock: Clock, db_path: Path, **changes
 ) -> tuple[ServiceHost, grpc.aio.Channel]:
-    """A real campaigns server over `db_path` on a free port, and a channel to it."""
-    settings = CampaignsSettings(db_path=db_path, ledger_target=ledger_target)
+    """A real campaigns server over `db_path` on a free port, and a channel to it;
+    `changes` are more settings (metrics are off unless they say otherwise)."""
+    settings = CampaignsSettings(
+        db_path=db_path, ledger_target=ledger_target, **{"metrics_listen": NO_METRICS, **changes}
+    )
     host = await build_server(settings, "127.0.0.1:0", clock)
     await host.start()
     return host, deadlines.channel(f"127.0.0.1:{host.port}")

@@ -28,6 +28,7 @@ from services.kit.outbox import LedgerOutbox
 from services.kit.server import ServiceHost
 from tests.support import deadlines
 from tests.support.ledger_stub import InProcessLedger
+from tests.support.metrics import NO_METRICS
 
 NEVER_SECONDS = 10**9
 
@@ -114,6 +115,7 @@ def games_settings(db_path: Path, ledger_target: str, **changes) -> GamesSetting
         ledger_target=ledger_target,
         ledger_timeout_seconds=2.0,
         relay_interval_seconds=NEVER_SECONDS,
+        metrics_listen=NO_METRICS,
     )
     fields.update(changes)
     return GamesSettings(**fields)

@@ -27,6 +27,7 @@ from services.gateway.tokens import issue_token
 from services.kit.clock import Clock
 from services.kit.errors import NotFound
 from services.kit.status import ERROR_DOMAIN, to_rpc_status
+from tests.support.metrics import NO_METRICS
 
 REPO = Path(__file__).resolve().parents[2]
 NODE_CLIENT = REPO / "tests" / "gateway" / "js" / "call.mjs"
@@ -166,6 +167,7 @@ def gateway_settings(**overrides: Any) -> GatewaySettings:
         member_burst=1000,
         address_burst=1000,
         shutdown_grace_seconds=1.0,
+        metrics_listen=NO_METRICS,
     )
     return dataclasses.replace(base, **overrides)
 

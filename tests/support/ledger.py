@@ -21,6 +21,7 @@ from services.ledger.domain import (
 from services.ledger.server import LedgerSettings, build_server
 from services.ledger.service import CommitSignal, LedgerService
 from services.ledger.store import LedgerStore
+from tests.support.metrics import NO_METRICS
 
 POINTS = "points"
 # The background sweeper must never run on its own in these tests: only SweepExpired sweeps.
@@ -131,9 +132,15 @@ def check_gapless(transfers: list[pb.Transfer]) -> None:
     assert [t.sequence for t in transfers] == list(range(1, len(transfers) + 1))
 
 
-async def start_ledger(db_path, clock, sweep_interval_seconds: float = NEVER_SECONDS):
+async def start_ledger(
+    db_path, clock, sweep_interval_seconds: float = NEVER_SECONDS, metrics_listen: str = NO_METRICS
+):
     """A real ledger server on a free port over `db_path`, and a channel to it."""
-    settings = LedgerSettings(db_path=db_path, sweep_interval_seconds=sweep_interval_seconds)
+    settings = LedgerSettings(
+        db_path=db_path,
+        sweep_interval_seconds=sweep_interval_seconds,
+        metrics_listen=metrics_listen,
+    )
     host = await build_server(settings, "127.0.0.1:0", clock)
     await host.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{host.port}")

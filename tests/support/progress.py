@@ -15,12 +15,15 @@ from zoneinfo import ZoneInfo
 import grpc
 from google.protobuf import json_format
 from loyalty.ledger.v1 import ledger_service_pb2 as ledger_pb
+from loyalty.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
 from loyalty.progress.v1 import progress_service_pb2 as pb
+from loyalty.progress.v1 import progress_service_pb2_grpc as progress_grpc
 
 from services.kit.clock import ManualClock, from_datetime
 from services.kit.feeds import CommitSignal, FeedItem
 from services.kit.ledger_accounts import LedgerAccounts
 from services.kit.schedule import LocalTime, ScheduleSpec
+from services.kit.server import ServiceHost
 from services.progress.catalog import CatalogUseCases
 from services.progress.domain.definitions import (
     Badge,
@@ -49,7 +52,9 @@ from services.progress.members import MemberUseCases
 from services.progress.rewards import Rewards
 from services.progress.store import ProgressStore
 from services.progress.watching import WatchUseCases
-from tests.support.ledger import post, posted, wallet_request
+from tests.support.ledger import open_program, post, posted, start_ledger, wallet_request
+from tests.support.metrics import NO_METRICS
+from tests.support.upstream import FakeUpstream
 
 PARIS = "Europe/Paris"
 DAY_US = 86_400 * 1_000_000
@@ -253,9 +258,11 @@ async def start_progress(
     ledger_target: str,
     upstream_target: str = "",
     review_interval_seconds: float = 3600.0,
+    **changes,
 ):
     """A real progress server on a free port over `db_path`, following the ledger
-    and (when given) the fake campaigns and games feeds; and a stub to it."""
+    and (when given) the fake campaigns and games feeds; and a stub to it.
+    `changes` are more settings (metrics are off unless they say otherwise)."""
     from loyalty.progress.v1 import progress_service_pb2_grpc as progress_grpc
 
     from services.progress.server import ProgressSettings, build_server
@@ -268,11 +275,50 @@ async def start_progress(
         games_target=upstream_target,
         review_interval_seconds=review_interval_seconds,
         relay_interval_seconds=3600.0,
+        **{"metrics_listen": NO_METRICS, **changes},
     )
     host = await build_server(settings, "127.0.0.1:0", clock, contracts=contracts())
     await host.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{host.port}")
     return host, channel, progress_grpc.ProgressServiceStub(channel)
+
+
+@dataclass
+class Running:
+    """A real ledger, fake campaigns and games feeds, and a real progress server
+    following them, on one ManualClock."""
+
+    clock: ManualClock
+    ledger: ledger_grpc.LedgerServiceStub
+    upstream: FakeUpstream
+    host: ServiceHost
+    progress: progress_grpc.ProgressServiceStub
+    ledger_target: str
+    ledger_host: ServiceHost
+
+
+@contextlib.asynccontextmanager
+async def running_progress(directory: Path, **changes) -> AsyncIterator[Running]:
+    """Everything of Running started over files in `directory`, stopped after;
+    `changes` are progress settings."""
+    clock = ManualClock(at(2026, 3, 2, 9))
+    ledger_host, ledger_channel, ledger = await start_ledger(directory / "ledger.db", clock)
+    await open_program(ledger)
+    upstream = FakeUpstream()
+    await upstream.start()
+    target = f"127.0.0.1:{ledger_host.port}"
+    host, channel, progress = await start_progress(
+        directory / "progress.db", clock, target, upstream.target, **changes
+    )
+    try:
+        yield Running(clock, ledger, upstream, host, progress, target, ledger_host)
+    finally:
+        await channel.close()
+        await host.stop(None)
+        await upstream.stop()
+        await ledger_channel.close()
+        # A test may have stopped its ledger already.
+        await ledger_host.stop(None)
 
 
 async def caught_up(host, feed: str, sequence: int, timeout: float = 20.0) -> None:
@@ -369,6 +415,7 @@ async def gateway_in_front(running) -> AsyncIterator[str]:
         jwt_issuer="test",
         jwt_audience="test",
         jwt_secret=GATEWAY_SECRET,
+        metrics_listen=NO_METRICS,
     )
     gateway = await build_server(settings, "127.0.0.1:0", running.clock)
     await gateway.start()

@@ -20,8 +20,10 @@ from loyalty.rewards.v1 import rewards_service_pb2_grpc as rewards_grpc
 
 from services.kit.clock import ManualClock
 from services.kit.proto_time import timestamp
+from services.kit.server import ServiceHost
 from services.rewards.server import RewardsSettings, build_server
 from tests.support.ledger import balance, fund, start_ledger
+from tests.support.metrics import NO_METRICS
 
 TIMEOUT = 10.0
 # The ManualClock's default start: Thursday 1 January 2026, 00:00 UTC.
@@ -76,6 +78,8 @@ class World:
     directory_target: str
     # Where the rewards server answers.
     target: str
+    host: ServiceHost
+    ledger_host: ServiceHost
 
     async def fund(self, member_id: str, points: int, transfer_id: str = "") -> None:
         await fund(self.ledger, member_id, points, transfer_id)
@@ -97,6 +101,7 @@ class World:
 def settings(path: Path, ledger_target: str, directory_target: str, **fields) -> RewardsSettings:
     # The relay runs only when a test asks (relay_once / recover): no background work.
     fields.setdefault("relay_interval_seconds", 10**9)
+    fields.setdefault("metrics_listen", NO_METRICS)
     return RewardsSettings(
         db_path=path / "rewards.db",
         ledger_target=ledger_target,
@@ -134,6 +139,8 @@ async def rewards_world(path: Path, **fields) -> AsyncIterator[World]:
             ledger_target,
             directory_target,
             f"127.0.0.1:{host.port}",
+            host,
+            ledger_host,
         )
         try:
             yield world
@@ -141,6 +148,7 @@ async def rewards_world(path: Path, **fields) -> AsyncIterator[World]:
             await channel.close()
             await host.stop(None)
             await ledger_channel.close()
+            # A test may have stopped its ledger already.
             await ledger_host.stop(None)
 
 
@@ -172,6 +180,7 @@ async def rewards_gateway(world: World) -> AsyncIterator[Gateway]:
         jwt_issuer=ISSUER,
         jwt_audience=AUDIENCE,
         shutdown_grace_seconds=1.0,
+        metrics_listen=NO_METRICS,
     )
     host = await build_gateway(settings, "127.0.0.1:0")
     await host.start()
