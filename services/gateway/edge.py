@@ -1,5 +1,6 @@
 """The HTTP edge in front of the Connect applications: request ids, CORS,
-body size, liveness and readiness, and routing by service and method path,
+body size, liveness and readiness, plain pages (the web apps and the
+development sign-in, webapps.py), and routing by service and method path,
 with an explained refusal (refusals.py) for whatever no handler can take."""
 
 from __future__ import annotations
@@ -25,6 +26,14 @@ from services.kit.clock import Clock
 from services.kit.server import REQUEST_ID_HEADER, request_id_from
 
 log = structlog.get_logger()
+
+
+class Page(Protocol):
+    """A plain HTTP route beside the RPCs (the web apps, the dev sign-in)."""
+
+    def handles(self, path: str) -> bool: ...
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None: ...
 
 
 class ServedService(Protocol):
@@ -99,8 +108,10 @@ class Edge:
         max_body_bytes: int,
         readiness: Callable[[], Awaitable[dict[str, str]]],
         clock: Clock,
+        pages: Sequence[Page] = (),
     ) -> None:
         self._routes = routes
+        self._pages = pages
         self._codecs = codecs
         self._cors = cors
         self._max_body_bytes = max_body_bytes
@@ -164,6 +175,10 @@ class Edge:
             body = {"status": "ready" if ready else "not_ready", "upstreams": upstreams}
             await _plain_response(send, 200 if ready else 503, body)
             return
+        for page in self._pages:
+            if page.handles(path):
+                await page(scope, receive, send)
+                return
         content_type = _header(scope, b"content-type")
         trailers = _header(scope, b"te") == "trailers" and "http.response.trailers" in scope.get(
             "extensions", {}
