@@ -1,0 +1,3 @@
+export function CatchScreen() {
+  return <p>Catch arrives with the games contract.</p>;
+}

@@ -1,0 +1,3 @@
+export function EarnScreen() {
+  return <p>Activities arrive with the campaigns contract.</p>;
+}

@@ -1,0 +1,3 @@
+export function EventsScreen() {
+  return <p>Bonus events arrive with the campaigns contract.</p>;
+}

@@ -1,0 +1,3 @@
+export function WheelScreen() {
+  return <p>The wheel arrives with the games contract.</p>;
+}
