@@ -52,6 +52,7 @@ async def run_load(
     calls: int = 0,
     timeout: float = 30.0,
     server_pid: int | None = None,
+    stream: bool = False,
 ) -> LoadResult:
     """Drive `method` on `target` from a separate process (see bench/load.py)."""
     cpu_before = cpu_seconds(server_pid) if server_pid else 0.0
@@ -69,6 +70,7 @@ async def run_load(
         f"--warmup={warmup}",
         f"--calls={calls}",
         f"--timeout={timeout}",
+        *(["--stream"] if stream else []),
         cwd=REPO,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

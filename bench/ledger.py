@@ -10,11 +10,22 @@ process (bench/load.py):
 - unary_tps, unary_p50_ms, unary_p99_ms: PostTransfers with one transfer per call
   at 64 concurrent calls (earns issuance -> wallet, spends wallet -> revenue, spread
   over the wallets); unary_ratio = unary_tps / echo_rps;
+- stream_tps, stream_p99_ms: the same transfers over one PostTransfersStream, one
+  transfer per message, 64 messages in flight; stream_over_unary = stream_tps /
+  unary_tps;
+- the scaling table and chart, bench/results/ledger_scaling.md and .png: unary and
+  stream transfers/s and p99 at 1, 8, 64 and 256 in flight (the 64 rows are the
+  figures above);
 - batch_tps: PostTransfers with 1,000 such transfers per call, against
   sqlite_batch_tps: plain sqlite3 on a fresh file with the ledger's own migrations,
-  one transaction per 1,000 transfers (INSERT them, UPDATE both accounts' balances;
-  WAL, synchronous=FULL; no gRPC, no service layer); batch_ratio = their quotient;
-- ledger_rss_mb: the ledger process's peak resident memory over the run.
+  one transaction per 1,000 transfers doing the statements the ledger must do (the
+  idempotency lookup, INSERT the transfers, UPDATE each account touched, INSERT
+  and UPDATE the wallets' lots; WAL, synchronous=FULL; no gRPC, no service layer);
+  batch_ratio = their quotient; batch_cpu_us_per_transfer beside
+  sqlite_cpu_us_per_transfer, the same CPU figure for that plain-sqlite3 loop;
+- ledger_rss_mb: the ledger process's peak resident memory over the run;
+- *_cpu_us_per_*: the ledger process's CPU time per call, message or transfer
+  (warm-up included): a figure other work on the machine disturbs less than rates.
 
 Then checks the program's balances against what was sent, so every measured
 transfer is known to have committed. Writes bench/results/ledger.json.
@@ -26,23 +37,33 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import random
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 from loyalty.ledger.v1 import ledger_service_pb2 as pb
 from loyalty.ledger.v1 import ledger_service_pb2_grpc as pb_grpc
 
-from bench.common import Target, peak_rss_mb, report, run_load, start_echo
+from bench.common import (
+    RESULTS_DIR,
+    LoadResult,
+    Target,
+    peak_rss_mb,
+    report,
+    run_load,
+    start_echo,
+)
 from bench.load import ECHO_METHOD, Call
 from services.kit.clock import MICROS_PER_SECOND, SystemClock
 from services.kit.logs import configure_logging
 from services.kit.sqlite import connect, migrate
 from services.ledger.server import SERVICE_NAME
-from services.ledger.store import MIGRATIONS
+from services.ledger.store import CHUNK, MIGRATIONS, TRANSFER_COLUMNS
 from tools.suite import Suite
 
 WALLETS = 4096
@@ -52,12 +73,18 @@ CONCURRENCY = 64
 BATCH = 1000
 BATCH_CONCURRENCY = 2
 POST_TRANSFERS = f"/{SERVICE_NAME}/PostTransfers"
+POST_TRANSFERS_STREAM = f"/{SERVICE_NAME}/PostTransfersStream"
+# In flight for the scaling table; 64 is the headline figures' own.
+SCALING = (1, 8, 64, 256)
 YEAR_US = 365 * 86_400 * MICROS_PER_SECOND
+# Issue 13's targets.
 TARGETS = [
-    Target("unary_ratio", 0.85),
+    Target("unary_ratio", 0.7),
     Target("unary_p99_ms", 25, at_least=False),
     Target("batch_ratio", 0.6),
+    Target("batch_cpu_us_per_transfer", 25, at_least=False),
     Target("ledger_rss_mb", 150, at_least=False),
+    Target("stream_over_unary", 2.5),
 ]
 
 
@@ -107,6 +134,21 @@ def transfer_calls(params: dict, lane: int) -> Iterator[Call]:
     while True:
         request = pb.PostTransfersRequest(transfers=[_transfer(next(specs)) for _ in range(batch)])
         yield request.SerializeToString(), ()
+
+
+def stream_calls(params: dict, lane: int) -> Iterator[Call]:
+    """The same workload as PostTransfersStream messages, each with its correlation id."""
+    specs = transfer_specs(params, lane)
+    batch = params["batch"]
+    for count in itertools.count(1):
+        message = pb.PostTransfersStreamRequest(
+            correlation_id=f"{lane}:{count}",
+            request=pb.PostTransfersRequest(
+                transfers=[_transfer(next(specs)) for _ in range(batch)]
+            ),
+        )
+        yield message.SerializeToString(), ()
+    raise AssertionError("unreachable")
 
 
 def sent_totals(params: dict, lane_calls: list[int]) -> tuple[int, int]:
@@ -183,36 +225,88 @@ async def balance(ledger: pb_grpc.LedgerServiceStub, account_id: str) -> int:
 # ---------------------------------------------------------------- the sqlite ceiling
 
 
-def sqlite_batch_tps(path: Path, params: dict, seconds: float) -> float:
-    """Transfers per second for plain sqlite3 on the ledger's schema: one transaction
-    per batch, INSERT the transfers and UPDATE both accounts' balances."""
+@dataclass(frozen=True)
+class Ceiling:
+    tps: float
+    cpu_us_per_transfer: float
+
+
+def sqlite_batch_tps(path: Path, params: dict, seconds: float) -> Ceiling:
+    """Plain sqlite3 on the ledger's schema doing the statements the ledger must do
+    for the same batches, one transaction each: the idempotency lookup of the
+    batch's ids, INSERT the transfers, UPDATE each touched account once, INSERT a
+    lot per earn into a wallet, UPDATE the lot each spend takes from. No gRPC, no
+    rules beyond the arithmetic, no service layer."""
     db = connect(path)
     migrate(db, MIGRATIONS)
     now = SystemClock().now_us()
-    balances = {ISSUANCE: -FUNDING * params["wallets"], BREAKAGE: 0, REVENUE: 0}
-    balances.update({wallet(index): FUNDING for index in range(params["wallets"])})
+    wallets = [wallet(index) for index in range(params["wallets"])]
+    # [debits_posted, credits_posted] per account, as the UPDATEs write them.
+    posted = {ISSUANCE: [FUNDING * len(wallets), 0], BREAKAGE: [0, 0], REVENUE: [0, 0]}
+    posted.update({member: [0, FUNDING] for member in wallets})
+    # Each wallet's open lots, soonest-expiring first: [sequence, remaining].
+    lots: dict[str, list[list[int]]] = {}
     db.execute("BEGIN IMMEDIATE")
     db.executemany(
         "INSERT INTO accounts (id, unit, kind, flags, expiry_account_id, metadata, created_at,"
         " debits_posted, credits_posted) VALUES (?, 'points', ?, ?, ?, '{}', ?, ?, ?)",
         [
-            (ISSUANCE, 2, 0, None, now, FUNDING * params["wallets"], 0),
+            (ISSUANCE, 2, 0, None, now, FUNDING * len(wallets), 0),
             (BREAKAGE, 6, 0, None, now, 0, 0),
             (REVENUE, 5, 0, None, now, 0, 0),
-            *((wallet(i), 1, 5, BREAKAGE, now, 0, FUNDING) for i in range(params["wallets"])),
+            *((member, 1, 5, BREAKAGE, now, 0, FUNDING) for member in wallets),
         ],
     )
+    # The funding transfers and their lots (which never expire, so they come last).
+    db.executemany(
+        f"INSERT INTO transfers ({TRANSFER_COLUMNS})"
+        " VALUES (?,?,1,9,?,?,?,?,0,?,'{}','',0,NULL,'')",
+        [
+            (sequence, f"fund:{member}", ISSUANCE, member, FUNDING, now, FUNDING)
+            for sequence, member in enumerate(wallets, start=1)
+        ],
+    )
+    db.executemany(
+        "INSERT INTO lots (sequence, account_id, remaining, expires_at) VALUES (?, ?, ?, NULL)",
+        [(sequence, member, FUNDING) for sequence, member in enumerate(wallets, start=1)],
+    )
+    for sequence, member in enumerate(wallets, start=1):
+        lots[member] = [[sequence, FUNDING]]
     db.execute("COMMIT")
     specs = transfer_specs(params, 0)
-    sequence = transferred = 0
-    started = time.perf_counter()
+    sequence, transferred = len(wallets), 0
+    cpu_started, started = time.process_time(), time.perf_counter()
     while time.perf_counter() - started < seconds:
-        rows, debits, credits = [], [], []
-        for _ in range(params["batch"]):
-            transfer_id, debit, credit, amount, expires_at = next(specs)
+        batch = [next(specs) for _ in range(params["batch"])]
+        rows, new_lots, taken, touched = [], [], {}, {}
+        db.execute("BEGIN IMMEDIATE")
+        ids = [spec[0] for spec in batch]
+        for start in range(0, len(ids), CHUNK):
+            chunk = ids[start : start + CHUNK]
+            found = db.execute(
+                f"SELECT id FROM transfers WHERE id IN ({','.join('?' * len(chunk))})", chunk
+            ).fetchall()
+            if found:
+                raise RuntimeError(f"{len(found)} transfer ids exist already")
+        for transfer_id, debit, credit, amount, expires_at in batch:
             sequence += 1
-            balances[debit] -= amount
-            balances[credit] += amount
+            posted[debit][0] += amount
+            posted[credit][1] += amount
+            touched[debit] = touched[credit] = None
+            if debit in lots:
+                left = amount
+                for lot in lots[debit]:
+                    take = min(lot[1], left)
+                    if take:
+                        lot[1] -= take
+                        left -= take
+                        taken[lot[0]] = lot
+                    if not left:
+                        break
+                lots[debit] = [lot for lot in lots[debit] if lot[1]] or lots[debit][-1:]
+            if credit in lots:
+                lots[credit].insert(len(lots[credit]) - 1, [sequence, amount])
+                new_lots.append((sequence, credit, amount, expires_at))
             rows.append(
                 (
                     sequence,
@@ -223,8 +317,8 @@ def sqlite_batch_tps(path: Path, params: dict, seconds: float) -> float:
                     credit,
                     amount,
                     now,
-                    balances[debit],
-                    balances[credit],
+                    posted[debit][1] - posted[debit][0],
+                    posted[credit][1] - posted[credit][0],
                     "{}",
                     "",
                     0,
@@ -232,25 +326,28 @@ def sqlite_batch_tps(path: Path, params: dict, seconds: float) -> float:
                     "",
                 )
             )
-            debits.append((amount, debit))
-            credits.append((amount, credit))
-        db.execute("BEGIN IMMEDIATE")
         db.executemany(
-            "INSERT INTO transfers (sequence, id, kind, code, debit_account_id,"
-            " credit_account_id, amount, created_at, debit_balance_after, credit_balance_after,"
-            " metadata, pending_id, timeout_us, expires_at, reverses_id)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            f"INSERT INTO transfers ({TRANSFER_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             rows,
         )
-        db.executemany("UPDATE accounts SET debits_posted = debits_posted + ? WHERE id = ?", debits)
         db.executemany(
-            "UPDATE accounts SET credits_posted = credits_posted + ? WHERE id = ?", credits
+            "UPDATE accounts SET debits_posted = ?, credits_posted = ? WHERE id = ?",
+            [(*posted[account_id], account_id) for account_id in touched],
+        )
+        db.executemany(
+            "INSERT INTO lots (sequence, account_id, remaining, expires_at) VALUES (?,?,?,?)",
+            new_lots,
+        )
+        db.executemany(
+            "UPDATE lots SET remaining = ? WHERE sequence = ?",
+            [(lot[1], lot[0]) for lot in taken.values()],
         )
         db.execute("COMMIT")
         transferred += len(rows)
     elapsed = time.perf_counter() - started
+    cpu = time.process_time() - cpu_started
     db.close()
-    return transferred / elapsed
+    return Ceiling(transferred / elapsed, cpu * 1e6 / transferred)
 
 
 # ---------------------------------------------------------------- the run
@@ -291,14 +388,23 @@ async def run(seconds: float, wallets: int, batch_concurrency: int) -> dict:
                     seconds=seconds,
                     server_pid=echo.process.pid,
                 )
-                unary = await run_load(
-                    ledger_process.target,
-                    POST_TRANSFERS,
-                    workload,
-                    params("unary", 1),
-                    seconds=seconds,
-                    server_pid=ledger_process.process.pid,
-                )
+                phases: dict[tuple[str, int], LoadResult] = {}
+                for concurrency in SCALING:
+                    for mode, method, calls in (
+                        ("unary", POST_TRANSFERS, workload),
+                        ("stream", POST_TRANSFERS_STREAM, "bench.ledger:stream_calls"),
+                    ):
+                        phases[mode, concurrency] = await run_load(
+                            ledger_process.target,
+                            method,
+                            calls,
+                            params(f"{mode}{concurrency}", 1),
+                            concurrency=concurrency,
+                            seconds=seconds,
+                            server_pid=ledger_process.process.pid,
+                            stream=mode == "stream",
+                        )
+                unary, streamed = phases["unary", CONCURRENCY], phases["stream", CONCURRENCY]
                 batched = await run_load(
                     ledger_process.target,
                     POST_TRANSFERS,
@@ -310,7 +416,11 @@ async def run(seconds: float, wallets: int, batch_concurrency: int) -> dict:
                 )
                 rss = peak_rss_mb(ledger_process.process.pid)
                 earned = spent = 0
-                for prefix, batch, result in (("unary", 1, unary), ("batch", BATCH, batched)):
+                sent = [
+                    (f"{mode}{concurrency}", 1, result)
+                    for (mode, concurrency), result in phases.items()
+                ]
+                for prefix, batch, result in (*sent, ("batch", BATCH, batched)):
                     more_earned, more_spent = sent_totals(params(prefix, batch), result.lane_calls)
                     earned, spent = earned + more_earned, spent + more_spent
                 sample_amount = answer.results[0].transfer.amount
@@ -320,11 +430,12 @@ async def run(seconds: float, wallets: int, batch_concurrency: int) -> dict:
             if echo is not None:
                 await echo.stop()
             await suite.stop_all()
-        sqlite_tps = sqlite_batch_tps(work / "ceiling.db", params("sqlite", BATCH), seconds)
+        ceiling = sqlite_batch_tps(work / "ceiling.db", params("sqlite", BATCH), seconds)
     if not verified:
         print("  ledger: the balances do not match what was sent: some transfers were refused")
     unary_tps = unary.rps
     batch_tps = batched.rps * BATCH
+    write_scaling(phases, echoed.rps)
     return {
         "wallets": wallets,
         "seconds": seconds,
@@ -334,17 +445,70 @@ async def run(seconds: float, wallets: int, batch_concurrency: int) -> dict:
         "unary_ratio": round(unary_tps / echoed.rps, 3),
         "unary_p50_ms": round(unary.p50_ms, 2),
         "unary_p99_ms": round(unary.p99_ms, 2),
+        "stream_tps": round(streamed.rps, 1),
+        "stream_over_unary": round(streamed.rps / unary_tps, 2),
+        "stream_p99_ms": round(streamed.p99_ms, 2),
         "batch_concurrency": batch_concurrency,
         "batch_tps": round(batch_tps, 1),
-        "sqlite_batch_tps": round(sqlite_tps, 1),
-        "batch_ratio": round(batch_tps / sqlite_tps, 3),
+        "sqlite_batch_tps": round(ceiling.tps, 1),
+        "batch_ratio": round(batch_tps / ceiling.tps, 3),
         "batch_p99_ms": round(batched.p99_ms, 2),
         "echo_cpu_us_per_call": round(echoed.server_cpu_us_per_call, 1),
         "unary_cpu_us_per_call": round(unary.server_cpu_us_per_call, 1),
+        "stream_cpu_us_per_message": round(streamed.server_cpu_us_per_call, 1),
         "batch_cpu_us_per_transfer": round(batched.server_cpu_us_per_call / BATCH, 1),
+        "sqlite_cpu_us_per_transfer": round(ceiling.cpu_us_per_transfer, 1),
         "ledger_rss_mb": round(rss, 1),
         "verified": verified,
     }
+
+
+def write_scaling(phases: dict[tuple[str, int], LoadResult], echo_rps: float) -> None:
+    """bench/results/ledger_scaling.md (a table) and ledger_scaling.png (a chart):
+    transfers/s and p99 against the number in flight, unary and stream."""
+    rows = [
+        "| in flight | unary transfers/s | unary p99 ms | stream transfers/s | stream p99 ms |",
+        "| ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for concurrency in SCALING:
+        unary, streamed = phases["unary", concurrency], phases["stream", concurrency]
+        rows.append(
+            f"| {concurrency} | {unary.rps:,.0f} | {unary.p99_ms:,.1f}"
+            f" | {streamed.rps:,.0f} | {streamed.p99_ms:,.1f} |"
+        )
+    failed = {key: result.errors for key, result in phases.items() if result.errors}
+    note = [
+        "",
+        "One transfer per call or message; the gRPC echo at 64 in flight in the same run:"
+        f" {echo_rps:,.0f} calls/s.",
+        *([f"Failed calls: {failed}."] if failed else []),
+    ]
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    (RESULTS_DIR / "ledger_scaling.md").write_text("\n".join([*rows, *note]) + "\n")
+    plot_scaling(phases, RESULTS_DIR / "ledger_scaling.png")
+
+
+def plot_scaling(phases: dict[tuple[str, int], LoadResult], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    figure, (rate, tail) = pyplot.subplots(1, 2, figsize=(10, 4))
+    for mode in ("unary", "stream"):
+        rate.plot(SCALING, [phases[mode, c].rps for c in SCALING], marker="o", label=mode)
+        tail.plot(SCALING, [phases[mode, c].p99_ms for c in SCALING], marker="o", label=mode)
+    for axes, label in ((rate, "transfers/s"), (tail, "p99 latency (ms)")):
+        axes.set_xscale("log", base=2)
+        axes.set_xticks(SCALING, [str(c) for c in SCALING])
+        axes.set_xlabel("transfers in flight")
+        axes.set_ylabel(label)
+        axes.grid(True, alpha=0.3)
+        axes.legend()
+    figure.suptitle("Ledger: one transfer per call (unary) or per message (one stream)")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    pyplot.close(figure)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -9,20 +9,31 @@ gRPC with a manager token, like any other client.
     loyalty-admin stats CAMPAIGN_ID
     loyalty-admin dry-run activity.yaml     the breakdown an activity would get now
     loyalty-admin watch                     campaign transitions, live
+    loyalty-admin rewards apply coffee.yaml create or update a reward (idempotent)
+    loyalty-admin rewards import REWARD_ID codes.csv   import codes, with a progress bar
+    loyalty-admin rewards list              the catalog with stock and codes left
+    loyalty-admin rewards stock REWARD_ID [--add N]    stock left (after adding N units)
+    loyalty-admin rewards report [REWARD_ID]           one reward, or the whole program
 
 Files are YAML or JSON in the protobuf JSON mapping: a campaign file holds
-`campaign_id` and `spec`; an activity file holds an `activity`.
+`campaign_id` and `spec`; an activity file holds an `activity`; a reward file
+holds `reward_id` and `spec`. A code file is CSV with the code in the first
+column (a first line "code" is a header); it is streamed in chunks, so its size
+does not matter, and each line not added is printed with its number and why.
 Connection: --gateway (LOYALTY_GATEWAY, default 127.0.0.1:8080) and --token
 (LOYALTY_TOKEN; `make token ROLE=campaign-manager SUB=you` prints one).
-Exit status: 0 done, 1 the gateway refused the call, 2 bad usage or file.
+Exit status: 0 done, 1 the gateway refused the call (or some codes were not
+added), 2 bad usage or file.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sys
+import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,6 +44,8 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 from loyalty.campaigns.v1 import campaigns_service_pb2 as pb
 from loyalty.campaigns.v1 import campaigns_service_pb2_grpc as campaigns_grpc
+from loyalty.rewards.v1 import rewards_service_pb2 as rewards_pb
+from loyalty.rewards.v1 import rewards_service_pb2_grpc as rewards_grpc
 
 from services.kit.status import error_info, field_violations
 
@@ -180,6 +193,235 @@ class Admin:
             )
 
 
+# What one ImportCodes call carries: within the gateway's body limit (256 KiB).
+CHUNK_LINES = 5000
+CHUNK_BYTES = 192 * 1024
+LONGEST_LINE = 1024
+UNAVAILABLE_ATTEMPTS = 3
+
+
+class RewardsAdmin:
+    """The rewards catalog from the command line."""
+
+    def __init__(self, stub: rewards_grpc.RewardsServiceStub, token: str, out, err) -> None:
+        self._stub = stub
+        self._metadata = (("authorization", f"Bearer {token}"),)
+        self._out = out
+        self._err = err
+
+    def _call(self, method: Callable, request: Message):
+        """Every rewards call here is idempotent (ids, request ids, import chunks), so a
+        call the gateway could not hand on (UNAVAILABLE) is asked again, twice at most."""
+        for attempt in range(UNAVAILABLE_ATTEMPTS):
+            try:
+                return method(request, metadata=self._metadata, timeout=CALL_TIMEOUT_SECONDS)
+            except grpc.RpcError as error:
+                if error.code() != grpc.StatusCode.UNAVAILABLE:
+                    raise
+                if attempt == UNAVAILABLE_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.5 * 2**attempt)
+        raise AssertionError("unreachable")
+
+    def _print(self, text: str) -> None:
+        print(text, file=self._out)
+
+    def apply(self, path: str) -> None:
+        request = _load(path, rewards_pb.CreateRewardRequest())
+        if not request.reward_id:
+            raise UsageError(f"{path}: reward_id is required")
+        try:
+            reward = self._call(self._stub.CreateReward, request).reward
+            self._print(f"applied {reward.reward_id} (version {reward.version})")
+            return
+        except grpc.RpcError as error:
+            if error.code() != grpc.StatusCode.ALREADY_EXISTS:
+                raise
+        current = self._call(
+            self._stub.GetReward, rewards_pb.GetRewardRequest(reward_id=request.reward_id)
+        ).reward
+        update = rewards_pb.UpdateRewardRequest(
+            reward_id=request.reward_id, spec=request.spec, expected_version=current.version
+        )
+        reward = self._call(self._stub.UpdateReward, update).reward
+        self._print(f"updated {reward.reward_id} (version {reward.version})")
+
+    def import_codes(self, reward_id: str, path: str, import_id: str) -> int:
+        """Streams the file chunk by chunk; returns how many lines were not added.
+        The import id defaults to the file's SHA-256, so importing the same file
+        again (after an interruption, say) adds nothing twice."""
+        file = Path(path)
+        try:
+            size = file.stat().st_size
+            import_id = import_id or f"csv-{_sha256(file)[:32]}"
+        except OSError as error:
+            raise UsageError(f"{path}: cannot read: {error.strerror}") from error
+        added = problems = lines_sent = replayed = 0
+        with file.open("rb") as source:
+            for first_line, lines, local in _chunks(source):
+                answer = self._call(
+                    self._stub.ImportCodes,
+                    rewards_pb.ImportCodesRequest(
+                        reward_id=reward_id, import_id=import_id, first_line=first_line, lines=lines
+                    ),
+                )
+                reported = sorted(
+                    [*local, *((p.line, p.reason, p.detail) for p in answer.problems)]
+                )
+                for line, reason, detail in reported:
+                    self._print(f"line {line}: {reason}: {detail}")
+                hidden = answer.problems_total - len(answer.problems)
+                if hidden:
+                    self._print(f"  ... and {hidden} more lines of this chunk not added")
+                if answer.replayed:
+                    replayed += 1
+                else:
+                    added += answer.added
+                problems += answer.problems_total + len(local)
+                lines_sent += len(lines)
+                self._progress(source.tell(), size, lines_sent, answer.codes_free)
+        print(file=self._err)
+        before = f" ({replayed} chunks were imported before)" if replayed else ""
+        self._print(f"{reward_id}: {added} codes added, {problems} lines not added{before}")
+        return problems
+
+    def _progress(self, done: int, size: int, lines: int, free: int) -> None:
+        fraction = done / size if size else 1.0
+        bar = "#" * int(fraction * 30)
+        print(
+            f"\rimporting [{bar:<30}] {fraction:4.0%}  {lines:,} lines  {free:,} codes free",
+            end="",
+            file=self._err,
+            flush=True,
+        )
+
+    def list(self) -> None:
+        rows, token = [], ""
+        while True:
+            page = self._call(
+                self._stub.ListRewards,
+                rewards_pb.ListRewardsRequest(page_size=100, page_token=token),
+            )
+            for reward in page.rewards:
+                report = self._report(reward.reward_id)
+                rows.append(
+                    (
+                        reward.reward_id,
+                        reward.spec.title,
+                        rewards_pb.RewardKind.Name(reward.spec.kind)
+                        .removeprefix("REWARD_KIND_")
+                        .lower(),
+                        f"{reward.spec.price} {reward.spec.price_unit or 'points'}",
+                        report.stock_left,
+                        report.codes_left
+                        if reward.spec.kind == rewards_pb.REWARD_KIND_CODE_POOL
+                        else "-",
+                        report.redemptions,
+                    )
+                )
+            token = page.next_page_token
+            if not token:
+                break
+        self._print(_table(("ID", "TITLE", "KIND", "PRICE", "STOCK", "CODES", "REDEEMED"), rows))
+
+    def _report(self, reward_id: str) -> rewards_pb.RewardReport:
+        return self._call(
+            self._stub.GetRewardReport, rewards_pb.GetRewardReportRequest(reward_id=reward_id)
+        ).report
+
+    def stock(self, reward_id: str, add: int, request_id: str) -> None:
+        if add:
+            request = rewards_pb.StockRewardRequest(
+                reward_id=reward_id, quantity=add, request_id=request_id or f"cli-{add}"
+            )
+            self._call(self._stub.StockReward, request)
+        report = self._report(reward_id)
+        low = "  (fewer codes than stock)" if report.codes_low else ""
+        self._print(
+            f"{reward_id}: {report.stock_left} in stock, {report.codes_left} codes free{low}"
+        )
+
+    def report(self, reward_id: str) -> None:
+        if reward_id:
+            fields = json_format.MessageToDict(
+                self._report(reward_id), always_print_fields_with_no_presence=True
+            )
+        else:
+            fields = json_format.MessageToDict(
+                self._call(self._stub.GetProgramReport, rewards_pb.GetProgramReportRequest()),
+                always_print_fields_with_no_presence=True,
+            )
+        rows = [
+            (key, json.dumps(value) if isinstance(value, list | dict) else value)
+            for key, value in fields.items()
+        ]
+        self._print(_table(("FIELD", "VALUE"), rows))
+
+
+def _sha256(file: Path) -> str:
+    digest = hashlib.sha256()
+    with file.open("rb") as source:
+        for block in iter(lambda: source.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _chunks(source):
+    """(first line number, lines, problems found here) at most CHUNK_LINES lines or
+    CHUNK_BYTES at a time. A line too long to send or not UTF-8 is reported here and
+    sent empty, so the line numbers stay the file's."""
+    first, lines, local, size = 1, [], [], 0
+    for number, raw in enumerate(source, start=1):
+        text = raw.rstrip(b"\r\n")
+        try:
+            line = text.decode("utf-8")
+        except UnicodeDecodeError:
+            line, local = "", [*local, (number, "MALFORMED", "the line is not UTF-8")]
+        if len(line) > LONGEST_LINE:
+            local.append((number, "MALFORMED", f"the line is {len(line):,} characters long"))
+            line = ""
+        lines.append(line)
+        size += len(line) + 8
+        if len(lines) == CHUNK_LINES or size >= CHUNK_BYTES:
+            yield first, lines, local
+            first, lines, local, size = number + 1, [], [], 0
+    if lines:
+        yield first, lines, local
+
+
+def _rewards_command(args, channel, out) -> int:
+    admin = RewardsAdmin(rewards_grpc.RewardsServiceStub(channel), args.token, out, sys.stderr)
+    match args.rewards_command:
+        case "apply":
+            admin.apply(args.file)
+        case "import":
+            return 1 if admin.import_codes(args.reward_id, args.file, args.import_id) else 0
+        case "list":
+            admin.list()
+        case "stock":
+            admin.stock(args.reward_id, args.add, args.request_id)
+        case "report":
+            admin.report(args.reward_id)
+    return 0
+
+
+def _rewards_parser(commands) -> None:
+    rewards = commands.add_parser("rewards", help="the rewards catalog, codes and reports")
+    verbs = rewards.add_subparsers(dest="rewards_command", required=True)
+    verbs.add_parser("apply", help="create or update a reward").add_argument("file")
+    importing = verbs.add_parser("import", help="import codes from a CSV file")
+    importing.add_argument("reward_id")
+    importing.add_argument("file")
+    importing.add_argument("--import-id", default="", help="default: the file's SHA-256")
+    verbs.add_parser("list", help="the catalog with stock and codes left")
+    stock = verbs.add_parser("stock", help="stock left, after adding --add units")
+    stock.add_argument("reward_id")
+    stock.add_argument("--add", type=int, default=0, help="units to add (negative: withdraw)")
+    stock.add_argument("--request-id", default="", help="idempotency key of the change")
+    report = verbs.add_parser("report", help="a reward's report, or the program's")
+    report.add_argument("reward_id", nargs="?", default="")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="loyalty-admin",
@@ -204,6 +446,7 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("watch", help="follow transitions").add_argument(
         "--after", type=int, default=0
     )
+    _rewards_parser(commands)
     return parser
 
 
@@ -237,6 +480,8 @@ def main(argv: list[str] | None = None, out=None) -> int:
                     admin.dry_run(args.file)
                 case "watch":
                     admin.watch(args.after)
+                case "rewards":
+                    return _rewards_command(args, channel, out)
                 case verb:
                     admin.transition(verb, args.campaign_id)
         except UsageError as error:

@@ -26,6 +26,7 @@ import secrets
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -38,6 +39,7 @@ from google.protobuf.descriptor import MethodDescriptor
 from loyalty.campaigns.v1 import campaigns_service_pb2 as campaigns_pb
 from loyalty.games.v1 import games_service_pb2 as games_pb
 from loyalty.gateway.v1 import gateway_service_pb2 as gateway_pb
+from loyalty.rewards.v1 import rewards_service_pb2 as rewards_pb
 
 from services.gateway.server import GatewaySettings
 from services.gateway.tokens import dev_secret, issue_token
@@ -48,6 +50,7 @@ from tools.suite import Suite, wait_ready_http
 GAMES = "loyalty.games.v1.GamesService"
 CAMPAIGNS = "loyalty.campaigns.v1.CampaignsService"
 WALLET = "loyalty.gateway.v1.WalletService"
+REWARDS = "loyalty.rewards.v1.RewardsService"
 DEFAULT_GATEWAY = "127.0.0.1:8080"
 ZONE = "Europe/Paris"
 COFFEE = "prize:free-coffee"
@@ -73,11 +76,16 @@ class CallError(Exception):
 
 class Caller(Protocol):
     """Calls one gateway method with a JSON-mapped request as the token's
-    owner; returns the JSON-mapped response or raises CallError."""
+    owner; returns the JSON-mapped response or raises CallError. `stream` calls a
+    server-streaming method and returns every message once the stream ends."""
 
     def __call__(
         self, service: str, method: str, request: Message, token: str
     ) -> Awaitable[Message]: ...
+
+    def stream(
+        self, service: str, method: str, request: Message, token: str
+    ) -> Awaitable[list[Message]]: ...
 
 
 Say = Callable[[str], None]
@@ -326,6 +334,7 @@ class MemberStory:
     verify: Message = field(default_factory=dict)
     coffee_wallet: Message = field(default_factory=dict)
     session: Message = field(default_factory=dict)
+    objects: list[Message] = field(default_factory=list)
     catches: list[Message] = field(default_factory=list)
     catch_result: Message = field(default_factory=dict)
     leaderboard: Message = field(default_factory=dict)
@@ -335,10 +344,10 @@ class MemberStory:
     history: list[Message] = field(default_factory=list)
 
 
-def scripted_catches(session: Message) -> list[Message]:
+def scripted_catches(session: Message, objects: list[Message]) -> list[Message]:
     """Every scoring object, caught as it lands, with the basket at the centre."""
     centre = int(session["rules"]["fieldWidth"]) // 2
-    scoring = [s for s in session.get("spawns", []) if num(s, "points") > 0]
+    scoring = [s for s in objects if num(s, "points") > 0]
     scoring.sort(key=lambda s: (num(s, "spawnMillis") + num(s, "fallMillis"), num(s, "objectId")))
     return [
         {
@@ -473,19 +482,29 @@ async def play_member(call: Caller, mint: TokenMint, program: Program, say: Say)
             me,
         )
     )["session"]
-    story.catches = scripted_catches(story.session)
-    say(
-        f"plays catch: {len(story.session.get('spawns', []))} objects fall, "
-        f"catches {len(story.catches)}"
+    # Each object is revealed shortly before it falls; the stream ends with the last.
+    revealed = await call.stream(
+        GAMES,
+        "WatchCatchObjects",
+        {"sessionId": story.session["sessionId"], "memberId": member_id},
+        me,
     )
+    story.objects = [message["object"] for message in revealed]
+    story.catches = scripted_catches(story.session, story.objects)
+    say(f"plays catch: {len(story.objects)} objects fall, catches {len(story.catches)}")
+    rules = story.session["rules"]
+    # The basket (as wide as the field) stays at the centre: that is the trace.
+    centre = int(rules["fieldWidth"]) // 2
+    trace = [{"millis": m, "x": centre} for m in range(0, int(rules["durationMillis"]) + 1, 100)]
     submission = {
         "sessionId": story.session["sessionId"],
         "memberId": member_id,
         "catches": story.catches,
+        "trace": trace,
         "claimedScore": str(
             sum(
                 num(s, "points")
-                for s in story.session.get("spawns", [])
+                for s in story.objects
                 if num(s, "objectId") in {c["objectId"] for c in story.catches}
             )
         ),
@@ -526,6 +545,96 @@ async def play_member(call: Caller, mint: TokenMint, program: Program, say: Say)
     return story
 
 
+# The rewards ------------------------------------------------------------------
+
+COFFEE_PRICE = 50
+
+
+@dataclass
+class RewardStory:
+    """What the member's redemption calls returned, for the tests to check."""
+
+    reward_id: str
+    catalog_entry: Message = field(default_factory=dict)
+    redemption: Message = field(default_factory=dict)
+    mine: list[Message] = field(default_factory=list)
+    refunded: Message = field(default_factory=dict)
+    wallet_before: Message = field(default_factory=dict)
+    wallet_after_redeeming: Message = field(default_factory=dict)
+    wallet_after_refund: Message = field(default_factory=dict)
+    report: Message = field(default_factory=dict)
+
+
+async def set_up_rewards(call: Caller, program: Program, say: Say) -> str:
+    """The manager's catalog: a free coffee for 50 points, stocked, with its codes."""
+    manager, reward_id = program.manager_token, f"{program.tag}-coffee"
+    spec = {
+        "title": "Free coffee",
+        "description": "Any coffee, any size",
+        "category": "drinks",
+        "price": str(COFFEE_PRICE),
+        "value": {"amountMinor": "350", "currency": "EUR"},
+        "kind": "REWARD_KIND_CODE_POOL",
+        "timeZone": ZONE,
+    }
+    await call(REWARDS, "CreateReward", {"rewardId": reward_id, "spec": spec}, manager)
+    stocked = await call(
+        REWARDS,
+        "StockReward",
+        {"rewardId": reward_id, "quantity": "3", "requestId": f"{program.tag}-stock"},
+        manager,
+    )
+    lines = ["code", *(f"{program.tag.upper()}-COFFEE-{n}" for n in range(1, 4))]
+    imported = await call(
+        REWARDS,
+        "ImportCodes",
+        {"rewardId": reward_id, "importId": program.tag, "firstLine": "1", "lines": lines},
+        manager,
+    )
+    say(
+        f"reward {reward_id}: Free coffee for {COFFEE_PRICE} points, stock "
+        f"{num(stocked, 'stockLeft')}, {num(imported, 'added')} codes imported"
+    )
+    return reward_id
+
+
+async def redeem_story(
+    call: Caller, program: Program, story: MemberStory, reward_id: str, say: Say
+) -> RewardStory:
+    """The member spends points on a coffee, sees the code, and the shop refunds it."""
+    me, member_id = story.token, story.member_id
+    told = RewardStory(reward_id)
+    told.wallet_before = (await call(WALLET, "GetWallet", {}, me))["wallet"]
+    catalog = await call(REWARDS, "ListCatalog", {"memberId": member_id}, me)
+    told.catalog_entry = next(e for e in catalog["entries"] if e["rewardId"] == reward_id)
+    say(
+        f"catalog: {told.catalog_entry['title']} for {num(told.catalog_entry, 'price')} points "
+        f"({'affordable' if told.catalog_entry.get('affordable') else 'not affordable'})"
+    )
+    request = {"memberId": member_id, "rewardId": reward_id, "requestId": f"{program.tag}-r-1"}
+    told.redemption = (await call(REWARDS, "Redeem", request, me))["redemption"]
+    told.wallet_after_redeeming = (await call(WALLET, "GetWallet", {}, me))["wallet"]
+    say(
+        f"redeems it: {told.redemption['state'].removeprefix('REDEMPTION_STATE_').lower()}, "
+        f"code {told.redemption['code']}; balance {num(told.wallet_after_redeeming, 'balance')}"
+    )
+    mine = await call(REWARDS, "ListMyRedemptions", {"memberId": member_id}, me)
+    told.mine = mine.get("redemptions", [])
+    refund = {"redemptionId": told.redemption["redemptionId"], "reason": "coffee machine broken"}
+    told.refunded = (await call(REWARDS, "RefundRedemption", refund, program.manager_token))[
+        "redemption"
+    ]
+    told.wallet_after_refund = (await call(WALLET, "GetWallet", {}, me))["wallet"]
+    say(
+        f"the shop refunds it: {told.refunded['state'].removeprefix('REDEMPTION_STATE_').lower()}"
+        f", the code is void; balance {num(told.wallet_after_refund, 'balance')}"
+    )
+    told.report = (
+        await call(REWARDS, "GetRewardReport", {"rewardId": reward_id}, program.manager_token)
+    )["report"]
+    return told
+
+
 # grpcio, for the demo --------------------------------------------------------
 
 SERVICES = {
@@ -534,6 +643,7 @@ SERVICES = {
         games_pb.DESCRIPTOR.services_by_name["GamesService"],
         campaigns_pb.DESCRIPTOR.services_by_name["CampaignsService"],
         gateway_pb.DESCRIPTOR.services_by_name["WalletService"],
+        rewards_pb.DESCRIPTOR.services_by_name["RewardsService"],
     )
 }
 
@@ -544,36 +654,62 @@ class GrpcCaller:
     def __init__(self, channel: grpc.aio.Channel) -> None:
         self._channel = channel
 
-    async def __call__(self, service: str, method: str, request: Message, token: str) -> Message:
+    def _method(self, service: str, method: str, kind):
         descriptor: MethodDescriptor = SERVICES[service].methods_by_name[method]
         request_class = message_factory.GetMessageClass(descriptor.input_type)
         response_class = message_factory.GetMessageClass(descriptor.output_type)
-        stub = self._channel.unary_unary(
+        call = kind(
             f"/{service}/{method}",
             request_serializer=request_class.SerializeToString,
             response_deserializer=response_class.FromString,
         )
-        try:
-            response = await stub(
+        return call, request_class
+
+    async def __call__(self, service: str, method: str, request: Message, token: str) -> Message:
+        call, request_class = self._method(service, method, self._channel.unary_unary)
+        with _call_errors():
+            response = await call(
                 json_format.ParseDict(request, request_class()),
                 metadata=(("authorization", f"Bearer {token}"),),
                 timeout=CALL_TIMEOUT_SECONDS,
             )
-        except grpc.aio.AioRpcError as error:
-            info = error_info(error)
-            raise CallError(
-                error.code().name,
-                info.reason if info else None,
-                error.details() or "",
-                field_violations=field_violations(error),
-            ) from None
         return json_format.MessageToDict(response)
+
+    async def stream(
+        self, service: str, method: str, request: Message, token: str
+    ) -> list[Message]:
+        call, request_class = self._method(service, method, self._channel.unary_stream)
+        with _call_errors():
+            responses = call(
+                json_format.ParseDict(request, request_class()),
+                metadata=(("authorization", f"Bearer {token}"),),
+                timeout=CALL_TIMEOUT_SECONDS,
+            )
+            return [json_format.MessageToDict(response) async for response in responses]
+
+
+@contextmanager
+def _call_errors():
+    """A refused gRPC call as the CallError every Caller raises."""
+    try:
+        yield
+    except grpc.aio.AioRpcError as error:
+        info = error_info(error)
+        raise CallError(
+            error.code().name,
+            info.reason if info else None,
+            error.details() or "",
+            field_violations=field_violations(error),
+        ) from None
 
 
 async def play(call: Caller, mint: TokenMint, say: Say, tag: str | None = None) -> MemberStory:
-    """The whole story: set-up, then the member."""
+    """The whole story: set-up, then the member, then a redemption."""
     program = await set_up_program(call, mint, tag or new_tag(), say)
-    return await play_member(call, mint, program, say)
+    reward_id = await set_up_rewards(call, program, say)
+    story = await play_member(call, mint, program, say)
+    await redeem_story(call, program, story, reward_id, say)
+    return story
 
 
 async def gateway_answers(target: str) -> bool:

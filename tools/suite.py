@@ -73,6 +73,12 @@ SERVICES = (
         {"CAMPAIGNS_LEDGER_TARGET": "ledger"},
     ),
     ServiceSpec(
+        "rewards",
+        "services.rewards.server:RewardsSettings",
+        "REWARDS_DB",
+        {"REWARDS_LEDGER_TARGET": "ledger", "REWARDS_CAMPAIGNS_TARGET": "campaigns"},
+    ),
+    ServiceSpec(
         "gateway",
         "services.gateway.server:GatewaySettings",
         None,
@@ -80,6 +86,7 @@ SERVICES = (
             "GATEWAY_LEDGER_TARGET": "ledger",
             "GATEWAY_GAMES_TARGET": "games",
             "GATEWAY_CAMPAIGNS_TARGET": "campaigns",
+            "GATEWAY_REWARDS_TARGET": "rewards",
         },
         readiness_path="/readyz",
     ),
@@ -208,7 +215,11 @@ class Suite:
             env[variable] = self.target(upstream)
         return env
 
-    async def start(self, name: str, wait: bool = True) -> ServiceProcess:
+    async def start(
+        self, name: str, wait: bool = True, module: str | None = None
+    ) -> ServiceProcess:
+        """Starts `name` as `python -m <its module>`, or as `python -m <module>`:
+        a test harness around the service, with the same environment."""
         spec = SPECS[name]
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{name}.log" if self.log_dir else None
@@ -218,7 +229,7 @@ class Suite:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            spec.module,
+            module or spec.module,
             env=self.environment(spec),
             cwd=REPO,
             stdout=output,

@@ -5,7 +5,8 @@ Python's standard library, so a player need not trust any code of ours.
         --client-seed <text> --nonce 3 --weights 50,30,15,5 [--expect-segment 1]
 
 Exit status 0 when the seed matches its commitment (and the segment matches the
-expected one, if given); 1 otherwise.
+expected one, if given); 1 otherwise. The commitment is required: a seed checked
+against nothing proves nothing (argparse exits 2 without it).
 """
 
 from __future__ import annotations
@@ -45,7 +46,9 @@ def recompute(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--server-seed", required=True, help="the revealed server seed, hex")
-    parser.add_argument("--commitment", help="the server_seed_sha256 shown before play")
+    parser.add_argument(
+        "--commitment", required=True, help="the server_seed_sha256 shown before play"
+    )
     parser.add_argument("--client-seed", required=True)
     parser.add_argument("--nonce", type=int, required=True)
     parser.add_argument(
@@ -58,10 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     weights = [int(weight) for weight in args.weights.split(",")]
     ok = True
     digest = hashlib.sha256(seed).hexdigest()
-    if args.commitment is not None:
-        matches = digest == args.commitment.lower()
-        ok &= matches
-        print(f"commitment   {'matches' if matches else 'DOES NOT MATCH'} ({digest})")
+    matches = digest == args.commitment.lower()
+    ok &= matches
+    print(f"commitment   {'matches' if matches else 'DOES NOT MATCH'} ({digest})")
     r, segment = recompute(seed, args.client_seed, args.nonce, weights)
     print(f"draw value   {r} (below total weight {sum(weights)})")
     print(f"segment      {segment}")

@@ -1,23 +1,33 @@
 """What the games service asks of the ledger: the accounts it pays from and to
-(opened idempotently with the suite's fields, once per process), balances, and
-the transfer chains of spins, catch awards and stocking."""
+(opened once per process with the suite's fields), balances, and the transfer
+chains of spins, catch awards and prize stocking, each with its ids named."""
 
 from __future__ import annotations
 
-import grpc
+from collections.abc import Callable
+from dataclasses import dataclass
+
 from loyalty.ledger.v1 import ledger_service_pb2 as ledger_pb
 from loyalty.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
 
-from services.games import domain
-from services.kit.ledger_accounts import NO_NEGATIVE, LedgerAccounts, linked_chain, points_wallet
+from services.games.domain.wheel import Prize
+from services.kit.chains import linked_chain
+from services.kit.ids import (
+    GAMES_REVENUE_ACCOUNT,
+    POINTS,
+    issuance_account,
+    member_account,
+    prize_pool_account,
+)
+from services.kit.ledger_accounts import NO_NEGATIVE, LedgerAccounts, points_wallet
 
 
 def member_wallet(member_id: str, unit: str) -> ledger_pb.Account:
-    """The member's account for a prize unit (beside their points wallet)."""
-    if unit == domain.POINTS:
+    """The member's account for a unit: the points wallet or a prize unit beside it."""
+    if unit == POINTS:
         return points_wallet(member_id)
     return ledger_pb.Account(
-        id=domain.member_account(member_id, unit),
+        id=member_account(member_id, unit),
         unit=unit,
         kind=ledger_pb.ACCOUNT_KIND_MEMBER_WALLET,
         flags=NO_NEGATIVE,
@@ -26,7 +36,7 @@ def member_wallet(member_id: str, unit: str) -> ledger_pb.Account:
 
 def pool(wheel_id: str, unit: str) -> ledger_pb.Account:
     return ledger_pb.Account(
-        id=domain.pool_account(wheel_id, unit),
+        id=prize_pool_account(wheel_id, unit),
         unit=unit,
         kind=ledger_pb.ACCOUNT_KIND_GAME_PRIZE_POOL,
         flags=NO_NEGATIVE,
@@ -35,33 +45,40 @@ def pool(wheel_id: str, unit: str) -> ledger_pb.Account:
 
 def issuance(unit: str) -> ledger_pb.Account:
     return ledger_pb.Account(
-        id=domain.issuance_account(unit), unit=unit, kind=ledger_pb.ACCOUNT_KIND_PROGRAM_ISSUANCE
+        id=issuance_account(unit), unit=unit, kind=ledger_pb.ACCOUNT_KIND_PROGRAM_ISSUANCE
     )
 
 
 REVENUE = ledger_pb.Account(
-    id=domain.REVENUE_ACCOUNT, unit=domain.POINTS, kind=ledger_pb.ACCOUNT_KIND_GAME_REVENUE
+    id=GAMES_REVENUE_ACCOUNT, unit=POINTS, kind=ledger_pb.ACCOUNT_KIND_GAME_REVENUE
 )
 
 
+@dataclass(frozen=True, slots=True)
+class SpinChain:
+    """A spin's linked chain and which of its transfers is which ("" when absent)."""
+
+    request: ledger_pb.PostTransfersRequest
+    cost_id: str
+    prize_id: str
+
+
 def spin_chain(
-    spin_id: str,
-    wheel_id: str,
-    member_id: str,
-    cost: int,
-    prize: domain.Prize,
-    attempt: str = "",
-) -> ledger_pb.PostTransfersRequest:
+    spin_id: str, wheel_id: str, member_id: str, cost: int, prize: Prize, fallback: bool = False
+) -> SpinChain:
     """The cost (member -> games revenue) and the prize (pool -> member), linked
-    so they commit together. `attempt` separates the fallback chain's ids."""
+    so they commit together. A fallback chain has ids of its own."""
+    attempt = "fallback:" if fallback else ""
     metadata = {"spin_id": spin_id, "wheel_id": wheel_id}
     transfers = []
+    cost_id = prize_id = ""
     if cost:
+        cost_id = f"spin:{spin_id}:{attempt}cost"
         transfers.append(
             ledger_pb.Transfer(
-                id=f"spin:{spin_id}:{attempt}cost",
-                debit_account_id=member_id,
-                credit_account_id=domain.REVENUE_ACCOUNT,
+                id=cost_id,
+                debit_account_id=member_account(member_id),
+                credit_account_id=GAMES_REVENUE_ACCOUNT,
                 amount=cost,
                 code=ledger_pb.TRANSFER_CODE_GAME_COST,
                 kind=ledger_pb.TRANSFER_KIND_POSTED,
@@ -69,18 +86,23 @@ def spin_chain(
             )
         )
     if not prize.is_nothing:
+        prize_id = f"spin:{spin_id}:{attempt}prize"
         transfers.append(
             ledger_pb.Transfer(
-                id=f"spin:{spin_id}:{attempt}prize",
-                debit_account_id=domain.pool_account(wheel_id, prize.pool_unit),
-                credit_account_id=domain.member_account(member_id, prize.pool_unit),
+                id=prize_id,
+                debit_account_id=prize_pool_account(wheel_id, prize.pool_unit),
+                credit_account_id=member_account(member_id, prize.pool_unit),
                 amount=prize.amount,
                 code=ledger_pb.TRANSFER_CODE_GAME_PRIZE,
                 kind=ledger_pb.TRANSFER_KIND_POSTED,
                 metadata=metadata,
             )
         )
-    return linked_chain(transfers)
+    return SpinChain(linked_chain(transfers), cost_id, prize_id)
+
+
+def catch_award_id(session_id: str) -> str:
+    return f"catch:{session_id}:award"
 
 
 def catch_award(
@@ -89,9 +111,9 @@ def catch_award(
     return ledger_pb.PostTransfersRequest(
         transfers=[
             ledger_pb.Transfer(
-                id=f"catch:{session_id}:award",
-                debit_account_id=domain.issuance_account(domain.POINTS),
-                credit_account_id=member_id,
+                id=catch_award_id(session_id),
+                debit_account_id=issuance_account(POINTS),
+                credit_account_id=member_account(member_id),
                 amount=points,
                 code=ledger_pb.TRANSFER_CODE_GAME_PRIZE,
                 kind=ledger_pb.TRANSFER_KIND_POSTED,
@@ -101,15 +123,19 @@ def catch_award(
     )
 
 
-def funding(
+def stocking_id(wheel_id: str, unit: str, request_id: str) -> str:
+    return f"stock:{wheel_id}:{unit}:{request_id}"
+
+
+def stocking(
     wheel_id: str, unit: str, quantity: int, request_id: str
 ) -> ledger_pb.PostTransfersRequest:
     return ledger_pb.PostTransfersRequest(
         transfers=[
             ledger_pb.Transfer(
-                id=f"stock:{wheel_id}:{unit}:{request_id}",
-                debit_account_id=domain.issuance_account(unit),
-                credit_account_id=domain.pool_account(wheel_id, unit),
+                id=stocking_id(wheel_id, unit, request_id),
+                debit_account_id=issuance_account(unit),
+                credit_account_id=prize_pool_account(wheel_id, unit),
                 amount=quantity,
                 code=ledger_pb.TRANSFER_CODE_FUNDING,
                 kind=ledger_pb.TRANSFER_KIND_POSTED,
@@ -122,9 +148,14 @@ def funding(
 class GamesLedger(LedgerAccounts):
     """The suite's ledger client, plus the last points balances the ledger reported."""
 
-    def __init__(self, channel: grpc.aio.Channel, timeout: float) -> None:
-        super().__init__(ledger_grpc.LedgerServiceStub(channel), timeout)
-        self.channel = channel
+    def __init__(
+        self,
+        stub: ledger_grpc.LedgerServiceStub,
+        timeout: float,
+        connected: Callable[[], bool] = lambda: True,
+    ) -> None:
+        super().__init__(stub, timeout)
+        self._connected = connected
         # Points balances seen in the ledger's answers, to skip a read before a spin.
         self._last_seen: dict[str, int] = {}
 
@@ -136,13 +167,12 @@ class GamesLedger(LedgerAccounts):
 
     async def probably_available(self, account_id: str, needed: int) -> int:
         """What the account can spend, for a fast refusal before drawing. The
-        ledger is asked unless its channel is up and the last balance it reported
+        ledger is asked unless it is connected and the last balance it reported
         covers `needed`: the chain itself is what refuses an overdraft, this only
-        spares a round trip. A channel that is not up makes the ledger's absence
+        spares a round trip. A ledger that is not connected makes its absence
         show here, before anything is drawn."""
         last = self._last_seen.get(account_id)
-        ready = self.channel.get_state() == grpc.ChannelConnectivity.READY
-        if ready and last is not None and last >= needed:
+        if self._connected() and last is not None and last >= needed:
             return last
         available = await self.available(account_id)
         self.remember(account_id, available)

@@ -1,4 +1,5 @@
-"""Wires the games service: settings, store, ledger channel, outbox relay, servicer."""
+"""Wires the games service: settings, store, ledger channel, outbox and its
+handlers, use cases, servicer, and the outbox relay."""
 
 from __future__ import annotations
 
@@ -7,17 +8,25 @@ import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
+import grpc
 from loyalty.games.v1 import games_service_pb2 as pb
 from loyalty.games.v1 import games_service_pb2_grpc as pb_grpc
+from loyalty.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
 
-from services.games.catch import CatchService
+from services.games.base import Games, new_server_seed
+from services.games.catch import Catch, CatchHandlers
 from services.games.ledger import GamesLedger
-from services.games.service import GamesService, KeyedLocks
+from services.games.plays import Plays
+from services.games.seeds import Seeds
 from services.games.servicer import GamesServicer
+from services.games.spins import SpinHandlers, Spins
 from services.games.store import GamesStore
+from services.games.wheels import WHEEL_STOCKING, StockingHandler, Wheels
 from services.kit.clock import Clock, SystemClock
-from services.kit.config import env_float, env_path, env_str
+from services.kit.config import GAMES_ADDRESS, LEDGER_ADDRESS, ServiceSettings, setting
+from services.kit.feed import CommitSignal
 from services.kit.outbox import LedgerOutbox
 from services.kit.outgoing import open_channel
 from services.kit.server import ServiceBinding, ServiceHost, create_host
@@ -25,27 +34,23 @@ from services.kit.server import ServiceBinding, ServiceHost, create_host
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["GamesService"].full_name
 
 
-@dataclass(frozen=True)
-class GamesSettings:
-    db_path: Path
-    listen: str = "127.0.0.1:50052"
-    ledger_target: str = "127.0.0.1:50051"
+@dataclass(frozen=True, kw_only=True)
+class GamesSettings(ServiceSettings):
+    env_prefix: ClassVar[str] = "GAMES"
+    db_path: Path = setting(Path("var/games.db"), "GAMES_DB")
+    listen: str = GAMES_ADDRESS
+    ledger_target: str = LEDGER_ADDRESS
     ledger_timeout_seconds: float = 2.0
     relay_interval_seconds: float = 1.0
-    log_level: str = "info"
-    shutdown_grace_seconds: float = 5.0
 
-    @classmethod
-    def from_env(cls) -> GamesSettings:
-        return cls(
-            db_path=env_path("GAMES_DB", "var/games.db"),
-            listen=env_str("GAMES_LISTEN", "127.0.0.1:50052"),
-            ledger_target=env_str("GAMES_LEDGER_TARGET", "127.0.0.1:50051"),
-            ledger_timeout_seconds=env_float("GAMES_LEDGER_TIMEOUT_SECONDS", 2.0),
-            relay_interval_seconds=env_float("GAMES_RELAY_INTERVAL_SECONDS", 1.0),
-            log_level=env_str("LOG_LEVEL", "info"),
-            shutdown_grace_seconds=env_float("SHUTDOWN_GRACE_SECONDS", 5.0),
-        )
+
+def outbox_handlers(clock: Clock) -> dict:
+    """One handler per kind of outbox entry the games record."""
+    return {
+        **SpinHandlers(clock).kinds(),
+        **CatchHandlers(clock).kinds(),
+        WHEEL_STOCKING: StockingHandler(clock),
+    }
 
 
 async def build_server(
@@ -54,34 +59,35 @@ async def build_server(
     clock: Clock | None = None,
     seed_source: Callable[[], bytes] | None = None,
 ) -> ServiceHost:
-    """The games service on `address` (port 0 picks a free port). start()
-    opens the store, settles what a crash left pending, then relays in the background."""
+    """The games service on `address` (port 0 picks a free port). start() opens
+    the store and settles what a crash left pending before it serves; the relay
+    then settles in the background what an unreachable ledger leaves."""
     clock = clock or SystemClock()
-    store = GamesStore(settings.db_path)
+    commits = CommitSignal()
+    store = GamesStore(settings.db_path, on_commit=commits.notify)
     channel = open_channel(settings.ledger_target)
-    accounts = GamesLedger(channel, settings.ledger_timeout_seconds)
-    outbox = LedgerOutbox(
-        store.writer, accounts.stub, clock, timeout=settings.ledger_timeout_seconds
+    ledger = GamesLedger(
+        ledger_grpc.LedgerServiceStub(channel),
+        settings.ledger_timeout_seconds,
+        connected=lambda: channel.get_state() == grpc.ChannelConnectivity.READY,
     )
-    extra = {"seed_source": seed_source} if seed_source else {}
-    members = KeyedLocks()
-    catch = CatchService(store, accounts, outbox, clock, members, **extra)
-    service = GamesService(store, accounts, outbox, clock, members, catch=catch, **extra)
+    outbox = LedgerOutbox(
+        store, ledger.stub, clock, outbox_handlers(clock), timeout=settings.ledger_timeout_seconds
+    )
+    games = Games(
+        store, ledger, outbox, clock, new_seed=seed_source or new_server_seed, commits=commits
+    )
+    servicer = GamesServicer(Wheels(games), Seeds(games), Spins(games), Plays(games), Catch(games))
     host = create_host(
-        [
-            ServiceBinding(
-                pb_grpc.add_GamesServiceServicer_to_server,
-                GamesServicer(service, catch),
-                SERVICE_NAME,
-            )
-        ],
+        [ServiceBinding(pb_grpc.add_GamesServiceServicer_to_server, servicer, SERVICE_NAME)],
         address or settings.listen,
     )
     relay: list[asyncio.Task] = []
 
     async def open_store() -> None:
         await store.open()
-        relay.append(asyncio.create_task(service.relay(settings.relay_interval_seconds)))
+        await outbox.recover()
+        relay.append(asyncio.create_task(outbox.run_relay(settings.relay_interval_seconds)))
 
     async def close_store() -> None:
         for task in relay:

@@ -1,53 +1,86 @@
-"""loyalty.games.v1 <-> the games domain; errors are mapped by the server kit."""
+"""loyalty.games.v1 <-> the games' use cases; errors are mapped by the server kit."""
 
 from __future__ import annotations
+
+from collections.abc import AsyncIterator
 
 import grpc
 from loyalty.games.v1 import games_service_pb2 as pb
 from loyalty.games.v1 import games_service_pb2_grpc as pb_grpc
 
-from services.games import domain
-from services.games.catch import CatchService, CatchView
-from services.games.service import GamesService, SpinView
-from services.games.store import LeaderboardRow, PlayRecord, WheelVersion
+from services.games.catch import Catch, CatchView, Revealed
+from services.games.domain.calendar import Allowance
+from services.games.domain.catch import (
+    BasketSample,
+    CatchClaim,
+    CatchConfig,
+    CatchVerdict,
+    ObjectType,
+)
+from services.games.domain.draw import ALGORITHM, seed_commitment
+from services.games.domain.records import (
+    CatchGame,
+    LeaderboardRow,
+    Play,
+    PlayKind,
+    PlayStatus,
+    SeedPair,
+    SpinRecord,
+    WheelVersion,
+)
+from services.games.domain.wheel import (
+    NOTHING,
+    FallbackReason,
+    Prize,
+    Segment,
+    WheelConfig,
+    published_odds,
+)
+from services.games.plays import Plays
+from services.games.seeds import Seeds
+from services.games.spins import Spins, SpinView
+from services.games.wheels import Wheels
 from services.kit.proto_time import optional_micros, timestamp
 
 FALLBACK_REASONS = {
-    domain.FallbackReason.SOLD_OUT: pb.FALLBACK_REASON_SOLD_OUT,
-    domain.FallbackReason.CAP_REACHED: pb.FALLBACK_REASON_CAP_REACHED,
+    FallbackReason.SOLD_OUT: pb.FALLBACK_REASON_SOLD_OUT,
+    FallbackReason.CAP_REACHED: pb.FALLBACK_REASON_CAP_REACHED,
 }
 PLAY_STATUSES = {
-    "pending": pb.PLAY_STATUS_PENDING,
-    "settled": pb.PLAY_STATUS_SETTLED,
-    "fallback": pb.PLAY_STATUS_FALLBACK,
-    "rejected": pb.PLAY_STATUS_REJECTED,
-    "failed": pb.PLAY_STATUS_REJECTED,
+    PlayStatus.PENDING: pb.PLAY_STATUS_PENDING,
+    PlayStatus.SETTLED: pb.PLAY_STATUS_SETTLED,
+    PlayStatus.FALLBACK: pb.PLAY_STATUS_FALLBACK,
+    PlayStatus.REJECTED: pb.PLAY_STATUS_REJECTED,
+    PlayStatus.FAILED: pb.PLAY_STATUS_REJECTED,
 }
-PLAY_KINDS = {"spin": pb.PLAY_KIND_SPIN, "catch": pb.PLAY_KIND_CATCH}
+PLAY_KINDS = {PlayKind.SPIN: pb.PLAY_KIND_SPIN, PlayKind.CATCH: pb.PLAY_KIND_CATCH}
 
 
 # ---------------------------------------------------------------- to the domain
 
 
-def prize_from_proto(message: pb.Prize) -> domain.Prize:
+def prize_from_proto(message: pb.Prize) -> Prize:
     kind = message.WhichOneof("kind")
     if kind == "points":
         # Zero points would read as "nothing"; -1 makes validation name the field.
-        return domain.Prize(points=message.points or -1)
+        return Prize(points=message.points or -1)
     if kind == "item":
-        return domain.Prize(unit=message.item.unit, quantity=message.item.quantity)
-    return domain.NOTHING
+        return Prize(unit=message.item.unit, quantity=message.item.quantity)
+    return NOTHING
 
 
-def wheel_config_from_proto(message: pb.WheelConfig) -> domain.WheelConfig:
-    return domain.WheelConfig(
+def wheel_config_from_proto(message: pb.WheelConfig) -> WheelConfig:
+    return WheelConfig(
         display_name=message.display_name,
         segments=tuple(
-            domain.Segment(
+            Segment(
                 label=segment.label,
                 weight=segment.weight,
                 prize=prize_from_proto(segment.prize),
                 max_wins_per_member_per_day=segment.max_wins_per_member_per_day,
+                color=segment.color,
+                icon=segment.icon,
+                short_label=segment.short_label,
             )
             for segment in message.segments
         ),
@@ -60,8 +93,8 @@ def wheel_config_from_proto(message: pb.WheelConfig) -> domain.WheelConfig:
     )
 
 
-def catch_config_from_proto(message: pb.CatchGameConfig) -> domain.CatchConfig:
-    return domain.CatchConfig(
+def catch_config_from_proto(message: pb.CatchGameConfig) -> CatchConfig:
+    return CatchConfig(
         display_name=message.display_name,
         duration_millis=message.duration_millis,
         spawn_interval_millis=message.spawn_interval_millis,
@@ -70,28 +103,35 @@ def catch_config_from_proto(message: pb.CatchGameConfig) -> domain.CatchConfig:
         basket_top_speed=message.basket_top_speed,
         catch_window_millis=message.catch_window_millis,
         object_types=tuple(
-            domain.ObjectType(kind.name, kind.points, kind.spawn_weight, kind.fall_millis)
+            ObjectType(kind.name, kind.points, kind.spawn_weight, kind.fall_millis, kind.width)
             for kind in message.object_types
         ),
         session_score_cap=message.session_score_cap,
         daily_points_cap=message.daily_points_cap,
         time_zone=message.time_zone,
         submit_grace_millis=message.submit_grace_millis,
+        # 0 means the documented default, which the domain's own defaults are.
+        **{
+            name: getattr(message, name)
+            for name in ("reveal_lead_millis", "min_reaction_millis", "basket_max_acceleration")
+            if getattr(message, name)
+        },
     )
 
 
 # ---------------------------------------------------------------- to protobuf
 
 
-def prize_to_proto(prize: domain.Prize) -> pb.Prize:
+def prize_to_proto(prize: Prize) -> pb.Prize | None:
+    """The prize, or None (the field left unset) for nothing."""
     if prize.unit:
         return pb.Prize(item=pb.PrizeItem(unit=prize.unit, quantity=prize.quantity))
     if prize.points:
         return pb.Prize(points=prize.points)
-    return pb.Prize()
+    return None
 
 
-def wheel_config_to_proto(config: domain.WheelConfig) -> pb.WheelConfig:
+def wheel_config_to_proto(config: WheelConfig) -> pb.WheelConfig:
     message = pb.WheelConfig(
         display_name=config.display_name,
         segments=[
@@ -100,6 +140,9 @@ def wheel_config_to_proto(config: domain.WheelConfig) -> pb.WheelConfig:
                 weight=segment.weight,
                 prize=prize_to_proto(segment.prize),
                 max_wins_per_member_per_day=segment.max_wins_per_member_per_day,
+                color=segment.color,
+                icon=segment.icon,
+                short_label=segment.short_label,
             )
             for segment in config.segments
         ],
@@ -115,14 +158,24 @@ def wheel_config_to_proto(config: domain.WheelConfig) -> pb.WheelConfig:
     return message
 
 
-def wheel_to_proto(wheel: WheelVersion, allowance=None) -> pb.Wheel:
+def allowance_to_proto(allowance: Allowance) -> pb.MemberAllowance:
+    return pb.MemberAllowance(
+        member_id=allowance.member_id,
+        unlimited=allowance.unlimited,
+        spins_left_today=allowance.spins_left,
+        reset_time=timestamp(allowance.reset_us),
+        cost_points=allowance.cost_points,
+    )
+
+
+def wheel_to_proto(wheel: WheelVersion, allowance: Allowance | None = None) -> pb.Wheel:
     config = wheel.config
     message = pb.Wheel(
         id=wheel.wheel_id,
         config=wheel_config_to_proto(config),
         odds_version=wheel.version,
         config_sha256=wheel.config_sha256,
-        algorithm=domain.ALGORITHM,
+        algorithm=ALGORITHM,
         odds=[
             pb.SegmentOdds(
                 index=odds.index,
@@ -134,32 +187,31 @@ def wheel_to_proto(wheel: WheelVersion, allowance=None) -> pb.Wheel:
                 sold_out=odds.index in wheel.sold_out,
                 fallback=odds.index == config.fallback_segment_index,
                 prize=prize_to_proto(config.segments[odds.index].prize),
+                draw_weight=config.segments[odds.index].weight,
             )
-            for odds in domain.published_odds(config.weights)
+            for odds in published_odds(config, wheel.sold_out)
         ],
         create_time=timestamp(wheel.wheel_create_us),
         update_time=timestamp(wheel.create_us),
     )
     if allowance is not None:
-        message.allowance.CopyFrom(
-            pb.MemberAllowance(
-                member_id=allowance.member_id,
-                unlimited=allowance.unlimited,
-                spins_left_today=allowance.spins_left,
-                reset_time=timestamp(allowance.reset_us),
-                cost_points=allowance.cost_points,
-            )
-        )
+        message.allowance.CopyFrom(allowance_to_proto(allowance))
     return message
 
 
-def seed_pair_to_proto(pair) -> pb.SeedPair:
+def seed_pair_to_proto(pair: SeedPair) -> pb.SeedPair:
     return pb.SeedPair(
         member_id=pair.member_id,
         server_seed_sha256=pair.commitment,
         client_seed=pair.client_seed,
         nonce=pair.next_nonce,
     )
+
+
+def spin_outcome(spin: SpinRecord) -> int:
+    if spin.fallback_reason:
+        return pb.SPIN_OUTCOME_FALLBACK
+    return pb.SPIN_OUTCOME_NO_PRIZE if spin.prize.is_nothing else pb.SPIN_OUTCOME_WON
 
 
 def spin_to_proto(view: SpinView) -> pb.Spin:
@@ -169,14 +221,14 @@ def spin_to_proto(view: SpinView) -> pb.Spin:
         wheel_id=spin.wheel_id,
         member_id=spin.member_id,
         request_id=spin.request_id,
-        outcome=pb.SPIN_OUTCOME_FALLBACK if spin.fallback_reason else pb.SPIN_OUTCOME_WON,
+        outcome=spin_outcome(spin),
         fallback_reason=FALLBACK_REASONS.get(spin.fallback_reason, 0),
         landed_segment_index=spin.landed_index,
         prize=prize_to_proto(spin.prize),
         transfer_ids=spin.transfer_ids,
         points_balance_after=view.points_balance,
         proof=pb.SpinProof(
-            algorithm=domain.ALGORITHM,
+            algorithm=ALGORITHM,
             server_seed_sha256=view.pair.commitment,
             server_seed=view.pair.server_seed.hex() if view.pair.revealed_us else "",
             client_seed=spin.client_seed,
@@ -192,7 +244,7 @@ def spin_to_proto(view: SpinView) -> pb.Spin:
     )
 
 
-def catch_config_to_proto(config: domain.CatchConfig) -> pb.CatchGameConfig:
+def catch_config_to_proto(config: CatchConfig) -> pb.CatchGameConfig:
     return pb.CatchGameConfig(
         display_name=config.display_name,
         duration_millis=config.duration_millis,
@@ -207,6 +259,7 @@ def catch_config_to_proto(config: domain.CatchConfig) -> pb.CatchGameConfig:
                 points=kind.points,
                 spawn_weight=kind.spawn_weight,
                 fall_millis=kind.fall_millis,
+                width=kind.width,
             )
             for kind in config.object_types
         ],
@@ -214,12 +267,17 @@ def catch_config_to_proto(config: domain.CatchConfig) -> pb.CatchGameConfig:
         daily_points_cap=config.daily_points_cap,
         time_zone=config.time_zone,
         submit_grace_millis=config.submit_grace_millis,
+        reveal_lead_millis=config.reveal_lead_millis,
+        min_reaction_millis=config.min_reaction_millis,
+        basket_max_acceleration=config.basket_max_acceleration,
     )
 
 
-def catch_game_to_proto(game_id: str, config: domain.CatchConfig, create_us: int) -> pb.CatchGame:
+def catch_game_to_proto(game: CatchGame) -> pb.CatchGame:
     return pb.CatchGame(
-        id=game_id, config=catch_config_to_proto(config), create_time=timestamp(create_us)
+        id=game.game_id,
+        config=catch_config_to_proto(game.config),
+        create_time=timestamp(game.create_us),
     )
 
 
@@ -232,26 +290,29 @@ def session_to_proto(view: CatchView) -> pb.CatchSession:
         start_time=timestamp(session.start_us),
         expire_time=timestamp(session.expire_us),
         rules=catch_config_to_proto(view.config),
-        spawns=[
-            pb.SpawnedObject(
-                object_id=spawned.object_id,
-                type=spawned.type,
-                spawn_millis=spawned.spawn_millis,
-                x=spawned.x,
-                fall_millis=spawned.fall_millis,
-                points=spawned.points,
-            )
-            for spawned in view.spawns
-        ],
-        seed_sha256=domain.seed_commitment(session.seed),
+        seed_sha256=seed_commitment(session.seed),
     )
 
 
-def verdict_to_proto(object_id: int, code: str, points: int) -> pb.CatchVerdict:
+def revealed_to_proto(revealed: Revealed) -> pb.SpawnedObject:
+    spawned = revealed.object
+    return pb.SpawnedObject(
+        object_id=spawned.object_id,
+        type=spawned.type,
+        spawn_millis=spawned.spawn_millis,
+        x=spawned.x,
+        fall_millis=spawned.fall_millis,
+        points=spawned.points,
+        width=spawned.width,
+        reveal_millis=revealed.reveal_millis,
+    )
+
+
+def verdict_to_proto(verdict: CatchVerdict) -> pb.CatchVerdict:
     return pb.CatchVerdict(
-        object_id=object_id,
-        code=pb.CatchVerdictCode.Value(f"CATCH_VERDICT_CODE_{code}"),
-        points=points,
+        object_id=verdict.object_id,
+        code=pb.CatchVerdictCode.Value(f"CATCH_VERDICT_CODE_{verdict.code}"),
+        points=verdict.points,
     )
 
 
@@ -261,46 +322,53 @@ def catch_result_to_proto(view: CatchView) -> pb.CatchResult:
         session_id=session.session_id,
         score=session.score or 0,
         awarded_points=session.awarded or 0,
-        verdicts=[verdict_to_proto(v.object_id, v.code, v.points) for v in session.verdicts],
+        verdicts=[verdict_to_proto(verdict) for verdict in session.verdicts],
         transfer_id=session.transfer_id or "",
         daily_points_left=session.daily_points_left or 0,
         submit_time=timestamp(session.submit_us or 0),
+        findings=[pb.TraceFinding.Value(f"TRACE_FINDING_{f}") for f in session.findings],
     )
 
 
-def play_to_proto(play: PlayRecord) -> pb.Play:
-    detail = play.detail
+def play_to_proto(play: Play) -> pb.Play:
+    entry, detail = play.entry, play.entry.detail
     message = pb.Play(
         sequence=play.sequence,
-        play_id=play.play_id,
-        kind=PLAY_KINDS[play.kind],
-        game_id=play.game_id,
-        member_id=play.member_id,
-        status=PLAY_STATUSES[play.status],
-        reason=play.reason or "",
-        landed_segment_index=detail.get("landed_segment_index", -1),
-        transfer_ids=detail.get("transfer_ids", []),
-        verdicts=[
-            verdict_to_proto(v["object_id"], v["code"], v["points"])
-            for v in detail.get("verdicts", [])
-        ],
-        counters_before=pb.Counters(**detail.get("counters_before", {})),
-        counters_after=pb.Counters(**detail.get("counters_after", {})),
-        create_time=timestamp(play.create_us),
+        play_id=entry.play_id,
+        kind=PLAY_KINDS[entry.kind],
+        game_id=entry.game_id,
+        member_id=entry.member_id,
+        status=PLAY_STATUSES[entry.status],
+        reason=entry.reason or "",
+        landed_segment_index=-1 if detail.landed_index is None else detail.landed_index,
+        transfer_ids=detail.transfer_ids,
+        verdicts=[verdict_to_proto(verdict) for verdict in detail.verdicts],
+        create_time=timestamp(entry.create_us),
+        score=detail.score or 0,
     )
-    if "prize" in detail:
-        message.prize.CopyFrom(prize_to_proto(domain.Prize(**detail["prize"])))
-    if "proof" in detail:
-        proof = detail["proof"]
+    for name in ("counters_before", "counters_after"):
+        counters = getattr(detail, name)
+        if counters is not None:
+            getattr(message, name).CopyFrom(
+                pb.Counters(
+                    nonce=counters.nonce,
+                    spins_today=counters.spins_today,
+                    points_today=counters.points_today,
+                )
+            )
+    if detail.prize is not None and not detail.prize.is_nothing:
+        message.prize.CopyFrom(prize_to_proto(detail.prize))
+    if detail.proof is not None:
+        proof = detail.proof
         message.proof.CopyFrom(
             pb.SpinProof(
-                algorithm=domain.ALGORITHM,
-                server_seed_sha256=proof["server_seed_sha256"],
-                client_seed=proof["client_seed"],
-                nonce=proof["nonce"],
-                odds_version=proof["odds_version"],
-                draw_value=proof.get("draw_value", 0),
-                drawn_segment_index=proof.get("drawn_index", -1),
+                algorithm=ALGORITHM,
+                server_seed_sha256=proof.server_seed_sha256,
+                client_seed=proof.client_seed,
+                nonce=proof.nonce,
+                odds_version=proof.odds_version,
+                draw_value=proof.draw_value or 0,
+                drawn_segment_index=-1 if proof.drawn_index is None else proof.drawn_index,
             )
         )
     return message
@@ -316,71 +384,87 @@ def leaderboard_entry_to_proto(row: LeaderboardRow) -> pb.LeaderboardEntry:
 
 
 class GamesServicer(pb_grpc.GamesServiceServicer):
-    def __init__(self, service: GamesService, catch: CatchService) -> None:
-        self._service = service
+    def __init__(
+        self, wheels: Wheels, seeds: Seeds, spins: Spins, plays: Plays, catch: Catch
+    ) -> None:
+        self._wheels = wheels
+        self._seeds = seeds
+        self._spins = spins
+        self._plays = plays
         self._catch = catch
 
     async def CreateWheel(
         self, request: pb.CreateWheelRequest, context: grpc.aio.ServicerContext
     ) -> pb.CreateWheelResponse:
-        wheel, created = await self._service.create_wheel(
+        result = await self._wheels.create_wheel(
             request.wheel_id, wheel_config_from_proto(request.config)
         )
-        return pb.CreateWheelResponse(wheel=wheel_to_proto(wheel), created=created)
+        return pb.CreateWheelResponse(wheel=wheel_to_proto(result.wheel), created=result.created)
 
     async def UpdateWheel(
         self, request: pb.UpdateWheelRequest, context: grpc.aio.ServicerContext
     ) -> pb.UpdateWheelResponse:
-        wheel = await self._service.update_wheel(
-            request.wheel_id, wheel_config_from_proto(request.config), request.expected_odds_version
+        # AIP-134: without a mask, the fields the request sets are the ones to change.
+        paths = (
+            list(request.update_mask.paths)
+            if request.HasField("update_mask")
+            else [field.name for field, _ in request.config.ListFields()]
+        )
+        wheel = await self._wheels.update_wheel(
+            request.wheel_id,
+            wheel_config_from_proto(request.config),
+            paths,
+            request.expected_odds_version,
         )
         return pb.UpdateWheelResponse(wheel=wheel_to_proto(wheel))
 
     async def GetWheel(
         self, request: pb.GetWheelRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetWheelResponse:
-        wheel, allowance = await self._service.get_wheel(
+        view = await self._wheels.get_wheel(
             request.wheel_id, request.member_id, request.odds_version
         )
-        return pb.GetWheelResponse(wheel=wheel_to_proto(wheel, allowance))
+        return pb.GetWheelResponse(wheel=wheel_to_proto(view.wheel, view.allowance))
 
     async def ListWheels(
         self, request: pb.ListWheelsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListWheelsResponse:
-        wheels, token = await self._service.list_wheels(request.page_size, request.page_token)
+        page = await self._wheels.list_wheels(request.page_size, request.page_token)
         return pb.ListWheelsResponse(
-            wheels=[wheel_to_proto(wheel) for wheel in wheels], next_page_token=token
+            wheels=[wheel_to_proto(wheel) for wheel in page.items],
+            next_page_token=page.next_page_token,
         )
 
     async def StockWheel(
         self, request: pb.StockWheelRequest, context: grpc.aio.ServicerContext
     ) -> pb.StockWheelResponse:
-        pool_id, stock, transfer_id, wheel = await self._service.stock_wheel(
+        stocked = await self._wheels.stock_wheel(
             request.wheel_id, request.unit, request.quantity, request.request_id
         )
         return pb.StockWheelResponse(
-            pool_account_id=pool_id,
-            stock=stock,
-            transfer_id=transfer_id,
-            wheel=wheel_to_proto(wheel),
+            pool_account_id=stocked.pool_account_id,
+            stock=stocked.stock,
+            transfer_id=stocked.transfer_id,
+            wheel=wheel_to_proto(stocked.wheel),
         )
 
     async def GetSeedPair(
         self, request: pb.GetSeedPairRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetSeedPairResponse:
-        pair = await self._service.get_seed_pair(request.member_id)
+        pair = await self._seeds.get_seed_pair(request.member_id)
         return pb.GetSeedPairResponse(seed_pair=seed_pair_to_proto(pair))
 
     async def SetClientSeed(
         self, request: pb.SetClientSeedRequest, context: grpc.aio.ServicerContext
     ) -> pb.SetClientSeedResponse:
-        pair = await self._service.set_client_seed(request.member_id, request.client_seed)
+        pair = await self._seeds.set_client_seed(request.member_id, request.client_seed)
         return pb.SetClientSeedResponse(seed_pair=seed_pair_to_proto(pair))
 
     async def RotateSeed(
         self, request: pb.RotateSeedRequest, context: grpc.aio.ServicerContext
     ) -> pb.RotateSeedResponse:
-        old, new = await self._service.rotate_seed(request.member_id, request.client_seed)
+        rotation = await self._seeds.rotate_seed(request.member_id, request.client_seed)
+        old = rotation.revealed
         return pb.RotateSeedResponse(
             revealed=pb.RevealedSeed(
                 server_seed=old.server_seed.hex(),
@@ -388,19 +472,19 @@ class GamesServicer(pb_grpc.GamesServiceServicer):
                 client_seed=old.client_seed,
                 next_nonce=old.next_nonce,
             ),
-            seed_pair=seed_pair_to_proto(new),
+            seed_pair=seed_pair_to_proto(rotation.current),
         )
 
     async def Spin(
         self, request: pb.SpinRequest, context: grpc.aio.ServicerContext
     ) -> pb.SpinResponse:
-        view = await self._service.spin(request.wheel_id, request.member_id, request.request_id)
+        view = await self._spins.spin(request.wheel_id, request.member_id, request.request_id)
         return pb.SpinResponse(spin=spin_to_proto(view))
 
     async def VerifySpin(
         self, request: pb.VerifySpinRequest, context: grpc.aio.ServicerContext
     ) -> pb.VerifySpinResponse:
-        result = await self._service.verify_spin(request.spin_id)
+        result = await self._spins.verify_spin(request.spin_id)
         return pb.VerifySpinResponse(
             spin=spin_to_proto(result.view),
             recomputed_draw_value=result.draw.value,
@@ -411,18 +495,18 @@ class GamesServicer(pb_grpc.GamesServiceServicer):
     async def CreateCatchGame(
         self, request: pb.CreateCatchGameRequest, context: grpc.aio.ServicerContext
     ) -> pb.CreateCatchGameResponse:
-        config, create_us, created = await self._catch.create_catch_game(
+        result = await self._catch.create_catch_game(
             request.game_id, catch_config_from_proto(request.config)
         )
         return pb.CreateCatchGameResponse(
-            game=catch_game_to_proto(request.game_id, config, create_us), created=created
+            game=catch_game_to_proto(result.game), created=result.created
         )
 
     async def GetCatchGame(
         self, request: pb.GetCatchGameRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetCatchGameResponse:
-        config, create_us = await self._catch.get_catch_game(request.game_id)
-        return pb.GetCatchGameResponse(game=catch_game_to_proto(request.game_id, config, create_us))
+        game = await self._catch.get_catch_game(request.game_id)
+        return pb.GetCatchGameResponse(game=catch_game_to_proto(game))
 
     async def StartCatch(
         self, request: pb.StartCatchRequest, context: grpc.aio.ServicerContext
@@ -433,13 +517,18 @@ class GamesServicer(pb_grpc.GamesServiceServicer):
     async def SubmitCatch(
         self, request: pb.SubmitCatchRequest, context: grpc.aio.ServicerContext
     ) -> pb.SubmitCatchResponse:
-        claims = [
-            domain.CatchClaim(c.object_id, c.catch_millis, c.basket_x) for c in request.catches
-        ]
+        claims = [CatchClaim(c.object_id, c.catch_millis, c.basket_x) for c in request.catches]
+        trace = [BasketSample(sample.millis, sample.x) for sample in request.trace]
         view = await self._catch.submit_catch(
-            request.session_id, request.member_id, claims, request.claimed_score
+            request.session_id, request.member_id, claims, request.claimed_score, trace
         )
         return pb.SubmitCatchResponse(result=catch_result_to_proto(view))
+
+    async def WatchCatchObjects(
+        self, request: pb.WatchCatchObjectsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.WatchCatchObjectsResponse]:
+        async for revealed in self._catch.watch_objects(request.session_id, request.member_id):
+            yield pb.WatchCatchObjectsResponse(object=revealed_to_proto(revealed))
 
     async def GetLeaderboard(
         self, request: pb.GetLeaderboardRequest, context: grpc.aio.ServicerContext
@@ -453,9 +542,9 @@ class GamesServicer(pb_grpc.GamesServiceServicer):
         )
         response = pb.GetLeaderboardResponse(
             entries=[leaderboard_entry_to_proto(row) for row in board.rows],
-            week_start_time=timestamp(board.week_start_us),
-            week_end_time=timestamp(board.week_end_us),
-            next_page_token="" if board.next_offset is None else str(board.next_offset),
+            week_start_time=timestamp(board.week.start_us),
+            week_end_time=timestamp(board.week.end_us),
+            next_page_token=board.next_page_token,
         )
         if board.member_row is not None:
             response.member_entry.CopyFrom(leaderboard_entry_to_proto(board.member_row))
@@ -464,7 +553,7 @@ class GamesServicer(pb_grpc.GamesServiceServicer):
     async def ListPlays(
         self, request: pb.ListPlaysRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListPlaysResponse:
-        plays, token = await self._service.list_plays(
+        page = await self._plays.list_plays(
             request.member_id,
             request.game_id,
             optional_micros(request, "start_time"),
@@ -472,12 +561,21 @@ class GamesServicer(pb_grpc.GamesServiceServicer):
             request.page_size,
             request.page_token,
         )
-        return pb.ListPlaysResponse(plays=[play_to_proto(p) for p in plays], next_page_token=token)
+        return pb.ListPlaysResponse(
+            plays=[play_to_proto(play) for play in page.items],
+            next_page_token=page.next_page_token,
+        )
+
+    async def WatchPlays(
+        self, request: pb.WatchPlaysRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.WatchPlaysResponse]:
+        async for result in self._plays.watch(request.after_sequence):
+            yield pb.WatchPlaysResponse(sequence=result.sequence, play=play_to_proto(result.play))
 
     async def GetWheelStats(
         self, request: pb.GetWheelStatsRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetWheelStatsResponse:
-        stats = await self._service.wheel_stats(request.wheel_id, request.odds_version)
+        stats = await self._wheels.wheel_stats(request.wheel_id, request.odds_version)
         fit = stats.fit
         return pb.GetWheelStatsResponse(
             odds_version=stats.version,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from loyalty.campaigns.v1 import campaigns_service_pb2 as campaigns_pb
 from loyalty.games.v1 import games_service_pb2 as games_pb
 from loyalty.gateway.v1 import gateway_service_pb2 as gateway_pb
+from loyalty.rewards.v1 import rewards_service_pb2 as rewards_pb
 
 from services.gateway.domain import AccessRule, Audience
 from services.gateway.servicer import Upstream
@@ -44,6 +45,7 @@ GAMES = Upstream(
         "ListPlays": AS_MEMBER,
         "GetCatchGame": PLAYER,
         "StartCatch": AS_MEMBER,
+        "WatchCatchObjects": AS_MEMBER,
         "SubmitCatch": AS_MEMBER,
         "GetLeaderboard": AS_MEMBER,
         "CreateWheel": MANAGER,
@@ -85,5 +87,41 @@ CAMPAIGNS = Upstream(
         "CancelCampaign": MANAGER,
         "ArchiveCampaign": MANAGER,
         "GetCampaignStats": MANAGER,
+    },
+)
+
+# A player sees the catalog, redeems and reads their own redemptions, codes and
+# offers (every player call names the member, which must be the caller);
+# managers run the catalog, stock, codes, fulfilment, refunds and reports.
+REWARDS = Upstream(
+    name="rewards",
+    service=rewards_pb.DESCRIPTOR.services_by_name["RewardsService"],
+    rules={
+        "ListCatalog": AS_MEMBER,
+        "Redeem": AS_MEMBER,
+        "ClaimPrize": AS_MEMBER,
+        "GetRedemption": AS_MEMBER,
+        "ListMyRedemptions": AS_MEMBER,
+        "SetPreferences": AS_MEMBER,
+        "GetPreferences": AS_MEMBER,
+        "GetMyOffer": AS_MEMBER,
+        "AcceptOffer": AS_MEMBER,
+        "CreateReward": MANAGER,
+        "UpdateReward": MANAGER,
+        "ArchiveReward": MANAGER,
+        "GetReward": MANAGER,
+        "ListRewards": MANAGER,
+        "StockReward": MANAGER,
+        "ImportCodes": MANAGER,
+        "GenerateCodes": MANAGER,
+        "ListRedemptions": MANAGER,
+        "FulfilRedemption": MANAGER,
+        "CancelRedemption": MANAGER,
+        "RefundRedemption": MANAGER,
+        "UpsertOffer": MANAGER,
+        "ArchiveOffer": MANAGER,
+        "ListOffers": MANAGER,
+        "GetRewardReport": MANAGER,
+        "GetProgramReport": MANAGER,
     },
 )

@@ -17,7 +17,14 @@ from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config as HypercornConfig
 from loyalty.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
 
-from services.gateway.api import CAMPAIGNS, GAMES, REFLECTION_RULE, WALLET_RULES, WALLET_SERVICE
+from services.gateway.api import (
+    CAMPAIGNS,
+    GAMES,
+    REFLECTION_RULE,
+    REWARDS,
+    WALLET_RULES,
+    WALLET_SERVICE,
+)
 from services.gateway.codecs import gateway_codecs
 from services.gateway.domain import (
     CorsPolicy,
@@ -52,6 +59,7 @@ from services.kit.config import (
     GAMES_ADDRESS,
     GATEWAY_ADDRESS,
     LEDGER_ADDRESS,
+    REWARDS_ADDRESS,
     ServiceSettings,
     setting,
 )
@@ -87,6 +95,7 @@ class GatewaySettings(ServiceSettings):
     # Empty means the gateway does not expose that service.
     games_target: str | None = GAMES_ADDRESS
     campaigns_target: str | None = CAMPAIGNS_ADDRESS
+    rewards_target: str | None = REWARDS_ADDRESS
     jwt_issuer: str = "loyalty-arcade-dev"
     jwt_audience: str = "loyalty-arcade"
     jwt_leeway_seconds: float = 30.0
@@ -114,7 +123,11 @@ class GatewaySettings(ServiceSettings):
     extra_upstreams: tuple[tuple[Upstream, str], ...] = ()
 
     def upstreams(self) -> list[tuple[Upstream, str]]:
-        configured = [(GAMES, self.games_target), (CAMPAIGNS, self.campaigns_target)]
+        configured = [
+            (GAMES, self.games_target),
+            (CAMPAIGNS, self.campaigns_target),
+            (REWARDS, self.rewards_target),
+        ]
         chosen = [(upstream, target) for upstream, target in configured if target]
         return [*chosen, *self.extra_upstreams]
 

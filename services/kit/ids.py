@@ -3,7 +3,7 @@ ledger accounts of every service are named, and the one check for both.
 
 Pure (no grpc, no sqlite), so domains import it. The lengths are chosen so
 that every derived id fits the ledger's 128 characters: the longest is a
-referral leg, `activity:<activity 50>:bonus:<campaign 40>:referrer` (115).
+stock change, `reward:<reward 50>:stock:<request 64>` (128).
 """
 
 from __future__ import annotations
@@ -58,6 +58,12 @@ PRIZE_UNIT = IdRule(
     re.compile(r"prize:[a-z0-9][a-z0-9-]{0,62}"),
     'must look like "prize:<slug>" (lower-case letters, digits and -)',
 )
+# Rewards and offers: their ids name a prize unit (`prize:reward-<id>`), so they
+# follow the unit's slug rule, short enough for `reward:<id>:stock:<request id>`.
+REWARD_ID = IdRule(
+    re.compile(r"[a-z0-9][a-z0-9-]{0,49}"),
+    "must be 1 to 50 lower-case letters, digits or -, starting with a letter or digit",
+)
 # Printable ASCII without ":", which separates the parts of a draw's message.
 CLIENT_SEED = IdRule(
     re.compile(r"[\x21-\x39\x3b-\x7e]{1,64}"), "must be 1 to 64 printable ASCII characters but :"
@@ -95,3 +101,26 @@ def budget_account(campaign_id: str) -> str:
 
 def prize_pool_account(wheel_id: str, unit: str) -> str:
     return f"wheel:{wheel_id}:pool:{unit}"
+
+
+REWARDS_REDEEMED_ACCOUNT = "rewards:redeemed"
+
+
+def redemption_account(unit: str = POINTS) -> str:
+    """Where what members pay for rewards goes: points, or a prize unit they claimed."""
+    return REWARDS_REDEEMED_ACCOUNT if unit == POINTS else f"{REWARDS_REDEEMED_ACCOUNT}:{unit}"
+
+
+def reward_unit(reward_id: str) -> str:
+    """The unit counting a reward's own stock (a reward id is a valid slug)."""
+    return f"prize:reward-{reward_id}"
+
+
+def reward_stock_account(reward_id: str) -> str:
+    """A reward's stock: it may not go negative, so the ledger refuses an oversell."""
+    return f"reward:{reward_id}:stock"
+
+
+def reward_issued_account(reward_id: str) -> str:
+    """Where a reward's stock goes as it is redeemed."""
+    return f"reward:{reward_id}:issued"

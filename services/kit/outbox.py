@@ -4,8 +4,10 @@ half applied when it dies after the ledger answered.
 
 1. A use case records the PostTransfersRequest it intends, with an explicit
    kind, in the same transaction as its own rows (`unit.outbox.record`).
-2. `LedgerOutbox.settle` posts it. Transfer ids are idempotency keys, so
-   posting again after a crash, or from two tasks, commits once.
+2. `LedgerOutbox.settle` posts it, through unary calls or a kit StreamPoster
+   (one PostTransfersStream per channel). Transfer ids are idempotency keys, so
+   posting again after a crash, or from two tasks, or after a stream broke
+   before its answer came (UNAVAILABLE, like a lost unary answer), commits once.
 3. Closing the entry and applying what the answer means to the service's own
    rows (the kind's handler) are one transaction: an entry is either pending
    with nothing applied, or closed with its meaning applied.
@@ -32,6 +34,7 @@ from loyalty.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
 from services.kit.chains import ChainAnswer
 from services.kit.clock import MICROS_PER_SECOND, Clock
 from services.kit.errors import Unavailable
+from services.kit.ledger_stream import LedgerPoster, poster_of
 from services.kit.outgoing import call_with_retry
 
 log = structlog.get_logger()
@@ -98,7 +101,7 @@ class OutboxUnit(Protocol):
         self, entry_id: str, kind: str, request: ledger_pb.PostTransfersRequest, now_us: int
     ) -> OutboxEntry: ...
     def entry(self, entry_id: str) -> OutboxEntry | None: ...
-    def claim_due(self, now_us: int, limit: int) -> list[OutboxEntry]: ...
+    def claim_due(self, due_by_us: int, now_us: int, limit: int) -> list[OutboxEntry]: ...
     def close(
         self, entry_id: str, answer: ChainAnswer | None, error: str | None, now_us: int
     ) -> bool: ...
@@ -143,16 +146,17 @@ class SqliteOutbox:
         ).fetchone()
         return _entry(row) if row else None
 
-    def claim_due(self, now_us: int, limit: int) -> list[OutboxEntry]:
-        """Pending entries whose next attempt is due, oldest first, each leased until
-        its next attempt after this one."""
+    def claim_due(self, due_by_us: int, now_us: int, limit: int) -> list[OutboxEntry]:
+        """Pending entries whose next attempt is due by `due_by_us`, oldest first,
+        each leased until its next attempt after this one, counted from `now_us`
+        (recovery claims everything, but its backoff still starts now)."""
         entries = [
             _entry(row)
             for row in self._db.execute(
                 f"SELECT {ENTRY_COLUMNS} FROM ledger_outbox"
                 " WHERE state = 'pending' AND next_attempt_at <= ?"
                 " ORDER BY next_attempt_at, entry_id LIMIT ?",
-                (now_us, limit),
+                (due_by_us, limit),
             ).fetchall()
         ]
         self._db.executemany(
@@ -217,14 +221,15 @@ class LedgerOutbox(Generic[U]):
     def __init__(
         self,
         store: Store[U],
-        ledger: ledger_grpc.LedgerServiceStub,
+        ledger: LedgerPoster | ledger_grpc.LedgerServiceStub,
         clock: Clock,
         handlers: Mapping[str, Handler],
         timeout: float = 2.0,
         policy: RelayPolicy = POLICY,
     ) -> None:
         self._store = store
-        self._ledger = ledger
+        # A stub posts unary calls; a StreamPoster shares one stream per channel.
+        self._ledger = poster_of(ledger)
         self._clock = clock
         self._handlers = dict(handlers)
         self._timeout = timeout
@@ -238,7 +243,7 @@ class LedgerOutbox(Generic[U]):
             raise ValueError(f"no handler for outbox entries of kind {entry.kind!r}")
         try:
             response = await call_with_retry(
-                self._ledger.PostTransfers, entry.request, deadline=self._timeout, attempts=attempts
+                self._ledger.post, entry.request, deadline=self._timeout, attempts=attempts
             )
         except grpc.aio.AioRpcError as error:
             # Only a malformed request is a final answer. Anything else (a ledger
@@ -282,8 +287,9 @@ class LedgerOutbox(Generic[U]):
         horizon = self._clock.now_us() if horizon_us is None else horizon_us
         settled = 0
         while True:
+            now = self._clock.now_us()
             entries = await self._store.write(
-                lambda unit: unit.outbox.claim_due(horizon, self._policy.batch)
+                lambda unit, now=now: unit.outbox.claim_due(horizon, now, self._policy.batch)
             )
             for entry in entries:
                 try:

@@ -99,11 +99,15 @@ class GroupCommitWriter:
         migrations: Sequence[str],
         max_group: int = 1024,
         on_commit: Callable[[], None] | None = None,
+        on_rollback: Callable[[], None] | None = None,
     ) -> None:
         self._path = path
         self._migrations = migrations
         self._max_group = max_group
         self._on_commit = on_commit
+        # Called whenever work is rolled back (one request's savepoint, or a whole
+        # group), so state kept beside the database can be dropped with it.
+        self._on_rollback = on_rollback or (lambda: None)
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self._connection: sqlite3.Connection | None = None
         self._task: asyncio.Task[None] | None = None
@@ -183,6 +187,7 @@ class GroupCommitWriter:
                 except Exception as error:
                     connection.execute("ROLLBACK TO request")
                     connection.execute("RELEASE request")
+                    self._on_rollback()
                     outcomes.append((request, None, error))
                 else:
                     connection.execute("RELEASE request")
@@ -190,7 +195,10 @@ class GroupCommitWriter:
             await asyncio.get_running_loop().run_in_executor(
                 self._syncer, connection.execute, "COMMIT"
             )
-        except Exception as error:
+        except BaseException as error:
+            self._on_rollback()
+            if not isinstance(error, Exception):
+                raise
             log.exception("group_commit_failed", size=len(group))
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
@@ -216,10 +224,19 @@ class SqliteStore(Generic[U]):
         migrations: Sequence[str],
         unit: Callable[[sqlite3.Connection], U],
         on_commit: Callable[[], None] | None = None,
+        *,
+        write_unit: Callable[[sqlite3.Connection], U] | None = None,
+        on_rollback: Callable[[], None] | None = None,
     ) -> None:
+        """`write_unit` builds the writer's units when they differ from the
+        readers' (a unit that keeps state between transactions, dropped by
+        `on_rollback`); by default both use `unit`."""
         self.path = Path(path)
         self._unit = unit
-        self._writer = GroupCommitWriter(self.path, migrations, on_commit=on_commit)
+        self._write_unit = write_unit or unit
+        self._writer = GroupCommitWriter(
+            self.path, migrations, on_commit=on_commit, on_rollback=on_rollback
+        )
         self._reading: ThreadPoolExecutor | None = None
         self._reader: sqlite3.Connection | None = None
 
@@ -245,7 +262,7 @@ class SqliteStore(Generic[U]):
         await self._writer.close()
 
     async def write(self, work: Callable[[U], T]) -> T:
-        return await self._writer.submit(lambda connection: work(self._unit(connection)))
+        return await self._writer.submit(lambda connection: work(self._write_unit(connection)))
 
     async def read(self, work: Callable[[U], T]) -> T:
         if self._reader is None:

@@ -19,6 +19,11 @@ MAX_VIOLATIONS = 20
 
 
 def to_rpc_status(error: ServiceError) -> grpc.Status:
+    return rpc_status.to_status(status_message(error))
+
+
+def status_message(error: ServiceError) -> status_pb2.Status:
+    """The google.rpc.Status of `error`, as a message (a stream carries it in an answer)."""
     details = []
     info = error_details_pb2.ErrorInfo(
         reason=error.reason,
@@ -40,12 +45,11 @@ def to_rpc_status(error: ServiceError) -> grpc.Status:
             ]
         )
         details.append(_pack(bad_request))
-    status = status_pb2.Status(
+    return status_pb2.Status(
         code=code_pb2.Code.Value(error.status_name),
         message=clipped(error.message, MAX_MESSAGE),
         details=details,
     )
-    return rpc_status.to_status(status)
 
 
 def _pack(message) -> any_pb2.Any:

@@ -16,13 +16,16 @@ from services.kit.errors import (
     NotFound,
     Violations,
 )
-from services.kit.ids import LEDGER_ID, check_id
+from services.kit.feed import CommitSignal
+from services.kit.ids import LEDGER_ID, POINTS, PRIZE_UNIT, check_id
 from services.kit.paging import Page, decode_page_token, page_of, page_size
+from services.kit.text import shown
 from services.ledger.domain import (
+    MAX_BATCH,
     MAX_DURATION_US,
     Account,
+    Book,
     PendingState,
-    Result,
     Transfer,
     TransferCode,
     TransferOutcome,
@@ -31,7 +34,7 @@ from services.ledger.domain import (
     validate_account,
     validate_batch,
 )
-from services.ledger.store import ExpiringLot, LedgerStore, LedgerUnit
+from services.ledger.store import ExpiringLot, KindTotal, LedgerStore, LedgerUnit
 
 log = structlog.get_logger()
 
@@ -39,23 +42,6 @@ MAX_PAGE_SIZE = 1000
 DEFAULT_EXPIRING_WINDOW_US = 30 * 86_400 * MICROS_PER_SECOND
 SWEEP_LIMIT = 2000
 FEED_PAGE = 500
-
-
-class CommitSignal:
-    """Wakes change-feed readers after each group commit."""
-
-    def __init__(self) -> None:
-        self.version = 0
-        self._changed = asyncio.Event()
-
-    def notify(self) -> None:
-        self.version += 1
-        self._changed.set()
-        self._changed = asyncio.Event()
-
-    async def wait_past(self, version: int) -> None:
-        while self.version == version:
-            await self._changed.wait()
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,11 +57,82 @@ class SweepReport:
     pending_expired: int = 0
 
 
+@dataclass(slots=True)
+class _Waiting:
+    """A batch waiting for the writer, and who waits for its outcomes."""
+
+    requests: list[TransferRequest]
+    future: asyncio.Future[list[TransferOutcome]]
+
+
+def _deliver(
+    waiting: _Waiting,
+    outcomes: list[TransferOutcome] | None = None,
+    error: BaseException | None = None,
+) -> None:
+    if waiting.future.done():
+        return  # its caller went away; what committed stays committed
+    if error is not None:
+        waiting.future.set_exception(error)
+    else:
+        waiting.future.set_result(outcomes)
+
+
+class _SharedWork:
+    """One flush's unit of work: the batches it took, and whether applying them broke."""
+
+    def __init__(self, service: LedgerService) -> None:
+        self._service = service
+        self.taken: list[_Waiting] = []
+        self.broke = False
+        self.more = False
+
+    def run(self, unit: LedgerUnit) -> list[list[TransferOutcome]]:
+        service = self._service
+        self.taken = service._take_waiting()
+        self.more = service._flush_queued
+        try:
+            return service._apply(unit, [waiting.requests for waiting in self.taken])
+        except BaseException:
+            self.broke = True
+            raise
+
+
+def _lots_due(book: Book, requests: list[TransferRequest]) -> tuple[list[str], dict[str, set[int]]]:
+    """Whose lots a batch settles before it posts, as a call of its own would load
+    them: every open lot of the accounts it debits (and of the credit side of what
+    it reverses), and the lots its holds reserved."""
+    debited = {r.debit_account_id for r in requests}
+    reserved: dict[str, set[int]] = {}
+    for request in requests:
+        if request.reverses_id and request.reverses_id in book.transfers:
+            debited.add(book.transfers[request.reverses_id].credit_account_id)
+        hold = book.holds.get(request.pending_id) if request.pending_id else None
+        original = book.transfers.get(request.pending_id) if hold is not None else None
+        if original is not None and hold.consumed:
+            reserved.setdefault(original.debit_account_id, set()).update(
+                sequence for sequence, _ in hold.consumed
+            )
+    only = {account_id: lots for account_id, lots in reserved.items() if account_id not in debited}
+    accounts = [
+        account_id
+        for account_id in sorted(debited | set(reserved))
+        if account_id in book.accounts
+        and book.accounts[account_id].expiring_lots
+        and book.lots.get(account_id)
+    ]
+    return accounts, only
+
+
 class LedgerService:
     def __init__(self, store: LedgerStore, clock: Clock, commits: CommitSignal) -> None:
         self._store = store
         self._clock = clock
         self._commits = commits
+        # Batches waiting for the writer's next turn, posted together by one flush.
+        self._waiting: list[_Waiting] = []
+        self._flush_queued = False
+        self._flushes: set[asyncio.Task] = set()
 
     # -- accounts
 
@@ -168,28 +225,96 @@ class LedgerService:
     # -- transfers
 
     async def post_transfers(self, requests: list[TransferRequest]) -> list[TransferOutcome]:
-        validate_batch(requests)
+        outcomes = await self.submit(requests)
+        # Per call, so debug: at info it cost the hot path a JSON line per transfer call.
+        log.debug("transfers_posted", batch=len(requests))
+        return outcomes
 
-        def work(unit: LedgerUnit) -> list[TransferOutcome]:
-            book = unit.load_for_batch(requests, self._clock.now_us())
+    def submit(self, requests: list[TransferRequest]) -> asyncio.Future[list[TransferOutcome]]:
+        """post_transfers without a coroutine of its own (a stream posts many at
+        once): validates now, raising InvalidArgument, and returns what the
+        outcomes will be delivered to."""
+        validate_batch(requests)
+        waiting = _Waiting(requests, asyncio.get_running_loop().create_future())
+        self._waiting.append(waiting)
+        if not self._flush_queued:
+            self._flush_queued = True
+            flush = asyncio.create_task(self._flush())
+            self._flushes.add(flush)
+            flush.add_done_callback(self._flushes.discard)
+        return waiting.future
+
+    async def _flush(self) -> None:
+        """Post what waits, as one unit of work in the writer's next group, until
+        nothing waits. The batches that arrive while the writer is busy share one
+        load (one idempotency lookup, accounts and lots read once) and one save
+        (one INSERT statement per table), and are applied one after the other
+        exactly as separate calls would be."""
+        more = True
+        while more:
+            shared = _SharedWork(self)
+            try:
+                results = await self._store.write(shared.run)
+            except Exception as error:
+                if shared.broke and len(shared.taken) > 1:
+                    # A batch broke the shared work: each alone, so it fails alone.
+                    await self._one_by_one(shared.taken)
+                else:
+                    for waiting in shared.taken:
+                        _deliver(waiting, error=error)
+            else:
+                for waiting, outcomes in zip(shared.taken, results, strict=True):
+                    _deliver(waiting, outcomes)
+            more = shared.more
+
+    def _take_waiting(self) -> list[_Waiting]:
+        """The waiting batches for one shared work, oldest first: at most MAX_BATCH
+        transfers, and none past a reversal of a transfer posted earlier in it
+        (its credit account's lots would not all be loaded)."""
+        taken: list[_Waiting] = []
+        ids: set[str] = set()
+        size = 0
+        while self._waiting:
+            requests = self._waiting[0].requests
+            if taken and (
+                size + len(requests) > MAX_BATCH
+                or any(r.reverses_id in ids for r in requests if r.reverses_id)
+            ):
+                break
+            taken.append(self._waiting.pop(0))
+            size += len(requests)
+            ids.update(r.id for r in requests)
+        if not self._waiting:
+            # The next batch starts the next flush; what is left is this one's.
+            self._flush_queued = False
+        return taken
+
+    async def _one_by_one(self, batches: list[_Waiting]) -> None:
+        for waiting in batches:
+            try:
+                (outcomes,) = await self._store.write(
+                    lambda unit, w=waiting: self._apply(unit, [w.requests])
+                )
+            except Exception as error:
+                _deliver(waiting, error=error)
+            else:
+                _deliver(waiting, outcomes)
+
+    def _apply(
+        self, unit: LedgerUnit, batches: list[list[TransferRequest]]
+    ) -> list[list[TransferOutcome]]:
+        book = unit.load_for_batch([r for batch in batches for r in batch], self._clock.now_us())
+        results = []
+        for requests in batches:
             # What has already expired is settled first, so nobody spends expired
             # points or posts a timed-out hold, even between two sweeps.
-            debited_lot_accounts = {
-                account_id
-                for account_id, account in book.accounts.items()
-                if account.expiring_lots and book.lots.get(account_id)
-            }
-            book.expire_lots(sorted(debited_lot_accounts))
-            book.expire_holds(sorted(book.holds))
-            outcomes = book.post(requests)
-            unit.save(book)
-            return outcomes
-
-        outcomes = await self._store.write(work)
-        committed = sum(outcome.result == Result.OK for outcome in outcomes)
-        # Per call, so debug: at info it cost the hot path a JSON line per transfer call.
-        log.debug("transfers_posted", batch=len(requests), committed=committed)
-        return outcomes
+            book.expire_lots(*_lots_due(book, requests))
+            book.expire_holds(
+                sorted({r.pending_id for r in requests if r.pending_id in book.holds})
+            )
+            results.append(book.post(requests))
+        unit.save(book)
+        return results
 
     async def get_transfer(self, transfer_id: str) -> tuple[Transfer, int, PendingState]:
         _require_id(transfer_id, "transfer_id")
@@ -239,6 +364,13 @@ class LedgerService:
         if last is None:
             return 0, 0
         return last.balance_after(account_id), last.sequence
+
+    async def totals(self, unit: str) -> list[KindTotal]:
+        if unit != POINTS and not PRIZE_UNIT.matches(unit):
+            raise InvalidArgument(
+                [FieldViolation("unit", f'must be "points" or "prize:<slug>", got {shown(unit)}')]
+            )
+        return await self._store.read(lambda unit_of_work: unit_of_work.totals(unit))
 
     # -- the ledger's own work
 

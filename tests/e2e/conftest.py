@@ -21,6 +21,7 @@ from google.rpc import error_details_pb2, status_pb2
 from loyalty.campaigns.v1 import campaigns_service_pb2
 from loyalty.games.v1 import games_service_pb2
 from loyalty.gateway.v1 import gateway_service_pb2
+from loyalty.rewards.v1 import rewards_service_pb2
 
 from tests.support.gateway import NODE_CLIENT, REPO, descriptor_set
 from tools.demo import CallError, Message, TokenMint
@@ -87,6 +88,7 @@ def e2e_descriptors(node_modules: Path, tmp_path_factory) -> Path:
             games_service_pb2.DESCRIPTOR,
             campaigns_service_pb2.DESCRIPTOR,
             gateway_service_pb2.DESCRIPTOR,
+            rewards_service_pb2.DESCRIPTOR,
             error_details_pb2.DESCRIPTOR,
             status_pb2.DESCRIPTOR,
         )
@@ -152,6 +154,13 @@ class NodeCaller:
         self.transport = transport
 
     async def __call__(self, service: str, method: str, request: Message, token: str) -> Message:
+        (message,) = await self.stream(service, method, request, token)
+        return message
+
+    async def stream(
+        self, service: str, method: str, request: Message, token: str
+    ) -> list[Message]:
+        """Every message of the call: one for a unary call, all of a stream's."""
         result = await self.client.raw(
             self.transport, service, method, request=request, token=token, timeoutMs=10_000
         )
@@ -165,8 +174,7 @@ class NodeCaller:
                 metadata=error["metadata"],
                 field_violations=error["fieldViolations"],
             )
-        (message,) = result["messages"]
-        return message
+        return result["messages"]
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")

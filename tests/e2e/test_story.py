@@ -13,7 +13,17 @@ import pytest
 
 from tests.e2e.conftest import TRANSPORTS, NodeClient
 from tests.support.gateway import REPO
-from tools.demo import COFFEE, TokenMint, new_tag, num, play_member, set_up_program
+from tools.demo import (
+    COFFEE,
+    COFFEE_PRICE,
+    TokenMint,
+    new_tag,
+    num,
+    play_member,
+    redeem_story,
+    set_up_program,
+    set_up_rewards,
+)
 from tools.suite import Suite
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -53,7 +63,8 @@ async def test_the_story(node: NodeClient, mint: TokenMint, transport: str) -> N
     assert num(story.coffee_wallet, "balance") == (1 if won_coffee else 0)
 
     # Catch: every scoring object caught as it landed is accepted and paid.
-    spawned = {num(s, "objectId"): num(s, "points") for s in story.session["spawns"]}
+    assert "spawns" not in story.session  # revealed one by one, not up front
+    spawned = {num(s, "objectId"): num(s, "points") for s in story.objects}
     assert story.catches, "the session spawned nothing to catch"
     assert [v["code"] for v in story.catch_result["verdicts"]] == [
         "CATCH_VERDICT_CODE_ACCEPTED"
@@ -82,6 +93,16 @@ async def test_the_story(node: NodeClient, mint: TokenMint, transport: str) -> N
     assert "ENTRY_REASON_GAME_COST" in reasons
     assert any(line.startswith("== Member") for line in said)
 
+    # Spending: a free coffee from the catalog, its code shown, then refunded.
+    reward_id = await set_up_rewards(call, program, said.append)
+    told = await redeem_story(call, program, story, reward_id, said.append)
+    assert told.catalog_entry["affordable"] is True
+    assert told.redemption["state"] == "REDEMPTION_STATE_ISSUED" and told.redemption["code"]
+    assert [r["code"] for r in told.mine] == [told.redemption["code"]]
+    assert num(told.wallet_after_redeeming, "balance") == final - COFFEE_PRICE
+    assert told.refunded["state"] == "REDEMPTION_STATE_REFUNDED"
+    assert num(told.wallet_after_refund, "balance") == final
+
 
 async def test_make_demo_tells_the_story_against_a_running_suite(suite: Suite) -> None:
     """`python -m tools.demo` (grpcio) finds this suite's gateway and uses the
@@ -108,5 +129,7 @@ async def test_make_demo_tells_the_story_against_a_running_suite(suite: Suite) -
         "verifies the spin: verified",
         "expiring:",
         "40 points clawed back, 0 unrecovered",
+        "redeems it: issued, code",
+        "the shop refunds it: refunded",
     ):
         assert step in printed, step

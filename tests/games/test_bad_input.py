@@ -8,7 +8,7 @@ from google.protobuf import timestamp_pb2
 from loyalty.games.v1 import games_service_pb2 as pb
 
 from services.kit.status import error_info
-from tests.games.conftest import STANDARD_WHEEL, create_stocked_wheel
+from tests.support.games import STANDARD_WHEEL, create_stocked_wheel
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 FAR_FUTURE = timestamp_pb2.Timestamp(seconds=10**15)  # beyond year 9999: not a valid Timestamp
@@ -83,7 +83,12 @@ CASES = [
         pb.SubmitCatchRequest(session_id="c-x", member_id="m-1"),
         grpc.StatusCode.NOT_FOUND,
     ),
-    ("GetLeaderboard", pb.GetLeaderboardRequest(game_id="g", page_token="not-a-token"), INVALID),
+    # A page token is bound to its game and week, so it is read once the game is found.
+    (
+        "GetLeaderboard",
+        pb.GetLeaderboardRequest(game_id="g", page_token="not-a-token"),
+        grpc.StatusCode.NOT_FOUND,
+    ),
     ("GetLeaderboard", pb.GetLeaderboardRequest(game_id="g", page_size=-5), INVALID),
     ("ListPlays", pb.ListPlaysRequest(member_id="m-1", page_token="zz"), INVALID),
     ("GetWheelStats", pb.GetWheelStatsRequest(wheel_id="daily", odds_version=-1), INVALID),

@@ -1,40 +1,39 @@
-"""Exactly once, whatever fails: the ledger going away, the games service dying
-between drawing and settling, and a real SIGKILL of the games process under load."""
+"""Exactly once, whatever fails, in one process: the ledger going away before the
+draw, after it, and in the middle of a load of spins. (Real processes killed with
+SIGKILL are tests/games/test_crash.py.)"""
 
 from __future__ import annotations
 
 import asyncio
-import itertools
-import os
-import signal
-import socket
-import subprocess
-import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from loyalty.games.v1 import games_service_pb2 as pb
-from loyalty.games.v1 import games_service_pb2_grpc as pb_grpc
-from loyalty.ledger.v1 import ledger_service_pb2 as ledger_pb
 from loyalty.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
 
-from services.games.server import GamesSettings
 from services.kit.clock import ManualClock
-from services.kit.status import error_info
 from services.ledger.server import LedgerSettings
 from services.ledger.server import build_server as build_ledger
-from tests.games.conftest import (
+from tests.support import deadlines
+from tests.support.errors import expect_error
+from tests.support.games import (
+    ALWAYS_PAYS,
     STANDARD_WHEEL,
     create_stocked_wheel,
-    points,
+    games_settings,
+    numbered_seeds,
+    plays_of,
+    spin,
     start_games,
     wheel_config,
 )
+from tests.support.ledger import NEVER_SECONDS, balance, fund
+from tools.suite import free_port
 
-REPO = Path(__file__).parents[2]
 COST = 10
+RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 
 
 class RestartableLedger:
@@ -43,26 +42,20 @@ class RestartableLedger:
     def __init__(self, db_path: Path, clock: ManualClock) -> None:
         self.db_path = db_path
         self.clock = clock
-        self.port = free_port()
-        self.target = f"127.0.0.1:{self.port}"
+        self.target = f"127.0.0.1:{free_port()}"
         self.host = None
-        self.channel = grpc.aio.insecure_channel(self.target)
+        # The test's own reads wait for a restarted ledger (within their deadline).
+        self.channel = deadlines.channel(self.target, wait_for_ready=True)
         self.stub = ledger_grpc.LedgerServiceStub(self.channel)
 
     async def start(self) -> None:
-        settings = LedgerSettings(db_path=self.db_path, sweep_interval_seconds=3600)
+        settings = LedgerSettings(db_path=self.db_path, sweep_interval_seconds=NEVER_SECONDS)
         self.host = await build_ledger(settings, self.target, self.clock)
         await self.host.start()
 
     async def stop(self) -> None:
         await self.host.stop(None)
         self.host = None
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture
@@ -75,235 +68,159 @@ async def ledger_server(tmp_path):
     await server.channel.close()
 
 
-async def fund(ledger_stub, member: str, amount: int) -> None:
-    from tests.games.conftest import fund as fund_with
-
-    class Holder:
-        stub = ledger_stub
-
-    await fund_with(Holder, member, amount)
-
-
-async def account_balance(ledger_stub, account_id: str) -> int:
-    # wait_for_ready: after a restart the channel may still be in reconnect backoff.
-    response = await ledger_stub.GetAccount(
-        ledger_pb.GetAccountRequest(account_id=account_id), wait_for_ready=True, timeout=10
-    )
-    return response.account.balance.balance
-
-
-async def start_in_process(tmp_path, ledger_server, seeds):
-    settings = GamesSettings(
-        db_path=tmp_path / "games.db",
-        ledger_target=ledger_server.target,
+async def start_in_process(tmp_path, ledger_server, seeds=None, **settings_changes):
+    settings = games_settings(
+        tmp_path / "games.db",
+        ledger_server.target,
         ledger_timeout_seconds=0.5,
-        relay_interval_seconds=1,
+        **settings_changes,
     )
-    host, channel = await start_games(settings, ledger_server, seeds)
-    return host, channel, pb_grpc.GamesServiceStub(channel)
-
-
-async def wait_for(predicate, attempts: int = 200):
-    """Polls a condition (not a timing assertion): the relay runs on its own task."""
-    for _ in range(attempts):
-        if await predicate():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition never became true")
+    return await start_games(settings, ledger_server.clock, seeds or numbered_seeds())
 
 
 async def test_a_paid_spin_with_the_ledger_down_fails_fast_and_draws_nothing(
     tmp_path, ledger_server
 ):
-    host, channel, games = await start_in_process(tmp_path, ledger_server, itertools.count(1))
+    games = await start_in_process(tmp_path, ledger_server)
     try:
-        await create_stocked_wheel(games, "w", STANDARD_WHEEL)
+        await create_stocked_wheel(games.stub, "w", STANDARD_WHEEL)
         await fund(ledger_server.stub, "m-1", 100)
         await ledger_server.stop()
-        with pytest.raises(grpc.aio.AioRpcError) as raised:
-            await games.Spin(pb.SpinRequest(wheel_id="w", member_id="m-1", request_id="r"))
-        assert raised.value.code() == grpc.StatusCode.UNAVAILABLE
-        assert error_info(raised.value).reason == "LEDGER_UNAVAILABLE"
-        seed = await games.GetSeedPair(pb.GetSeedPairRequest(member_id="m-1"))
+        await expect_error(
+            games.stub.Spin(pb.SpinRequest(wheel_id="w", member_id="m-1", request_id="r")),
+            grpc.StatusCode.UNAVAILABLE,
+            "LEDGER_UNAVAILABLE",
+        )
+        seed = await games.stub.GetSeedPair(pb.GetSeedPairRequest(member_id="m-1"))
         assert seed.seed_pair.nonce == 0
-        assert (await games.ListPlays(pb.ListPlaysRequest(member_id="m-1"))).plays == []
+        assert await plays_of(games.stub, "m-1") == []
         await ledger_server.start()
-        assert await account_balance(ledger_server.stub, "m-1") == 100
+        assert await balance(ledger_server.stub, "m-1") == 100
     finally:
-        await channel.close()
-        await host.stop(None)
+        await games.stop()
 
 
 async def test_a_drawn_spin_is_settled_exactly_once_after_a_restart(tmp_path, ledger_server):
     """The ledger is unreachable after the draw is recorded; the games service
-    then stops (as if killed) and a new one on the same file settles the spin."""
-    # Free, and every spin pays 20 points, so every spin needs the ledger.
-    always_pays = wheel_config(
-        pb.Segment(label="Try again", weight=0),
-        pb.Segment(label="20 points", weight=1, prize=points(20)),
-        cost_points=0,
-    )
-    seeds = itertools.count(1)
-    host, channel, games = await start_in_process(tmp_path, ledger_server, seeds)
+    then stops (as if killed) and a new one on the same file settles the spin
+    as it starts, before it serves, with no retry from the client."""
+    seeds = numbered_seeds()
+    games = await start_in_process(tmp_path, ledger_server, seeds)
     try:
-        await create_stocked_wheel(games, "w", always_pays)
-        await games.Spin(pb.SpinRequest(wheel_id="w", member_id="m-2", request_id="r0"))
+        await create_stocked_wheel(games.stub, "w", ALWAYS_PAYS)
+        await spin(games.stub, "w", "m-2", "r0")
         await ledger_server.stop()
-        with pytest.raises(grpc.aio.AioRpcError) as raised:
-            await games.Spin(pb.SpinRequest(wheel_id="w", member_id="m-2", request_id="r1"))
-        assert raised.value.code() == grpc.StatusCode.UNAVAILABLE
-        plays = (await games.ListPlays(pb.ListPlaysRequest(member_id="m-2"))).plays
+        await expect_error(spin(games.stub, "w", "m-2", "r1"), grpc.StatusCode.UNAVAILABLE)
+        plays = await plays_of(games.stub, "m-2")
         assert plays[-1].status == pb.PLAY_STATUS_PENDING
-        with pytest.raises(grpc.aio.AioRpcError) as raised:
-            await games.RotateSeed(pb.RotateSeedRequest(member_id="m-2"))
-        assert error_info(raised.value).reason == "SPIN_IN_PROGRESS"
+        await expect_error(
+            games.stub.RotateSeed(pb.RotateSeedRequest(member_id="m-2")),
+            grpc.StatusCode.FAILED_PRECONDITION,
+            "SPIN_IN_PROGRESS",
+        )
     finally:
-        await channel.close()
-        await host.stop(None)
+        await games.stop()
 
     await ledger_server.start()
-    host, channel, games = await start_in_process(tmp_path, ledger_server, seeds)
+    games = await start_in_process(tmp_path, ledger_server, seeds, relay_interval_seconds=1)
     try:
 
         async def settled() -> bool:
-            # The relay retries once per second of the manual clock.
-            ledger_server.clock.advance(1)
-            pair = await games.GetSeedPair(pb.GetSeedPairRequest(member_id="m-2"))
+            pair = await games.stub.GetSeedPair(pb.GetSeedPairRequest(member_id="m-2"))
             return pair.seed_pair.nonce == 2
 
-        await wait_for(settled)
-        replay = (
-            await games.Spin(pb.SpinRequest(wheel_id="w", member_id="m-2", request_id="r1"))
-        ).spin
-        assert replay.proof.nonce == 1
-        assert replay.points_balance_after == 40
-        assert await account_balance(ledger_server.stub, "m-2") == 40
-        statuses = [
-            p.status for p in (await games.ListPlays(pb.ListPlaysRequest(member_id="m-2"))).plays
-        ]
+        # Recovery at start settles it, or the relay once the ledger's channel is
+        # up (one process shares its connection attempts); its backoff runs on the
+        # manual clock.
+        await deadlines.eventually(settled, between=lambda: ledger_server.clock.advance(1))
+        assert await balance(ledger_server.stub, "m-2") == 40
+        replay = await spin(games.stub, "w", "m-2", "r1")
+        assert (replay.proof.nonce, replay.points_balance_after) == (1, 40)
+        statuses = [p.status for p in await plays_of(games.stub, "m-2")]
         assert statuses.count(pb.PLAY_STATUS_SETTLED) == 2
+        await games.stub.SetClientSeed(pb.SetClientSeedRequest(member_id="m-2", client_seed="x"))
     finally:
-        await channel.close()
-        await host.stop(None)
+        await games.stop()
 
 
-async def spin_until_done(games, member: str, request_id: str) -> pb.Spin | None:
-    """A client that retries with the same request id until it gets an answer."""
-    for _ in range(400):
-        try:
-            response = await games.Spin(
-                pb.SpinRequest(wheel_id="w", member_id=member, request_id=request_id), timeout=5
-            )
-            return response.spin
-        except grpc.aio.AioRpcError as error:
-            if error.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-                raise
-            await asyncio.sleep(0.05)
-    raise AssertionError(f"spin {member}/{request_id} never answered")
+@dataclass
+class Load:
+    """Members spinning in turn, each retrying with the same request id until
+    answered, and what the test needs to see of it."""
 
+    games: object
+    members: list[str]
+    spins_each: int
+    answered: int = 0
+    in_flight: int = 0
+    failed_in_flight: list[grpc.StatusCode] = field(default_factory=list)
+    progress: asyncio.Event = field(default_factory=asyncio.Event)
 
-async def spin_in_turn(games, member: str, spins: int) -> None:
-    for n in range(spins):
-        await spin_until_done(games, member, f"r{n}")
+    async def spin_until_answered(self, member: str, request_id: str) -> pb.Spin:
+        for _ in range(2_000):
+            self.in_flight += 1
+            try:
+                return await spin(self.games.stub, "w", member, request_id)
+            except grpc.aio.AioRpcError as error:
+                if error.code() not in RETRYABLE:
+                    raise
+                self.failed_in_flight.append(error.code())
+            finally:
+                self.in_flight -= 1
+            # A client's pause between two attempts (it places no fault).
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"spin {member}/{request_id} never answered")
+
+    async def member(self, member: str) -> None:
+        for n in range(self.spins_each):
+            await self.spin_until_answered(member, f"r{n}")
+            self.answered += 1
+            self.progress.set()
+
+    async def answered_at_least(self, count: int) -> None:
+        while self.answered < count:
+            self.progress.clear()
+            await self.progress.wait()
 
 
 async def assert_charged_exactly_once(ledger_stub, games, members, spins_each, funded):
-    revenue = await account_balance(ledger_stub, "games:revenue")
-    assert revenue == COST * len(members) * spins_each
+    assert await balance(ledger_stub, "games:revenue") == COST * len(members) * spins_each
     for member in members:
-        plays = (await games.ListPlays(pb.ListPlaysRequest(member_id=member, page_size=500))).plays
+        plays = await plays_of(games.stub, member)
         won = sum(p.prize.points for p in plays if p.status == pb.PLAY_STATUS_SETTLED)
-        assert await account_balance(ledger_stub, member) == funded - COST * spins_each + won
-        pair = await games.GetSeedPair(pb.GetSeedPairRequest(member_id=member))
+        assert await balance(ledger_stub, member) == funded - COST * spins_each + won
+        pair = await games.stub.GetSeedPair(pb.GetSeedPairRequest(member_id=member))
         assert pair.seed_pair.nonce == spins_each
 
 
 async def test_stopping_the_ledger_mid_load_charges_nothing_twice_and_loses_nothing(
     tmp_path, ledger_server
 ):
-    host, channel, games = await start_in_process(tmp_path, ledger_server, itertools.count(1))
+    games = await start_in_process(tmp_path, ledger_server)
     members = [f"load-{n}" for n in range(8)]
     spins_each = 6
     try:
         await create_stocked_wheel(
-            games, "w", wheel_config(*STANDARD_WHEEL.segments, spins_per_day=0)
+            games.stub, "w", wheel_config(*STANDARD_WHEEL.segments, spins_per_day=0)
         )
         for member in members:
             await fund(ledger_server.stub, member, 1_000)
-
-        load = asyncio.gather(*(spin_in_turn(games, m, spins_each) for m in members))
-        await asyncio.sleep(0.15)
+        load = Load(games, members, spins_each)
+        running = asyncio.gather(*(load.member(m) for m in members))
+        # The fault goes in once a fifth of the spins are answered, while the rest
+        # are being sent: every member spins in turn, so spins are in flight.
+        await deadlines.within(load.answered_at_least(len(members) * spins_each // 5))
+        assert load.in_flight > 0
         await ledger_server.stop()
-        await asyncio.sleep(0.3)
+
+        # Observable: some call in flight failed because of the outage.
+        async def outage_seen() -> bool:
+            return bool(load.failed_in_flight)
+
+        await deadlines.eventually(outage_seen)
         await ledger_server.start()
-        await load
+        await deadlines.within(running)
+        assert load.failed_in_flight, "the outage hit no spin in flight"
         await assert_charged_exactly_once(ledger_server.stub, games, members, spins_each, 1_000)
     finally:
-        await channel.close()
-        await host.stop(None)
-
-
-@pytest.mark.slow
-async def test_killing_the_games_process_under_load_settles_every_spin_once(
-    tmp_path, ledger_server
-):
-    port = free_port()
-    env = {
-        **os.environ,
-        "GAMES_DB": str(tmp_path / "games.db"),
-        "GAMES_LISTEN": f"127.0.0.1:{port}",
-        "GAMES_LEDGER_TARGET": ledger_server.target,
-        "GAMES_RELAY_INTERVAL_SECONDS": "0.2",
-        "LOG_LEVEL": "warning",
-    }
-
-    def launch() -> subprocess.Popen:
-        return subprocess.Popen(
-            [sys.executable, "-m", "services.games"],
-            cwd=REPO,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-
-    async def serving(channel) -> bool:
-        try:
-            reply = await health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(), timeout=0.5
-            )
-        except grpc.aio.AioRpcError:
-            return False
-        return reply.status == health_pb2.HealthCheckResponse.SERVING
-
-    members = [f"kill-{n}" for n in range(6)]
-    spins_each = 8
-    process = launch()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
-    games = pb_grpc.GamesServiceStub(channel)
-    try:
-        await wait_for(lambda: serving(channel))
-        await create_stocked_wheel(
-            games, "w", wheel_config(*STANDARD_WHEEL.segments, spins_per_day=0)
-        )
-        for member in members:
-            await fund(ledger_server.stub, member, 1_000)
-
-        load = asyncio.gather(*(spin_in_turn(games, m, spins_each) for m in members))
-
-        async def some_spins_done() -> bool:
-            try:
-                return await account_balance(ledger_server.stub, "games:revenue") >= COST * 10
-            except grpc.aio.AioRpcError as error:
-                assert error.code() == grpc.StatusCode.NOT_FOUND  # not opened yet
-                return False
-
-        await wait_for(some_spins_done)
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=10)
-        process = launch()
-        await load
-        await assert_charged_exactly_once(ledger_server.stub, games, members, spins_each, 1_000)
-    finally:
-        await channel.close()
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=10)
+        await games.stop()

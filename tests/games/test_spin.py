@@ -5,31 +5,23 @@ from __future__ import annotations
 import asyncio
 
 import grpc
-import pytest
 from loyalty.games.v1 import games_service_pb2 as pb
 from loyalty.ledger.v1 import ledger_service_pb2 as ledger_pb
 
-from services.games import domain
+from services.games.domain.draw import draw_segment
 from services.kit.status import error_info, field_violations
-from tests.games.conftest import (
+from tests.support.errors import expect_error
+from tests.support.games import (
     STANDARD_WHEEL,
-    balance,
     create_stocked_wheel,
-    fund,
     item,
+    plays_of,
     points,
     seed_number,
+    spin,
     wheel_config,
 )
-
-
-async def expect_error(call, code: grpc.StatusCode, reason: str | None = None):
-    with pytest.raises(grpc.aio.AioRpcError) as raised:
-        await call
-    assert raised.value.code() == code, raised.value.details()
-    if reason is not None:
-        assert error_info(raised.value).reason == reason
-    return raised.value
+from tests.support.ledger import balance, fund, post, posted
 
 
 async def create(games, wheel_id: str = "daily", config: pb.WheelConfig = STANDARD_WHEEL):
@@ -87,37 +79,38 @@ async def test_bad_wheels_are_refused_and_change_nothing(games):
     assert list(listed.wheels) == []
 
 
-async def test_a_spin_charges_once_pays_once_and_replays(games, ledger):
+async def test_a_spin_charges_once_pays_once_and_replays(games, ledger, ledger_stub):
     await create(games)
-    await fund(ledger, "m-1", 100)
+    await fund(ledger_stub, "m-1", 100)
     seed = await games.stub.GetSeedPair(pb.GetSeedPairRequest(member_id="m-1"))
     request = pb.SpinRequest(wheel_id="daily", member_id="m-1", request_id="r-1")
     spin = (await games.stub.Spin(request)).spin
-    expected = domain.draw_segment(seed_number(1), seed.seed_pair.client_seed, 0, [50, 30, 15, 5])
+    expected = draw_segment(seed_number(1), seed.seed_pair.client_seed, 0, [50, 30, 15, 5])
     assert (spin.proof.draw_value, spin.landed_segment_index) == (
         expected.value,
         expected.segment_index,
     )
-    assert spin.outcome == pb.SPIN_OUTCOME_WON
+    won = STANDARD_WHEEL.segments[spin.landed_segment_index].prize.WhichOneof("kind")
+    assert spin.outcome == (pb.SPIN_OUTCOME_WON if won else pb.SPIN_OUTCOME_NO_PRIZE)
     assert spin.proof.server_seed_sha256 == seed.seed_pair.server_seed_sha256
     assert spin.proof.server_seed == ""  # not revealed before rotation
     assert spin.transfer_ids[0] == f"spin:{spin.spin_id}:cost"
     assert spin.spins_left_today == 4
     points_won = STANDARD_WHEEL.segments[spin.landed_segment_index].prize.points
     assert spin.points_balance_after == 90 + points_won
-    assert await balance(ledger, "m-1") == 90 + points_won
+    assert await balance(ledger_stub, "m-1") == 90 + points_won
 
     replay = (await games.stub.Spin(request)).spin
     assert replay == spin
-    assert await balance(ledger, "m-1") == 90 + points_won
-    assert await balance(ledger, "games:revenue") == 10
+    assert await balance(ledger_stub, "m-1") == 90 + points_won
+    assert await balance(ledger_stub, "games:revenue") == 10
     after = await games.stub.GetSeedPair(pb.GetSeedPairRequest(member_id="m-1"))
     assert after.seed_pair.nonce == 1
 
 
-async def test_too_few_points_draws_nothing_and_keeps_the_nonce(games, ledger):
+async def test_too_few_points_draws_nothing_and_keeps_the_nonce(games, ledger, ledger_stub):
     await create(games)
-    await fund(ledger, "m-2", 5)
+    await fund(ledger_stub, "m-2", 5)
     await expect_error(
         games.stub.Spin(pb.SpinRequest(wheel_id="daily", member_id="m-2", request_id="r-1")),
         grpc.StatusCode.FAILED_PRECONDITION,
@@ -125,14 +118,14 @@ async def test_too_few_points_draws_nothing_and_keeps_the_nonce(games, ledger):
     )
     seed = await games.stub.GetSeedPair(pb.GetSeedPairRequest(member_id="m-2"))
     assert seed.seed_pair.nonce == 0
-    assert await balance(ledger, "m-2") == 5
+    assert await balance(ledger_stub, "m-2") == 5
     plays = await games.stub.ListPlays(pb.ListPlaysRequest(member_id="m-2"))
     assert [(p.status, p.reason) for p in plays.plays] == [
         (pb.PLAY_STATUS_REJECTED, "INSUFFICIENT_POINTS")
     ]
 
 
-async def test_the_daily_limit_resets_at_midnight_in_the_wheels_zone(games, ledger):
+async def test_the_daily_limit_resets_at_midnight_in_the_wheels_zone(games, ledger, ledger_stub):
     await create(
         games, config=wheel_config(*STANDARD_WHEEL.segments, spins_per_day=2, cost_points=0)
     )
@@ -142,7 +135,7 @@ async def test_the_daily_limit_resets_at_midnight_in_the_wheels_zone(games, ledg
         )
     await expect_error(
         games.stub.Spin(pb.SpinRequest(wheel_id="daily", member_id="m-3", request_id="r-2")),
-        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.FAILED_PRECONDITION,
         "SPIN_LIMIT_REACHED",
     )
     wheel = (await games.stub.GetWheel(pb.GetWheelRequest(wheel_id="daily", member_id="m-3"))).wheel
@@ -150,7 +143,8 @@ async def test_the_daily_limit_resets_at_midnight_in_the_wheels_zone(games, ledg
     ledger.clock.set(wheel.allowance.reset_time.ToMicroseconds() - 1)
     await expect_error(
         games.stub.Spin(pb.SpinRequest(wheel_id="daily", member_id="m-3", request_id="r-3")),
-        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "SPIN_LIMIT_REACHED",
     )
     ledger.clock.set(wheel.allowance.reset_time.ToMicroseconds())
     spin = (
@@ -159,9 +153,9 @@ async def test_the_daily_limit_resets_at_midnight_in_the_wheels_zone(games, ledg
     assert spin.spins_left_today == 1
 
 
-async def test_rotation_reveals_the_seed_and_verifies_past_spins(games, ledger):
+async def test_rotation_reveals_the_seed_and_verifies_past_spins(games, ledger, ledger_stub):
     await create(games)
-    await fund(ledger, "m-4", 100)
+    await fund(ledger_stub, "m-4", 100)
     await games.stub.SetClientSeed(pb.SetClientSeedRequest(member_id="m-4", client_seed="my-luck"))
     spin = (
         await games.stub.Spin(pb.SpinRequest(wheel_id="daily", member_id="m-4", request_id="a"))
@@ -200,7 +194,9 @@ ONE_COFFEE_WHEEL = wheel_config(
 )
 
 
-async def test_the_last_unit_goes_to_exactly_one_of_many_concurrent_spins(games, ledger):
+async def test_the_last_unit_goes_to_exactly_one_of_many_concurrent_spins(
+    games, ledger, ledger_stub
+):
     await games.stub.CreateWheel(pb.CreateWheelRequest(wheel_id="coffee", config=ONE_COFFEE_WHEEL))
     stocked = await games.stub.StockWheel(
         pb.StockWheelRequest(
@@ -210,7 +206,7 @@ async def test_the_last_unit_goes_to_exactly_one_of_many_concurrent_spins(games,
     assert stocked.stock == 1
     members = [f"c-{n}" for n in range(12)]
     for member in members:
-        await fund(ledger, member, 10)
+        await fund(ledger_stub, member, 10)
     spins = await asyncio.gather(
         *(
             games.stub.Spin(pb.SpinRequest(wheel_id="coffee", member_id=m, request_id="go"))
@@ -223,12 +219,12 @@ async def test_the_last_unit_goes_to_exactly_one_of_many_concurrent_spins(games,
     assert len(fallbacks) == 11
     assert {s.fallback_reason for s in fallbacks} == {pb.FALLBACK_REASON_SOLD_OUT}
     assert {s.landed_segment_index for s in fallbacks} == {0}
-    assert await balance(ledger, "wheel:coffee:pool:prize:free-coffee") == 0
-    winners = [m for m in members if await balance(ledger, f"{m}/prize:free-coffee") == 1]
+    assert await balance(ledger_stub, "wheel:coffee:pool:prize:free-coffee") == 0
+    winners = [m for m in members if await balance(ledger_stub, f"{m}/prize:free-coffee") == 1]
     assert len(winners) == 1
     for member in members:
-        assert await balance(ledger, member) == 0  # each charged exactly once
-    assert await balance(ledger, "games:revenue") == 120
+        assert await balance(ledger_stub, member) == 0  # each charged exactly once
+    assert await balance(ledger_stub, "games:revenue") == 120
     wheel = (await games.stub.GetWheel(pb.GetWheelRequest(wheel_id="coffee"))).wheel
     assert wheel.odds_version == 2 and wheel.odds[1].sold_out
     # Restocking clears the mark in a new odds version.
@@ -255,7 +251,7 @@ async def test_the_last_unit_goes_to_exactly_one_of_many_concurrent_spins(games,
     )
 
 
-async def test_a_daily_win_cap_gives_the_fallback(games, ledger):
+async def test_a_daily_win_cap_gives_the_fallback(games, ledger, ledger_stub):
     config = wheel_config(
         pb.Segment(label="Try again", weight=0),
         pb.Segment(label="5 points", weight=1, prize=points(5), max_wins_per_member_per_day=1),
@@ -273,10 +269,10 @@ async def test_a_daily_win_cap_gives_the_fallback(games, ledger):
         pb.SPIN_OUTCOME_FALLBACK,
         pb.FALLBACK_REASON_CAP_REACHED,
     )
-    assert await balance(ledger, "m-6") == 5
+    assert await balance(ledger_stub, "m-6") == 5
 
 
-async def test_bad_spin_requests_change_nothing(games, ledger):
+async def test_bad_spin_requests_change_nothing(games, ledger, ledger_stub):
     await create(games)
     for request in (
         pb.SpinRequest(wheel_id="daily", member_id="m/1", request_id="r"),
@@ -299,7 +295,7 @@ async def test_bad_spin_requests_change_nothing(games, ledger):
     assert (await games.stub.ListPlays(pb.ListPlaysRequest(game_id="daily"))).plays == []
 
 
-async def test_plays_are_audited_and_paginated(games, ledger):
+async def test_plays_are_audited_and_paginated(games, ledger, ledger_stub):
     await create(games, config=wheel_config(*STANDARD_WHEEL.segments, cost_points=0))
     for n in range(3):
         await games.stub.Spin(pb.SpinRequest(wheel_id="daily", member_id="m-7", request_id=f"r{n}"))
@@ -322,7 +318,7 @@ async def test_plays_are_audited_and_paginated(games, ledger):
     assert all(p.proof.server_seed_sha256 for p in plays)
 
 
-async def test_wheel_stats_compare_draws_with_the_odds(games, ledger):
+async def test_wheel_stats_compare_draws_with_the_odds(games, ledger, ledger_stub):
     await create(
         games, config=wheel_config(*STANDARD_WHEEL.segments, cost_points=0, spins_per_day=0)
     )
@@ -335,43 +331,119 @@ async def test_wheel_stats_compare_draws_with_the_odds(games, ledger):
     assert 0.0 <= stats.p_value <= 1.0
 
 
-async def test_points_spent_elsewhere_are_refused_by_the_chain_itself(games, ledger):
+async def spend_everything_elsewhere(ledger_stub, member: str, amount: int) -> None:
+    """The member redeems `amount` outside games, which does not see it."""
+    (result,) = await post(
+        ledger_stub,
+        posted("elsewhere", member, "games:revenue", amount, code=ledger_pb.TRANSFER_CODE_REDEEM),
+    )
+    assert result.code == ledger_pb.TRANSFER_RESULT_CODE_OK
+
+
+async def test_points_spent_elsewhere_are_refused_by_the_chain_itself(games, ledger, ledger_stub):
     """The service remembers the balance of the last spin to spare a read; when
     the member spent points elsewhere since, the ledger's chain refuses the spin."""
     await create(games)
-    await fund(ledger, "m-9", 20)
+    await fund(ledger_stub, "m-9", 20)
     first = (
         await games.stub.Spin(pb.SpinRequest(wheel_id="daily", member_id="m-9", request_id="1"))
     ).spin
-    spend = await ledger.stub.PostTransfers(
-        ledger_pb.PostTransfersRequest(
-            transfers=[
-                ledger_pb.Transfer(
-                    id="elsewhere",
-                    debit_account_id="m-9",
-                    credit_account_id="games:revenue",
-                    amount=first.points_balance_after,
-                    code=ledger_pb.TRANSFER_CODE_REDEEM,
-                    kind=ledger_pb.TRANSFER_KIND_POSTED,
-                )
-            ]
-        )
-    )
-    assert spend.results[0].code == ledger_pb.TRANSFER_RESULT_CODE_OK
+    await spend_everything_elsewhere(ledger_stub, "m-9", first.points_balance_after)
     await expect_error(
         games.stub.Spin(pb.SpinRequest(wheel_id="daily", member_id="m-9", request_id="2")),
         grpc.StatusCode.FAILED_PRECONDITION,
         "INSUFFICIENT_POINTS",
     )
-    assert await balance(ledger, "m-9") == 0
+    assert await balance(ledger_stub, "m-9") == 0
     seed = await games.stub.GetSeedPair(pb.GetSeedPairRequest(member_id="m-9"))
     assert seed.seed_pair.nonce == 1
     rejected = (await games.stub.ListPlays(pb.ListPlaysRequest(member_id="m-9"))).plays[-1]
     assert rejected.status == pb.PLAY_STATUS_REJECTED
     assert not rejected.proof.draw_value and rejected.landed_segment_index == -1
     # The rejected draw's nonce is drawn again by the next spin.
-    await fund(ledger, "m-9", 10, transfer_id="fund-again")
+    await fund(ledger_stub, "m-9", 10, transfer_id="fund-again")
     again = (
         await games.stub.Spin(pb.SpinRequest(wheel_id="daily", member_id="m-9", request_id="3"))
     ).spin
     assert again.proof.nonce == 1
+
+
+def reveals_a_draw(play: pb.Play) -> bool:
+    """Whether an audit entry shows anything of where its spin's draw landed."""
+    return bool(
+        play.proof.draw_value
+        or play.proof.drawn_segment_index != -1
+        or play.landed_segment_index != -1
+        or play.HasField("prize")
+        or play.reason in ("SOLD_OUT", "CAP_REACHED")
+    )
+
+
+async def test_an_unpaid_draw_is_never_shown_so_it_cannot_be_chosen(games, ledger, ledger_stub):
+    """The attack: games still believes from its cached balance that the member can
+    pay, draws and records the spin, and the ledger refuses the cost. The nonce
+    stays, so the next paid spin on this seed pair gives exactly that draw; had
+    anything shown it, the member could pay for a good one or reroll a bad one
+    with SetClientSeed. Nothing the member can read shows it."""
+    await create(games, config=wheel_config(*STANDARD_WHEEL.segments, spins_per_day=0))
+    await fund(ledger_stub, "m-10", 20)
+    first = await spin(games.stub, "daily", "m-10", "r-1")
+    await spend_everything_elsewhere(ledger_stub, "m-10", first.points_balance_after)
+    error = await expect_error(
+        games.stub.Spin(pb.SpinRequest(wheel_id="daily", member_id="m-10", request_id="r-2")),
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "INSUFFICIENT_POINTS",
+    )
+    unpaid_id = error_info(error).metadata["spin_id"]
+
+    # Everything the member can read between the refusal and paying again.
+    plays = await plays_of(games.stub, "m-10")
+    unpaid = [p for p in plays if p.play_id == unpaid_id]
+    assert [p.status for p in unpaid] == [pb.PLAY_STATUS_PENDING, pb.PLAY_STATUS_REJECTED]
+    await expect_error(
+        games.stub.VerifySpin(pb.VerifySpinRequest(spin_id=unpaid_id)),
+        grpc.StatusCode.NOT_FOUND,
+        "SPIN_NOT_FOUND",
+    )
+    assert not any(reveals_a_draw(p) for p in unpaid)
+
+    # The member pays: the next spin draws that nonce again, and nothing read before
+    # said what it gives.
+    await fund(ledger_stub, "m-10", 10, transfer_id="fund-again")
+    paid = await spin(games.stub, "daily", "m-10", "r-3")
+    assert paid.proof.nonce == unpaid[0].proof.nonce
+    assert paid.proof.draw_value not in [p.proof.draw_value for p in unpaid]
+
+
+async def test_published_odds_are_the_effective_odds_once_a_prize_sells_out(games, ledger_stub):
+    await games.stub.CreateWheel(pb.CreateWheelRequest(wheel_id="coffee", config=ONE_COFFEE_WHEEL))
+    await games.stub.StockWheel(
+        pb.StockWheelRequest(
+            wheel_id="coffee", unit="prize:free-coffee", quantity=1, request_id="s"
+        )
+    )
+    for member in ("a", "b"):
+        await fund(ledger_stub, member, 10)
+        await spin(games.stub, "coffee", member, "go")
+    wheel = (await games.stub.GetWheel(pb.GetWheelRequest(wheel_id="coffee"))).wheel
+    fallback, coffee = wheel.odds
+    assert coffee.sold_out and (coffee.weight, coffee.basis_points, coffee.percent) == (
+        0,
+        0,
+        "0.00",
+    )
+    assert (fallback.weight, fallback.total_weight, fallback.percent) == (1, 1, "100.00")
+    assert [o.draw_weight for o in wheel.odds] == [0, 1]  # what the draw is taken over
+    assert sum(o.basis_points for o in wheel.odds) == 10_000
+
+
+async def test_a_segment_with_no_prize_has_its_own_outcome(games):
+    never_wins = wheel_config(
+        pb.Segment(label="Try again", weight=1),
+        pb.Segment(label="20 points", weight=0, prize=points(20)),
+        cost_points=0,
+    )
+    await create(games, "nothing", never_wins)
+    result = await spin(games.stub, "nothing", "m-11", "r-1")
+    assert (result.outcome, result.fallback_reason) == (pb.SPIN_OUTCOME_NO_PRIZE, 0)
+    assert not result.prize.WhichOneof("kind")

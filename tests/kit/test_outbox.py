@@ -3,6 +3,7 @@ entry closes in the same transaction as what it means, whoever settles it."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 
 import grpc
@@ -11,6 +12,7 @@ from loyalty.ledger.v1 import ledger_service_pb2 as ledger_pb
 from loyalty.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
 
 from services.kit.errors import Unavailable
+from services.kit.ledger_stream import StreamPoster
 from services.kit.outbox import (
     OUTBOX_KINDS_MIGRATION,
     OUTBOX_MIGRATION,
@@ -160,3 +162,60 @@ async def test_a_handler_that_fails_leaves_its_entry_pending_and_the_others_go_o
     assert await store.read(lambda unit: unit.state("a1")) == "pending"
     assert await store.read(lambda unit: unit.state("a2")) == "paid"
     assert (await store.read(lambda unit: unit.outbox.backlog())).pending == 1
+
+
+async def test_settling_through_a_stream_posts_once_and_applies_once(store, ledger):
+    await fund(ledger.stub, "m-1", 1, "seed")
+    poster = StreamPoster(ledger.stub)
+    try:
+        outbox = outbox_for(store, ledger, poster)
+        entries = [await record(store, ledger, f"a{n}") for n in range(20)]
+        assert await asyncio.gather(*(outbox.settle(e) for e in entries)) == ["paid"] * 20
+        assert poster.streams_opened == 1
+        # Settling again (a retry, the relay) posts again (EXISTS) and applies nothing.
+        assert await outbox.settle(entries[0]) is None
+        assert await balance(ledger.stub, "m-1") == 1 + 20 * 10
+    finally:
+        await poster.close()
+
+
+async def test_an_answer_lost_with_its_stream_is_settled_by_the_relay(store, ledger):
+    """The stream breaks while the entry waits: UNAVAILABLE, the entry stays pending,
+    and the relay posts the same ids again: paid once."""
+    await fund(ledger.stub, "m-1", 1, "seed")
+    poster = StreamPoster(ledger.stub)
+    try:
+        outbox = outbox_for(store, ledger, poster)
+        entry = await record(store, ledger, "a1")
+        settling = asyncio.ensure_future(outbox.settle(entry, attempts=1))
+        await asyncio.sleep(0)
+        await poster.reset()
+        try:
+            settled = await settling
+        except Unavailable:
+            settled = None
+        ledger.clock.advance(POLICY.grace_us / 1e6)
+        relayed = await outbox.relay_once()
+        assert (settled, relayed) in (("paid", 0), (None, 1))
+        assert await store.read(lambda unit: unit.state("a1")) == "paid"
+        assert await balance(ledger.stub, "m-1") == 11
+    finally:
+        await poster.close()
+
+
+async def test_an_entry_recovery_could_not_settle_is_tried_again_after_its_backoff(store, ledger):
+    """Recovery claims every pending entry whatever its schedule; an entry it could
+    not settle (the ledger away at start) is due again one backoff from now, not
+    one backoff after the end of time."""
+    await fund(ledger.stub, "m-1", 1, "seed")
+    await record(store, ledger, "a1")
+    async with grpc.aio.insecure_channel("127.0.0.1:1") as nowhere:
+        away = outbox_for(store, ledger, ledger_grpc.LedgerServiceStub(nowhere))
+        assert await away.recover() == 0
+    assert await store.read(lambda unit: unit.schedule()) == (
+        1,
+        ledger.clock.now_us() + POLICY.backoff_us(1),
+    )
+    ledger.clock.advance(POLICY.backoff_us(1) / 1e6)
+    assert await outbox_for(store, ledger).relay_once() == 1
+    assert await store.read(lambda unit: unit.state("a1")) == "paid"

@@ -157,6 +157,7 @@ def gateway_settings(**overrides: Any) -> GatewaySettings:
     base = GatewaySettings(
         games_target=None,
         campaigns_target=None,
+        rewards_target=None,
         jwt_issuer=ISSUER,
         jwt_audience=AUDIENCE,
         jwt_secret=SECRET.decode(),

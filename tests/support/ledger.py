@@ -11,7 +11,16 @@ from loyalty.ledger.v1 import ledger_service_pb2 as pb
 from loyalty.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
 
 from services.kit.proto_time import duration, timestamp
+from services.ledger.domain import (
+    Account,
+    AccountKind,
+    TransferCode,
+    TransferKind,
+    TransferRequest,
+)
 from services.ledger.server import LedgerSettings, build_server
+from services.ledger.service import CommitSignal, LedgerService
+from services.ledger.store import LedgerStore
 
 POINTS = "points"
 # The background sweeper must never run on its own in these tests: only SweepExpired sweeps.
@@ -221,3 +230,40 @@ async def fund(
         posted(transfer_id or f"fund:{member_id}:{points}", "program:issuance", member_id, points),
     )
     assert result.code == pb.TRANSFER_RESULT_CODE_OK, result
+
+
+# ---------------------------------------------------------------- the service over a store
+
+SERVICE_WALLETS = ("w1", "w2", "w3")
+
+
+async def open_service(path, clock):
+    """LedgerService over a real LedgerStore at `path` (no server), with an issuance
+    account "iss", a breakage account "brk" and SERVICE_WALLETS whose lots expire
+    into it. The caller closes the store."""
+    store = LedgerStore(path)
+    await store.open()
+    service = LedgerService(store, clock, CommitSignal())
+    await service.open_account(Account("iss", "points", AccountKind.PROGRAM_ISSUANCE))
+    await service.open_account(Account("brk", "points", AccountKind.BREAKAGE))
+    for wallet in SERVICE_WALLETS:
+        await service.open_account(
+            Account(
+                wallet,
+                "points",
+                AccountKind.MEMBER_WALLET,
+                debits_must_not_exceed_credits=True,
+                expiring_lots=True,
+                expiry_account_id="brk",
+            )
+        )
+    return store, service
+
+
+def moved(transfer_id: str, debit: str, credit: str, amount: int, **fields):
+    """A domain TransferRequest between two accounts: POSTED and EARN unless `fields` say."""
+    fields.setdefault("kind", TransferKind.POSTED)
+    fields.setdefault("code", TransferCode.EARN)
+    return TransferRequest(
+        id=transfer_id, debit_account_id=debit, credit_account_id=credit, amount=amount, **fields
+    )

@@ -1,0 +1,215 @@
+"""Redemptions end to end against the ledger's own unary throughput, in one run on
+127.0.0.1, and a large code import in bounded memory.
+
+Starts the ledger and the rewards service as real processes (tools.suite) over
+temporary SQLite files, opens and funds MEMBERS member wallets with the ledger
+bench's set-up, then:
+
+- import_codes, import_seconds, import_rss_before_mb, import_rss_after_mb,
+  admin_rss_mb: `loyalty-admin rewards import` (a separate process, straight to
+  the rewards service) of a generated CSV of IMPORT_CODES codes; the rewards
+  process's peak resident memory before and after, and the tool's own peak:
+  the same whatever the file's size, since both sides hold one chunk at a time;
+- ledger_unary_tps: the ledger's PostTransfers with one transfer per call, the
+  ledger bench's workload, at 64 concurrent calls;
+- redeem_tps, redeem_p50_ms, redeem_p99_ms: rewards.Redeem of a code-pool reward
+  (10 points, stock far beyond the run), one member per lane, a fresh request id
+  each time: limits checked and the redemption recorded, the linked holds, the
+  code assigned, the holds posted (two ledger calls, three local commits);
+  redeem_ratio = redeem_tps / ledger_unary_tps;
+- rewards_rss_mb: the rewards process's peak resident memory.
+
+Then checks that rewards:redeemed grew by exactly 10 points per redemption sent
+and that each got a code. Writes bench/results/rewards.json.
+
+    python -m bench.rewards [--seconds 5] [--import-codes 200000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import resource
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+from loyalty.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
+from loyalty.rewards.v1 import rewards_service_pb2 as pb
+from loyalty.rewards.v1 import rewards_service_pb2_grpc as pb_grpc
+
+from bench.common import Target, cpu_seconds, peak_rss_mb, report, run_load
+from bench.ledger import POST_TRANSFERS, balance, set_up, wallet
+from bench.load import Call
+from services.kit.clock import SystemClock
+from services.kit.logs import configure_logging
+from services.rewards.server import SERVICE_NAME
+from tools.suite import REPO, Suite
+
+MEMBERS = 64
+PRICE = 10
+REWARD = "bench-coffee"
+POOL = 60_000
+IMPORT_CODES = 200_000
+REDEEM = f"/{SERVICE_NAME}/Redeem"
+TARGETS = [Target("redeem_ratio", 0.4)]
+
+
+def redeem_calls(params: dict, lane: int) -> Iterator[Call]:
+    """The load generator's workload: lane i redeems as member i, a new request id each time."""
+    member = wallet(lane % params["members"])
+    count = 0
+    while True:
+        count += 1
+        request = pb.RedeemRequest(
+            member_id=member, reward_id=REWARD, request_id=f"{params['prefix']}-{lane}-{count}"
+        )
+        yield request.SerializeToString(), ()
+
+
+async def create_reward(rewards: pb_grpc.RewardsServiceStub, reward_id: str, codes: int) -> None:
+    spec = pb.RewardSpec(title="Bench coffee", kind=pb.REWARD_KIND_CODE_POOL, price=PRICE)
+    await rewards.CreateReward(pb.CreateRewardRequest(reward_id=reward_id, spec=spec), timeout=10)
+    await rewards.StockReward(
+        pb.StockRewardRequest(reward_id=reward_id, quantity=10**9, request_id="bench"), timeout=10
+    )
+    for first in range(0, codes, 5000):
+        lines = [f"{reward_id.upper()}-{n:08d}" for n in range(first, min(first + 5000, codes))]
+        await rewards.ImportCodes(
+            pb.ImportCodesRequest(
+                reward_id=reward_id, import_id="bench", first_line=first + 1, lines=lines
+            ),
+            timeout=30,
+        )
+
+
+async def import_with_the_tool(target: str, reward_id: str, path: Path) -> float:
+    started = time.perf_counter()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tools.admin",
+        "--gateway",
+        target,
+        "--token",
+        "bench",
+        "rewards",
+        "import",
+        reward_id,
+        str(path),
+        cwd=REPO,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    out, _ = await process.communicate()
+    if process.returncode != 0:
+        raise RuntimeError(f"the import failed ({process.returncode}): {out.decode()[-500:]}")
+    return time.perf_counter() - started
+
+
+async def run(seconds: float, import_codes: int) -> dict:
+    expires_at = SystemClock().now_us() + 365 * 86_400 * 1_000_000
+    unary_params = {
+        "prefix": "bench:unary",
+        "seed": 1,
+        "wallets": MEMBERS,
+        "expires_at": expires_at,
+        "batch": 1,
+    }
+    with tempfile.TemporaryDirectory(prefix="bench-rewards-") as scratch:
+        work = Path(scratch)
+        suite = Suite(work / "data", log_dir=work / "logs", env={"LOG_LEVEL": "warning"})
+        ledger_process = await suite.start("ledger")
+        rewards_process = await suite.start("rewards")
+        try:
+            async with (
+                grpc.aio.insecure_channel(ledger_process.target) as ledger_channel,
+                grpc.aio.insecure_channel(rewards_process.target) as rewards_channel,
+            ):
+                ledger = ledger_grpc.LedgerServiceStub(ledger_channel)
+                rewards = pb_grpc.RewardsServiceStub(rewards_channel)
+                await set_up(ledger, MEMBERS)
+
+                await create_reward(rewards, "bench-import", 0)
+                csv = work / "codes.csv"
+                with csv.open("w") as file:
+                    file.write("code\n")
+                    file.writelines(f"IMPORTED-{n:09d}\n" for n in range(import_codes))
+                rss_before = peak_rss_mb(rewards_process.process.pid)
+                import_seconds = await import_with_the_tool(
+                    rewards_process.target, "bench-import", csv
+                )
+                rss_after = peak_rss_mb(rewards_process.process.pid)
+                admin_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+                await create_reward(rewards, REWARD, POOL)
+                unary = await run_load(
+                    ledger_process.target,
+                    POST_TRANSFERS,
+                    "bench.ledger:transfer_calls",
+                    unary_params,
+                    seconds=seconds,
+                    server_pid=ledger_process.process.pid,
+                )
+                redeemed_before = await balance(ledger, "rewards:redeemed")
+                ledger_cpu_before = cpu_seconds(ledger_process.process.pid)
+                redeems = await run_load(
+                    rewards_process.target,
+                    REDEEM,
+                    "bench.rewards:redeem_calls",
+                    {"prefix": "bench", "members": MEMBERS},
+                    concurrency=MEMBERS,
+                    seconds=seconds,
+                    server_pid=rewards_process.process.pid,
+                )
+                sent = sum(redeems.lane_calls)
+                ledger_cpu = cpu_seconds(ledger_process.process.pid) - ledger_cpu_before
+                charged = await balance(ledger, "rewards:redeemed") - redeemed_before
+                codes = await rewards.GetRewardReport(
+                    pb.GetRewardReportRequest(reward_id=REWARD), timeout=10
+                )
+                verified = (
+                    not redeems.errors
+                    and charged == PRICE * sent
+                    and codes.report.codes_left == POOL - sent
+                )
+                rss = peak_rss_mb(rewards_process.process.pid)
+        finally:
+            await suite.stop_all()
+    if not verified:
+        print(f"  rewards: redeemed grew by {charged}, not {PRICE} per call sent: {redeems.errors}")
+    return {
+        "members": MEMBERS,
+        "seconds": seconds,
+        "import_codes": import_codes,
+        "import_seconds": import_seconds,
+        "import_rss_before_mb": rss_before,
+        "import_rss_after_mb": rss_after,
+        "admin_rss_mb": admin_rss,
+        "ledger_unary_tps": unary.rps,
+        "redeem_tps": redeems.rps,
+        "redeem_p50_ms": redeems.p50_ms,
+        "redeem_p99_ms": redeems.p99_ms,
+        "redeem_ratio": redeems.rps / unary.rps,
+        "redeem_server_cpu_us": redeems.server_cpu_us_per_call,
+        "redeem_ledger_cpu_us": ledger_cpu * 1e6 / sent,
+        "rewards_rss_mb": rss,
+        "charged_once": verified,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--import-codes", type=int, default=IMPORT_CODES)
+    args = parser.parse_args(argv)
+    configure_logging("bench", "warning")
+    results = asyncio.run(run(args.seconds, args.import_codes))
+    report("rewards", results, TARGETS)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,231 @@
+"""Posting to the ledger: one interface, over PostTransfersStream or unary calls.
+
+A service that posts all the time keeps one PostTransfersStream per channel open
+(`StreamPoster`): on this 2-core machine one stream carries several times the
+requests per second of unary calls, whose per-call cost in grpcio dominates.
+The rules are the unary call's:
+
+- a request is idempotent by its transfer ids, so it may always be sent again;
+- a lost stream is a lost answer, not a lost transfer: a request whose answer
+  never came is UNAVAILABLE to its caller (who retries with the same ids, or
+  leaves it to the outbox's relay), never a guess;
+- the ledger's refusal of a request (INVALID_ARGUMENT, ...) reaches the caller as
+  the same grpc.aio.AioRpcError, rich status details included, as a unary call's;
+- a deadline on every request (DEADLINE_EXCEEDED when it passes);
+- the stream is opened on first use and again after it ends; while it cannot be
+  opened, and for ever against a ledger without the stream (UNIMPLEMENTED),
+  requests go through unary PostTransfers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from typing import Protocol, runtime_checkable
+
+import grpc
+import structlog
+from google.rpc import status_pb2
+from loyalty.ledger.v1 import ledger_service_pb2 as ledger_pb
+from loyalty.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
+
+log = structlog.get_logger()
+
+STATUS_DETAILS_KEY = "grpc-status-details-bin"
+# After the stream failed to open, unary calls carry the requests this long
+# before the stream is tried again.
+REOPEN_AFTER_SECONDS = 1.0
+
+
+@runtime_checkable
+class LedgerPoster(Protocol):
+    """What posting to the ledger needs: the unary call's contract."""
+
+    async def post(
+        self, request: ledger_pb.PostTransfersRequest, *, timeout: float
+    ) -> ledger_pb.PostTransfersResponse: ...
+
+
+class UnaryPoster:
+    """PostTransfers, one call per request."""
+
+    def __init__(self, stub: ledger_grpc.LedgerServiceStub) -> None:
+        self._stub = stub
+
+    async def post(
+        self, request: ledger_pb.PostTransfersRequest, *, timeout: float
+    ) -> ledger_pb.PostTransfersResponse:
+        return await self._stub.PostTransfers(request, timeout=timeout)
+
+
+def poster_of(ledger: LedgerPoster | ledger_grpc.LedgerServiceStub) -> LedgerPoster:
+    """A poster as given, or a stub posting unary calls."""
+    return ledger if isinstance(ledger, LedgerPoster) else UnaryPoster(ledger)
+
+
+def rpc_error(
+    code: grpc.StatusCode, details: str, status: bytes | None = None
+) -> grpc.aio.AioRpcError:
+    """The error a unary call would have raised (with its status details, if any)."""
+    trailing = grpc.aio.Metadata((STATUS_DETAILS_KEY, status)) if status else grpc.aio.Metadata()
+    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), trailing, details=details)
+
+
+def _refusal(status_bytes: bytes) -> grpc.aio.AioRpcError:
+    try:
+        status = status_pb2.Status.FromString(status_bytes)
+        code = next(c for c in grpc.StatusCode if c.value[0] == status.code)
+    except Exception:  # an answer we cannot read is no answer
+        return rpc_error(grpc.StatusCode.UNKNOWN, "the ledger's refusal did not parse")
+    return rpc_error(code, status.message, status_bytes)
+
+
+class _Stream:
+    """One open PostTransfersStream call and the requests waiting for its answers."""
+
+    def __init__(self, call) -> None:
+        self.call = call
+        self.waiting: dict[str, asyncio.Future[ledger_pb.PostTransfersResponse]] = {}
+        self.ended = False
+        # grpc.aio takes one write at a time on a call, and a write cancelled halfway
+        # (a caller's deadline) would leave the call unusable: one task writes, and
+        # callers only wait, with their deadline, for their answers.
+        self._outgoing: asyncio.Queue[ledger_pb.PostTransfersStreamRequest] = asyncio.Queue()
+        self.writer = asyncio.create_task(self._write(), name="ledger-stream-writer")
+        self.reader = asyncio.create_task(self._read(), name="ledger-stream-reader")
+
+    def send(self, message: ledger_pb.PostTransfersStreamRequest) -> None:
+        self._outgoing.put_nowait(message)
+
+    async def _write(self) -> None:
+        try:
+            while True:
+                message = await self._outgoing.get()
+                if message.correlation_id in self.waiting:  # not given up on yet
+                    await self.call.write(message)
+        except (grpc.aio.AioRpcError, grpc.aio.UsageError, asyncio.InvalidStateError) as error:
+            self.end(f"the stream to the ledger ended while writing ({type(error).__name__})")
+
+    async def _read(self) -> None:
+        why = "the stream to the ledger ended before this answer came"
+        try:
+            while True:
+                answer = await self.call.read()
+                if answer is grpc.aio.EOF:
+                    break
+                future = self.waiting.pop(answer.correlation_id, None)
+                if future is None or future.done():
+                    continue  # its caller gave up (deadline): nobody waits for it
+                if answer.WhichOneof("outcome") == "response":
+                    future.set_result(answer.response)
+                else:
+                    future.set_exception(_refusal(answer.error))
+        except grpc.aio.AioRpcError as error:
+            why = f"the stream to the ledger failed ({error.code().name}) before this answer came"
+        except asyncio.CancelledError:
+            why = "the stream to the ledger was closed before this answer came"
+            raise
+        finally:
+            self.end(why)
+            self.writer.cancel()
+
+    def end(self, why: str) -> None:
+        """Every request still waiting gets UNAVAILABLE: its outcome is unknown."""
+        self.ended = True
+        waiting, self.waiting = self.waiting, {}
+        for future in waiting.values():
+            if not future.done():
+                future.set_exception(rpc_error(grpc.StatusCode.UNAVAILABLE, why))
+
+
+class StreamPoster:
+    """PostTransfers over one PostTransfersStream of this stub's channel."""
+
+    def __init__(
+        self,
+        stub: ledger_grpc.LedgerServiceStub,
+        reopen_after_seconds: float = REOPEN_AFTER_SECONDS,
+    ) -> None:
+        self._stub = stub
+        self._reopen_after = reopen_after_seconds
+        self.streams_opened = 0
+        self._unary = UnaryPoster(stub)
+        self._stream: _Stream | None = None
+        self._ids = itertools.count(1)
+        self._unimplemented = False
+        self._unary_until = 0.0
+        self._opening = asyncio.Lock()
+
+    async def post(
+        self, request: ledger_pb.PostTransfersRequest, *, timeout: float
+    ) -> ledger_pb.PostTransfersResponse:
+        stream = await self._open()
+        if stream is None:
+            return await self._unary.post(request, timeout=timeout)
+        correlation_id = str(next(self._ids))
+        future: asyncio.Future[ledger_pb.PostTransfersResponse] = (
+            asyncio.get_running_loop().create_future()
+        )
+        stream.waiting[correlation_id] = future
+        stream.send(
+            ledger_pb.PostTransfersStreamRequest(correlation_id=correlation_id, request=request)
+        )
+        try:
+            async with asyncio.timeout(timeout):
+                return await future
+        except TimeoutError:
+            raise rpc_error(
+                grpc.StatusCode.DEADLINE_EXCEEDED, "the ledger did not answer in time"
+            ) from None
+        finally:
+            stream.waiting.pop(correlation_id, None)
+
+    async def _open(self) -> _Stream | None:
+        """The open stream, a new one, or None: post unary (no stream on this ledger,
+        or the last attempt to open one failed a moment ago)."""
+        if self._unimplemented or time.monotonic() < self._unary_until:
+            return None
+        stream = self._stream
+        if stream is not None and not stream.ended:
+            return stream
+        async with self._opening:
+            if self._stream is not None and not self._stream.ended:
+                return self._stream
+            call = self._stub.PostTransfersStream(wait_for_ready=False)
+            try:
+                # Headers come first: a ledger that cannot be reached, or has no
+                # such method, says so here rather than on the first request.
+                await call.initial_metadata()
+            except grpc.aio.AioRpcError as error:
+                return self._opening_failed(error.code())
+            if call.done():
+                code = await call.code()
+                if code != grpc.StatusCode.OK:
+                    return self._opening_failed(code)
+            self._stream = _Stream(call)
+            self.streams_opened += 1
+            return self._stream
+
+    def _opening_failed(self, code: grpc.StatusCode) -> None:
+        if code == grpc.StatusCode.UNIMPLEMENTED:
+            log.warning("ledger_stream_unimplemented_posting_unary")
+            self._unimplemented = True
+        else:
+            log.info("ledger_stream_not_opened", code=code.name)
+            self._unary_until = time.monotonic() + self._reopen_after
+        return None
+
+    async def reset(self) -> None:
+        """Drop the open stream (what waits on it is UNAVAILABLE); the next request
+        opens a new one, e.g. to reach a ledger that moved."""
+        await self.close()
+
+    async def close(self) -> None:
+        stream, self._stream = self._stream, None
+        if stream is None:
+            return
+        stream.call.cancel()
+        stream.reader.cancel()
+        stream.writer.cancel()
+        await asyncio.gather(stream.reader, stream.writer, return_exceptions=True)

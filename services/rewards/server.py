@@ -1,0 +1,136 @@
+"""Wires the rewards service: settings, store, ledger and campaigns channels,
+the outbox with one handler per kind, use cases, servicer and the relay."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from loyalty.rewards.v1 import rewards_service_pb2 as pb
+from loyalty.rewards.v1 import rewards_service_pb2_grpc as pb_grpc
+
+from services.kit.batching import BatchingLedger
+from services.kit.clock import MICROS_PER_SECOND, Clock, SystemClock
+from services.kit.config import (
+    CAMPAIGNS_ADDRESS,
+    LEDGER_ADDRESS,
+    REWARDS_ADDRESS,
+    ServiceSettings,
+    setting,
+)
+from services.kit.outbox import LedgerOutbox
+from services.kit.outgoing import open_channel
+from services.kit.server import ServiceBinding, ServiceHost, create_host
+from services.rewards.base import Context
+from services.rewards.catalog import Catalog, StockHandlers
+from services.rewards.codes import Codes
+from services.rewards.ledger import RewardsLedger
+from services.rewards.offers import OfferHandlers, Offers
+from services.rewards.profiles import CampaignsProfiles, MemberProfiles
+from services.rewards.redemptions import RedemptionHandlers, Redemptions
+from services.rewards.reports import Reports
+from services.rewards.servicer import RewardsServicer
+from services.rewards.store import RewardsStore
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["RewardsService"].full_name
+
+
+@dataclass(frozen=True, kw_only=True)
+class RewardsSettings(ServiceSettings):
+    env_prefix: ClassVar[str] = "REWARDS"
+    db_path: Path = setting(Path("var/rewards.db"), "REWARDS_DB")
+    listen: str = REWARDS_ADDRESS
+    ledger_target: str = LEDGER_ADDRESS
+    # Member tiers, segments and zones (the campaigns member profile, until progress lands).
+    campaigns_target: str = CAMPAIGNS_ADDRESS
+    ledger_timeout_seconds: float = 2.0
+    profile_timeout_seconds: float = 1.0
+    profile_cache_seconds: float = 30.0
+    # Holds time out in the ledger by themselves after this long: a redemption
+    # this service could not finish gives everything back even if it never returns.
+    hold_timeout_seconds: float = 600.0
+    relay_interval_seconds: float = 1.0
+
+
+async def build_server(
+    settings: RewardsSettings,
+    address: str | None = None,
+    clock: Clock | None = None,
+    profiles: MemberProfiles | None = None,
+) -> ServiceHost:
+    """The rewards service on `address` (port 0 picks a free port). start() opens
+    the store, settles what a crash left pending, then relays in the background."""
+    clock = clock or SystemClock()
+    store = RewardsStore(settings.db_path)
+    ledger_channel = open_channel(settings.ledger_target)
+    campaigns_channel = open_channel(settings.campaigns_target)
+    ledger = RewardsLedger(ledger_channel, settings.ledger_timeout_seconds)
+    handlers = {
+        **RedemptionHandlers(clock).handlers(),
+        **StockHandlers(clock).handlers(),
+        **OfferHandlers(clock).handlers(),
+    }
+    # Redemptions post two small chains each, many at once: one ledger call per
+    # batch of them (bench/rewards.py) instead of one per chain.
+    outbox = LedgerOutbox(
+        store,
+        BatchingLedger(ledger.stub),
+        clock,
+        handlers,
+        timeout=settings.ledger_timeout_seconds,
+    )
+    context = Context(
+        store=store,
+        clock=clock,
+        ledger=ledger,
+        outbox=outbox,
+        profiles=profiles
+        or CampaignsProfiles(
+            campaigns_channel,
+            clock,
+            settings.profile_timeout_seconds,
+            settings.profile_cache_seconds,
+        ),
+        hold_timeout_us=int(settings.hold_timeout_seconds * MICROS_PER_SECOND),
+    )
+    redemptions = Redemptions(context)
+    servicer = RewardsServicer(
+        Catalog(context),
+        Codes(context),
+        redemptions,
+        Offers(context, redemptions),
+        Reports(context),
+    )
+    host = create_host(
+        [ServiceBinding(pb_grpc.add_RewardsServiceServicer_to_server, servicer, SERVICE_NAME)],
+        address or settings.listen,
+    )
+    relay: list[asyncio.Task] = []
+
+    async def open_store() -> None:
+        await store.open()
+        relay.append(asyncio.create_task(_recover_then_relay(outbox, settings)))
+
+    async def close_store() -> None:
+        for task in relay:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await ledger_channel.close()
+        await campaigns_channel.close()
+        await store.close()
+
+    host.on_start.append(open_store)
+    host.on_stop.append(close_store)
+    return host
+
+
+async def _recover_then_relay(outbox: LedgerOutbox, settings: RewardsSettings) -> None:
+    """What a crash left pending first (without waiting for the ledger to be up
+    before serving), then the relay on its schedule."""
+    with contextlib.suppress(Exception):
+        await outbox.recover()
+    await outbox.run_relay(settings.relay_interval_seconds)

@@ -1,0 +1,149 @@
+"""The spin use cases over a temporary SQLite store and a real ledger in the same
+process (tests/support/ledger_stub.py): no gRPC, so each test says exactly which
+commit, answer or failure it is about."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+
+from services.games.domain.records import PlayStatus, SpinStatus
+from services.games.domain.wheel import Prize, Segment, WheelConfig
+from services.kit.errors import FailedPrecondition, Unavailable
+from services.kit.ids import GAMES_REVENUE_ACCOUNT
+from tests.support import deadlines
+from tests.support.ledger import balance, fund, post, posted
+
+COST = 10
+WHEEL = WheelConfig(
+    display_name="Wheel",
+    segments=(
+        Segment("Try again", 50),
+        Segment("20 points", 30, Prize(points=20)),
+        Segment("Coffee", 20, Prize(unit="prize:free-coffee", quantity=1)),
+    ),
+    fallback_segment_index=0,
+    cost_points=COST,
+    spins_per_day=0,
+    time_zone="Europe/Paris",
+)
+
+
+@pytest.fixture
+async def wheel(rig):
+    await rig.wheels.create_wheel("w", WHEEL)
+    for unit in ("points", "prize:free-coffee"):
+        await rig.wheels.stock_wheel("w", unit, 1_000, "initial")
+    return rig
+
+
+async def nonce(rig, member: str) -> int:
+    return (await rig.seeds.get_seed_pair(member)).next_nonce
+
+
+async def leave_pending(rig, member: str, request_id: str) -> None:
+    """A spin drawn and recorded whose chain never reached the ledger."""
+    await rig.spins.spin("w", member, "warm-up")  # the accounts opened, the balance seen
+    rig.ledger.reachable = False
+    with pytest.raises(Unavailable):
+        await rig.spins.spin("w", member, request_id)
+
+
+async def test_a_spin_costs_two_local_commits(wheel):
+    rig = wheel
+    await fund(rig.ledger, "m-1", 100)
+    await rig.spins.spin("w", "m-1", "warm-up")  # opens the ledger accounts, commits a seed pair
+    before = rig.commits.count
+    view = await rig.spins.spin("w", "m-1", "r-1")
+    assert view.spin.status == SpinStatus.SETTLED
+    # One to record the draw with its outbox entry; one to settle and apply it.
+    assert rig.commits.count - before == 2
+
+
+async def test_a_cost_the_ledger_refuses_rejects_the_spin_and_discloses_nothing(wheel):
+    rig = wheel
+    await fund(rig.ledger, "m-1", 20)
+    first = await rig.spins.spin("w", "m-1", "r-1")
+    # Spent elsewhere: the balance games saw last still covers a spin; the ledger does not.
+    spent = first.points_balance
+    (spend,) = await post(rig.ledger, posted("elsewhere", "m-1", GAMES_REVENUE_ACCOUNT, spent))
+    assert spend.transfer.id == "elsewhere"
+    with pytest.raises(FailedPrecondition) as refused:
+        await rig.spins.spin("w", "m-1", "r-2")
+    assert refused.value.reason == "INSUFFICIENT_POINTS"
+    assert await nonce(rig, "m-1") == 1
+    page = await rig.plays.list_plays("m-1", "", None, None, 50, "")
+    unpaid = [p.entry for p in page.items if p.entry.play_id == refused.value.metadata["spin_id"]]
+    assert [e.status for e in unpaid] == [PlayStatus.PENDING, PlayStatus.REJECTED]
+    for entry in unpaid:
+        assert entry.detail.proof.draw_value is None
+        assert entry.detail.proof.drawn_index is None
+        assert entry.detail.landed_index is None and entry.detail.prize is None
+    assert unpaid[0].reason is None
+
+
+async def test_a_request_the_ledger_calls_malformed_closes_it_and_blocks_no_one(wheel):
+    rig = wheel
+    await fund(rig.ledger, "m-1", 100)
+    await rig.spins.spin("w", "m-1", "warm-up")
+    rig.ledger.refuse_next["PostTransfers"] = grpc.StatusCode.INVALID_ARGUMENT
+    with pytest.raises(FailedPrecondition) as refused:
+        await rig.spins.spin("w", "m-1", "r-1")
+    assert refused.value.reason == "LEDGER_INVALID_ARGUMENT"
+    assert (await rig.games.store.read(lambda unit: unit.outbox.backlog())).pending == 0
+    # Not relayed again, and the member spins on with the same nonce.
+    assert await rig.outbox.recover() == 0
+    assert await nonce(rig, "m-1") == 1
+    await rig.spins.spin("w", "m-1", "r-2")
+    assert await nonce(rig, "m-1") == 2
+
+
+async def test_an_answer_the_process_never_applied_is_applied_by_recovery(wheel):
+    """The process died after the ledger committed the chain and before its own
+    commit: recovery posts the same ids (EXISTS) and applies them once."""
+    rig = wheel
+    await fund(rig.ledger, "m-1", 100)
+    await leave_pending(rig, "m-1", "r-1")
+    rig.ledger.reachable = True
+    pending = await rig.games.store.read(lambda unit: unit.pending_spin_of("m-1"))
+    entry = await rig.games.store.read(lambda unit: unit.outbox.entry(pending.entry_id))
+    await rig.ledger.PostTransfers(entry.request)
+    assert await rig.outbox.recover() == 1
+    settled = await rig.games.store.read(lambda unit: unit.spin(pending.spin_id))
+    assert settled.status == SpinStatus.SETTLED
+    assert await nonce(rig, "m-1") == 2
+    assert await balance(rig.ledger, GAMES_REVENUE_ACCOUNT) == 2 * COST
+    await rig.seeds.set_client_seed("m-1", "afterwards")
+
+
+async def test_a_pending_spin_is_settled_before_the_next_draw(wheel):
+    rig = wheel
+    await fund(rig.ledger, "m-1", 100)
+    await leave_pending(rig, "m-1", "r-1")
+    with pytest.raises(FailedPrecondition) as refused:
+        await rig.seeds.rotate_seed("m-1", "")
+    assert refused.value.reason == "SPIN_IN_PROGRESS"
+    rig.ledger.reachable = True
+    second = await rig.spins.spin("w", "m-1", "r-2")
+    assert second.spin.nonce == 2  # r-1 was settled first, with nonce 1
+    assert await balance(rig.ledger, GAMES_REVENUE_ACCOUNT) == 3 * COST
+
+
+async def next_result(feed):
+    return await deadlines.within(feed.__anext__())
+
+
+async def test_a_spin_enters_the_feed_in_the_transaction_that_settles_it(wheel):
+    rig = wheel
+    await fund(rig.ledger, "m-1", 100)
+    feed = rig.plays.watch(0)
+    await leave_pending(rig, "m-1", "r-1")  # warm-up settled (result 1), r-1 pending
+    first = await next_result(feed)
+    assert (first.sequence, first.play.entry.status) == (1, PlayStatus.SETTLED)
+    assert await rig.games.store.read(lambda unit: unit.results_after(1, 10)) == []
+    rig.ledger.reachable = True
+    await rig.outbox.recover()
+    second = await next_result(feed)
+    assert second.sequence == 2 and second.play.entry.play_id.startswith("s-")
+    assert second.play.entry.status == PlayStatus.SETTLED
+    await feed.aclose()

@@ -1,0 +1,230 @@
+"""Real processes killed with SIGKILL and restarted on the same files: every
+redemption either completed or was fully voided, no code was given twice, and
+the ledger agrees to the point."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sqlite3
+import sys
+from pathlib import Path
+
+import grpc
+import pytest
+from loyalty.ledger.v1 import ledger_service_pb2 as ledger_pb
+from loyalty.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
+from loyalty.rewards.v1 import rewards_service_pb2 as pb
+from loyalty.rewards.v1 import rewards_service_pb2_grpc as rewards_grpc
+
+from services.rewards.domain.redemptions import redemption_id
+from tests.support.ledger import fund
+from tests.support.rewards import TIMEOUT, create_reward, import_codes, redeem, spec
+from tools.suite import REPO, SPECS, Suite, wait_serving
+
+pytestmark = pytest.mark.slow
+
+PRICE = 100
+FUNDS = 10_000
+MEMBERS = 24
+CODES = 400
+RECOVERY_SECONDS = 60.0
+# The relay looks every 0.2 s; an entry a step records waits out the kit's grace first.
+FAST_RELAY = {"REWARDS_RELAY_INTERVAL_SECONDS": "0.2"}
+
+
+async def set_up(ledger, rewards, members: list[str]) -> None:
+    await create_reward(rewards, "coffee", spec(price=PRICE), stock=CODES)
+    await import_codes(rewards, "coffee", [f"CODE-{n:04d}" for n in range(CODES)])
+    for member in members:
+        await fund(ledger, member, FUNDS)
+
+
+async def pending_state(ledger, transfer_id: str) -> int | None:
+    try:
+        answer = await ledger.GetTransfer(
+            ledger_pb.GetTransferRequest(transfer_id=transfer_id), timeout=TIMEOUT
+        )
+    except grpc.aio.AioRpcError as error:
+        assert error.code() == grpc.StatusCode.NOT_FOUND
+        return None
+    return answer.pending_state
+
+
+async def settled(rewards) -> list[pb.Redemption]:
+    """Every redemption once none is PROCESSING any more (the relay finished them)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + RECOVERY_SECONDS
+    while True:
+        listed = await rewards.ListRedemptions(
+            pb.ListRedemptionsRequest(page_size=500), timeout=TIMEOUT
+        )
+        if all(r.state != pb.REDEMPTION_STATE_PROCESSING for r in listed.redemptions):
+            return list(listed.redemptions)
+        assert loop.time() < deadline, "redemptions still PROCESSING after recovery"
+        await asyncio.sleep(0.1)
+
+
+async def check_against_the_ledger(ledger, rewards, members, sent) -> list[pb.Redemption]:
+    """Each redemption sent completed (holds posted, one code) or left nothing behind."""
+    found = {r.redemption_id: r for r in await settled(rewards)}
+    codes: list[str] = []
+    issued_by_member = dict.fromkeys(members, 0)
+    for member, request_id in sent:
+        rid = redemption_id(member, request_id)
+        holds = [
+            await pending_state(ledger, f"redeem:{rid}:points"),
+            await pending_state(ledger, f"redeem:{rid}:stock"),
+        ]
+        redemption = found.get(rid)
+        if redemption is None:  # killed before it was recorded: the ledger never heard of it
+            assert holds == [None, None], (member, request_id)
+            continue
+        if redemption.state == pb.REDEMPTION_STATE_ISSUED:
+            assert holds == [ledger_pb.PENDING_STATE_POSTED] * 2, redemption
+            mine = await rewards.GetRedemption(
+                pb.GetRedemptionRequest(member_id=member, redemption_id=rid), timeout=TIMEOUT
+            )
+            assert mine.redemption.code
+            codes.append(mine.redemption.code)
+            issued_by_member[member] += 1
+        else:
+            assert redemption.state == pb.REDEMPTION_STATE_FAILED, redemption
+            assert ledger_pb.PENDING_STATE_POSTED not in holds, redemption
+    assert len(codes) == len(set(codes)), "a code was given twice"
+    for member, issued in issued_by_member.items():
+        account = await ledger.GetAccount(
+            ledger_pb.GetAccountRequest(account_id=member), timeout=TIMEOUT
+        )
+        expected = FUNDS - PRICE * issued
+        assert (account.account.balance.balance, account.account.balance.available) == (
+            expected,
+            expected,
+        ), member
+    report = await rewards.GetRewardReport(
+        pb.GetRewardReportRequest(reward_id="coffee"), timeout=TIMEOUT
+    )
+    assert report.report.stock_left == CODES - len(codes)
+    assert report.report.codes_left == CODES - len(codes)
+    return [r for r in found.values() if r.state == pb.REDEMPTION_STATE_ISSUED]
+
+
+async def test_sigkill_mid_load_then_restart_completes_or_voids_every_redemption(
+    tmp_path: Path,
+) -> None:
+    suite = Suite(tmp_path / "data", log_dir=tmp_path / "logs", env=FAST_RELAY)
+    members = [f"m-{n:02d}" for n in range(MEMBERS)]
+    sent: list[tuple[str, str]] = []
+    completed = 0
+    enough = asyncio.Event()
+    try:
+        ledger_process = await suite.start("ledger")
+        rewards_process = await suite.start("rewards")
+        async with (
+            grpc.aio.insecure_channel(ledger_process.target) as ledger_channel,
+            grpc.aio.insecure_channel(rewards_process.target) as rewards_channel,
+        ):
+            ledger = ledger_grpc.LedgerServiceStub(ledger_channel)
+            rewards = rewards_grpc.RewardsServiceStub(rewards_channel)
+            await set_up(ledger, rewards, members)
+
+            async def lane(member: str) -> str:
+                nonlocal completed
+                for n in range(1000):
+                    request_id = f"load-{n}"
+                    sent.append((member, request_id))
+                    try:
+                        await redeem(rewards, member, "coffee", request_id)
+                    except grpc.aio.AioRpcError as error:
+                        return error.code().name  # never retried
+                    completed += 1
+                    if completed >= 3 * MEMBERS:
+                        enough.set()
+                return "done"
+
+            lanes = [asyncio.ensure_future(lane(member)) for member in members]
+            await asyncio.wait_for(enough.wait(), RECOVERY_SECONDS)
+            await rewards_process.kill()
+            endings = await asyncio.wait_for(asyncio.gather(*lanes), RECOVERY_SECONDS)
+            # The kill hit calls in flight, not an idle service.
+            assert any(ending != "done" for ending in endings), endings
+            assert rewards_process.process.returncode == -signal.SIGKILL
+
+        restarted = await suite.start("rewards")
+        async with (
+            grpc.aio.insecure_channel(ledger_process.target) as ledger_channel,
+            grpc.aio.insecure_channel(restarted.target) as rewards_channel,
+        ):
+            ledger = ledger_grpc.LedgerServiceStub(ledger_channel)
+            rewards = rewards_grpc.RewardsServiceStub(rewards_channel)
+            issued = await check_against_the_ledger(ledger, rewards, members, sent)
+            assert len(issued) >= completed
+    finally:
+        await suite.stop_all()
+
+
+async def start_crashing(suite: Suite, instant: str) -> asyncio.subprocess.Process:
+    """The rewards process under the crash-point harness, as Suite would start it."""
+    env = {**suite.environment(SPECS["rewards"]), "CRASH_AT": instant}
+    with (suite.log_dir / "crashpoint.log").open("ab") as log:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "tests.rewards.crashpoint",
+            env=env,
+            cwd=REPO,
+            stdout=log,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+    await wait_serving(suite.target("rewards"))
+    return process
+
+
+def assigned_codes(data_dir: Path, rid: str) -> list[str]:
+    """What the rewards file holds for a redemption while its process is dead."""
+    with sqlite3.connect(f"file:{data_dir / 'rewards.db'}?mode=ro", uri=True) as db:
+        return [
+            row[0] for row in db.execute("SELECT code FROM codes WHERE redemption_id = ?", (rid,))
+        ]
+
+
+@pytest.mark.parametrize(
+    ("instant", "assigned"), [("after-hold", []), ("before-post", ["CODE-0000"])]
+)
+async def test_killed_between_hold_and_code_or_code_and_post_it_finishes_on_restart(
+    tmp_path: Path, instant: str, assigned: list[str]
+) -> None:
+    (tmp_path / "logs").mkdir()
+    suite = Suite(tmp_path / "data", log_dir=tmp_path / "logs", env=FAST_RELAY)
+    rid = redemption_id("m-00", "r-1")
+    try:
+        ledger_process = await suite.start("ledger")
+        crashing = await start_crashing(suite, instant)
+        async with (
+            grpc.aio.insecure_channel(ledger_process.target) as ledger_channel,
+            grpc.aio.insecure_channel(suite.target("rewards")) as rewards_channel,
+        ):
+            ledger = ledger_grpc.LedgerServiceStub(ledger_channel)
+            rewards = rewards_grpc.RewardsServiceStub(rewards_channel)
+            await set_up(ledger, rewards, ["m-00"])
+            with pytest.raises(grpc.aio.AioRpcError):
+                await redeem(rewards, "m-00", "coffee", "r-1")
+            assert await asyncio.wait_for(crashing.wait(), TIMEOUT) == -signal.SIGKILL
+            # The kill hit the instant it names: holds in the ledger, the code as stated.
+            assert await pending_state(ledger, f"redeem:{rid}:points") == (
+                ledger_pb.PENDING_STATE_PENDING
+            )
+            assert assigned_codes(suite.data_dir, rid) == assigned
+
+        restarted = await suite.start("rewards")
+        async with (
+            grpc.aio.insecure_channel(ledger_process.target) as ledger_channel,
+            grpc.aio.insecure_channel(restarted.target) as rewards_channel,
+        ):
+            ledger = ledger_grpc.LedgerServiceStub(ledger_channel)
+            rewards = rewards_grpc.RewardsServiceStub(rewards_channel)
+            (issued,) = await check_against_the_ledger(ledger, rewards, ["m-00"], [("m-00", "r-1")])
+            again = await redeem(rewards, "m-00", "coffee", "r-1")
+            assert again.code == "CODE-0000" and again.redemption_id == issued.redemption_id
+    finally:
+        await suite.stop_all()

@@ -1,0 +1,225 @@
+"""The use cases over a real temporary SQLite store, without a gRPC server: the
+ledger is a scripted stand-in, so each answer the outbox handlers must cope with
+(a refusal, an expired hold, no answer at all) can be given on purpose."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import itertools
+from dataclasses import replace
+
+import grpc
+import pytest
+import pytest_asyncio
+from loyalty.ledger.v1 import ledger_service_pb2 as ledger_pb
+
+from services.kit.clock import ManualClock
+from services.kit.errors import FailedPrecondition, Unavailable
+from services.kit.outbox import LedgerOutbox
+from services.rewards.base import Context
+from services.rewards.catalog import StockHandlers
+from services.rewards.codes import Codes
+from services.rewards.domain.catalog import Limits, Reward, RewardKind, RewardSpec
+from services.rewards.domain.eligibility import MemberProfile
+from services.rewards.domain.offers import OfferSpec, Preferences
+from services.rewards.domain.redemptions import RedemptionState
+from services.rewards.offers import OfferHandlers, Offers
+from services.rewards.redemptions import RedemptionHandlers, Redemptions
+from services.rewards.store import RewardsStore
+
+
+class Unreachable(grpc.aio.AioRpcError):
+    def __init__(self) -> None:
+        super().__init__(
+            grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata(), "down"
+        )
+
+
+class ScriptedLedger:
+    """Answers PostTransfers like the ledger would, refusing what it is told to."""
+
+    def __init__(self) -> None:
+        self.refuse: dict[str, int] = {}
+        self.down = False
+        self.requests: list[ledger_pb.PostTransfersRequest] = []
+
+    async def PostTransfers(self, request, timeout=None):
+        if self.down:
+            raise Unreachable()
+        self.requests.append(request)
+        refused = next((t.id for t in request.transfers if t.id in self.refuse), None)
+        results = []
+        for index, transfer in enumerate(request.transfers):
+            if refused is None:
+                code = ledger_pb.TRANSFER_RESULT_CODE_OK
+            elif transfer.id == refused:
+                code = self.refuse[refused]
+            else:
+                code = ledger_pb.TRANSFER_RESULT_CODE_LINKED_TRANSFER_FAILED
+            result = ledger_pb.TransferResult(index=index, id=transfer.id, code=code)
+            if code == ledger_pb.TRANSFER_RESULT_CODE_OK:
+                result.transfer.CopyFrom(transfer)
+            results.append(result)
+        return ledger_pb.PostTransfersResponse(results=results)
+
+    # The LedgerAccounts part the use cases call.
+    @property
+    def stub(self):
+        return self
+
+    async def ensure(self, *accounts) -> None:
+        return None
+
+    async def available(self, account_id: str) -> int:
+        return 10**6
+
+
+class Everyone:
+    async def profile(self, member_id: str) -> MemberProfile:
+        return MemberProfile()
+
+
+class Service:
+    def __init__(self, store: RewardsStore, clock: ManualClock, ledger: ScriptedLedger) -> None:
+        self.store, self.clock, self.ledger = store, clock, ledger
+        handlers = {
+            **RedemptionHandlers(clock).handlers(),
+            **StockHandlers(clock).handlers(),
+            **OfferHandlers(clock).handlers(),
+        }
+        self.outbox = LedgerOutbox(store, ledger, clock, handlers)
+        context = Context(store, clock, ledger, self.outbox, Everyone(), 600 * 10**6)
+        self.redemptions = Redemptions(context)
+        self.codes = Codes(context)
+        self.offers = Offers(context, self.redemptions)
+
+    async def add_reward(self, reward_id: str, **fields) -> None:
+        fields.setdefault("title", reward_id)
+        fields.setdefault("kind", RewardKind.CODE_POOL)
+        fields.setdefault("price", 100)
+        reward = Reward(reward_id, 1, RewardSpec(**fields), created_us=1, updated_us=1)
+        await self.store.write(lambda unit: unit.insert_reward(reward))
+
+    async def code_states(self, reward_id: str):
+        counts = await self.store.read(lambda unit: unit.code_counts(reward_id))
+        return counts.free, counts.assigned, counts.void
+
+
+@pytest_asyncio.fixture
+async def service(tmp_path):
+    store = RewardsStore(tmp_path / "rewards.db")
+    await store.open()
+    yield Service(store, ManualClock(), ScriptedLedger())
+    await store.close()
+
+
+async def test_no_code_left_after_the_holds_voids_them_and_fails(service) -> None:
+    await service.add_reward("coffee")
+    await service.codes.import_chunk("coffee", "i-1", 1, ["ONLY-1"])
+    first = await service.redemptions.redeem("m-1", "coffee", 1, "r-1")
+    assert first.code == "ONLY-1"
+    # The pool was not empty when the second was recorded: take its code meanwhile.
+    await service.codes.import_chunk("coffee", "i-2", 1, ["LAST-1"])
+    service.ledger.down = True
+    with pytest.raises(Unavailable):
+        await service.redemptions.redeem("m-2", "coffee", 1, "r-2")
+    service.ledger.down = False
+    await service.redemptions.redeem("m-3", "coffee", 1, "r-3")
+    assert await service.code_states("coffee") == (0, 2, 0)
+
+    # The relay settles what a step recorded on its next round: the hold, then its void.
+    assert [await service.outbox.recover() for _ in range(3)] == [1, 1, 0]
+    with pytest.raises(FailedPrecondition) as raised:
+        await service.redemptions.redeem("m-2", "coffee", 1, "r-2")
+    assert raised.value.reason == "CODES_EXHAUSTED"
+    voids = service.ledger.requests[-1].transfers
+    assert {t.kind for t in voids} == {ledger_pb.TRANSFER_KIND_VOID_PENDING}
+    assert not any(t.linked for t in voids)
+
+
+async def test_holds_that_expired_before_the_post_give_the_code_back(service) -> None:
+    await service.add_reward("coffee")
+    await service.codes.import_chunk("coffee", "i-1", 1, ["CODE-1"])
+    rid = "rd-" + hashlib.sha256(b"m-1\nr-1").hexdigest()[:24]
+    service.ledger.refuse[f"redeem:{rid}:points:post"] = (
+        ledger_pb.TRANSFER_RESULT_CODE_PENDING_EXPIRED
+    )
+    with pytest.raises(FailedPrecondition) as raised:
+        await service.redemptions.redeem("m-1", "coffee", 1, "r-1")
+    assert raised.value.reason == "HOLD_EXPIRED"
+    assert await service.code_states("coffee") == (1, 0, 0)
+    failed = await service.store.read(lambda unit: unit.redemption(rid))
+    assert failed.state == RedemptionState.FAILED and failed.code == ""
+    assert [event.state for event in failed.history] == [
+        RedemptionState.PROCESSING,
+        RedemptionState.FAILED,
+    ]
+
+
+async def test_a_redemption_left_processing_is_finished_by_recovery(service) -> None:
+    await service.add_reward("coffee")
+    await service.codes.import_chunk("coffee", "i-1", 1, ["CODE-1"])
+    service.ledger.down = True
+    with pytest.raises(Unavailable):
+        await service.redemptions.redeem("m-1", "coffee", 1, "r-1")
+    service.ledger.down = False
+    # The hold, then, on the relay's next round, the post the hold recorded.
+    assert [await service.outbox.recover() for _ in range(3)] == [1, 1, 0]
+    again = await service.redemptions.redeem("m-1", "coffee", 1, "r-1")
+    assert again.state == RedemptionState.ISSUED and again.code == "CODE-1"
+
+
+async def test_limits_hold_under_concurrent_redemptions_of_one_member(service) -> None:
+    await service.add_reward("coffee", kind=RewardKind.PHYSICAL, limits=Limits(total=2))
+    attempts = await asyncio.gather(
+        *(service.redemptions.redeem("m-1", "coffee", 1, f"r-{n}") for n in range(10)),
+        return_exceptions=True,
+    )
+    made = [a for a in attempts if not isinstance(a, Exception)]
+    refused = [a for a in attempts if isinstance(a, FailedPrecondition)]
+    assert len(made) == 2 and len(refused) == 8
+    assert {error.reason for error in refused} == {"LIMIT_REACHED"}
+
+
+async def test_an_import_reports_duplicates_in_the_file_and_against_the_pool(service) -> None:
+    await service.add_reward("coffee")
+    await service.codes.import_chunk("coffee", "old", 1, ["IN-POOL"])
+    first = await service.codes.import_chunk("coffee", "new", 1, ["code", "A-1", "A-2", "A-1"])
+    second = await service.codes.import_chunk("coffee", "new", 5, ["A-2", "IN-POOL", "B-1"])
+    assert (first.added, second.added) == (2, 1)
+    assert [(p.line, p.reason, p.first_seen_line) for p in first.problems] == [
+        (4, "DUPLICATE_IN_FILE", 2)
+    ]
+    assert [(p.line, p.reason, p.first_seen_line) for p in second.problems] == [
+        (5, "DUPLICATE_IN_FILE", 3),
+        (6, "DUPLICATE_IN_POOL", 0),
+    ]
+    # A chunk sent again (a retry) gets its first answer and adds nothing.
+    retried = await service.codes.import_chunk("coffee", "new", 5, ["A-2", "IN-POOL", "B-1"])
+    assert retried == replace(second, replayed=True)
+    assert await service.code_states("coffee") == (4, 0, 0)
+
+
+async def test_the_same_visit_gets_the_same_offer_and_preferences_exclude(service) -> None:
+    for offer_id, tag in (("coffee", "drinks:coffee"), ("tea", "drinks:tea"), ("cake", "")):
+        await service.offers.upsert(
+            offer_id, OfferSpec(title=offer_id, tags=(tag,) if tag else (), bonus_points=10)
+        )
+    await service.offers.set_preferences("m-1", Preferences(choices=(("drinks", ("tea",)),)))
+    shown = [await service.offers.my_offer("m-1", f"visit-{n}") for n in range(12)]
+    assert {view.offer.offer_id for view in shown} <= {"tea", "cake"}
+    assert await service.offers.my_offer("m-1", "visit-3") == shown[3]
+    # Never the same offer as the last visit while another is eligible.
+    ids = [view.offer.offer_id for view in shown]
+    assert all(a != b for a, b in itertools.pairwise(ids))
+
+
+async def test_accepting_a_points_offer_awards_once(service) -> None:
+    await service.offers.upsert("bonus", OfferSpec(title="50 points", bonus_points=50))
+    await service.offers.my_offer("m-1", "v-1")
+    accepted = await service.offers.accept("m-1", "v-1")
+    again = await service.offers.accept("m-1", "v-1")
+    assert accepted.visit.points_awarded and again == accepted
+    awards = [r for r in service.ledger.requests if r.transfers[0].id.startswith("offer:")]
+    assert len(awards) == 1 and awards[0].transfers[0].amount == 50

@@ -1,0 +1,225 @@
+"""Rewards helpers the rewards tests share: a member directory that answers
+CampaignsService.GetMember over real gRPC (the campaigns profile is where tiers
+come from until the progress service lands), a real rewards server beside a
+real ledger, and builders for specs and calls."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from loyalty.campaigns.v1 import campaigns_service_pb2 as campaigns_pb
+from loyalty.campaigns.v1 import campaigns_service_pb2_grpc as campaigns_grpc
+from loyalty.ledger.v1 import ledger_service_pb2 as ledger_pb
+from loyalty.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
+from loyalty.rewards.v1 import rewards_service_pb2 as pb
+from loyalty.rewards.v1 import rewards_service_pb2_grpc as rewards_grpc
+
+from services.kit.clock import ManualClock
+from services.kit.proto_time import timestamp
+from services.rewards.server import RewardsSettings, build_server
+from tests.support.ledger import balance, fund, start_ledger
+
+TIMEOUT = 10.0
+# The ManualClock's default start: Thursday 1 January 2026, 00:00 UTC.
+START_US = 1_767_225_600 * 1_000_000
+HOUR_US = 3600 * 1_000_000
+DAY_US = 24 * HOUR_US
+
+
+class MemberDirectory(campaigns_grpc.CampaignsServiceServicer):
+    """CampaignsService.GetMember from a dict; every other method is UNIMPLEMENTED."""
+
+    def __init__(self) -> None:
+        self.members: dict[str, campaigns_pb.Member] = {}
+        self.calls = 0
+
+    def set(self, member_id: str, tier: str = "", time_zone: str = "", segments=()) -> None:
+        self.members[member_id] = campaigns_pb.Member(
+            member_id=member_id, tier=tier, time_zone=time_zone, segments=segments
+        )
+
+    async def GetMember(self, request, context):
+        self.calls += 1
+        member = self.members.get(request.member_id)
+        if member is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, "no such member")
+        return campaigns_pb.GetMemberResponse(member=member)
+
+
+@contextlib.asynccontextmanager
+async def member_directory() -> AsyncIterator[tuple[MemberDirectory, str]]:
+    directory = MemberDirectory()
+    server = grpc.aio.server()
+    campaigns_grpc.add_CampaignsServiceServicer_to_server(directory, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        yield directory, f"127.0.0.1:{port}"
+    finally:
+        await server.stop(None)
+
+
+@dataclass
+class World:
+    """A rewards server, its ledger and member directory, one ManualClock."""
+
+    clock: ManualClock
+    stub: rewards_grpc.RewardsServiceStub
+    ledger: ledger_grpc.LedgerServiceStub
+    directory: MemberDirectory
+    path: Path
+    ledger_target: str
+    directory_target: str
+    # Where the rewards server answers.
+    target: str
+
+    async def fund(self, member_id: str, points: int, transfer_id: str = "") -> None:
+        await fund(self.ledger, member_id, points, transfer_id)
+
+    async def points(self, member_id: str) -> int:
+        return await balance(self.ledger, member_id)
+
+    async def available(self, account_id: str) -> int:
+        try:
+            response = await self.ledger.GetAccount(
+                ledger_pb.GetAccountRequest(account_id=account_id), timeout=TIMEOUT
+            )
+        except grpc.aio.AioRpcError as error:
+            assert error.code() == grpc.StatusCode.NOT_FOUND
+            return 0
+        return response.account.balance.available
+
+
+def settings(path: Path, ledger_target: str, directory_target: str, **fields) -> RewardsSettings:
+    # The relay runs only when a test asks (relay_once / recover): no background work.
+    fields.setdefault("relay_interval_seconds", 10**9)
+    return RewardsSettings(
+        db_path=path / "rewards.db",
+        ledger_target=ledger_target,
+        campaigns_target=directory_target,
+        **fields,
+    )
+
+
+async def start_rewards(
+    world_path: Path, clock, ledger_target: str, directory_target: str, **fields
+):
+    host = await build_server(
+        settings(world_path, ledger_target, directory_target, **fields), "127.0.0.1:0", clock
+    )
+    await host.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{host.port}")
+    return host, channel, rewards_grpc.RewardsServiceStub(channel)
+
+
+@contextlib.asynccontextmanager
+async def rewards_world(path: Path, **fields) -> AsyncIterator[World]:
+    clock = ManualClock()
+    ledger_host, ledger_channel, ledger_stub = await start_ledger(path / "ledger.db", clock)
+    ledger_target = f"127.0.0.1:{ledger_host.port}"
+    async with member_directory() as (directory, directory_target):
+        host, channel, stub = await start_rewards(
+            path, clock, ledger_target, directory_target, **fields
+        )
+        world = World(
+            clock,
+            stub,
+            ledger_stub,
+            directory,
+            path,
+            ledger_target,
+            directory_target,
+            f"127.0.0.1:{host.port}",
+        )
+        try:
+            yield world
+        finally:
+            await channel.close()
+            await host.stop(None)
+            await ledger_channel.close()
+            await ledger_host.stop(None)
+
+
+ISSUER, AUDIENCE = "rewards-tests", "rewards-tests-apps"
+
+
+@dataclass
+class Gateway:
+    target: str
+    mint: object  # tools.demo.TokenMint
+
+
+@contextlib.asynccontextmanager
+async def rewards_gateway(world: World) -> AsyncIterator[Gateway]:
+    """The real gateway in front of this world's ledger and rewards, with its own key."""
+    import secrets
+
+    from services.gateway.server import GatewaySettings
+    from services.gateway.server import build_server as build_gateway
+    from tools.demo import TokenMint
+
+    secret = secrets.token_urlsafe(32)
+    settings = GatewaySettings(
+        ledger_target=world.ledger_target,
+        games_target=None,
+        campaigns_target=None,
+        rewards_target=world.target,
+        jwt_secret=secret,
+        jwt_issuer=ISSUER,
+        jwt_audience=AUDIENCE,
+        shutdown_grace_seconds=1.0,
+    )
+    host = await build_gateway(settings, "127.0.0.1:0")
+    await host.start()
+    try:
+        yield Gateway(f"127.0.0.1:{host.port}", TokenMint(secret.encode(), ISSUER, AUDIENCE))
+    finally:
+        await host.stop(1.0)
+
+
+# ---------------------------------------------------------------- builders
+
+
+def spec(title: str = "Free coffee", kind=pb.REWARD_KIND_CODE_POOL, price: int = 100, **fields):
+    fields.setdefault("value", pb.Money(amount_minor=350, currency="EUR"))
+    fields.setdefault("category", "drinks")
+    return pb.RewardSpec(title=title, kind=kind, price=price, **fields)
+
+
+def at(moment_us: int):
+    return timestamp(moment_us)
+
+
+async def create_reward(stub, reward_id: str, reward_spec: pb.RewardSpec, stock: int = 0):
+    response = await stub.CreateReward(
+        pb.CreateRewardRequest(reward_id=reward_id, spec=reward_spec), timeout=TIMEOUT
+    )
+    if stock:
+        await stub.StockReward(
+            pb.StockRewardRequest(reward_id=reward_id, quantity=stock, request_id="initial"),
+            timeout=TIMEOUT,
+        )
+    return response.reward
+
+
+async def import_codes(stub, reward_id: str, codes, import_id: str = "import-1"):
+    return await stub.ImportCodes(
+        pb.ImportCodesRequest(
+            reward_id=reward_id, import_id=import_id, first_line=1, lines=list(codes)
+        ),
+        timeout=TIMEOUT,
+    )
+
+
+async def redeem(stub, member_id: str, reward_id: str, request_id: str, quantity: int = 1):
+    response = await stub.Redeem(
+        pb.RedeemRequest(
+            member_id=member_id, reward_id=reward_id, request_id=request_id, quantity=quantity
+        ),
+        timeout=TIMEOUT,
+    )
+    return response.redemption
