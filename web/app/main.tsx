@@ -37,7 +37,7 @@ function Shell({ session, onSignOut }: { session: Session; onSignOut: () => void
       (error) => isUnauthenticated(error) && onSignOut(),
     );
   }, [session.subject]);
-  const current = SCREENS.find((s) => s.route === route) ?? SCREENS[0];
+  const current = SCREENS.find((s) => s.route === route.split("/")[0]) ?? SCREENS[0];
   const Screen = current.screen;
   return (
     <Member.Provider value={{ memberId: session.subject, zone, signOut: onSignOut }}>

@@ -46,3 +46,56 @@ export async function signInManager(page: Page, name: string): Promise<void> {
   await page.getByLabel(/Campaign manager/).check();
   await page.getByRole("button", { name: "Sign in" }).click();
 }
+
+// A program the member flows play in: a base rule for shares, a free wheel
+// with a stocked points pool, and a catch game whose basket is as wide as the
+// field (from the centre it takes every object, so scripted input scores).
+export async function setUpProgram(tag: string) {
+  const manager = clients(await devToken(`${tag}-manager`, "campaign-manager"));
+  const shareRule = `${tag}-share`;
+  await manager.campaigns.createCampaign({
+    campaignId: shareRule,
+    spec: { displayName: "10 points per share", kind: 1 /* BASE_RULE */, reward: { points: 10n }, conditions: { activityTypes: ["social_share"] }, schedule: { timeZone: "Europe/Paris" } },
+  });
+  await manager.campaigns.scheduleCampaign({ campaignId: shareRule });
+  const wheelId = `${tag}-wheel`;
+  await manager.games.createWheel({
+    wheelId,
+    config: {
+      displayName: "Daily wheel",
+      segments: [
+        { label: "Try again", weight: 40n },
+        { label: "20 points", weight: 30n, prize: { kind: { case: "points", value: 20n } }, color: "#0ea5e9" },
+        { label: "50 points", weight: 20n, prize: { kind: { case: "points", value: 50n } } },
+        { label: "100 points", weight: 10n, prize: { kind: { case: "points", value: 100n } }, shortLabel: "100" },
+      ],
+      fallbackSegmentIndex: 0,
+      costPoints: 0n,
+      spinsPerDay: 0,
+      timeZone: "Europe/Paris",
+    },
+  });
+  await manager.games.stockWheel({ wheelId, unit: "points", quantity: 100000n, requestId: `${tag}-stock` });
+  const gameId = `${tag}-catch`;
+  await manager.games.createCatchGame({
+    gameId,
+    config: {
+      displayName: "Catch the coins",
+      durationMillis: 4000,
+      spawnIntervalMillis: 400,
+      fieldWidth: 20,
+      basketWidth: 20,
+      basketTopSpeed: 20,
+      catchWindowMillis: 300,
+      objectTypes: [
+        { name: "coin", points: 5n, spawnWeight: 3n, fallMillis: 1200 },
+        { name: "star", points: 20n, spawnWeight: 1n, fallMillis: 1000 },
+      ],
+      sessionScoreCap: 500n,
+      dailyPointsCap: 5000n,
+      timeZone: "Europe/Paris",
+      submitGraceMillis: 60000,
+    },
+  });
+  return { manager, shareRule, wheelId, gameId };
+}
