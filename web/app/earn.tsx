@@ -4,7 +4,8 @@
 // points, each campaign that applied and why, each that gave nothing and why.
 import { useState } from "preact/hooks";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { RefusalReason, type Breakdown } from "../gen/loyalty/campaigns/v1/campaigns_service_pb.js";
+import type { Breakdown } from "../gen/loyalty/campaigns/v1/campaigns_service_pb.js";
+import { BreakdownView } from "../shared/breakdown.js";
 import { ACTIVITY_NAMES } from "../shared/campaigntext.js";
 import { points } from "../shared/format.js";
 import { announce, Problem } from "../shared/ui.js";
@@ -12,40 +13,6 @@ import { campaigns } from "./api.js";
 import { useMember } from "./session.js";
 
 export const REPORTABLE = ["social_share", "product_review", "profile_completed", "app_login", "referral_invite_sent"] as const;
-
-const REASONS: Partial<Record<RefusalReason, string>> = {
-  [RefusalReason.BUDGET_EXHAUSTED]: "its budget is spent",
-  [RefusalReason.MEMBER_LIMIT_REACHED]: "you reached its limit",
-  [RefusalReason.MEMBER_QUOTA_REACHED]: "its places are taken",
-  [RefusalReason.OUTSIDE_WINDOW]: "not running now",
-  [RefusalReason.LOST_STACKING]: "a better offer applied",
-  [RefusalReason.NOT_DRAWN]: "not drawn this time",
-  [RefusalReason.ALREADY_GRANTED]: "already given",
-  [RefusalReason.PAUSED]: "paused",
-  [RefusalReason.NO_BASE_POINTS]: "no base points to multiply",
-  [RefusalReason.NO_CAMPAIGN]: "no campaign pays for this",
-  [RefusalReason.NOT_ELIGIBLE]: "not for you this time",
-};
-
-export function BreakdownView({ breakdown }: { breakdown: Breakdown }) {
-  return (
-    <div class="card breakdown" data-testid="breakdown" data-total={String(breakdown.totalPoints)}>
-      <p>
-        <strong>+{points(breakdown.totalPoints)} points</strong>. Balance {points(breakdown.balance)}.
-      </p>
-      <ul>
-        {breakdown.basePoints > 0n && <li>{points(breakdown.basePoints)} base points{breakdown.baseCampaignId && ` (${breakdown.baseCampaignId})`}</li>}
-        {breakdown.applied.map((a) => (
-          <li key={a.campaignId}>+{points(a.points)}: {a.campaignId}, {a.explanation}</li>
-        ))}
-        {breakdown.refused.map((r) => (
-          <li key={r.campaignId} class="muted">{r.campaignId}: nothing, {REASONS[r.reason] ?? r.explanation}</li>
-        ))}
-        {breakdown.noPoints && <li>{REASONS[breakdown.noPoints.reason] ?? ""} {breakdown.noPoints.explanation}</li>}
-      </ul>
-    </div>
-  );
-}
 
 export function EarnScreen() {
   const { memberId } = useMember();

@@ -50,3 +50,33 @@ test("a token's claims are read for display", () => {
   assert.deepEqual(sessionFromToken(token), { token, subject: "m-1", roles: ["player"], expires: 2000000000 });
   assert.equal(sessionFromToken("nope"), null);
 });
+
+import { projectedExhaustion } from "../shared/charts.js";
+import { emptyForm, rruleProblem, toSpec, validate } from "../shared/campaignform.js";
+
+test("a budget's exhaustion is projected from the last week's burn", () => {
+  const now = Date.parse("2026-03-10T00:00:00Z");
+  const days = Array.from({ length: 10 }, (_, i) => ({ date: `2026-03-0${i}`, points: i < 3 ? 1000 : 100 }));
+  assert.equal(projectedExhaustion(days, 700, now), now + 7 * 86_400_000);
+  assert.equal(projectedExhaustion([], 700, now), null);
+  assert.equal(projectedExhaustion(days, 0, now), null);
+});
+
+test("the campaign form checks fields as the service names them", () => {
+  const form = { ...emptyForm("Europe/Paris"), campaignId: "double weekend", displayName: "", multiplierPercent: "100", timeZone: "Mars/Olympus", rrule: "FREQ=HOURLY", start: "2026-03-28T00:00" };
+  const errors = validate(form, true);
+  assert.ok(errors["campaign_id"]);
+  assert.ok(errors["spec.display_name"]);
+  assert.ok(errors["spec.reward.multiplier_percent"]);
+  assert.ok(errors["spec.schedule.time_zone"]);
+  assert.match(errors["spec.schedule.rrule"]!, /FREQ/);
+  const good = { ...emptyForm("Europe/Paris"), campaignId: "double-weekend", displayName: "Double points", start: "2026-03-28T00:00" };
+  assert.deepEqual(validate(good, true), {});
+  assert.equal(rruleProblem("FREQ=WEEKLY;BYDAY=SA,SU"), undefined);
+  assert.match(rruleProblem("FREQ=WEEKLY;BYDAY=XX")!, /BYDAY/);
+  const spec = toSpec(good, () => 0) as any;
+  assert.deepEqual(spec.schedule.start, { year: 2026, month: 3, day: 28, hours: 0, minutes: 0, seconds: 0 });
+  assert.equal(spec.schedule.duration.seconds, 172800n);
+  assert.equal(spec.reward.multiplierPercent, 200);
+  assert.equal(spec.budgetPoints, 100000n);
+});
