@@ -10,7 +10,7 @@ import { Play, type Rules } from "../shared/catchplay.js";
 import { refusal } from "../shared/errors.js";
 import { points } from "../shared/format.js";
 import { announce, Loading, Problem } from "../shared/ui.js";
-import { games } from "./api.js";
+import { games } from "./clients.js";
 import { useMember } from "./session.js";
 
 export const DEFAULT_GAME = "coins";

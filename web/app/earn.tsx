@@ -9,7 +9,7 @@ import { BreakdownView } from "../shared/breakdown.js";
 import { ACTIVITY_NAMES } from "../shared/campaigntext.js";
 import { points } from "../shared/format.js";
 import { announce, Problem } from "../shared/ui.js";
-import { campaigns } from "./api.js";
+import { campaigns } from "./clients.js";
 import { useMember } from "./session.js";
 
 export const REPORTABLE = ["social_share", "product_review", "profile_completed", "app_login", "referral_invite_sent"] as const;

@@ -9,7 +9,7 @@ import { PublicState, type PublicCampaign } from "../gen/loyalty/campaigns/v1/ca
 import { rewardText } from "../shared/campaigntext.js";
 import { countdown, dateTime, durationWords } from "../shared/format.js";
 import { announce, Loading, Problem, useNow } from "../shared/ui.js";
-import { campaigns } from "./api.js";
+import { campaigns } from "./clients.js";
 import { useMember } from "./session.js";
 
 export const REFRESH_MS = 5000;

@@ -9,7 +9,6 @@ import { clearSession, loadSession, saveSession, takeFragmentToken, type Session
 import { isUnauthenticated } from "../shared/errors.js";
 import { browserZone } from "../shared/time.js";
 import { lazy, LiveRegion, useFocusHeading, useRoute } from "../shared/ui.js";
-import { campaigns } from "./api.js";
 import { Member } from "./session.js";
 import { SignIn } from "./signin.js";
 import { WalletScreen } from "./wallet.js";
@@ -32,10 +31,13 @@ function Shell({ session, onSignOut }: { session: Session; onSignOut: () => void
   const [zone, setZone] = useState(browserZone());
   const heading = useFocusHeading(route);
   useEffect(() => {
-    campaigns.getMember({ memberId: session.subject }).then(
-      (answer) => answer.member?.timeZone && setZone(answer.member.timeZone),
-      (error) => isUnauthenticated(error) && onSignOut(),
-    );
+    // The member's zone, after the wallet: the campaigns contract loads with it.
+    import("./clients.js")
+      .then(({ campaigns }) => campaigns.getMember({ memberId: session.subject }))
+      .then(
+        (answer) => answer.member?.timeZone && setZone(answer.member.timeZone),
+        (error) => isUnauthenticated(error) && onSignOut(),
+      );
   }, [session.subject]);
   const current = SCREENS.find((s) => s.route === route.split("/")[0]) ?? SCREENS[0];
   const Screen = current.screen;

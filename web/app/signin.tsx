@@ -4,7 +4,6 @@
 import { useState } from "preact/hooks";
 import { DevSignInUnavailable, devToken } from "../shared/auth.js";
 import { browserZone } from "../shared/time.js";
-import { ensureMember } from "./member.js";
 
 export function SignIn({ onToken, expired }: { onToken: (token: string) => void; expired: boolean }) {
   const [member, setMember] = useState("m-1");
@@ -19,6 +18,7 @@ export function SignIn({ onToken, expired }: { onToken: (token: string) => void;
     setProblem(null);
     try {
       const token = await devToken(member.trim(), "player");
+      const { ensureMember } = await import("./member.js");
       await ensureMember(member.trim(), zone);
       onToken(token);
     } catch (error) {

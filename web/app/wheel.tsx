@@ -11,7 +11,7 @@ import { refusal } from "../shared/errors.js";
 import { clock, percentOf, points } from "../shared/format.js";
 import { announce, Field, Loading, Problem } from "../shared/ui.js";
 import { WheelFace } from "../shared/wheelsvg.js";
-import { games } from "./api.js";
+import { games } from "./clients.js";
 import { useMember } from "./session.js";
 
 const SPIN_MS = 4200;
