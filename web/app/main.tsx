@@ -11,7 +11,7 @@ import { browserZone } from "../shared/time.js";
 import { lazy, LiveRegion, useFocusHeading, useRoute } from "../shared/ui.js";
 import { Member } from "./session.js";
 import { SignIn } from "./signin.js";
-import { WalletScreen } from "./wallet.js";
+import { prefetchWallet, WalletScreen } from "./wallet.js";
 
 const Wheel = lazy(() => import("./wheel.js").then((m) => m.WheelScreen));
 const Catch = lazy(() => import("./catch.js").then((m) => m.CatchScreen));
@@ -106,4 +106,6 @@ function App() {
   );
 }
 
+const signedIn = loadSession(sessionStorage);
+if (signedIn && (location.hash === "" || location.hash.startsWith("#/wallet"))) prefetchWallet(signedIn.subject);
 render(<App />, document.getElementById("root")!);

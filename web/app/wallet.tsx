@@ -44,6 +44,18 @@ async function readHistory(memberId: string): Promise<WalletEntry[]> {
   return entries;
 }
 
+// The first screen's first call leaves as soon as the module runs, before the
+// first render; the screen picks the answer up.
+let early: { memberId: string; answer: Promise<Wallet | null> } | null = null;
+export function prefetchWallet(memberId: string): void {
+  early = { memberId, answer: getWallet(memberId).catch(() => null) };
+}
+function getWallet(memberId: string): Promise<Wallet | null> {
+  return walletClient
+    .getWallet({ memberId, expiringWithin: { seconds: EXPIRING_WINDOW_SECONDS, nanos: 0 } })
+    .then((answer) => answer.wallet ?? null);
+}
+
 export function WalletScreen() {
   const { memberId, zone } = useMember();
   const [wallet, setWallet] = useState<Wallet | null>(null);
@@ -54,15 +66,14 @@ export function WalletScreen() {
   const [flash, setFlash] = useState<string | null>(null);
   const lastSequence = useRef(0n);
 
-  const refreshWallet = () =>
-    walletClient
-      .getWallet({ memberId, expiringWithin: { seconds: EXPIRING_WINDOW_SECONDS, nanos: 0 } })
-      .then((answer) => setWallet(answer.wallet ?? null));
+  const refreshWallet = () => getWallet(memberId).then(setWallet);
 
   useEffect(() => {
     const abort = new AbortController();
     let stopped = false;
-    refreshWallet().catch(setError);
+    const first = early?.memberId === memberId ? early.answer : null;
+    early = null;
+    (first ?? getWallet(memberId)).then((w) => (w ? setWallet(w) : refreshWallet()), setError).catch(setError);
     (async () => {
       try {
         const history = await readHistory(memberId);
