@@ -8,6 +8,7 @@ const baseURL = process.env.WEB_BASE_URL ?? "http://127.0.0.1:8080";
 
 export default defineConfig({
   testDir: "e2e",
+  testMatch: process.env.WEB_ONLY ? [process.env.WEB_ONLY] : undefined,
   outputDir: "test-results/artifacts",
   timeout: 90_000,
   expect: { timeout: 15_000 },

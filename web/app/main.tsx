@@ -17,6 +17,7 @@ const Wheel = lazy(() => import("./wheel.js").then((m) => m.WheelScreen));
 const Catch = lazy(() => import("./catch.js").then((m) => m.CatchScreen));
 const Events = lazy(() => import("./events.js").then((m) => m.EventsScreen));
 const Earn = lazy(() => import("./earn.js").then((m) => m.EarnScreen));
+const Rewards = lazy(() => import("./rewards.js").then((m) => m.RewardsScreen));
 
 const SCREENS = [
   { route: "wallet", label: "Wallet", screen: WalletScreen },
@@ -24,6 +25,7 @@ const SCREENS = [
   { route: "catch", label: "Catch", screen: Catch },
   { route: "events", label: "Events", screen: Events },
   { route: "earn", label: "Earn", screen: Earn },
+  { route: "rewards", label: "Rewards", screen: Rewards },
 ] as const;
 
 function Shell({ session, onSignOut }: { session: Session; onSignOut: () => void }) {

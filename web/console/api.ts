@@ -3,6 +3,7 @@
 import { WalletService } from "../gen/loyalty/gateway/v1/gateway_service_pb.js";
 import { GamesService } from "../gen/loyalty/games/v1/games_service_pb.js";
 import { CampaignsService } from "../gen/loyalty/campaigns/v1/campaigns_service_pb.js";
+import { RewardsService } from "../gen/loyalty/rewards/v1/rewards_service_pb.js";
 import { clientFor, gatewayTransport } from "../shared/transport.js";
 import { loadSession } from "../shared/auth.js";
 
@@ -11,3 +12,4 @@ const transport = gatewayTransport(() => loadSession(sessionStorage)?.token ?? n
 export const wallet = clientFor(WalletService, transport);
 export const games = clientFor(GamesService, transport);
 export const campaigns = clientFor(CampaignsService, transport);
+export const rewards = clientFor(RewardsService, transport);

@@ -12,11 +12,13 @@ const Calendar = lazy(() => import("./calendar.js").then((m) => m.CalendarScreen
 const Campaigns = lazy(() => import("./campaigns.js").then((m) => m.CampaignsScreen));
 const Wheels = lazy(() => import("./wheels.js").then((m) => m.WheelsScreen));
 const Members = lazy(() => import("./members.js").then((m) => m.MembersScreen));
+const Rewards = lazy(() => import("./rewards.js").then((m) => m.RewardsScreen));
 
 const SCREENS = [
   { route: "calendar", label: "Calendar", screen: Calendar },
   { route: "campaigns", label: "Campaigns", screen: Campaigns },
   { route: "wheels", label: "Wheels", screen: Wheels },
+  { route: "rewards", label: "Rewards", screen: Rewards },
   { route: "members", label: "Members", screen: Members },
 ] as const;
 

@@ -8,7 +8,8 @@ import { refusal } from "../shared/errors.js";
 import { date, dateTime, points, signedPoints } from "../shared/format.js";
 import { browserZone } from "../shared/time.js";
 import { Problem } from "../shared/ui.js";
-import { campaigns, wallet as walletClient } from "./api.js";
+import { campaigns, rewards, wallet as walletClient } from "./api.js";
+import type { Redemption } from "../gen/loyalty/rewards/v1/rewards_service_pb.js";
 
 const PAGE = 25;
 
@@ -17,6 +18,7 @@ interface Found {
   wallet: Wallet | null;
   profile: Member | null;
   profileProblem: unknown;
+  redemptions: Redemption[] | null;
 }
 
 export function MembersScreen() {
@@ -45,7 +47,8 @@ export function MembersScreen() {
           (problem) => ({ profile: null, problem }),
         ),
       ]);
-      setFound({ memberId, wallet: walletAnswer.wallet ?? null, profile: profile.profile, profileProblem: profile.problem });
+      const redemptions = await rewards.listMyRedemptions({ memberId, pageSize: 50 }).then((a) => a.redemptions, () => null);
+      setFound({ memberId, wallet: walletAnswer.wallet ?? null, profile: profile.profile, profileProblem: profile.problem, redemptions });
       await loadPage(memberId, "");
     } catch (e) {
       setError(e);
@@ -103,6 +106,12 @@ export function MembersScreen() {
             ) : found.profileProblem ? (
               <Problem error={found.profileProblem} />
             ) : null}
+          </section>
+          <section class="card" aria-labelledby="redemptions-h">
+            <h3 id="redemptions-h">Redemptions</h3>
+            {found.redemptions === null ? <p>Not available (the rewards service answers admins).</p> : found.redemptions.length === 0 ? <p>None.</p> : (
+              <ul>{found.redemptions.map((r) => <li key={r.redemptionId}><span class="mono">{r.redemptionId}</span>: {r.rewardId} × {r.quantity}, {points(r.priceTotal)} {r.priceUnit}{r.code && <> (code <span class="mono">{r.code}</span>)</>}</li>)}</ul>
+            )}
           </section>
           <section class="card wide" aria-labelledby="history-h">
             <h3 id="history-h">History</h3>
