@@ -70,7 +70,7 @@ browser:
 
 # `make run` needs no browser: only what serves the suite and the built apps.
 run: $(INSTALLED) $(GENERATED) $(NODE_INSTALLED) $(WEB_BUILT)
-	$(PY) -m tools.suite
+	$(PY) -m tools.suite --starter
 
 test: setup $(WEB_BUILT)
 	node web/unit.mjs

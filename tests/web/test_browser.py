@@ -37,7 +37,7 @@ def built() -> bool:
 def prerequisites(node_modules: Path) -> None:
     missing = []
     if not CHROMIUM.exists():
-        missing.append(f"Chromium at {CHROMIUM} (Debian package 'chromium'; make setup installs it)")
+        missing.append(f"Chromium at {CHROMIUM} (Debian package 'chromium': make setup)")
     if not PLAYWRIGHT.exists():
         missing.append("@playwright/test (make setup runs npm ci)")
     if not built():
