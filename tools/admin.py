@@ -14,6 +14,7 @@ gRPC with a manager token, like any other client.
     loyalty-admin rewards list              the catalog with stock and codes left
     loyalty-admin rewards stock REWARD_ID [--add N]    stock left (after adding N units)
     loyalty-admin rewards report [REWARD_ID]           one reward, or the whole program
+    loyalty-admin progress ...              tiers, badges, streaks, challenges (progress --help)
 
 Files are YAML or JSON in the protobuf JSON mapping: a campaign file holds
 `campaign_id` and `spec`; an activity file holds an `activity`; a reward file
@@ -447,6 +448,10 @@ def _parser() -> argparse.ArgumentParser:
         "--after", type=int, default=0
     )
     _rewards_parser(commands)
+    # Imported here: the progress commands use this module's UsageError.
+    from tools import progress_admin
+
+    progress_admin.add_commands(commands)
     return parser
 
 
@@ -482,6 +487,10 @@ def main(argv: list[str] | None = None, out=None) -> int:
                     admin.watch(args.after)
                 case "rewards":
                     return _rewards_command(args, channel, out)
+                case "progress":
+                    from tools.progress_admin import ProgressAdmin
+
+                    ProgressAdmin(channel, args.token, out).run(args)
                 case verb:
                     admin.transition(verb, args.campaign_id)
         except UsageError as error:

@@ -73,6 +73,16 @@ SERVICES = (
         {"CAMPAIGNS_LEDGER_TARGET": "ledger"},
     ),
     ServiceSpec(
+        "progress",
+        "services.progress.server:ProgressSettings",
+        "PROGRESS_DB",
+        {
+            "PROGRESS_LEDGER_TARGET": "ledger",
+            "PROGRESS_CAMPAIGNS_TARGET": "campaigns",
+            "PROGRESS_GAMES_TARGET": "games",
+        },
+    ),
+    ServiceSpec(
         "rewards",
         "services.rewards.server:RewardsSettings",
         "REWARDS_DB",
@@ -86,6 +96,7 @@ SERVICES = (
             "GATEWAY_LEDGER_TARGET": "ledger",
             "GATEWAY_GAMES_TARGET": "games",
             "GATEWAY_CAMPAIGNS_TARGET": "campaigns",
+            "GATEWAY_PROGRESS_TARGET": "progress",
             "GATEWAY_REWARDS_TARGET": "rewards",
         },
         readiness_path="/readyz",

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from services.campaigns.domain.evaluation import Candidate, index_types
 from services.campaigns.domain.model import Campaign, CampaignStatus
-from services.campaigns.domain.schedule import Schedule
+from services.kit.schedule import Schedule
 
 DAY_US = 86_400 * 1_000_000
 # Longer campaigns are not worth filing under each day.

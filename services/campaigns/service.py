@@ -23,7 +23,6 @@ from services.campaigns.domain.model import (
     Member,
 )
 from services.campaigns.domain.outcome import Outcome
-from services.campaigns.domain.schedule import Schedule, zone
 from services.campaigns.domain.validation import (
     CAMPAIGN_ID,
     MEMBER_ID,
@@ -48,6 +47,7 @@ from services.kit.errors import (
     Violations,
 )
 from services.kit.outbox import LedgerOutbox, Settled, all_accepted
+from services.kit.schedule import Schedule, zone
 
 log = structlog.get_logger()
 

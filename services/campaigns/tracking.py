@@ -30,7 +30,6 @@ from services.campaigns.domain.lifecycle import smallest_award
 from services.campaigns.domain.model import REFUND, Activity, Member
 from services.campaigns.domain.outcome import ClawbackSummary, Outcome
 from services.campaigns.domain.refund import plan_clawback
-from services.campaigns.domain.schedule import local_date
 from services.campaigns.domain.validation import check_activity
 from services.campaigns.ledger_client import LedgerClient
 from services.campaigns.store import ActivityRecord, CampaignsStore
@@ -38,6 +37,7 @@ from services.campaigns.transitions import TransitionTracker
 from services.kit.clock import MICROS_PER_SECOND, Clock
 from services.kit.errors import AlreadyExists, FailedPrecondition, NotFound, Unavailable, Violations
 from services.kit.outbox import LedgerOutbox, all_accepted
+from services.kit.schedule import local_date
 
 log = structlog.get_logger()
 

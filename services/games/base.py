@@ -22,7 +22,7 @@ from services.games.ledger import GamesLedger
 from services.games.store import GamesStore, GamesUnit
 from services.kit.clock import Clock
 from services.kit.errors import AlreadyExists, NotFound, Violations
-from services.kit.feed import CommitSignal
+from services.kit.feeds import CommitSignal
 from services.kit.ids import IdRule, check_id
 from services.kit.outbox import LedgerOutbox
 from services.kit.text import shown

@@ -26,7 +26,7 @@ from services.games.store import GamesStore
 from services.games.wheels import WHEEL_STOCKING, StockingHandler, Wheels
 from services.kit.clock import Clock, SystemClock
 from services.kit.config import GAMES_ADDRESS, LEDGER_ADDRESS, ServiceSettings, setting
-from services.kit.feed import CommitSignal
+from services.kit.feeds import CommitSignal
 from services.kit.outbox import LedgerOutbox
 from services.kit.outgoing import open_channel
 from services.kit.server import ServiceBinding, ServiceHost, create_host

@@ -10,6 +10,7 @@ from __future__ import annotations
 from loyalty.campaigns.v1 import campaigns_service_pb2 as campaigns_pb
 from loyalty.games.v1 import games_service_pb2 as games_pb
 from loyalty.gateway.v1 import gateway_service_pb2 as gateway_pb
+from loyalty.progress.v1 import progress_service_pb2 as progress_pb
 from loyalty.rewards.v1 import rewards_service_pb2 as rewards_pb
 
 from services.gateway.domain import AccessRule, Audience
@@ -123,5 +124,29 @@ REWARDS = Upstream(
         "ListOffers": MANAGER,
         "GetRewardReport": MANAGER,
         "GetProgramReport": MANAGER,
+    },
+)
+
+# Members read their own progress and achievements and join challenges; the rest
+# (definitions, floors, rebuilds, stats, budgets, the tier feed) is for managers.
+PROGRESS = Upstream(
+    name="progress",
+    service=progress_pb.DESCRIPTOR.services_by_name["ProgressService"],
+    rules={
+        "GetMemberProgress": AS_MEMBER,
+        "JoinChallenge": AS_MEMBER,
+        "WatchAchievements": AS_MEMBER,
+        "ApplyDefinition": MANAGER,
+        "GetDefinition": MANAGER,
+        "ListDefinitions": MANAGER,
+        "ArchiveDefinition": MANAGER,
+        "DryRunTierProgram": MANAGER,
+        "ListMemberEvents": MANAGER,
+        "SetTierFloor": MANAGER,
+        "RebuildMember": MANAGER,
+        "GetProgressStats": MANAGER,
+        "GetFeedStatus": MANAGER,
+        "FundBudget": MANAGER,
+        "WatchTierChanges": MANAGER,
     },
 )

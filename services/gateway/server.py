@@ -20,6 +20,7 @@ from loyalty.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
 from services.gateway.api import (
     CAMPAIGNS,
     GAMES,
+    PROGRESS,
     REFLECTION_RULE,
     REWARDS,
     WALLET_RULES,
@@ -59,6 +60,7 @@ from services.kit.config import (
     GAMES_ADDRESS,
     GATEWAY_ADDRESS,
     LEDGER_ADDRESS,
+    PROGRESS_ADDRESS,
     REWARDS_ADDRESS,
     ServiceSettings,
     setting,
@@ -96,6 +98,7 @@ class GatewaySettings(ServiceSettings):
     games_target: str | None = GAMES_ADDRESS
     campaigns_target: str | None = CAMPAIGNS_ADDRESS
     rewards_target: str | None = REWARDS_ADDRESS
+    progress_target: str | None = PROGRESS_ADDRESS
     jwt_issuer: str = "loyalty-arcade-dev"
     jwt_audience: str = "loyalty-arcade"
     jwt_leeway_seconds: float = 30.0
@@ -127,6 +130,7 @@ class GatewaySettings(ServiceSettings):
             (GAMES, self.games_target),
             (CAMPAIGNS, self.campaigns_target),
             (REWARDS, self.rewards_target),
+            (PROGRESS, self.progress_target),
         ]
         chosen = [(upstream, target) for upstream, target in configured if target]
         return [*chosen, *self.extra_upstreams]

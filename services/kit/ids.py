@@ -124,3 +124,14 @@ def reward_stock_account(reward_id: str) -> str:
 def reward_issued_account(reward_id: str) -> str:
     """Where a reward's stock goes as it is redeemed."""
     return f"reward:{reward_id}:issued"
+
+
+def progress_budget_account(budget_id: str) -> str:
+    """Where member progress pays badge, streak and challenge rewards from."""
+    return f"progress:{budget_id}:budget"
+
+
+def wallet_member(account_id: str) -> str | None:
+    """The member whose points wallet this account is, or None: member ids have no
+    ":" or "/", which every other account id of the suite contains."""
+    return account_id if MEMBER_ID.matches(account_id) else None

@@ -12,7 +12,7 @@ from loyalty.ledger.v1 import ledger_service_pb2_grpc as pb_grpc
 
 from services.kit.clock import Clock, SystemClock
 from services.kit.config import LEDGER_ADDRESS, ServiceSettings, setting
-from services.kit.feed import CommitSignal
+from services.kit.feeds import CommitSignal
 from services.kit.server import ServiceBinding, ServiceHost, create_host
 from services.ledger.service import LedgerService
 from services.ledger.servicer import LedgerServicer

@@ -16,7 +16,7 @@ from services.kit.errors import (
     NotFound,
     Violations,
 )
-from services.kit.feed import CommitSignal
+from services.kit.feeds import CommitSignal
 from services.kit.ids import LEDGER_ID, POINTS, PRIZE_UNIT, check_id
 from services.kit.paging import Page, decode_page_token, page_of, page_size
 from services.kit.text import shown

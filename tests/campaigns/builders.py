@@ -20,8 +20,8 @@ from services.campaigns.domain.model import (
     ScheduleSpec,
     Stacking,
 )
-from services.campaigns.domain.schedule import Schedule
 from services.kit.clock import from_datetime
+from services.kit.schedule import Schedule
 
 ZONE = "Europe/Paris"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from services.campaigns.domain.model import LimitPeriod, ScheduleSpec, ZoneMode
-from services.campaigns.domain.schedule import Schedule, ScheduleError, period_bounds, zone
+from services.kit.schedule import Schedule, ScheduleError, period_bounds, zone
 from tests.campaigns.builders import at, local, window
 
 NEW_YORK = "America/New_York"  # 2026: clocks jump 02:00 -> 03:00 on 8 March, back on 1 November

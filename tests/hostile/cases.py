@@ -511,7 +511,14 @@ class _Builder:
                 # A field and one inside it are never both changed: clearing a list
                 # and then changing its first item cannot be applied.
                 if not any(slot.overlaps(picked) for picked, _ in picks):
-                    picks.append((slot, self.rng.choice(mutations)))
+                    pick = (slot, self.rng.choice(mutations))
+                    # Nor two members of one oneof: setting one clears the other, and a
+                    # change inside the cleared one then has nothing to change.
+                    try:
+                        self._mutated(plausible, [mutation for _, mutation in [*picks, pick]])
+                    except (IndexError, KeyError):
+                        continue
+                    picks.append(pick)
             message = self._mutated(plausible, [mutation for _, mutation in picks])
             label = "; ".join(f"{slot.name} = {mutation[0]}" for slot, mutation in picks)
             yield self._case(label, message)

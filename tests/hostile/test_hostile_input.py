@@ -27,6 +27,7 @@ from services.games import server as games_server
 from services.kit.clock import ManualClock
 from services.kit.server import ServiceHost
 from services.ledger import server as ledger_server
+from services.progress import server as progress_server
 from services.rewards import server as rewards_server
 from tests.hostile import cases, probe
 
@@ -155,10 +156,28 @@ async def rewards_with_ledger_and_campaigns(directory: Path) -> AsyncIterator[Ru
                 yield Running(rewards, (ledger, campaigns), clock.now_us() // 1_000_000)
 
 
+async def progress_with_ledger(directory: Path) -> AsyncIterator[Running]:
+    # The campaigns and games feeds are not followed here: no RPC calls them.
+    clock = ManualClock()
+    async with started(await ledger_host(directory, clock)) as ledger:
+        settings = progress_server.ProgressSettings(
+            db_path=directory / "progress.db",
+            ledger_target=ledger,
+            campaigns_target="",
+            games_target="",
+            relay_interval_seconds=3600,
+            review_interval_seconds=3600,
+        )
+        host = await progress_server.build_server(settings, "127.0.0.1:0", clock)
+        async with started(host) as progress:
+            yield Running(progress, (ledger,), clock.now_us() // 1_000_000)
+
+
 TARGETS = (
     Target("ledger", ledger_alone),
     Target("games", games_with_ledger),
     Target("campaigns", campaigns_with_ledger),
+    Target("progress", progress_with_ledger),
     Target("rewards", rewards_with_ledger_and_campaigns),
 )
 

@@ -23,7 +23,7 @@ from services.games.spins import Spins
 from services.games.store import GamesStore
 from services.games.wheels import Wheels
 from services.kit.clock import Clock
-from services.kit.feed import CommitSignal
+from services.kit.feeds import CommitSignal
 from services.kit.outbox import LedgerOutbox
 from services.kit.server import ServiceHost
 from tests.support import deadlines

@@ -158,6 +158,7 @@ def gateway_settings(**overrides: Any) -> GatewaySettings:
         games_target=None,
         campaigns_target=None,
         rewards_target=None,
+        progress_target=None,
         jwt_issuer=ISSUER,
         jwt_audience=AUDIENCE,
         jwt_secret=SECRET.decode(),

@@ -9,7 +9,7 @@ import grpc
 
 from services.kit.clock import Clock
 from services.kit.errors import ServiceError
-from services.kit.feed import CommitSignal
+from services.kit.feeds import CommitSignal
 from services.kit.status import to_rpc_status
 from services.ledger.service import LedgerService
 from services.ledger.servicer import LedgerServicer

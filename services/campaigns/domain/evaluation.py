@@ -45,7 +45,7 @@ from services.campaigns.domain.model import (
     RefusalReason,
     StackingMode,
 )
-from services.campaigns.domain.schedule import Schedule, local_date, period_bounds, zone
+from services.kit.schedule import Schedule, local_date, period_bounds, zone
 
 ISSUANCE_ACCOUNT = "program:issuance"
 BASE_LEG = "base"

@@ -7,8 +7,8 @@ the budget whenever it is read, so no background job can miss a transition.
 from __future__ import annotations
 
 from services.campaigns.domain.model import Campaign, CampaignKind, CampaignState, CampaignStatus
-from services.campaigns.domain.schedule import Schedule
 from services.kit.errors import FailedPrecondition
+from services.kit.schedule import Schedule
 
 # action -> (statuses it may start from, status it leads to)
 ACTIONS: dict[str, tuple[frozenset[CampaignStatus], CampaignStatus]] = {

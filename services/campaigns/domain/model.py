@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
+# The schedule types moved to the kit with the schedule code; re-exported for campaigns.
+from services.kit.schedule import LimitPeriod, LocalTime, ScheduleSpec, ZoneMode  # noqa: F401
+
 
 class CampaignKind(Enum):
     BASE_RULE = "BASE_RULE"
@@ -19,18 +22,6 @@ class ReferralStage(Enum):
     INVITE_SENT = "INVITE_SENT"
     SIGNUP = "SIGNUP"
     FIRST_PURCHASE = "FIRST_PURCHASE"
-
-
-class ZoneMode(Enum):
-    CAMPAIGN = "CAMPAIGN"
-    MEMBER = "MEMBER"
-
-
-class LimitPeriod(Enum):
-    DAY = "DAY"
-    WEEK = "WEEK"
-    MONTH = "MONTH"
-    TOTAL = "TOTAL"
 
 
 class StackingMode(Enum):
@@ -161,29 +152,6 @@ class Conditions:
     tiers: tuple[str, ...] = ()
     segments: tuple[str, ...] = ()
     required_opt_in: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class LocalTime:
-    """A wall-clock date and time in some zone."""
-
-    year: int
-    month: int
-    day: int
-    hours: int = 0
-    minutes: int = 0
-    seconds: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class ScheduleSpec:
-    time_zone: str
-    start: LocalTime | None = None
-    duration_seconds: int = 0
-    rrule: str = ""
-    exclusions: tuple[LocalTime, ...] = ()
-    zone_mode: ZoneMode = ZoneMode.CAMPAIGN
-    end_us: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,8 +14,8 @@ from services.campaigns.domain.model import (
     Member,
     ReferralStage,
 )
-from services.campaigns.domain.schedule import Schedule, ScheduleError, zone
 from services.kit.errors import Violations
+from services.kit.schedule import Schedule, ScheduleError, zone
 
 MEMBER_ID = re.compile(r"[A-Za-z0-9._@+-]{1,64}")
 ACTIVITY_ID = re.compile(r"[A-Za-z0-9._@+-]{1,50}")

@@ -1,4 +1,5 @@
-"""When a campaign is live: wall-clock windows in a zone, one-off or RRULE.
+"""When something scheduled is live (a campaign, a challenge): wall-clock windows
+in a zone, one-off or RRULE. Pure: campaigns and progress share it.
 
 A window holds the instants whose local wall clock falls in [start, end),
 where end = local start + duration on the wall clock. One rule resolves every
@@ -19,20 +20,57 @@ import calendar
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from enum import Enum
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dateutil.rrule import DAILY, MONTHLY, WEEKLY, YEARLY, rrule, rrulestr
 
-from services.campaigns.domain.model import LimitPeriod, LocalTime, ScheduleSpec, ZoneMode
+from services.kit.text import shown
 
 MICROS = 1_000_000
+MAX_ZONE_NAME = 64
 # UTC offsets span -12:00 to +14:00: a member-zone window can sit this far from the fallback's.
 ZONE_SPREAD_US = 26 * 3600 * MICROS
 # Wall-clock arithmetic can move a resolved instant by a DST gap (at most a day).
 SLACK = timedelta(days=1)
 ALLOWED_FREQUENCIES = (YEARLY, MONTHLY, WEEKLY, DAILY)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class ZoneMode(Enum):
+    CAMPAIGN = "CAMPAIGN"
+    MEMBER = "MEMBER"
+
+
+class LimitPeriod(Enum):
+    DAY = "DAY"
+    WEEK = "WEEK"
+    MONTH = "MONTH"
+    TOTAL = "TOTAL"
+
+
+@dataclass(frozen=True, slots=True)
+class LocalTime:
+    """A wall-clock date and time in some zone."""
+
+    year: int
+    month: int
+    day: int
+    hours: int = 0
+    minutes: int = 0
+    seconds: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleSpec:
+    time_zone: str
+    start: LocalTime | None = None
+    duration_seconds: int = 0
+    rrule: str = ""
+    exclusions: tuple[LocalTime, ...] = ()
+    zone_mode: ZoneMode = ZoneMode.CAMPAIGN
+    end_us: int | None = None
 
 
 class ScheduleError(ValueError):
@@ -47,12 +85,13 @@ class ScheduleError(ValueError):
 @lru_cache(maxsize=1024)
 def zone(name: str) -> ZoneInfo:
     """The IANA zone; ScheduleError for unknown names."""
-    if not name or name != name.strip() or ".." in name:
-        raise ScheduleError("time_zone", f"unknown IANA time zone {name!r}")
+    # IANA names are short; a long one would reach the file system ("File name too long").
+    if not name or len(name) > MAX_ZONE_NAME or name != name.strip() or ".." in name:
+        raise ScheduleError("time_zone", f"unknown IANA time zone {shown(name)}")
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as error:
-        raise ScheduleError("time_zone", f"unknown IANA time zone {name!r}") from error
+    except (ZoneInfoNotFoundError, ValueError, OSError) as error:
+        raise ScheduleError("time_zone", f"unknown IANA time zone {shown(name)}") from error
 
 
 def _utc_us(moment: datetime) -> int:

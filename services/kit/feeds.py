@@ -1,0 +1,232 @@
+"""Resumable feeds (`Watch...(after_sequence)`): serving one, and following
+one exactly once.
+
+Serving: `serve_pages` yields every row after a sequence in commit order,
+page by page, then waits on a `CommitSignal` (notified after each group
+commit) for more.
+
+Following:
+The follower reads the stream after the cursor the consumer stored and hands
+what it read, in batches, to the consumer's `apply(batch)`, which must store
+what it derives and the new cursor in ONE transaction (and skip what is at or
+below the stored cursor, so two followers or an overlapping reconnect can
+never apply an event twice). A restart, or a SIGKILL between any two
+instructions, then neither misses nor double-counts an event: whatever
+committed moved the cursor with it, whatever did not is read again.
+
+Batches form by themselves: a reader task queues what the stream delivers
+while the consumer commits the previous batch, so a consumer that is behind
+commits up to `batch` events at a time and one that is caught up commits each
+event as it comes. The stream is reopened after any failure, with exponential
+backoff, and after `recycle_seconds` (every outgoing call has a deadline).
+A gap in the sequence (which a gapless feed never has) reopens the stream from
+the stored cursor instead of skipping anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+import structlog
+
+log = structlog.get_logger()
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class FeedItem(Generic[T]):
+    sequence: int
+    value: T
+    # When the upstream committed it (UTC microseconds; 0 when unknown), for the lag in logs.
+    at_us: int = 0
+
+
+class FeedGap(Exception):
+    """The stream skipped a sequence number."""
+
+
+@dataclass
+class FeedState:
+    """What the follower can say about itself (GetFeedStatus, logs)."""
+
+    name: str
+    cursor: int = 0
+    connected: bool = False
+    applied: int = 0
+    last_error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    first_seconds: float = 0.1
+    max_seconds: float = 5.0
+
+    def delay(self, failures: int) -> float:
+        # Jitter spreads the reconnects of many consumers; it decides no outcome.
+        base = min(self.max_seconds, self.first_seconds * 2 ** min(failures - 1, 16))
+        return base * (0.5 + random.random() / 2)
+
+
+class CommitSignal:
+    """Wakes feed readers after each group commit (the store's on_commit)."""
+
+    def __init__(self) -> None:
+        self.version = 0
+        self._changed = asyncio.Event()
+
+    def notify(self) -> None:
+        self.version += 1
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def wait_past(self, version: int) -> None:
+        while self.version == version:
+            await self._changed.wait()
+
+
+async def serve_pages(
+    read_page: Callable[[int], Awaitable[Sequence[T]]],
+    sequence_of: Callable[[T], int],
+    after_sequence: int,
+    commits: CommitSignal,
+    page: int,
+) -> AsyncIterator[T]:
+    """Every row after `after_sequence`, in order, forever: `read_page(after)`
+    returns at most `page` rows; a short page waits for the next commit."""
+    while True:
+        version = commits.version
+        rows = await read_page(after_sequence)
+        for row in rows:
+            yield row
+            after_sequence = sequence_of(row)
+        if len(rows) < page:
+            await commits.wait_past(version)
+
+
+Opener = Callable[[int], AsyncIterator[FeedItem[T]]]
+Apply = Callable[[Sequence[FeedItem[T]]], Awaitable[int]]
+_END = object()
+
+
+class FeedFollower(Generic[T]):
+    """Follows one feed for as long as `run()` runs.
+
+    `open_stream(after)` yields the feed's items after a sequence;
+    `load_cursor()` reads the stored cursor; `apply(batch)` stores what the batch
+    means together with its last sequence and returns the stored cursor."""
+
+    def __init__(
+        self,
+        name: str,
+        open_stream: Opener[T],
+        load_cursor: Callable[[], Awaitable[int]],
+        apply: Apply[T],
+        *,
+        now_us: Callable[[], int],
+        batch: int = 500,
+        backoff: Backoff = Backoff(),
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        gapless: bool = True,
+    ) -> None:
+        self.state = FeedState(name)
+        self._open = open_stream
+        self._load_cursor = load_cursor
+        self._apply = apply
+        self._now_us = now_us
+        self._batch = batch
+        self._backoff = backoff
+        self._sleep = sleep
+        self._gapless = gapless
+        self._progress = asyncio.Condition()
+        self._last_log = 0.0
+
+    async def run(self) -> None:
+        failures = 0
+        while True:
+            try:
+                self.state.cursor = await self._load_cursor()
+                await self._follow()
+                failures = 0
+            except asyncio.CancelledError:
+                self.state.connected = False
+                raise
+            except Exception as error:
+                failures += 1
+                self.state.connected = False
+                self.state.last_error = f"{type(error).__name__}: {error}"[:300]
+                delay = self._backoff.delay(failures)
+                log.warning(
+                    "feed_reconnecting",
+                    feed=self.state.name,
+                    cursor=self.state.cursor,
+                    error=self.state.last_error,
+                    failures=failures,
+                    retry_in_seconds=round(delay, 3),
+                )
+                await self._sleep(delay)
+
+    async def _follow(self) -> None:
+        queue: asyncio.Queue = asyncio.Queue(maxsize=self._batch * 4)
+        reader = asyncio.create_task(self._read(queue, self.state.cursor))
+        try:
+            while True:
+                first = await queue.get()
+                items = [first]
+                while len(items) < self._batch and not queue.empty():
+                    items.append(queue.get_nowait())
+                batch = [item for item in items if isinstance(item, FeedItem)]
+                if batch:
+                    await self._commit(batch)
+                ended = [item for item in items if not isinstance(item, FeedItem)]
+                if ended:
+                    if isinstance(ended[0], BaseException):
+                        raise ended[0]
+                    return
+        finally:
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
+
+    async def _read(self, queue: asyncio.Queue, after: int) -> None:
+        expected = after + 1
+        try:
+            async for item in self._open(after):
+                if not self.state.connected:
+                    self.state.connected, self.state.last_error = True, ""
+                    log.info("feed_connected", feed=self.state.name, after_sequence=after)
+                if self._gapless and item.sequence != expected:
+                    raise FeedGap(f"expected sequence {expected}, got {item.sequence}")
+                expected = item.sequence + 1
+                await queue.put(item)
+            await queue.put(_END)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as error:
+            await queue.put(error)
+
+    async def _commit(self, batch: list[FeedItem[T]]) -> None:
+        cursor = await self._apply(batch)
+        self.state.cursor = cursor
+        self.state.applied += len(batch)
+        last = batch[-1]
+        lag = (self._now_us() - last.at_us) / 1e6 if last.at_us else None
+        fields = dict(feed=self.state.name, cursor=cursor, batch=len(batch), lag_seconds=lag)
+        # A consumer catching up logs its progress every few seconds, not per batch.
+        now = time.monotonic()
+        if len(batch) > 1 and now - self._last_log >= 5:
+            self._last_log = now
+            log.info("feed_applied", **fields)
+        else:
+            log.debug("feed_applied", **fields)
+        async with self._progress:
+            self._progress.notify_all()
+
+    async def wait_for(self, sequence: int) -> None:
+        """Return once the follower has applied the feed up to `sequence`."""
+        async with self._progress:
+            await self._progress.wait_for(lambda: self.state.cursor >= sequence)

@@ -1,0 +1,58 @@
+"""How to call a Watch RPC whose messages this build may not have yet.
+
+Campaigns' WatchActivities and games' WatchPlays are being added beside this
+service; until their stubs are generated here, the adapters reach them by
+method path with the request and response classes given to them (the real
+ones once they exist, a test double's before)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+
+@dataclass(frozen=True)
+class WatchContract:
+    """One server-streaming Watch RPC: its path and message classes."""
+
+    method: str
+    request_type: type
+    response_type: type
+
+    def open(self, channel: grpc.aio.Channel, after: int, timeout: float) -> Any:
+        call = channel.unary_stream(
+            self.method,
+            request_serializer=lambda message: message.SerializeToString(),
+            response_deserializer=self.response_type.FromString,
+        )
+        return call(self.request_type(after_sequence=after), timeout=timeout)
+
+
+def find_contract(module: Any, service: str, method: str, request: str, response: str):
+    """The contract from a generated module, or None while it lacks the RPC."""
+    request_type = getattr(module, request, None)
+    response_type = getattr(module, response, None)
+    if request_type is None or response_type is None:
+        return None
+    package = module.DESCRIPTOR.package
+    return WatchContract(f"/{package}.{service}/{method}", request_type, response_type)
+
+
+def streaming(
+    contract: WatchContract,
+    channel: grpc.aio.Channel,
+    recycle_seconds: float,
+    translate: Callable[[Any], Any],
+):
+    async def open_stream(after: int) -> AsyncIterator[Any]:
+        stream = contract.open(channel, after, recycle_seconds)
+        try:
+            async for response in stream:
+                yield translate(response)
+        finally:
+            stream.cancel()
+
+    return open_stream

@@ -1,0 +1,65 @@
+"""The ledger's WatchTransfers as progress events.
+
+A credit to a member's points wallet (posted, or a hold posted) is
+PointsCredited with its code and the activity in its metadata; a reversal
+debiting a member's wallet is PointsReversed. Everything else (spending,
+expiry, holds, budgets, prize units) yields nothing but still moves the
+cursor: spending never lowers a tier."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from loyalty.ledger.v1 import ledger_service_pb2 as ledger_pb
+from loyalty.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
+
+from services.kit.feeds import FeedItem
+from services.kit.ids import wallet_member
+from services.progress.domain.events import Event, PointsCredited, PointsReversed
+
+FEED = "ledger"
+CREDITS = (ledger_pb.TRANSFER_KIND_POSTED, ledger_pb.TRANSFER_KIND_POST_PENDING)
+
+
+def events_of(transfer: ledger_pb.Transfer) -> list[Event]:
+    commit_us = transfer.create_time.ToMicroseconds()
+    if transfer.kind == ledger_pb.TRANSFER_KIND_REVERSAL:
+        member = wallet_member(transfer.debit_account_id)
+        if member is None or not transfer.reverses_transfer_id:
+            return []
+        return [
+            PointsReversed(
+                transfer.id, member, transfer.reverses_transfer_id, transfer.amount, commit_us
+            )
+        ]
+    member = wallet_member(transfer.credit_account_id)
+    if member is None or transfer.kind not in CREDITS or transfer.amount <= 0:
+        return []
+    code = ledger_pb.TransferCode.Name(transfer.code).removeprefix("TRANSFER_CODE_")
+    return [
+        PointsCredited(
+            transfer.id,
+            member,
+            code,
+            transfer.amount,
+            commit_us,
+            transfer.metadata.get("activity_id", ""),
+        )
+    ]
+
+
+def opener(stub: ledger_grpc.LedgerServiceStub, recycle_seconds: float):
+    async def open_stream(after: int) -> AsyncIterator[FeedItem[list[Event]]]:
+        stream = stub.WatchTransfers(
+            ledger_pb.WatchTransfersRequest(after_sequence=after), timeout=recycle_seconds
+        )
+        try:
+            async for response in stream:
+                transfer = response.transfer
+                yield FeedItem(
+                    transfer.sequence, events_of(transfer), transfer.create_time.ToMicroseconds()
+                )
+        finally:
+            stream.cancel()
+
+    return open_stream

@@ -1,0 +1,174 @@
+"""Wires member progress: settings, store, use cases, servicer, the feed
+followers, the rewards relay and the tier reviews."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import grpc
+import structlog
+from loyalty.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
+from loyalty.progress.v1 import progress_service_pb2 as pb
+from loyalty.progress.v1 import progress_service_pb2_grpc as pb_grpc
+
+from services.kit.clock import Clock, SystemClock
+from services.kit.config import (
+    CAMPAIGNS_ADDRESS,
+    GAMES_ADDRESS,
+    LEDGER_ADDRESS,
+    PROGRESS_ADDRESS,
+    ServiceSettings,
+    setting,
+)
+from services.kit.feeds import CommitSignal, FeedFollower
+from services.kit.ledger_accounts import LedgerAccounts
+from services.kit.outgoing import open_channel
+from services.kit.server import ServiceBinding, ServiceHost, create_host
+from services.progress.adapters import campaigns, games, ledger
+from services.progress.adapters.contract import WatchContract, streaming
+from services.progress.catalog import CatalogUseCases
+from services.progress.feeding import FeedUseCases
+from services.progress.members import MemberUseCases
+from services.progress.rewards import Rewards
+from services.progress.servicer import ProgressServicer, UseCases
+from services.progress.store import ProgressStore
+from services.progress.watching import WatchUseCases
+
+log = structlog.get_logger()
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ProgressService"].full_name
+# Upstream feeds should be found again within a second or two of coming back.
+FEED_CHANNEL_OPTIONS = (
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 2000),
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProgressSettings(ServiceSettings):
+    env_prefix: ClassVar[str] = "PROGRESS"
+    db_path: Path = setting(Path("var/progress.db"), "PROGRESS_DB")
+    listen: str = PROGRESS_ADDRESS
+    ledger_target: str = LEDGER_ADDRESS
+    # Empty: that feed is not followed.
+    campaigns_target: str = CAMPAIGNS_ADDRESS
+    games_target: str = GAMES_ADDRESS
+    ledger_timeout_seconds: float = 2.0
+    relay_interval_seconds: float = 1.0
+    # How often tiers that may have run out, and definitions new to members, are looked at.
+    review_interval_seconds: float = 5.0
+    # Events applied per transaction at most, when catching up.
+    feed_batch: int = 500
+    # Each Watch stream's deadline: it is reopened from the cursor after this.
+    feed_recycle_seconds: float = 3600.0
+
+
+async def build_server(
+    settings: ProgressSettings,
+    address: str | None = None,
+    clock: Clock | None = None,
+    contracts: dict[str, WatchContract | None] | None = None,
+) -> ServiceHost:
+    """Progress on `address` (port 0 picks a free port); start() opens the store
+    and starts following the feeds. `contracts` gives the campaigns and games
+    Watch RPCs (default: the generated stubs', when they have them)."""
+    clock = clock or SystemClock()
+    contracts = (
+        {campaigns.FEED: campaigns.CONTRACT, games.FEED: games.CONTRACT}
+        if contracts is None
+        else contracts
+    )
+    commits = CommitSignal()
+    store = ProgressStore(settings.db_path, on_commit=commits.notify)
+    channels: dict[str, grpc.aio.Channel] = {}
+
+    def channel(target: str) -> grpc.aio.Channel:
+        if target not in channels:
+            channels[target] = open_channel(target, FEED_CHANNEL_OPTIONS)
+        return channels[target]
+
+    ledger_stub = ledger_grpc.LedgerServiceStub(channel(settings.ledger_target))
+    accounts = LedgerAccounts(ledger_stub, settings.ledger_timeout_seconds)
+    rewards = Rewards(store, accounts, clock, settings.ledger_timeout_seconds)
+    shared = (store, clock, rewards, commits)
+    feeding = FeedUseCases(*shared)
+
+    def follower(name: str, open_stream) -> FeedFollower:
+        async def load_cursor() -> int:
+            return await feeding.cursor(name)
+
+        async def apply(batch) -> int:
+            return await feeding.apply(name, batch)
+
+        return FeedFollower(
+            name, open_stream, load_cursor, apply, now_us=clock.now_us, batch=settings.feed_batch
+        )
+
+    followers = [follower(ledger.FEED, ledger.opener(ledger_stub, settings.feed_recycle_seconds))]
+    for name, target, translate in (
+        (campaigns.FEED, settings.campaigns_target, campaigns.item_of),
+        (games.FEED, settings.games_target, games.item_of),
+    ):
+        contract = contracts.get(name)
+        if not target or contract is None:
+            log.warning("feed_not_followed", feed=name, target=target, has_rpc=contract is not None)
+            continue
+        followers.append(
+            follower(
+                name,
+                streaming(contract, channel(target), settings.feed_recycle_seconds, translate),
+            )
+        )
+    cases = UseCases(
+        catalog=CatalogUseCases(*shared),
+        members=MemberUseCases(*shared),
+        feeds=feeding,
+        watch=WatchUseCases(*shared),
+        rewards=rewards,
+        feed_states=[f.state for f in followers],
+    )
+    host = create_host(
+        [
+            ServiceBinding(
+                pb_grpc.add_ProgressServiceServicer_to_server,
+                ProgressServicer(cases),
+                SERVICE_NAME,
+            )
+        ],
+        address or settings.listen,
+    )
+    host.followers = followers  # type: ignore[attr-defined]  # tests wait on them
+    host.cases = cases  # type: ignore[attr-defined]
+    tasks: list[asyncio.Task] = []
+
+    async def start() -> None:
+        await store.open()
+        tasks.append(asyncio.create_task(_recover_then_relay(rewards, settings)))
+        tasks.append(asyncio.create_task(feeding.run_reviews(settings.review_interval_seconds)))
+        tasks.extend(asyncio.create_task(f.run(), name=f"feed:{f.state.name}") for f in followers)
+
+    async def stop() -> None:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for open_one in channels.values():
+            await open_one.close()
+        await store.close()
+
+    host.on_start.append(start)
+    host.on_stop.append(stop)
+    return host
+
+
+async def _recover_then_relay(rewards: Rewards, settings: ProgressSettings) -> None:
+    """Finish what a crash left recorded but not settled, then relay on schedule;
+    in the background, so an unreachable ledger never holds up the start."""
+    try:
+        await rewards.outbox.recover()
+    except Exception:
+        log.exception("outbox_recovery_failed")
+    await rewards.outbox.run_relay(settings.relay_interval_seconds)

@@ -1,0 +1,72 @@
+"""The ledger adapter: which transfers are progress events, and which are not."""
+
+from __future__ import annotations
+
+from loyalty.ledger.v1 import ledger_service_pb2 as pb
+
+from services.progress.adapters import ledger
+from services.progress.domain.events import PointsCredited, PointsReversed
+
+
+def transfer(**fields) -> pb.Transfer:
+    fields.setdefault("kind", pb.TRANSFER_KIND_POSTED)
+    fields.setdefault("amount", 100)
+    message = pb.Transfer(id="t", sequence=7, **fields)
+    message.create_time.FromSeconds(1_800_000_000)
+    return message
+
+
+def test_a_credit_to_a_member_wallet_carries_its_code_and_activity() -> None:
+    (event,) = ledger.events_of(
+        transfer(
+            debit_account_id="campaign:double:budget",
+            credit_account_id="m-1",
+            code=pb.TRANSFER_CODE_BONUS,
+            metadata={"activity_id": "a-1", "campaign_id": "double"},
+        )
+    )
+    assert event == PointsCredited("t", "m-1", "BONUS", 100, 1_800_000_000_000_000, "a-1")
+
+
+def test_a_posted_hold_counts_when_posted() -> None:
+    posted = transfer(
+        debit_account_id="program:issuance",
+        credit_account_id="m-1",
+        code=pb.TRANSFER_CODE_EARN,
+        kind=pb.TRANSFER_KIND_POST_PENDING,
+    )
+    pending = transfer(
+        debit_account_id="program:issuance",
+        credit_account_id="m-1",
+        code=pb.TRANSFER_CODE_EARN,
+        kind=pb.TRANSFER_KIND_PENDING,
+    )
+    assert len(ledger.events_of(posted)) == 1
+    assert ledger.events_of(pending) == []
+
+
+def test_spending_expiry_prizes_and_budgets_are_not_progress_events() -> None:
+    for debit, credit, code in (
+        ("m-1", "games:revenue", pb.TRANSFER_CODE_GAME_COST),
+        ("m-1", "program:breakage", pb.TRANSFER_CODE_EXPIRY),
+        ("wheel:w:pool:prize:coffee", "m-1/prize:coffee", pb.TRANSFER_CODE_GAME_PRIZE),
+        ("program:issuance", "campaign:c:budget", pb.TRANSFER_CODE_FUNDING),
+    ):
+        assert (
+            ledger.events_of(transfer(debit_account_id=debit, credit_account_id=credit, code=code))
+            == []
+        )
+
+
+def test_a_clawback_reverses_the_member_credit_it_names() -> None:
+    (event,) = ledger.events_of(
+        transfer(
+            debit_account_id="m-1",
+            credit_account_id="program:issuance",
+            code=pb.TRANSFER_CODE_CLAWBACK,
+            kind=pb.TRANSFER_KIND_REVERSAL,
+            reverses_transfer_id="activity:a-1:base",
+            amount=40,
+        )
+    )
+    assert event == PointsReversed("t", "m-1", "activity:a-1:base", 40, 1_800_000_000_000_000)

@@ -1,0 +1,150 @@
+"""SIGKILL of the progress process while it catches up on the ledger's feed
+(real processes, started through tools/suite.py's Suite), restarted on the
+same files: every count exact, every badge bonus paid once, checked against
+the ledger itself."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+import grpc
+import pytest
+from loyalty.ledger.v1 import ledger_service_pb2 as ledger_pb
+from loyalty.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
+from loyalty.progress.v1 import progress_service_pb2 as pb
+from loyalty.progress.v1 import progress_service_pb2_grpc as progress_grpc
+
+from tests.support.ledger import history, open_program, post, posted, wallet_request
+from tests.support.progress import apply
+from tools.suite import Suite
+
+pytestmark = pytest.mark.slow
+
+TIMEOUT = 10.0
+MEMBERS = [f"m-{n}" for n in range(12)]
+SENTINEL = "m-last"
+CREDITS_EACH = 1000
+POINTS = 10
+LEVELS = ((100, 1), (500, 5), (1_000, 10))
+SPENDER = {
+    "id": "spender",
+    "badge": {
+        "displayName": "Spender",
+        "rule": {"measure": "MEASURE_POINTS_EARNED"},
+        "levels": [
+            {"levelId": f"l{n}", "threshold": str(threshold), "bonusPoints": str(bonus)}
+            for n, (threshold, bonus) in enumerate(LEVELS)
+        ],
+        "budgetId": "rewards",
+    },
+}
+
+
+async def feed_cursor(stub) -> int:
+    status = await stub.GetFeedStatus(pb.GetFeedStatusRequest(), timeout=TIMEOUT)
+    return next(f.cursor for f in status.feeds if f.feed == "ledger")
+
+
+async def achievements(progress, member: str, count: int) -> list[pb.Achievement]:
+    """The member's first `count` achievements, as progress records them."""
+    stream = progress.WatchAchievements(pb.WatchAchievementsRequest(member_id=member), timeout=60)
+    found = [(await asyncio.wait_for(stream.read(), 60)).achievement for _ in range(count)]
+    stream.cancel()
+    return found
+
+
+async def bonuses_after(ledger, after: int, count: int) -> list[ledger_pb.Transfer]:
+    """The first `count` BONUS transfers the ledger commits after `after`."""
+    stream = ledger.WatchTransfers(
+        ledger_pb.WatchTransfersRequest(after_sequence=after), timeout=60
+    )
+    found = []
+    while len(found) < count:
+        transfer = (await asyncio.wait_for(stream.read(), 60)).transfer
+        if transfer.code == ledger_pb.TRANSFER_CODE_BONUS:
+            found.append(transfer)
+    stream.cancel()
+    return found
+
+
+async def test_sigkill_mid_feed_then_restart_counts_exactly_once(tmp_path) -> None:
+    suite = Suite(tmp_path / "data", env={"PROGRESS_FEED_BATCH": "5"}, log_dir=tmp_path / "logs")
+    try:
+        await suite.start("ledger")
+        progress_process = await suite.start("progress")
+        async with (
+            grpc.aio.insecure_channel(suite.target("ledger")) as ledger_channel,
+            grpc.aio.insecure_channel(suite.target("progress")) as progress_channel,
+        ):
+            ledger = ledger_grpc.LedgerServiceStub(ledger_channel)
+            progress = progress_grpc.ProgressServiceStub(progress_channel)
+            await open_program(ledger)
+            await apply(progress, SPENDER)
+            await progress.FundBudget(
+                pb.FundBudgetRequest(budget_id="rewards", points=10_000, request_id="f1"),
+                timeout=TIMEOUT,
+            )
+            # Progress falls behind: it is stopped while the ledger takes every credit.
+            await progress_process.stop()
+            last = 0
+            for member in MEMBERS:
+                await ledger.OpenAccount(wallet_request(member), timeout=TIMEOUT)
+                response = await ledger.PostTransfers(
+                    ledger_pb.PostTransfersRequest(
+                        transfers=[
+                            ledger_pb.Transfer(
+                                id=f"earn:{member}:{n}",
+                                debit_account_id="program:issuance",
+                                credit_account_id=member,
+                                amount=POINTS,
+                                code=ledger_pb.TRANSFER_CODE_EARN,
+                                kind=ledger_pb.TRANSFER_KIND_POSTED,
+                            )
+                            for n in range(CREDITS_EACH)
+                        ]
+                    ),
+                    timeout=TIMEOUT,
+                )
+                last = max(last, *(r.transfer.sequence for r in response.results))
+            # The last transfer of all earns a sentinel member a badge: once progress has
+            # recorded that, it has applied everything before it (the feed is in order).
+            await ledger.OpenAccount(wallet_request(SENTINEL), timeout=TIMEOUT)
+            (result,) = await post(
+                ledger, posted("earn:sentinel", "program:issuance", SENTINEL, LEVELS[0][0])
+            )
+            last = result.transfer.sequence
+            # Restarted, it catches up 5 events a transaction; killed once it is under
+            # way: when the second member's first badge level is recorded, long before the end.
+            progress_process = await suite.start("progress")
+            await achievements(progress, MEMBERS[1], 1)
+            await progress_process.kill()
+            progress_process = await suite.start("progress")
+            resumed = await feed_cursor(progress)
+            assert CREDITS_EACH <= resumed < last, (resumed, last)
+            await achievements(progress, SENTINEL, 1)
+            paid = await bonuses_after(ledger, last - 1, len(MEMBERS) * len(LEVELS) + 1)
+            assert Counter(t.credit_account_id for t in paid) == Counter(
+                {member: len(LEVELS) for member in MEMBERS} | {SENTINEL: 1}
+            )
+            for member in MEMBERS:
+                found = await progress.GetMemberProgress(
+                    pb.GetMemberProgressRequest(member_id=member), timeout=TIMEOUT
+                )
+                (badge,) = found.badges
+                assert badge.value == CREDITS_EACH * POINTS
+                assert all(level.earned for level in badge.levels)
+                rebuilt = await progress.RebuildMember(
+                    pb.RebuildMemberRequest(member_id=member), timeout=TIMEOUT
+                )
+                assert list(rebuilt.differences) == []
+                # The ledger holds each bonus exactly once.
+                entries = await history(ledger, member)
+                bonuses = Counter(
+                    e.transfer.amount
+                    for e in entries
+                    if e.transfer.code == ledger_pb.TRANSFER_CODE_BONUS
+                )
+                assert bonuses == Counter(bonus for _, bonus in LEVELS), (member, bonuses)
+    finally:
+        await suite.stop_all()
