@@ -18,6 +18,7 @@ const Catch = lazy(() => import("./catch.js").then((m) => m.CatchScreen));
 const Events = lazy(() => import("./events.js").then((m) => m.EventsScreen));
 const Earn = lazy(() => import("./earn.js").then((m) => m.EarnScreen));
 const Rewards = lazy(() => import("./rewards.js").then((m) => m.RewardsScreen));
+const Progress = lazy(() => import("./progress.js").then((m) => m.ProgressScreen));
 
 const SCREENS = [
   { route: "wallet", label: "Wallet", screen: WalletScreen },
@@ -26,6 +27,7 @@ const SCREENS = [
   { route: "events", label: "Events", screen: Events },
   { route: "earn", label: "Earn", screen: Earn },
   { route: "rewards", label: "Rewards", screen: Rewards },
+  { route: "progress", label: "Progress", screen: Progress },
 ] as const;
 
 function Shell({ session, onSignOut }: { session: Session; onSignOut: () => void }) {

@@ -8,7 +8,9 @@ import { refusal } from "../shared/errors.js";
 import { date, dateTime, points, signedPoints } from "../shared/format.js";
 import { browserZone } from "../shared/time.js";
 import { Problem } from "../shared/ui.js";
-import { campaigns, rewards, wallet as walletClient } from "./api.js";
+import { campaigns, progress, rewards, wallet as walletClient } from "./api.js";
+import type { GetMemberProgressResponse } from "../gen/loyalty/progress/v1/progress_service_pb.js";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { Redemption } from "../gen/loyalty/rewards/v1/rewards_service_pb.js";
 
 const PAGE = 25;
@@ -19,6 +21,7 @@ interface Found {
   profile: Member | null;
   profileProblem: unknown;
   redemptions: Redemption[] | null;
+  progress: GetMemberProgressResponse | null;
 }
 
 export function MembersScreen() {
@@ -48,7 +51,8 @@ export function MembersScreen() {
         ),
       ]);
       const redemptions = await rewards.listMyRedemptions({ memberId, pageSize: 50 }).then((a) => a.redemptions, () => null);
-      setFound({ memberId, wallet: walletAnswer.wallet ?? null, profile: profile.profile, profileProblem: profile.problem, redemptions });
+      const memberProgress = await progress.getMemberProgress({ memberId }).catch(() => null);
+      setFound({ memberId, wallet: walletAnswer.wallet ?? null, profile: profile.profile, profileProblem: profile.problem, redemptions, progress: memberProgress });
       await loadPage(memberId, "");
     } catch (e) {
       setError(e);
@@ -107,6 +111,16 @@ export function MembersScreen() {
               <Problem error={found.profileProblem} />
             ) : null}
           </section>
+          <section class="card" aria-labelledby="progress-h">
+            <h3 id="progress-h">Tier and badges</h3>
+            {!found.progress ? <p>Not available.</p> : (
+              <>
+                <ul>{found.progress.tiers.map((t) => <li key={t.programId}>{t.programId}: <strong>{t.tierDisplayName || t.tierId || "none"}</strong>{t.floor?.tierId && ` (floor ${t.floor.tierId}: ${t.floor.reason})`}, {points(t.qualifyingPoints)} qualifying points{t.nextTierId && `, ${points(t.pointsToNext)} to ${t.nextTierId}`}</li>)}</ul>
+                <p>Badges: {found.progress.badges.flatMap((b) => b.levels.filter((l) => l.earned).map((l) => `${b.displayName} ${l.levelId}`)).join(", ") || "none"}</p>
+                <TierFloorForm memberId={found.memberId} programs={found.progress.tiers.map((t) => t.programId)} />
+              </>
+            )}
+          </section>
           <section class="card" aria-labelledby="redemptions-h">
             <h3 id="redemptions-h">Redemptions</h3>
             {found.redemptions === null ? <p>Not available (the rewards service answers admins).</p> : found.redemptions.length === 0 ? <p>None.</p> : (
@@ -151,5 +165,42 @@ export function MembersScreen() {
         </div>
       )}
     </section>
+  );
+}
+
+// A manual tier floor: the member keeps at least this tier until the date
+// (service recovery, a VIP), whatever their points say.
+function TierFloorForm({ memberId, programs }: { memberId: string; programs: string[] }) {
+  const [program, setProgram] = useState(programs[0] ?? "");
+  const [tier, setTier] = useState("");
+  const [until, setUntil] = useState("");
+  const [reason, setReason] = useState("");
+  const [fields, setFields] = useState<Record<string, string>>({});
+  const [done, setDone] = useState<string | null>(null);
+  if (!programs.length) return null;
+  async function submit(event: Event) {
+    event.preventDefault();
+    setFields({});
+    try {
+      const answer = await progress.setTierFloor({ programId: program, memberId, tierId: tier, reason, expireTime: until ? timestampFromMs(Date.parse(until)) : undefined });
+      setDone(`Now ${answer.status?.tierDisplayName || answer.status?.tierId}.`);
+    } catch (e) {
+      const r = refusal(e);
+      setFields({ ...r.fields, form: Object.keys(r.fields).length ? "" : r.message });
+    }
+  }
+  return (
+    <form onSubmit={submit}>
+      <h4>Manual tier floor</h4>
+      <div class="row">
+        <label>Program <select value={program} onChange={(e) => setProgram(e.currentTarget.value)}>{programs.map((p) => <option value={p}>{p}</option>)}</select></label>
+        <label>Tier <input value={tier} onInput={(e) => setTier(e.currentTarget.value)} aria-invalid={Boolean(fields["tier_id"])} /></label>
+        <label>Until <input type="date" value={until} onInput={(e) => setUntil(e.currentTarget.value)} /></label>
+        <label>Reason <input value={reason} required onInput={(e) => setReason(e.currentTarget.value)} /></label>
+        <button type="submit">Set floor</button>
+      </div>
+      {Object.entries(fields).filter(([, d]) => d).map(([f, d]) => <p class="error" role="alert">{f === "form" ? d : `${f}: ${d}`}</p>)}
+      {done && <p role="status">{done}</p>}
+    </form>
   );
 }
