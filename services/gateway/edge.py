@@ -31,7 +31,7 @@ log = structlog.get_logger()
 class Page(Protocol):
     """A plain HTTP route beside the RPCs (the web apps, the dev sign-in)."""
 
-    def handles(self, path: str) -> bool: ...
+    def handles(self, scope: dict) -> bool: ...
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None: ...
 
@@ -176,7 +176,7 @@ class Edge:
             await _plain_response(send, 200 if ready else 503, body)
             return
         for page in self._pages:
-            if page.handles(path):
+            if page.handles(scope):
                 await page(scope, receive, send)
                 return
         content_type = _header(scope, b"content-type")

@@ -152,8 +152,13 @@ class WebApps:
         built = sorted(app for app in APPS if f"/{app}/index.html" in self._files)
         log.info("web_apps_loaded", root=str(root), apps=built, files=len(self._files))
 
-    def handles(self, path: str) -> bool:
-        return path == "/" or any(path == f"/{app}" or path.startswith(f"/{app}/") for app in APPS)
+    def handles(self, scope: dict) -> bool:
+        path = scope["path"]
+        if path == "/":
+            # A browser opening the bare address gets the player app; API
+            # clients keep the gateway's SERVICE_NOT_FOUND answer.
+            return "text/html" in _header(scope, b"accept")
+        return any(path == f"/{app}" or path.startswith(f"/{app}/") for app in APPS)
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         path, method = scope["path"], scope["method"]
@@ -208,8 +213,8 @@ class DevSignIn:
     audience: str
     clock: Clock
 
-    def handles(self, path: str) -> bool:
-        return path == DEV_TOKEN_PATH
+    def handles(self, scope: dict) -> bool:
+        return scope["path"] == DEV_TOKEN_PATH
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["method"] != "POST":

@@ -93,8 +93,10 @@ async def test_hashed_assets_are_immutable_and_gzipped_for_browsers_that_accept_
 async def test_paths_route_to_the_apps_and_nothing_else_is_reachable(served):
     bare = await http_request(served.port, "GET", "/app", {})
     assert (bare.status, bare.headers["location"]) == (308, "/app/")
-    root = await http_request(served.port, "GET", "/", {})
+    root = await http_request(served.port, "GET", "/", {"accept": "text/html,*/*"})
     assert (root.status, root.headers["location"]) == (302, "/app/")
+    # Not a browser: the gateway's own answer for a path that names no service.
+    assert (await http_request(served.port, "GET", "/", {})).json()["code"] == "unimplemented"
     # A bookmark below the app gets the app (it routes by the fragment).
     deep = await http_request(served.port, "GET", "/console/campaigns/x", {})
     assert (deep.status, deep.body) == (200, INDEX)
