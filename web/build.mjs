@@ -61,9 +61,11 @@ async function buildApp(name, { title, entry }) {
     absWorkingDir: WEB,
   });
   const outputs = result.metafile.outputs;
+  // The app's own entry; screens loaded by import() are entry points too.
   const entryFile = Object.keys(outputs).find(
-    (file) => outputs[file].entryPoint && file.endsWith(".js"),
+    (file) => outputs[file].entryPoint === entry && file.endsWith(".js"),
   );
+  if (!entryFile) throw new Error(`no output for ${entry}`);
   const css = Object.keys(outputs).filter((file) => file.endsWith(".css"));
   const url = (file) => "./" + relative(out, join(WEB, file)).split("\\").join("/");
   // The first screen: the entry and every chunk it imports statically, all

@@ -22,9 +22,9 @@ WEB = REPO / "web"
 RESULTS = WEB / "test-results"
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 PLAYWRIGHT = REPO / "node_modules" / "@playwright" / "test" / "cli.js"
-PLAYWRIGHT_SECONDS = 900
+PLAYWRIGHT_SECONDS = 600
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(PLAYWRIGHT_SECONDS + 120)]
 
 
 def built() -> bool:
