@@ -41,7 +41,7 @@ from typing import Any
 
 import grpc
 import yaml
-from google.protobuf import json_format
+from google.protobuf import field_mask_pb2, json_format
 from google.protobuf.message import Message
 from loyalty.campaigns.v1 import campaigns_service_pb2 as pb
 from loyalty.campaigns.v1 import campaigns_service_pb2_grpc as campaigns_grpc
@@ -118,8 +118,12 @@ class Admin:
         current = self._call(
             self._stub.GetCampaign, pb.GetCampaignRequest(campaign_id=request.campaign_id)
         ).campaign
+        # The file is the whole campaign: "*" replaces the spec (no mask would patch it).
         update = pb.UpdateCampaignRequest(
-            campaign_id=request.campaign_id, spec=request.spec, expected_version=current.version
+            campaign_id=request.campaign_id,
+            spec=request.spec,
+            expected_version=current.version,
+            update_mask=field_mask_pb2.FieldMask(paths=["*"]),
         )
         campaign = self._call(self._stub.UpdateCampaign, update).campaign
         self._print(f"updated {campaign.campaign_id} (version {campaign.version})")

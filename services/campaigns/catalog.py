@@ -4,9 +4,11 @@ windows can touch. Open-ended and long campaigns sit in one list per type."""
 
 from __future__ import annotations
 
-from services.campaigns.domain.evaluation import Candidate, index_types
+from collections.abc import Iterable
+
+from services.campaigns.domain.evaluation import Candidate, Decision, index_types
 from services.campaigns.domain.model import Campaign, CampaignStatus
-from services.kit.schedule import Schedule
+from services.kit.schedule import Schedule, local_date
 
 DAY_US = 86_400 * 1_000_000
 # Longer campaigns are not worth filing under each day.
@@ -48,6 +50,28 @@ class Catalog:
 
     def all(self) -> list[Candidate]:
         return list(self._entries.values())
+
+    def schedule_of(self, campaign: Campaign) -> Schedule:
+        """The compiled schedule of this version of the campaign."""
+        entry = self._entries.get(campaign.campaign_id)
+        if entry is not None and entry.campaign.version == campaign.version:
+            return entry.schedule
+        return Schedule(campaign.spec.schedule)
+
+    def local_days(self, occur_us: int, decision: Decision) -> dict[str, str]:
+        """The activity's local date (ISO) in the zone of every campaign the decision
+        names: the day its awards and refusals count on."""
+        campaign_ids: Iterable[str] = {leg.campaign_id for leg in decision.legs} | {
+            refused.campaign_id for refused in decision.refused
+        }
+        by_zone: dict[str, str] = {}
+        days = {}
+        for campaign_id in campaign_ids:
+            tz = self._entries[campaign_id].schedule.zone
+            if tz.key not in by_zone:
+                by_zone[tz.key] = local_date(occur_us, tz).isoformat()
+            days[campaign_id] = by_zone[tz.key]
+        return days
 
     def candidates(self, activity_type: str, occur_us: int) -> list[Candidate]:
         day = occur_us // DAY_US

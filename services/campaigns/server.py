@@ -1,21 +1,34 @@
-"""Wires the campaigns service: settings, store, ledger channel, outbox, servicer."""
+"""Wires the campaigns service: settings, store, ledger channel, outbox with one
+handler per kind, the use cases and the servicer."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from loyalty.campaigns.v1 import campaigns_service_pb2 as pb
 from loyalty.campaigns.v1 import campaigns_service_pb2_grpc as pb_grpc
 from loyalty.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
 
-from services.campaigns.ledger_client import LedgerClient
-from services.campaigns.service import CampaignsService
+from services.campaigns import settlement
+from services.campaigns.base import Context, Policy
+from services.campaigns.catalog import Catalog
+from services.campaigns.feed import ActivityFeed
+from services.campaigns.ledger import LedgerClient
+from services.campaigns.management import Management
+from services.campaigns.members import Members
+from services.campaigns.public import PublicCampaigns
+from services.campaigns.refunds import Refunds
 from services.campaigns.servicer import CampaignsServicer
+from services.campaigns.stats import CampaignStats
 from services.campaigns.store import CampaignsStore
-from services.campaigns.tracking import Policy
+from services.campaigns.tracking import Tracking
+from services.campaigns.transitions import TransitionTracker
 from services.kit.clock import Clock, SystemClock
-from services.kit.config import env_float, env_int, env_path, env_str
+from services.kit.config import CAMPAIGNS_ADDRESS, LEDGER_ADDRESS, ServiceSettings, setting
+from services.kit.feeds import CommitSignal
 from services.kit.outbox import LedgerOutbox
 from services.kit.outgoing import open_channel
 from services.kit.server import ServiceBinding, ServiceHost, create_host
@@ -23,33 +36,22 @@ from services.kit.server import ServiceBinding, ServiceHost, create_host
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["CampaignsService"].full_name
 
 
-@dataclass(frozen=True)
-class CampaignsSettings:
-    db_path: Path
-    ledger_target: str = "127.0.0.1:50051"
-    listen: str = "127.0.0.1:50053"
+@dataclass(frozen=True, kw_only=True)
+class CampaignsSettings(ServiceSettings):
+    env_prefix: ClassVar[str] = "CAMPAIGNS"
+    db_path: Path = setting(Path("var/campaigns.db"), "CAMPAIGNS_DB")
+    listen: str = CAMPAIGNS_ADDRESS
+    ledger_target: str = LEDGER_ADDRESS
+    # How late an activity may arrive, and how far ahead of the clock it may be.
     lateness_seconds: int = 72 * 3600
     max_future_seconds: int = 300
+    # Earned points expire this long after the activity happened.
     points_ttl_days: int = 365
+    # The HMAC key of surprise draws: set a secret one in production.
     surprise_key: str = "loyalty-arcade-dev-surprise-key"
     ledger_timeout_seconds: float = 2.0
-    log_level: str = "info"
-    shutdown_grace_seconds: float = 5.0
-
-    @classmethod
-    def from_env(cls) -> CampaignsSettings:
-        return cls(
-            db_path=env_path("CAMPAIGNS_DB", "var/campaigns.db"),
-            ledger_target=env_str("CAMPAIGNS_LEDGER_TARGET", "127.0.0.1:50051"),
-            listen=env_str("CAMPAIGNS_LISTEN", "127.0.0.1:50053"),
-            lateness_seconds=env_int("CAMPAIGNS_LATENESS_SECONDS", 72 * 3600),
-            max_future_seconds=env_int("CAMPAIGNS_MAX_FUTURE_SECONDS", 300),
-            points_ttl_days=env_int("CAMPAIGNS_POINTS_TTL_DAYS", 365),
-            surprise_key=env_str("CAMPAIGNS_SURPRISE_KEY", "loyalty-arcade-dev-surprise-key"),
-            ledger_timeout_seconds=env_float("CAMPAIGNS_LEDGER_TIMEOUT_SECONDS", 2.0),
-            log_level=env_str("LOG_LEVEL", "info"),
-            shutdown_grace_seconds=env_float("SHUTDOWN_GRACE_SECONDS", 5.0),
-        )
+    # How often the outbox relay looks for entries their own request left behind.
+    relay_interval_seconds: float = 1.0
 
     @property
     def policy(self) -> Policy:
@@ -61,40 +63,98 @@ class CampaignsSettings:
         )
 
 
+@dataclass(frozen=True)
+class Campaigns:
+    """The service's use cases over its store and a ledger stub, without transport:
+    build_server serves them over gRPC, the service tests call them directly."""
+
+    store: CampaignsStore
+    outbox: LedgerOutbox
+    transitions: TransitionTracker
+    members: Members
+    management: Management
+    tracking: Tracking
+    stats: CampaignStats
+    public: PublicCampaigns
+    feed: ActivityFeed
+    relay_interval_seconds: float
+    relay: list[asyncio.Task] = field(default_factory=list)
+
+    async def start(self) -> None:
+        await self.store.open()
+        await self.transitions.start()
+        # What a crash left recorded but not applied is finished before serving.
+        await self.outbox.recover()
+        self.relay.append(asyncio.create_task(self.outbox.run_relay(self.relay_interval_seconds)))
+
+    async def stop(self) -> None:
+        for task in self.relay:
+            task.cancel()
+        await asyncio.gather(*self.relay, return_exceptions=True)
+        self.relay.clear()
+        await self.transitions.stop()
+        await self.store.close()
+
+
+def assemble(
+    settings: CampaignsSettings, ledger_stub: ledger_grpc.LedgerServiceStub, clock: Clock
+) -> Campaigns:
+    commits = CommitSignal()
+    store = CampaignsStore(settings.db_path, on_commit=commits.notify)
+    catalog = Catalog()
+    transitions = TransitionTracker(store, catalog, clock, commits)
+    outbox = LedgerOutbox(
+        settlement.SettlingStore(store, transitions),
+        ledger_stub,
+        clock,
+        settlement.handlers(catalog, clock),
+        timeout=settings.ledger_timeout_seconds,
+    )
+    context = Context(
+        store=store,
+        ledger=LedgerClient(ledger_stub, settings.ledger_timeout_seconds),
+        outbox=outbox,
+        clock=clock,
+        policy=settings.policy,
+        catalog=catalog,
+        transitions=transitions,
+    )
+    return Campaigns(
+        store=store,
+        outbox=outbox,
+        transitions=transitions,
+        members=Members(context),
+        management=Management(context),
+        tracking=Tracking(context, Refunds(context)),
+        stats=CampaignStats(context),
+        public=PublicCampaigns(context),
+        feed=ActivityFeed(store, commits),
+        relay_interval_seconds=settings.relay_interval_seconds,
+    )
+
+
 async def build_server(
     settings: CampaignsSettings, address: str | None = None, clock: Clock | None = None
 ) -> ServiceHost:
     """Campaigns on `address` (port 0 picks a free port); start() opens the store,
-    settles what a crash left pending and starts the transition tracker."""
-    clock = clock or SystemClock()
-    store = CampaignsStore(settings.db_path)
+    settles what a crash left pending and starts the transition tracker and the relay."""
     channel = open_channel(settings.ledger_target)
-    stub = ledger_grpc.LedgerServiceStub(channel)
-    outbox = LedgerOutbox(store.writer, stub, clock, timeout=settings.ledger_timeout_seconds)
-    service = CampaignsService(
-        store, LedgerClient(stub, settings.ledger_timeout_seconds), outbox, clock, settings.policy
-    )
+    campaigns = assemble(settings, ledger_grpc.LedgerServiceStub(channel), clock or SystemClock())
     host = create_host(
         [
             ServiceBinding(
                 pb_grpc.add_CampaignsServiceServicer_to_server,
-                CampaignsServicer(service),
+                CampaignsServicer(campaigns),
                 SERVICE_NAME,
             )
         ],
         address or settings.listen,
     )
 
-    async def open_store() -> None:
-        Path(settings.db_path).parent.mkdir(parents=True, exist_ok=True)
-        await store.open()
-        await service.start()
-
-    async def close_store() -> None:
-        await service.stop()
+    async def close() -> None:
+        await campaigns.stop()
         await channel.close()
-        await store.close()
 
-    host.on_start.append(open_store)
-    host.on_stop.append(close_store)
+    host.on_start.append(campaigns.start)
+    host.on_stop.append(close)
     return host

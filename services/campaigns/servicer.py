@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import base64
 from collections.abc import AsyncIterator
 from enum import Enum
 from functools import cache
+from typing import TYPE_CHECKING
 
 import grpc
 from loyalty.campaigns.v1 import campaigns_service_pb2 as pb
 from loyalty.campaigns.v1 import campaigns_service_pb2_grpc as pb_grpc
 
+from services.campaigns.base import CampaignView
 from services.campaigns.domain.evaluation import Decision
 from services.campaigns.domain.model import (
     Activity,
@@ -19,24 +20,32 @@ from services.campaigns.domain.model import (
     CampaignSpec,
     CampaignState,
     Conditions,
-    LimitPeriod,
     Limits,
-    LocalTime,
     Member,
     MemberLimit,
     Purchase,
     ReferralStage,
     Refund,
     Reward,
-    ScheduleSpec,
     Stacking,
     StackingMode,
-    ZoneMode,
 )
 from services.campaigns.domain.outcome import Outcome
-from services.campaigns.service import CampaignsService, CampaignView
+from services.campaigns.domain.public import PublicCampaign
+from services.campaigns.domain.records import CampaignFigures
 from services.kit.errors import FieldViolation, InvalidArgument
-from services.kit.proto_time import optional_micros, timestamp
+from services.kit.masks import apply_update, check_mask
+from services.kit.proto_time import timestamp
+from services.kit.schedule import LimitPeriod, LocalTime, ScheduleSpec, ZoneMode
+
+if TYPE_CHECKING:
+    from services.campaigns.server import Campaigns
+
+NANOS_PER_SECOND = 1_000_000_000
+# A member's fields an update never changes.
+MEMBER_FIXED = ("member_id", "create_time", "update_time")
+# A spec's parts an update without a mask changes field by field.
+SPEC_GROUPS = ("reward", "conditions", "schedule", "limits", "stacking")
 
 
 def _enum_in(enum_type, proto_enum, prefix: str, value: int, field: str, default=None):
@@ -54,6 +63,18 @@ def _enum_in(enum_type, proto_enum, prefix: str, value: int, field: str, default
 def _enum_out(proto_enum, prefix: str, value: Enum | None) -> int:
     """Cached: the generated enum wrapper's lookup is slow and breakdowns repeat it."""
     return proto_enum.Value(prefix + value.value) if value is not None else 0
+
+
+def _instant(message, field: str, path: str) -> int | None:
+    """A client's Timestamp as microseconds, None when unset. Its range is the
+    domain's to check (validation.check_instant), with one message for every
+    side it misses on; only nanos outside a second are refused here."""
+    if not message.HasField(field):
+        return None
+    value = getattr(message, field)
+    if not 0 <= value.nanos < NANOS_PER_SECOND:
+        raise InvalidArgument([FieldViolation(path, "nanos must be 0 to 999,999,999")])
+    return value.seconds * 1_000_000 + value.nanos // 1_000
 
 
 # Members.
@@ -103,11 +124,37 @@ def activity_in(message: pb.Activity) -> Activity:
         activity_id=message.activity_id,
         member_id=message.member_id,
         type=message.type,
-        occur_us=optional_micros(message, "occur_time", "activity.occur_time") or 0,
+        occur_us=_instant(message, "occur_time", "activity.occur_time"),
         purchase=purchase,
         refund=refund,
         attributes=tuple(sorted(message.attributes.items())),
     )
+
+
+def activity_out(activity: Activity) -> pb.Activity:
+    message = pb.Activity(
+        activity_id=activity.activity_id,
+        member_id=activity.member_id,
+        type=activity.type,
+        attributes=dict(activity.attributes),
+    )
+    if activity.occur_us is not None:
+        message.occur_time.CopyFrom(timestamp(activity.occur_us))
+    if activity.purchase is not None:
+        bought = activity.purchase
+        message.purchase.CopyFrom(
+            pb.Purchase(
+                amount_minor=bought.amount_minor, currency=bought.currency, skus=bought.skus
+            )
+        )
+    if activity.refund is not None:
+        message.refund.CopyFrom(
+            pb.Refund(
+                purchase_activity_id=activity.refund.purchase_activity_id,
+                amount_minor=activity.refund.amount_minor,
+            )
+        )
+    return message
 
 
 def _decision_out(decision: Decision, activity_id: str) -> dict:
@@ -147,6 +194,14 @@ def breakdown_out(outcome: Outcome, member_id: str) -> pb.Breakdown:
     )
     if outcome.expire_us is not None:
         message.expire_time.CopyFrom(timestamp(outcome.expire_us))
+    no_points = outcome.decision.no_points
+    if no_points is not None:
+        message.no_points.CopyFrom(
+            pb.NoPoints(
+                reason=_enum_out(pb.RefusalReason, "REFUSAL_REASON_", no_points.reason),
+                explanation=no_points.explanation,
+            )
+        )
     if outcome.clawback is not None:
         c = outcome.clawback
         message.clawback.CopyFrom(
@@ -212,7 +267,7 @@ def spec_in(message: pb.CampaignSpec) -> CampaignSpec:
             "spec.schedule.zone_mode",
             default=ZoneMode.CAMPAIGN,
         ),
-        end_us=optional_micros(s, "end_time", "spec.schedule.end_time"),
+        end_us=_instant(s, "end_time", "spec.schedule.end_time"),
     )
     limits = Limits(
         member_limits=tuple(
@@ -268,6 +323,7 @@ def spec_in(message: pb.CampaignSpec) -> CampaignSpec:
             ),
             priority=st.priority,
         ),
+        description=message.description,
     )
 
 
@@ -284,20 +340,11 @@ def spec_out(spec: CampaignSpec) -> pb.CampaignSpec:
         schedule.duration.seconds = s.duration_seconds
     if s.end_us is not None:
         schedule.end_time.CopyFrom(timestamp(s.end_us))
-    r, c = spec.reward, spec.conditions
+    c = spec.conditions
     return pb.CampaignSpec(
         display_name=spec.display_name,
         kind=_enum_out(pb.CampaignKind, "CAMPAIGN_KIND_", spec.kind),
-        reward=pb.Reward(
-            points_per_unit=r.points_per_unit,
-            minor_units_per_unit=r.minor_units_per_unit,
-            points=r.points,
-            multiplier_percent=r.multiplier_percent,
-            probability_ppm=r.probability_ppm,
-            referral_stage=_enum_out(pb.ReferralStage, "REFERRAL_STAGE_", r.referral_stage),
-            referrer_points=r.referrer_points,
-            referred_points=r.referred_points,
-        ),
+        reward=_reward_out(spec.reward),
         conditions=pb.Conditions(
             activity_types=c.activity_types,
             min_spend_minor=c.min_spend_minor,
@@ -311,13 +358,7 @@ def spec_out(spec: CampaignSpec) -> pb.CampaignSpec:
         schedule=schedule,
         budget_points=spec.budget_points,
         limits=pb.Limits(
-            member_limits=[
-                pb.MemberLimit(
-                    period=_enum_out(pb.LimitPeriod, "LIMIT_PERIOD_", limit.period),
-                    max_points=limit.max_points,
-                )
-                for limit in spec.limits.member_limits
-            ],
+            member_limits=[_limit_out(limit) for limit in spec.limits.member_limits],
             max_members=spec.limits.max_members,
         ),
         stacking=pb.Stacking(
@@ -325,7 +366,56 @@ def spec_out(spec: CampaignSpec) -> pb.CampaignSpec:
             mode=_enum_out(pb.StackingMode, "STACKING_MODE_", spec.stacking.mode),
             priority=spec.stacking.priority,
         ),
+        description=spec.description,
     )
+
+
+def _reward_out(reward: Reward) -> pb.Reward:
+    return pb.Reward(
+        points_per_unit=reward.points_per_unit,
+        minor_units_per_unit=reward.minor_units_per_unit,
+        points=reward.points,
+        multiplier_percent=reward.multiplier_percent,
+        probability_ppm=reward.probability_ppm,
+        referral_stage=_enum_out(pb.ReferralStage, "REFERRAL_STAGE_", reward.referral_stage),
+        referrer_points=reward.referrer_points,
+        referred_points=reward.referred_points,
+    )
+
+
+def _limit_out(limit: MemberLimit) -> pb.MemberLimit:
+    return pb.MemberLimit(
+        period=_enum_out(pb.LimitPeriod, "LIMIT_PERIOD_", limit.period),
+        max_points=limit.max_points,
+    )
+
+
+def public_out(face: PublicCampaign) -> pb.PublicCampaign:
+    message = pb.PublicCampaign(
+        campaign_id=face.campaign_id,
+        display_name=face.display_name,
+        description=face.description,
+        kind=_enum_out(pb.CampaignKind, "CAMPAIGN_KIND_", face.kind),
+        state=_enum_out(pb.PublicState, "PUBLIC_STATE_", face.state),
+        reward=_reward_out(face.reward),
+        windows=[
+            pb.Occurrence(
+                start_time=timestamp(item.window.start_us),
+                end_time=timestamp(item.window.end_us),
+                local_start=item.local_start,
+                local_end=item.local_end,
+                time_zone=item.zone_name,
+            )
+            for item in face.windows
+        ],
+        activity_types=face.activity_types,
+        min_spend_minor=face.min_spend_minor,
+        currency=face.currency,
+        member_limits=[_limit_out(limit) for limit in face.member_limits],
+    )
+    if face.end_us is not None:
+        message.end_time.CopyFrom(timestamp(face.end_us))
+    return message
 
 
 def campaign_out(view: CampaignView) -> pb.Campaign:
@@ -344,106 +434,126 @@ def campaign_out(view: CampaignView) -> pb.Campaign:
     )
 
 
-def _page_token(campaign_id: str) -> str:
-    return base64.urlsafe_b64encode(campaign_id.encode()).decode() if campaign_id else ""
-
-
-def _after_id(token: str) -> str:
-    if not token:
-        return ""
-    try:
-        return base64.b64decode(token.encode(), altchars=b"-_", validate=True).decode()
-    except (ValueError, UnicodeDecodeError) as error:
-        raise InvalidArgument([FieldViolation("page_token", "not a token we issued")]) from error
-
-
-def _refusals(rows, day: str | None) -> list[pb.RefusalCount]:
-    counts: dict[str, int] = {}
-    for row_day, reason, count in rows:
-        if day is None or row_day == day:
-            counts[reason] = counts.get(reason, 0) + count
+def _refusals(figures: CampaignFigures, day: str | None) -> list[pb.RefusalCount]:
     return [
-        pb.RefusalCount(reason=pb.RefusalReason.Value("REFUSAL_REASON_" + reason), count=count)
-        for reason, count in sorted(counts.items())
+        pb.RefusalCount(reason=_enum_out(pb.RefusalReason, "REFUSAL_REASON_", reason), count=count)
+        for reason, count in sorted(
+            figures.refusals_on(day).items(), key=lambda item: item[0].value
+        )
     ]
 
 
 class CampaignsServicer(pb_grpc.CampaignsServiceServicer):
-    def __init__(self, service: CampaignsService) -> None:
-        self._service = service
+    """Each RPC reaches its use case in one call."""
+
+    def __init__(self, campaigns: Campaigns) -> None:
+        self._members = campaigns.members
+        self._management = campaigns.management
+        self._tracking = campaigns.tracking
+        self._stats = campaigns.stats
+        self._transitions = campaigns.transitions
+        self._public = campaigns.public
+        self._feed = campaigns.feed
 
     async def UpsertMember(
         self, request: pb.UpsertMemberRequest, context: grpc.aio.ServicerContext
     ) -> pb.UpsertMemberResponse:
-        member, created = await self._service.upsert_member(member_in(request.member))
-        return pb.UpsertMemberResponse(member=member_out(member), created=created)
+        def change(current: Member) -> Member:
+            return member_in(
+                apply_update(
+                    member_out(current), request.member, request.update_mask, fixed=MEMBER_FIXED
+                )
+            )
+
+        upserted = await self._members.upsert(request.member.member_id, change)
+        return pb.UpsertMemberResponse(member=member_out(upserted.member), created=upserted.created)
 
     async def GetMember(
         self, request: pb.GetMemberRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetMemberResponse:
-        return pb.GetMemberResponse(
-            member=member_out(await self._service.get_member(request.member_id))
-        )
+        return pb.GetMemberResponse(member=member_out(await self._members.get(request.member_id)))
 
     async def TrackActivity(
         self, request: pb.TrackActivityRequest, context: grpc.aio.ServicerContext
     ) -> pb.TrackActivityResponse:
         activity = activity_in(request.activity)
-        outcome, replayed = await self._service.track(activity)
+        tracked = await self._tracking.track(activity)
         return pb.TrackActivityResponse(
-            breakdown=breakdown_out(outcome, activity.member_id), replayed=replayed
+            breakdown=breakdown_out(tracked.outcome, activity.member_id),
+            replayed=tracked.replayed,
         )
 
     async def DryRunActivity(
         self, request: pb.DryRunActivityRequest, context: grpc.aio.ServicerContext
     ) -> pb.DryRunActivityResponse:
         activity = activity_in(request.activity)
-        outcome = await self._service.dry_run(activity)
+        outcome = await self._tracking.dry_run(activity)
         return pb.DryRunActivityResponse(breakdown=breakdown_out(outcome, activity.member_id))
 
     async def CreateCampaign(
         self, request: pb.CreateCampaignRequest, context: grpc.aio.ServicerContext
     ) -> pb.CreateCampaignResponse:
-        view = await self._service.create_campaign(request.campaign_id, spec_in(request.spec))
+        view = await self._management.create(request.campaign_id, spec_in(request.spec))
         return pb.CreateCampaignResponse(campaign=campaign_out(view))
 
     async def UpdateCampaign(
         self, request: pb.UpdateCampaignRequest, context: grpc.aio.ServicerContext
     ) -> pb.UpdateCampaignResponse:
-        view = await self._service.update_campaign(
-            request.campaign_id, spec_in(request.spec), request.expected_version
-        )
+        check_mask(request.update_mask, pb.CampaignSpec.DESCRIPTOR)
+
+        def change(current: CampaignSpec) -> CampaignSpec:
+            merged = apply_update(
+                spec_out(current), request.spec, request.update_mask, groups=SPEC_GROUPS
+            )
+            return spec_in(merged)
+
+        view = await self._management.update(request.campaign_id, change, request.expected_version)
         return pb.UpdateCampaignResponse(campaign=campaign_out(view))
 
     async def GetCampaign(
         self, request: pb.GetCampaignRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetCampaignResponse:
-        view = await self._service.get_campaign(request.campaign_id)
+        view = await self._management.get(request.campaign_id)
         return pb.GetCampaignResponse(campaign=campaign_out(view))
 
     async def ListCampaigns(
         self, request: pb.ListCampaignsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListCampaignsResponse:
-        states = set()
-        for index, state in enumerate(request.states):
-            states.add(
-                _enum_in(
-                    CampaignState, pb.CampaignState, "CAMPAIGN_STATE_", state, f"states[{index}]"
-                )
-            )
-        views, last_id = await self._service.list_campaigns(
+        states = {
+            _enum_in(CampaignState, pb.CampaignState, "CAMPAIGN_STATE_", state, f"states[{index}]")
+            for index, state in enumerate(request.states)
+        }
+        page = await self._management.list_campaigns(
             states,
-            optional_micros(request, "start_time"),
-            optional_micros(request, "end_time"),
+            _instant(request, "start_time", "start_time"),
+            _instant(request, "end_time", "end_time"),
             request.page_size,
-            _after_id(request.page_token),
+            request.page_token,
         )
         return pb.ListCampaignsResponse(
-            campaigns=[campaign_out(view) for view in views], next_page_token=_page_token(last_id)
+            campaigns=[campaign_out(view) for view in page.items],
+            next_page_token=page.next_page_token,
+        )
+
+    async def GetPublicCampaign(
+        self, request: pb.GetPublicCampaignRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetPublicCampaignResponse:
+        face = await self._public.get(request.campaign_id, request.member_id)
+        return pb.GetPublicCampaignResponse(campaign=public_out(face))
+
+    async def ListPublicCampaigns(
+        self, request: pb.ListPublicCampaignsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListPublicCampaignsResponse:
+        page = await self._public.list_campaigns(
+            request.member_id, request.page_size, request.page_token
+        )
+        return pb.ListPublicCampaignsResponse(
+            campaigns=[public_out(face) for face in page.items],
+            next_page_token=page.next_page_token,
         )
 
     async def _act(self, request, action: str) -> pb.Campaign:
-        return campaign_out(await self._service.act(request.campaign_id, action))
+        return campaign_out(await self._management.act(request.campaign_id, action))
 
     async def ScheduleCampaign(
         self, request: pb.ScheduleCampaignRequest, context: grpc.aio.ServicerContext
@@ -473,29 +583,29 @@ class CampaignsServicer(pb_grpc.CampaignsServiceServicer):
     async def GetSchedule(
         self, request: pb.GetScheduleRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetScheduleResponse:
-        _, zone_name, occurrences = await self._service.get_schedule(
+        found = await self._management.schedule(
             request.campaign_id,
             request.count,
-            optional_micros(request, "after_time"),
+            _instant(request, "after_time", "after_time"),
             request.time_zone,
         )
         return pb.GetScheduleResponse(
             occurrences=[
                 pb.Occurrence(
-                    start_time=timestamp(window.start_us),
-                    end_time=timestamp(window.end_us),
-                    local_start=local_start.isoformat(),
-                    local_end=local_end.isoformat(),
-                    time_zone=zone_name,
+                    start_time=timestamp(occurrence.window.start_us),
+                    end_time=timestamp(occurrence.window.end_us),
+                    local_start=occurrence.local_start.isoformat(),
+                    local_end=occurrence.local_end.isoformat(),
+                    time_zone=found.zone_name,
                 )
-                for window, local_start, local_end in occurrences
+                for occurrence in found.occurrences
             ]
         )
 
     async def GetCampaignStats(
         self, request: pb.GetCampaignStatsRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetCampaignStatsResponse:
-        stats = await self._service.stats(request.campaign_id)
+        stats = await self._stats.stats(request.campaign_id)
         figures, campaign = stats.figures, stats.campaign
         return pb.GetCampaignStatsResponse(
             stats=pb.CampaignStats(
@@ -508,14 +618,14 @@ class CampaignsServicer(pb_grpc.CampaignsServiceServicer):
                 budget_left=campaign.budget_remaining,
                 ledger_budget_balance=stats.ledger_balance,
                 reconciled=stats.reconciled,
-                refusals=_refusals(figures.refusals, None),
+                refusals=_refusals(figures, None),
                 days=[
                     pb.DayStats(
                         date=day.day,
                         points_awarded=day.points,
                         activities=day.activities,
                         unique_members=day.members,
-                        refusals=_refusals(figures.refusals, day.day),
+                        refusals=_refusals(figures, day.day),
                     )
                     for day in figures.days
                 ],
@@ -525,15 +635,30 @@ class CampaignsServicer(pb_grpc.CampaignsServiceServicer):
     async def WatchCampaigns(
         self, request: pb.WatchCampaignsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.WatchCampaignsResponse]:
-        async for transition in self._service.watch(request.after_sequence):
+        async for transition in self._transitions.watch(request.after_sequence):
+            change = transition.change
             yield pb.WatchCampaignsResponse(
                 transition=pb.CampaignTransition(
                     sequence=transition.sequence,
-                    campaign_id=transition.campaign_id,
-                    from_state=_enum_out(
-                        pb.CampaignState, "CAMPAIGN_STATE_", transition.from_state
-                    ),
-                    to_state=_enum_out(pb.CampaignState, "CAMPAIGN_STATE_", transition.to_state),
-                    effect_time=timestamp(transition.effect_us),
+                    campaign_id=change.campaign_id,
+                    from_state=_enum_out(pb.CampaignState, "CAMPAIGN_STATE_", change.before),
+                    to_state=_enum_out(pb.CampaignState, "CAMPAIGN_STATE_", change.after),
+                    effect_time=timestamp(change.effect_us),
                 )
+            )
+
+    async def WatchActivities(
+        self, request: pb.WatchActivitiesRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.WatchActivitiesResponse]:
+        async for event in self._feed.watch(request.after_sequence):
+            yield pb.WatchActivitiesResponse(
+                sequence=event.sequence,
+                activity=activity_out(event.activity),
+                points=event.points,
+                time_zone=event.time_zone,
+                record_time=timestamp(event.record_us),
+                credits=[
+                    pb.MemberPoints(member_id=credit.member_id, points=credit.points)
+                    for credit in event.credits
+                ],
             )

@@ -1,29 +1,57 @@
-"""SQL for the campaigns service. Writes run inside the group-commit writer as
-functions of a sqlite3 connection (so a use case can compose them into one
-transaction); reads that need no transaction go through the aiosqlite reader."""
+"""SQL for the campaigns service, and nothing else.
+
+Everything runs as a unit of work: `store.write(work)` hands `work` a
+CampaignsUnit inside one savepoint of the kit's group commit, so a use case
+reads, decides and writes in one transaction; `store.read(work)` hands it the
+same unit on a read-only connection, a consistent snapshot that never waits
+behind the writer. A PostgreSQL store implements the same CampaignsUnit.
+"""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import zlib
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
+from typing import Protocol
 
 from services.campaigns.codec import from_json, to_json
 from services.campaigns.domain.evaluation import BASE_LEG, Decision, Usage, UsageQuery
 from services.campaigns.domain.model import (
+    PURCHASE,
     Activity,
     Campaign,
     CampaignSpec,
     CampaignState,
     CampaignStatus,
     Member,
+    Pause,
+    RefusalReason,
 )
 from services.campaigns.domain.outcome import Outcome
+from services.campaigns.domain.records import (
+    ActivityEvent,
+    ActivityRecord,
+    Awaiting,
+    BudgetFigures,
+    CampaignFigures,
+    DayFigures,
+    MemberPoints,
+    PurchaseLegs,
+    RefusalTally,
+    StateChange,
+    Transition,
+)
 from services.campaigns.domain.refund import AwardedLeg, ClawbackPlan
-from services.kit.outbox import OUTBOX_MIGRATION
-from services.kit.sqlite import Database
+from services.kit.outbox import OUTBOX_KINDS_MIGRATION, OUTBOX_MIGRATION, OutboxUnit, SqliteOutbox
+from services.kit.sqlite import SqliteStore
+
+# The kinds of this service's outbox entries, one handler each (settlement.py).
+ACTIVITY_AWARD = "activity_award"
+CLAWBACK = "clawback"
+BUDGET_FUNDING = "budget_funding"
 
 SCHEMA = """
 CREATE TABLE members (
@@ -133,51 +161,156 @@ CREATE TABLE scan_progress (
 );
 """
 
-MIGRATIONS = (SCHEMA, OUTBOX_MIGRATION)
+# After the kit's kinds: this service's older entries get theirs, a closed entry
+# whose meaning the old code never applied is pending again, attempts are
+# counted per activity, and pauses are kept.
+KINDS_ATTEMPTS_AND_PAUSES = f"""
+UPDATE ledger_outbox SET kind = CASE
+  WHEN entry_id LIKE 'funding:%' THEN '{BUDGET_FUNDING}'
+  WHEN EXISTS (
+    SELECT 1 FROM activities
+    WHERE activities.entry_id = ledger_outbox.entry_id AND activities.type = 'refund'
+  ) THEN '{CLAWBACK}'
+  ELSE '{ACTIVITY_AWARD}'
+END;
+UPDATE ledger_outbox SET state = 'pending', settled_at = NULL, response = NULL, error = NULL
+WHERE state != 'pending' AND (
+  entry_id IN (SELECT entry_id FROM activities WHERE state = 'pending')
+  OR entry_id IN (
+    SELECT 'funding:' || campaign_id || ':v'
+      || substr(transfer_id, length('campaign:' || campaign_id || ':funding:v') + 1)
+    FROM fundings WHERE settled = 0
+  )
+);
+CREATE TABLE activity_attempts (
+  activity_id TEXT PRIMARY KEY,
+  attempts INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO activity_attempts (activity_id, attempts)
+SELECT substr(entry_id, 10, instr(substr(entry_id, 10), ':') - 1), COUNT(*)
+FROM ledger_outbox WHERE entry_id LIKE 'activity:%' GROUP BY 1;
+ALTER TABLE campaigns ADD COLUMN pauses TEXT NOT NULL DEFAULT '[]';
+UPDATE campaigns SET pauses = json_array(json_object('start_us', update_us, 'end_us', NULL))
+WHERE status = 'PAUSED';
+"""
+
+# The WatchActivities feed: one row per settled activity (the activity itself stays
+# in `activities`), its sequence assigned by the transaction that settles it, so
+# sequences are gapless and in commit order. Activities settled before the feed
+# existed come first, in the order recorded, with the credits record_event gives
+# (written out here: a migration never changes) and their recording time.
+ACTIVITY_FEED = """
+CREATE TABLE activity_feed (
+  sequence INTEGER PRIMARY KEY,
+  activity_id TEXT NOT NULL UNIQUE,
+  points INTEGER NOT NULL,
+  credits TEXT NOT NULL,
+  time_zone TEXT NOT NULL,
+  record_us INTEGER NOT NULL
+);
+CREATE TRIGGER activity_feed_is_append_only BEFORE UPDATE ON activity_feed
+BEGIN
+  SELECT RAISE(ABORT, 'the activity feed is append-only');
+END;
+CREATE TRIGGER activity_feed_is_never_deleted BEFORE DELETE ON activity_feed
+BEGIN
+  SELECT RAISE(ABORT, 'the activity feed is append-only');
+END;
+CREATE TEMP VIEW old_credits AS
+SELECT activity_id, beneficiary, SUM(points) AS points FROM (
+  SELECT activity_id, beneficiary, points FROM award_legs
+  UNION ALL
+  SELECT clawbacks.refund_activity_id, award_legs.beneficiary, -clawbacks.reversed
+  FROM clawbacks JOIN award_legs
+    ON award_legs.activity_id = clawbacks.purchase_activity_id
+   AND award_legs.leg_key = clawbacks.leg_key
+  WHERE clawbacks.reversed > 0
+) GROUP BY activity_id, beneficiary;
+INSERT INTO activity_feed (activity_id, points, credits, time_zone, record_us)
+SELECT activity_id,
+  COALESCE((SELECT points FROM old_credits AS c
+            WHERE c.activity_id = a.activity_id AND c.beneficiary = a.member_id), 0),
+  (SELECT json_group_array(json_array(beneficiary, points)) FROM (
+     SELECT beneficiary, points FROM old_credits AS c
+     WHERE c.activity_id = a.activity_id ORDER BY beneficiary)),
+  COALESCE((SELECT json_extract(profile, '$.time_zone') FROM members
+            WHERE members.member_id = a.member_id), ''),
+  create_us
+FROM activities AS a WHERE state = 'settled' ORDER BY create_us, rowid;
+DROP VIEW old_credits;
+"""
+
+MIGRATIONS = (
+    SCHEMA,
+    OUTBOX_MIGRATION,
+    OUTBOX_KINDS_MIGRATION,
+    KINDS_ATTEMPTS_AND_PAUSES,
+    ACTIVITY_FEED,
+)
+
+# campaign id -> the activity's local date in that campaign's zone (ISO).
+LocalDays = Mapping[str, str]
 
 
-@dataclass(frozen=True, slots=True)
-class ActivityRecord:
-    activity: Activity
-    outcome: Outcome
-    settled: bool
-    entry_id: str | None
+class CampaignsUnit(Protocol):
+    """What the campaigns use cases need from storage, inside one transaction."""
+
+    outbox: OutboxUnit
+
+    # Members.
+    def member(self, member_id: str) -> Member | None: ...
+    def put_member(self, member: Member) -> None: ...
+
+    # Campaigns and their budgets.
+    def campaign(self, campaign_id: str) -> Campaign | None: ...
+    def campaigns(self, after_id: str = "") -> list[Campaign]: ...
+    def put_campaign(self, campaign: Campaign) -> None: ...
+    def funding_intended(self, campaign_id: str) -> int: ...
+    def add_funding(self, transfer_id: str, campaign_id: str, amount: int) -> None: ...
+    def settle_funding(self, transfer_id: str) -> str | None: ...
+    def drop_funding(self, transfer_id: str) -> None: ...
+    def budgets(self, campaign_ids: Iterable[str]) -> dict[str, BudgetFigures]: ...
+
+    # Activities, awards and clawbacks.
+    def activity(self, activity_id: str) -> ActivityRecord | None: ...
+    def awaiting(self, activity_id: str, entry_id: str) -> Awaiting | None: ...
+    def has_purchase(self, member_id: str) -> bool: ...
+    def usages(self, queries: Sequence[UsageQuery]) -> dict[str, Usage]: ...
+    def next_attempt(self, activity_id: str) -> int: ...
+    def insert_activity(
+        self, activity: Activity, outcome: Outcome, entry_id: str | None, now_us: int
+    ) -> None: ...
+    def record_award(self, activity: Activity, decision: Decision, days: LocalDays) -> None: ...
+    def purchase_legs(self, purchase_activity_id: str) -> PurchaseLegs | None: ...
+    def record_clawback(self, refund: Activity, plan: ClawbackPlan) -> None: ...
+    def settle_activity(self, activity_id: str, balance: int) -> None: ...
+    def set_balance(self, activity_id: str, balance: int) -> None: ...
+    def discard_activity(self, record: ActivityRecord, days: LocalDays) -> None: ...
+
+    # The activity feed.
+    def record_event(self, activity_id: str, now_us: int) -> None: ...
+    def events_after(self, sequence: int, limit: int) -> list[ActivityEvent]: ...
+
+    # Transitions.
+    def announced_states(self) -> dict[str, CampaignState]: ...
+    def append_transitions(
+        self, changes: Sequence[StateChange], scanned_us: int | None
+    ) -> None: ...
+    def scanned_us(self) -> int | None: ...
+    def transitions_after(self, sequence: int, limit: int) -> list[Transition]: ...
+
+    # Statistics.
+    def figures(self, campaign_id: str) -> CampaignFigures: ...
 
 
-@dataclass(frozen=True, slots=True)
-class Transition:
-    sequence: int
-    campaign_id: str
-    from_state: CampaignState
-    to_state: CampaignState
-    effect_us: int
-
-
-@dataclass(frozen=True, slots=True)
-class DayFigures:
-    day: str
-    points: int
-    activities: int
-    members: int
-
-
-@dataclass(frozen=True, slots=True)
-class CampaignFigures:
-    points: int
-    activities: int
-    members: int
-    days: tuple[DayFigures, ...]
-    # (local day, reason, count); day "" for the totals.
-    refusals: tuple[tuple[str, str, int], ...]
-    pending_entries: int
-
-
-def _member(row) -> Member:
-    return from_json(Member, row[0])
+CAMPAIGN_COLUMNS = (
+    "campaign_id, version, spec, status, create_us, update_us, budget_funded, budget_used, pauses"
+)
+ACTIVITY_COLUMNS = "content, outcome, state, entry_id, balance"
 
 
 def _campaign(row) -> Campaign:
-    campaign_id, version, spec, status, create_us, update_us, funded, used = row
+    campaign_id, version, spec, status, create_us, update_us, funded, used, pauses = row
     return Campaign(
         campaign_id=campaign_id,
         version=version,
@@ -187,561 +320,7 @@ def _campaign(row) -> Campaign:
         update_us=update_us,
         budget_funded=funded,
         budget_used=used,
-    )
-
-
-ACTIVITY_QUERY = (
-    "SELECT content, outcome, state, entry_id, balance FROM activities WHERE activity_id = ?"
-)
-CAMPAIGN_COLUMNS = (
-    "campaign_id, version, spec, status, create_us, update_us, budget_funded, budget_used"
-)
-
-
-class CampaignsStore(Database):
-    """The campaigns' SQLite file and its SQL."""
-
-    def __init__(self, path: Path | str) -> None:
-        super().__init__(path, MIGRATIONS)
-
-    async def _rows(self, sql: str, *args) -> list:
-        return await self.rows(sql, args)
-
-    async def _row(self, sql: str, *args):
-        rows = await self._rows(sql, *args)
-        return rows[0] if rows else None
-
-    # Members.
-
-    @staticmethod
-    def member(connection: sqlite3.Connection, member_id: str) -> Member | None:
-        row = connection.execute(
-            "SELECT profile FROM members WHERE member_id = ?", (member_id,)
-        ).fetchone()
-        return _member(row) if row else None
-
-    @staticmethod
-    def put_member(connection: sqlite3.Connection, member: Member) -> None:
-        connection.execute(
-            "INSERT INTO members (member_id, profile, create_us, update_us) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (member_id) DO UPDATE SET profile = excluded.profile,"
-            " update_us = excluded.update_us",
-            (member.member_id, to_json(member), member.create_us, member.update_us),
-        )
-
-    async def read_member(self, member_id: str) -> Member | None:
-        row = await self._row("SELECT profile FROM members WHERE member_id = ?", member_id)
-        return _member(row) if row else None
-
-    # Campaigns.
-
-    @staticmethod
-    def campaign(connection: sqlite3.Connection, campaign_id: str) -> Campaign | None:
-        row = connection.execute(
-            f"SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE campaign_id = ?", (campaign_id,)
-        ).fetchone()
-        return _campaign(row) if row else None
-
-    @staticmethod
-    def put_campaign(connection: sqlite3.Connection, campaign: Campaign) -> None:
-        """Insert or replace the campaign's definition; budgets change only by awards."""
-        spec = to_json(campaign.spec)
-        connection.execute(
-            "INSERT INTO campaigns (campaign_id, version, spec, status, create_us, update_us)"
-            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (campaign_id) DO UPDATE SET"
-            " version = excluded.version, spec = excluded.spec, status = excluded.status,"
-            " update_us = excluded.update_us",
-            (
-                campaign.campaign_id,
-                campaign.version,
-                spec,
-                campaign.status.value,
-                campaign.create_us,
-                campaign.update_us,
-            ),
-        )
-        connection.execute(
-            "INSERT OR IGNORE INTO campaign_versions (campaign_id, version, spec, create_us)"
-            " VALUES (?, ?, ?, ?)",
-            (campaign.campaign_id, campaign.version, spec, campaign.update_us),
-        )
-
-    async def read_campaign(self, campaign_id: str) -> Campaign | None:
-        row = await self._row(
-            f"SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE campaign_id = ?", campaign_id
-        )
-        return _campaign(row) if row else None
-
-    async def read_campaigns(self) -> list[Campaign]:
-        rows = await self._rows(f"SELECT {CAMPAIGN_COLUMNS} FROM campaigns ORDER BY campaign_id")
-        return [_campaign(row) for row in rows]
-
-    @staticmethod
-    def funding_intended(connection: sqlite3.Connection, campaign_id: str) -> int:
-        return connection.execute(
-            "SELECT COALESCE(SUM(amount), 0) FROM fundings WHERE campaign_id = ?", (campaign_id,)
-        ).fetchone()[0]
-
-    @staticmethod
-    def add_funding(
-        connection: sqlite3.Connection, transfer_id: str, campaign_id: str, amount: int
-    ) -> None:
-        connection.execute(
-            "INSERT INTO fundings (transfer_id, campaign_id, amount) VALUES (?, ?, ?)",
-            (transfer_id, campaign_id, amount),
-        )
-
-    @staticmethod
-    def settle_funding(connection: sqlite3.Connection, transfer_id: str) -> str | None:
-        """Count a posted funding in the budget, once; returns its campaign id."""
-        row = connection.execute(
-            "UPDATE fundings SET settled = 1 WHERE transfer_id = ? AND settled = 0"
-            " RETURNING campaign_id, amount",
-            (transfer_id,),
-        ).fetchone()
-        if row is None:
-            return None
-        connection.execute(
-            "UPDATE campaigns SET budget_funded = budget_funded + ? WHERE campaign_id = ?",
-            (row[1], row[0]),
-        )
-        return row[0]
-
-    # Activities and awards.
-
-    @staticmethod
-    def activity(connection: sqlite3.Connection, activity_id: str) -> ActivityRecord | None:
-        row = connection.execute(
-            ACTIVITY_QUERY,
-            (activity_id,),
-        ).fetchone()
-        return _activity_record(row) if row else None
-
-    async def read_activity(self, activity_id: str) -> ActivityRecord | None:
-        row = await self._row(
-            ACTIVITY_QUERY,
-            activity_id,
-        )
-        return _activity_record(row) if row else None
-
-    @staticmethod
-    def has_purchase(connection: sqlite3.Connection, member_id: str) -> bool:
-        return (
-            connection.execute(
-                "SELECT 1 FROM activities WHERE member_id = ? AND type = 'purchase' LIMIT 1",
-                (member_id,),
-            ).fetchone()
-            is not None
-        )
-
-    @staticmethod
-    def usages(connection: sqlite3.Connection, queries: Sequence[UsageQuery]) -> dict[str, Usage]:
-        """Budgets, per-member points per period, quotas and grants, each asked only when
-        the campaign has such a limit, so evaluation cost follows the candidates."""
-        if not queries:
-            return {}
-        marks = ",".join("?" * len(queries))
-        budgets = {
-            campaign_id: (funded - used, rewarded)
-            for campaign_id, funded, used, rewarded in connection.execute(
-                "SELECT campaign_id, budget_funded, budget_used, members_rewarded FROM campaigns"
-                f" WHERE campaign_id IN ({marks})",
-                [query.campaign_id for query in queries],
-            )
-        }
-        return {
-            query.campaign_id: _usage(connection, query, *budgets[query.campaign_id])
-            for query in queries
-        }
-
-    @staticmethod
-    def next_entry_id(connection: sqlite3.Connection, activity_id: str) -> str:
-        """A fresh outbox entry id for another attempt at posting this activity."""
-        prefix = f"activity:{activity_id}:"
-        # A key range, so the primary key index answers (ids are printable ASCII).
-        (count,) = connection.execute(
-            "SELECT COUNT(*) FROM ledger_outbox WHERE entry_id >= ? AND entry_id < ?",
-            (prefix, prefix + "\x7f"),
-        ).fetchone()
-        return f"{prefix}{count + 1}"
-
-    @staticmethod
-    def insert_activity(
-        connection: sqlite3.Connection,
-        activity: Activity,
-        outcome: Outcome,
-        entry_id: str | None,
-        now_us: int,
-    ) -> None:
-        amount = activity.purchase.amount_minor if activity.purchase else 0
-        connection.execute(
-            "INSERT INTO activities (activity_id, member_id, type, occur_us, content, outcome,"
-            " state, entry_id, amount_minor, create_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                activity.activity_id,
-                activity.member_id,
-                activity.type,
-                activity.occur_us,
-                to_json(activity),
-                _pack(outcome),
-                "pending" if entry_id else "settled",
-                entry_id,
-                amount,
-                now_us,
-            ),
-        )
-
-    @staticmethod
-    def record_award(
-        connection: sqlite3.Connection,
-        activity: Activity,
-        decision: Decision,
-        local_days: dict[str, str],
-    ) -> None:
-        """The award's legs and what they use of budgets, quotas and grants."""
-        actor = activity.member_id
-        for applied in decision.applied:
-            new_member = connection.execute(
-                "INSERT OR IGNORE INTO campaign_members (campaign_id, member_id) VALUES (?, ?)",
-                (applied.campaign_id, actor),
-            ).rowcount
-            connection.execute(
-                "UPDATE campaigns SET budget_used = budget_used + ?,"
-                " members_rewarded = members_rewarded + ? WHERE campaign_id = ?",
-                (applied.points, new_member, applied.campaign_id),
-            )
-            if applied.grant_key is not None:
-                connection.execute(
-                    "INSERT INTO grants (campaign_id, member_id, grant_key, activity_id)"
-                    " VALUES (?, ?, ?, ?)",
-                    (applied.campaign_id, actor, applied.grant_key, activity.activity_id),
-                )
-            for index, leg in enumerate(applied.legs):
-                _insert_leg(
-                    connection,
-                    activity,
-                    leg,
-                    applied.version,
-                    True,
-                    new_member and not index,
-                    local_days,
-                )
-        if decision.base_leg is not None:
-            version = decision.base_version
-            _insert_leg(connection, activity, decision.base_leg, version, False, 0, local_days)
-        _count_refusals(connection, decision, local_days, 1)
-
-    @staticmethod
-    def purchase_legs(
-        connection: sqlite3.Connection, purchase_activity_id: str
-    ) -> tuple[int, int, str, list[AwardedLeg]] | None:
-        """(amount, refunded so far, member, legs in chain order) of a purchase."""
-        row = connection.execute(
-            "SELECT amount_minor, refunded_minor, member_id FROM activities"
-            " WHERE activity_id = ? AND type = 'purchase'",
-            (purchase_activity_id,),
-        ).fetchone()
-        if row is None:
-            return None
-        legs = [
-            AwardedLeg(*leg)
-            for leg in connection.execute(
-                "SELECT leg_key, transfer_id, beneficiary, campaign_id, points, accounted"
-                " FROM award_legs WHERE activity_id = ? ORDER BY is_bonus, leg_key",
-                (purchase_activity_id,),
-            )
-        ]
-        return row[0], row[1], row[2], legs
-
-    @staticmethod
-    def record_clawback(
-        connection: sqlite3.Connection, refund: Activity, plan: ClawbackPlan
-    ) -> None:
-        assert refund.refund is not None
-        purchase_id = refund.refund.purchase_activity_id
-        _add_refunded(connection, purchase_id, refund.refund.amount_minor)
-        for planned in plan.legs:
-            leg = planned.leg
-            is_bonus = leg.leg_key != BASE_LEG
-            _take_back(
-                connection,
-                purchase_id,
-                leg.leg_key,
-                leg.campaign_id,
-                is_bonus,
-                planned.reverse,
-                planned.unrecovered,
-            )
-            connection.execute(
-                "INSERT INTO clawbacks (refund_activity_id, purchase_activity_id, leg_key,"
-                " campaign_id, is_bonus, reversed, unrecovered) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    refund.activity_id,
-                    purchase_id,
-                    leg.leg_key,
-                    leg.campaign_id,
-                    int(is_bonus),
-                    planned.reverse,
-                    planned.unrecovered,
-                ),
-            )
-
-    @staticmethod
-    def discard_activity(
-        connection: sqlite3.Connection, activity_id: str, local_days: dict[str, str]
-    ) -> None:
-        """Undo everything an activity recorded, when the ledger refused its chain."""
-        for campaign_id, points, new_member, member_id in connection.execute(
-            "SELECT campaign_id, points, new_member, beneficiary FROM award_legs"
-            " WHERE activity_id = ? AND is_bonus = 1",
-            (activity_id,),
-        ).fetchall():
-            connection.execute(
-                "UPDATE campaigns SET budget_used = budget_used - ?,"
-                " members_rewarded = members_rewarded - ? WHERE campaign_id = ?",
-                (points, new_member, campaign_id),
-            )
-            if new_member:
-                connection.execute(
-                    "DELETE FROM campaign_members WHERE campaign_id = ? AND member_id = ?",
-                    (campaign_id, member_id),
-                )
-        for (
-            purchase_id,
-            leg_key,
-            campaign_id,
-            is_bonus,
-            reversed_,
-            unrecovered,
-        ) in connection.execute(
-            "SELECT purchase_activity_id, leg_key, campaign_id, is_bonus, reversed, unrecovered"
-            " FROM clawbacks WHERE refund_activity_id = ?",
-            (activity_id,),
-        ).fetchall():
-            _take_back(
-                connection, purchase_id, leg_key, campaign_id, is_bonus, -reversed_, -unrecovered
-            )
-        record = CampaignsStore.activity(connection, activity_id)
-        if record is not None:
-            refund = record.activity.refund
-            if refund is not None:
-                _add_refunded(connection, refund.purchase_activity_id, -refund.amount_minor)
-            _count_refusals(connection, record.outcome.decision, local_days, -1)
-        for table, column in (
-            ("grants", "activity_id"),
-            ("award_legs", "activity_id"),
-            ("clawbacks", "refund_activity_id"),
-            ("activities", "activity_id"),
-        ):
-            connection.execute(f"DELETE FROM {table} WHERE {column} = ?", (activity_id,))
-
-    @staticmethod
-    def outbox_request(connection: sqlite3.Connection, entry_id: str) -> bytes:
-        return connection.execute(
-            "SELECT request FROM ledger_outbox WHERE entry_id = ?", (entry_id,)
-        ).fetchone()[0]
-
-    @staticmethod
-    def pending_member(connection: sqlite3.Connection, activity_id: str, entry_id: str):
-        """The member of an activity still waiting for this outbox entry, else None."""
-        row = connection.execute(
-            "SELECT member_id FROM activities"
-            " WHERE activity_id = ? AND entry_id = ? AND state = 'pending'",
-            (activity_id, entry_id),
-        ).fetchone()
-        return row[0] if row else None
-
-    @staticmethod
-    def settle_activity(connection: sqlite3.Connection, activity_id: str, balance: int) -> None:
-        connection.execute(
-            "UPDATE activities SET state = 'settled', balance = ? WHERE activity_id = ?",
-            (balance, activity_id),
-        )
-
-    @staticmethod
-    def budgets(
-        connection: sqlite3.Connection, campaign_ids: Sequence[str]
-    ) -> dict[str, tuple[int, int]]:
-        """(funded, used) per campaign."""
-        marks = ",".join("?" * len(campaign_ids))
-        return {
-            campaign_id: (funded, used)
-            for campaign_id, funded, used in connection.execute(
-                "SELECT campaign_id, budget_funded, budget_used FROM campaigns"
-                f" WHERE campaign_id IN ({marks})",
-                list(campaign_ids),
-            )
-        }
-
-    # Transitions.
-
-    @staticmethod
-    def announced_states(connection: sqlite3.Connection) -> dict[str, CampaignState]:
-        return {
-            campaign_id: CampaignState(state)
-            for campaign_id, state in connection.execute(
-                "SELECT campaign_id, state FROM announced_states"
-            )
-        }
-
-    @staticmethod
-    def append_transitions(
-        connection: sqlite3.Connection,
-        changes: Iterable[tuple[str, CampaignState, CampaignState, int]],
-        scanned_us: int | None,
-    ) -> None:
-        for campaign_id, before, after, effect_us in changes:
-            connection.execute(
-                "INSERT INTO transitions (campaign_id, from_state, to_state, effect_us)"
-                " VALUES (?, ?, ?, ?)",
-                (campaign_id, before.value, after.value, effect_us),
-            )
-            connection.execute(
-                "INSERT INTO announced_states (campaign_id, state) VALUES (?, ?)"
-                " ON CONFLICT (campaign_id) DO UPDATE SET state = excluded.state",
-                (campaign_id, after.value),
-            )
-        if scanned_us is not None:
-            connection.execute(
-                "INSERT INTO scan_progress (id, scanned_us) VALUES (1, ?)"
-                " ON CONFLICT (id) DO UPDATE SET scanned_us = excluded.scanned_us",
-                (scanned_us,),
-            )
-
-    @staticmethod
-    def scanned_us(connection: sqlite3.Connection) -> int | None:
-        row = connection.execute("SELECT scanned_us FROM scan_progress WHERE id = 1").fetchone()
-        return row[0] if row else None
-
-    async def transitions_after(self, sequence: int, limit: int = 500) -> list[Transition]:
-        rows = await self._rows(
-            "SELECT sequence, campaign_id, from_state, to_state, effect_us FROM transitions"
-            " WHERE sequence > ? ORDER BY sequence LIMIT ?",
-            sequence,
-            limit,
-        )
-        return [
-            Transition(seq, cid, CampaignState(before), CampaignState(after), effect)
-            for seq, cid, before, after, effect in rows
-        ]
-
-    # Statistics.
-
-    async def figures(self, campaign_id: str) -> CampaignFigures:
-        awarded = "SELECT {group} SUM(points - accounted), COUNT(DISTINCT activity_id),"
-        awarded += " COUNT(DISTINCT beneficiary) FROM award_legs WHERE campaign_id = ?"
-        ((points, activities, members),) = await self._rows(awarded.format(group=""), campaign_id)
-        days = await self._rows(
-            awarded.format(group="local_day,") + " GROUP BY local_day ORDER BY local_day",
-            campaign_id,
-        )
-        # Clawbacks count on the day of the purchase they reverse, already in `accounted`.
-        refusals = await self._rows(
-            "SELECT local_day, reason, count FROM refusal_counts"
-            " WHERE campaign_id = ? AND count > 0 ORDER BY local_day, reason",
-            campaign_id,
-        )
-        ((pending,),) = await self._rows(
-            "SELECT COUNT(*) FROM ledger_outbox WHERE state = 'pending'"
-        )
-        return CampaignFigures(
-            points=points or 0,
-            activities=activities,
-            members=members,
-            days=tuple(DayFigures(day, p or 0, a, m) for day, p, a, m in days),
-            refusals=tuple(refusals),
-            pending_entries=pending,
-        )
-
-
-def _count_refusals(
-    connection: sqlite3.Connection, decision: Decision, local_days: dict[str, str], step: int
-) -> None:
-    """Counters per campaign, local day and reason: one small row each, however many
-    activities, so recording a refusal touches a page already in cache."""
-    connection.executemany(
-        "INSERT INTO refusal_counts (campaign_id, local_day, reason, count) VALUES (?, ?, ?, ?)"
-        " ON CONFLICT (campaign_id, local_day, reason)"
-        " DO UPDATE SET count = count + excluded.count",
-        [
-            (refused.campaign_id, local_days[refused.campaign_id], refused.reason.value, step)
-            for refused in decision.refused
-        ],
-    )
-
-
-def _take_back(connection, purchase_id, leg_key, campaign_id, is_bonus, reversed_, unrecovered):
-    """Count a clawback (negative amounts undo one): on the leg, and in its budget."""
-    connection.execute(
-        "UPDATE award_legs SET accounted = accounted + ? WHERE activity_id = ? AND leg_key = ?",
-        (reversed_ + unrecovered, purchase_id, leg_key),
-    )
-    if is_bonus:
-        connection.execute(
-            "UPDATE campaigns SET budget_used = budget_used - ? WHERE campaign_id = ?",
-            (reversed_, campaign_id),
-        )
-
-
-def _add_refunded(connection, purchase_id: str, amount_minor: int) -> None:
-    connection.execute(
-        "UPDATE activities SET refunded_minor = refunded_minor + ? WHERE activity_id = ?",
-        (amount_minor, purchase_id),
-    )
-
-
-def _usage(
-    connection: sqlite3.Connection, query: UsageQuery, remaining: int, rewarded: int
-) -> Usage:
-    in_period = {
-        period: connection.execute(
-            "SELECT COALESCE(SUM(points - accounted), 0) FROM award_legs"
-            " WHERE campaign_id = ? AND beneficiary = ? AND occur_us >= ? AND occur_us < ?",
-            (query.campaign_id, query.member_id, start, end),
-        ).fetchone()[0]
-        for period, start, end in query.periods
-    }
-    before = (
-        query.counts_members
-        and connection.execute(
-            "SELECT 1 FROM campaign_members WHERE campaign_id = ? AND member_id = ?",
-            (query.campaign_id, query.member_id),
-        ).fetchone()
-    )
-    granted = (
-        query.grant_key is not None
-        and connection.execute(
-            "SELECT 1 FROM grants WHERE campaign_id = ? AND member_id = ? AND grant_key = ?",
-            (query.campaign_id, query.member_id, query.grant_key),
-        ).fetchone()
-    )
-    return Usage(
-        budget_remaining=remaining,
-        points_in_period=in_period,
-        member_rewarded_before=bool(before),
-        members_rewarded=rewarded,
-        already_granted=bool(granted),
-    )
-
-
-def _insert_leg(connection, activity, leg, version, is_bonus, new_member, local_days) -> None:
-    connection.execute(
-        "INSERT INTO award_legs (activity_id, leg_key, transfer_id, campaign_id,"
-        " campaign_version, beneficiary, points, is_bonus, new_member, occur_us, local_day)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            activity.activity_id,
-            leg.leg_key,
-            leg.transfer_id(activity.activity_id),
-            leg.campaign_id,
-            version,
-            leg.beneficiary,
-            leg.points,
-            int(is_bonus),
-            int(bool(new_member)),
-            activity.occur_us,
-            local_days[leg.campaign_id],
-        ),
+        pauses=from_json(tuple[Pause, ...], pauses) if pauses != "[]" else (),
     )
 
 
@@ -763,3 +342,525 @@ def _activity_record(row) -> ActivityRecord:
         settled=state == "settled",
         entry_id=entry_id,
     )
+
+
+class SqliteCampaignsUnit:
+    """CampaignsUnit over one SQLite connection, inside the caller's transaction."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._db = connection
+        self.outbox = SqliteOutbox(connection)
+
+    # Members.
+
+    def member(self, member_id: str) -> Member | None:
+        row = self._db.execute(
+            "SELECT profile FROM members WHERE member_id = ?", (member_id,)
+        ).fetchone()
+        return from_json(Member, row[0]) if row else None
+
+    def put_member(self, member: Member) -> None:
+        self._db.execute(
+            "INSERT INTO members (member_id, profile, create_us, update_us) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (member_id) DO UPDATE SET profile = excluded.profile,"
+            " update_us = excluded.update_us",
+            (member.member_id, to_json(member), member.create_us, member.update_us),
+        )
+
+    # Campaigns.
+
+    def campaign(self, campaign_id: str) -> Campaign | None:
+        row = self._db.execute(
+            f"SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE campaign_id = ?", (campaign_id,)
+        ).fetchone()
+        return _campaign(row) if row else None
+
+    def campaigns(self, after_id: str = "") -> list[Campaign]:
+        """Every campaign with an id after `after_id`, in id order."""
+        return [
+            _campaign(row)
+            for row in self._db.execute(
+                f"SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE campaign_id > ?"
+                " ORDER BY campaign_id",
+                (after_id,),
+            )
+        ]
+
+    def put_campaign(self, campaign: Campaign) -> None:
+        """Insert or replace the campaign's definition, status and pauses; budgets
+        change only by awards and fundings."""
+        spec = to_json(campaign.spec)
+        pauses = to_json(campaign.pauses) if campaign.pauses else "[]"
+        self._db.execute(
+            "INSERT INTO campaigns (campaign_id, version, spec, status, create_us, update_us,"
+            " pauses) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (campaign_id) DO UPDATE SET"
+            " version = excluded.version, spec = excluded.spec, status = excluded.status,"
+            " update_us = excluded.update_us, pauses = excluded.pauses",
+            (
+                campaign.campaign_id,
+                campaign.version,
+                spec,
+                campaign.status.value,
+                campaign.create_us,
+                campaign.update_us,
+                pauses,
+            ),
+        )
+        self._db.execute(
+            "INSERT OR IGNORE INTO campaign_versions (campaign_id, version, spec, create_us)"
+            " VALUES (?, ?, ?, ?)",
+            (campaign.campaign_id, campaign.version, spec, campaign.update_us),
+        )
+
+    def funding_intended(self, campaign_id: str) -> int:
+        return self._db.execute(
+            "SELECT COALESCE(SUM(amount), 0) FROM fundings WHERE campaign_id = ?", (campaign_id,)
+        ).fetchone()[0]
+
+    def add_funding(self, transfer_id: str, campaign_id: str, amount: int) -> None:
+        self._db.execute(
+            "INSERT INTO fundings (transfer_id, campaign_id, amount) VALUES (?, ?, ?)",
+            (transfer_id, campaign_id, amount),
+        )
+
+    def settle_funding(self, transfer_id: str) -> str | None:
+        """Count a posted funding in the budget, once; returns its campaign id."""
+        row = self._db.execute(
+            "UPDATE fundings SET settled = 1 WHERE transfer_id = ? AND settled = 0"
+            " RETURNING campaign_id, amount",
+            (transfer_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        self._db.execute(
+            "UPDATE campaigns SET budget_funded = budget_funded + ? WHERE campaign_id = ?",
+            (row[1], row[0]),
+        )
+        return row[0]
+
+    def drop_funding(self, transfer_id: str) -> None:
+        """Forget a funding the ledger refused, so the next one intends it again."""
+        self._db.execute(
+            "DELETE FROM fundings WHERE transfer_id = ? AND settled = 0", (transfer_id,)
+        )
+
+    def budgets(self, campaign_ids: Iterable[str]) -> dict[str, BudgetFigures]:
+        ids = list(dict.fromkeys(campaign_ids))
+        if not ids:
+            return {}
+        return {
+            campaign_id: BudgetFigures(funded, used)
+            for campaign_id, funded, used in self._db.execute(
+                "SELECT campaign_id, budget_funded, budget_used FROM campaigns"
+                f" WHERE campaign_id IN ({','.join('?' * len(ids))})",
+                ids,
+            )
+        }
+
+    # Activities and awards.
+
+    def activity(self, activity_id: str) -> ActivityRecord | None:
+        row = self._db.execute(
+            f"SELECT {ACTIVITY_COLUMNS} FROM activities WHERE activity_id = ?", (activity_id,)
+        ).fetchone()
+        return _activity_record(row) if row else None
+
+    def awaiting(self, activity_id: str, entry_id: str) -> Awaiting | None:
+        """The activity if it still waits for this outbox entry to settle."""
+        row = self._db.execute(
+            "SELECT member_id FROM activities"
+            " WHERE activity_id = ? AND entry_id = ? AND state = 'pending'",
+            (activity_id, entry_id),
+        ).fetchone()
+        return Awaiting(activity_id, row[0]) if row else None
+
+    def has_purchase(self, member_id: str) -> bool:
+        return (
+            self._db.execute(
+                "SELECT 1 FROM activities WHERE member_id = ? AND type = ? LIMIT 1",
+                (member_id, PURCHASE),
+            ).fetchone()
+            is not None
+        )
+
+    def usages(self, queries: Sequence[UsageQuery]) -> dict[str, Usage]:
+        """Budgets, per-member points per period, quotas and grants, each asked only when
+        the campaign has such a limit, so evaluation cost follows the candidates."""
+        if not queries:
+            return {}
+        marks = ",".join("?" * len(queries))
+        budgets = {
+            campaign_id: (funded - used, rewarded)
+            for campaign_id, funded, used, rewarded in self._db.execute(
+                "SELECT campaign_id, budget_funded, budget_used, members_rewarded FROM campaigns"
+                f" WHERE campaign_id IN ({marks})",
+                [query.campaign_id for query in queries],
+            )
+        }
+        return {
+            query.campaign_id: self._usage(query, *budgets[query.campaign_id]) for query in queries
+        }
+
+    def _usage(self, query: UsageQuery, remaining: int, rewarded: int) -> Usage:
+        in_period = {
+            period: self._db.execute(
+                "SELECT COALESCE(SUM(points - accounted), 0) FROM award_legs"
+                " WHERE campaign_id = ? AND beneficiary = ? AND occur_us >= ? AND occur_us < ?",
+                (query.campaign_id, query.member_id, start, end),
+            ).fetchone()[0]
+            for period, start, end in query.periods
+        }
+        before = (
+            query.counts_members
+            and self._db.execute(
+                "SELECT 1 FROM campaign_members WHERE campaign_id = ? AND member_id = ?",
+                (query.campaign_id, query.member_id),
+            ).fetchone()
+        )
+        granted = (
+            query.grant_key is not None
+            and self._db.execute(
+                "SELECT 1 FROM grants WHERE campaign_id = ? AND member_id = ? AND grant_key = ?",
+                (query.campaign_id, query.member_id, query.grant_key),
+            ).fetchone()
+        )
+        return Usage(
+            budget_remaining=remaining,
+            points_in_period=in_period,
+            member_rewarded_before=bool(before),
+            members_rewarded=rewarded,
+            already_granted=bool(granted),
+        )
+
+    def next_attempt(self, activity_id: str) -> int:
+        """Count one more attempt at posting this activity (a chain the ledger refused
+        is evaluated again, under a new outbox entry); returns its number."""
+        return self._db.execute(
+            "INSERT INTO activity_attempts (activity_id, attempts) VALUES (?, 1)"
+            " ON CONFLICT (activity_id) DO UPDATE SET attempts = attempts + 1"
+            " RETURNING attempts",
+            (activity_id,),
+        ).fetchone()[0]
+
+    def insert_activity(
+        self, activity: Activity, outcome: Outcome, entry_id: str | None, now_us: int
+    ) -> None:
+        """Pending until its outbox entry settles; settled at once when it has none."""
+        amount = activity.purchase.amount_minor if activity.purchase else 0
+        self._db.execute(
+            "INSERT INTO activities (activity_id, member_id, type, occur_us, content, outcome,"
+            " state, entry_id, amount_minor, create_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                activity.activity_id,
+                activity.member_id,
+                activity.type,
+                activity.occur_us,
+                to_json(activity),
+                _pack(outcome),
+                "pending" if entry_id else "settled",
+                entry_id,
+                amount,
+                now_us,
+            ),
+        )
+
+    def record_award(self, activity: Activity, decision: Decision, days: LocalDays) -> None:
+        """The award's legs and what they use of budgets, quotas and grants."""
+        actor = activity.member_id
+        for applied in decision.applied:
+            new_member = self._db.execute(
+                "INSERT OR IGNORE INTO campaign_members (campaign_id, member_id) VALUES (?, ?)",
+                (applied.campaign_id, actor),
+            ).rowcount
+            self._db.execute(
+                "UPDATE campaigns SET budget_used = budget_used + ?,"
+                " members_rewarded = members_rewarded + ? WHERE campaign_id = ?",
+                (applied.points, new_member, applied.campaign_id),
+            )
+            if applied.grant_key is not None:
+                self._db.execute(
+                    "INSERT INTO grants (campaign_id, member_id, grant_key, activity_id)"
+                    " VALUES (?, ?, ?, ?)",
+                    (applied.campaign_id, actor, applied.grant_key, activity.activity_id),
+                )
+            for index, leg in enumerate(applied.legs):
+                self._insert_leg(
+                    activity, leg, applied.version, True, new_member and not index, days
+                )
+        if decision.base_leg is not None:
+            self._insert_leg(activity, decision.base_leg, decision.base_version, False, 0, days)
+        self._count_refusals(decision, days, 1)
+
+    def _insert_leg(self, activity, leg, version, is_bonus, new_member, days: LocalDays) -> None:
+        self._db.execute(
+            "INSERT INTO award_legs (activity_id, leg_key, transfer_id, campaign_id,"
+            " campaign_version, beneficiary, points, is_bonus, new_member, occur_us, local_day)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                activity.activity_id,
+                leg.leg_key,
+                leg.transfer_id(activity.activity_id),
+                leg.campaign_id,
+                version,
+                leg.beneficiary,
+                leg.points,
+                int(is_bonus),
+                int(bool(new_member)),
+                activity.occur_us,
+                days[leg.campaign_id],
+            ),
+        )
+
+    def _count_refusals(self, decision: Decision, days: LocalDays, step: int) -> None:
+        """Counters per campaign, local day and reason: one small row each, however many
+        activities, so recording a refusal touches a page already in cache."""
+        self._db.executemany(
+            "INSERT INTO refusal_counts (campaign_id, local_day, reason, count)"
+            " VALUES (?, ?, ?, ?) ON CONFLICT (campaign_id, local_day, reason)"
+            " DO UPDATE SET count = count + excluded.count",
+            [
+                (refused.campaign_id, days[refused.campaign_id], refused.reason.value, step)
+                for refused in decision.refused
+            ],
+        )
+
+    def purchase_legs(self, purchase_activity_id: str) -> PurchaseLegs | None:
+        row = self._db.execute(
+            "SELECT amount_minor, refunded_minor, member_id FROM activities"
+            " WHERE activity_id = ? AND type = ?",
+            (purchase_activity_id, PURCHASE),
+        ).fetchone()
+        if row is None:
+            return None
+        legs = tuple(
+            AwardedLeg(*leg)
+            for leg in self._db.execute(
+                "SELECT leg_key, transfer_id, beneficiary, campaign_id, points, accounted"
+                " FROM award_legs WHERE activity_id = ? ORDER BY is_bonus, leg_key",
+                (purchase_activity_id,),
+            )
+        )
+        return PurchaseLegs(row[0], row[1], row[2], legs)
+
+    def record_clawback(self, refund: Activity, plan: ClawbackPlan) -> None:
+        assert refund.refund is not None
+        purchase_id = refund.refund.purchase_activity_id
+        self._add_refunded(purchase_id, refund.refund.amount_minor)
+        for planned in plan.legs:
+            leg = planned.leg
+            is_bonus = leg.leg_key != BASE_LEG
+            self._take_back(
+                purchase_id,
+                leg.leg_key,
+                leg.campaign_id,
+                is_bonus,
+                planned.reverse,
+                planned.unrecovered,
+            )
+            self._db.execute(
+                "INSERT INTO clawbacks (refund_activity_id, purchase_activity_id, leg_key,"
+                " campaign_id, is_bonus, reversed, unrecovered) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    refund.activity_id,
+                    purchase_id,
+                    leg.leg_key,
+                    leg.campaign_id,
+                    int(is_bonus),
+                    planned.reverse,
+                    planned.unrecovered,
+                ),
+            )
+
+    def _take_back(self, purchase_id, leg_key, campaign_id, is_bonus, reversed_, unrecovered):
+        """Count a clawback (negative amounts undo one): on the leg, and in its budget."""
+        self._db.execute(
+            "UPDATE award_legs SET accounted = accounted + ? WHERE activity_id = ? AND leg_key = ?",
+            (reversed_ + unrecovered, purchase_id, leg_key),
+        )
+        if is_bonus:
+            self._db.execute(
+                "UPDATE campaigns SET budget_used = budget_used - ? WHERE campaign_id = ?",
+                (reversed_, campaign_id),
+            )
+
+    def _add_refunded(self, purchase_id: str, amount_minor: int) -> None:
+        self._db.execute(
+            "UPDATE activities SET refunded_minor = refunded_minor + ? WHERE activity_id = ?",
+            (amount_minor, purchase_id),
+        )
+
+    def settle_activity(self, activity_id: str, balance: int) -> None:
+        """The activity's chain committed (or it had none): settled, with the member's
+        balance after it."""
+        self._db.execute(
+            "UPDATE activities SET state = 'settled', balance = ? WHERE activity_id = ?",
+            (balance, activity_id),
+        )
+
+    def set_balance(self, activity_id: str, balance: int) -> None:
+        """The member's balance for the answer to an activity that posted nothing."""
+        self._db.execute(
+            "UPDATE activities SET balance = ? WHERE activity_id = ?", (balance, activity_id)
+        )
+
+    def record_event(self, activity_id: str, now_us: int) -> None:
+        """Append a settled activity to the feed, with the points it gave each member
+        (its legs; for a refund, minus what its clawback reversed) and its member's
+        zone now. Called in the transaction that settles it, which so assigns the
+        next sequence. One statement, so the hot path parses no JSON in Python."""
+        self._db.execute(
+            "WITH credits (beneficiary, points) AS ("
+            " SELECT beneficiary, SUM(points) FROM ("
+            "  SELECT beneficiary, points FROM award_legs WHERE activity_id = :id"
+            "  UNION ALL"
+            "  SELECT award_legs.beneficiary, -clawbacks.reversed"
+            "  FROM clawbacks JOIN award_legs"
+            "  ON award_legs.activity_id = clawbacks.purchase_activity_id"
+            "  AND award_legs.leg_key = clawbacks.leg_key"
+            "  WHERE clawbacks.refund_activity_id = :id AND clawbacks.reversed > 0"
+            " ) GROUP BY beneficiary ORDER BY beneficiary)"
+            " INSERT INTO activity_feed (activity_id, points, credits, time_zone, record_us)"
+            " SELECT activity_id,"
+            " COALESCE((SELECT points FROM credits WHERE beneficiary = activities.member_id), 0),"
+            " (SELECT json_group_array(json_array(beneficiary, points)) FROM credits),"
+            " COALESCE((SELECT json_extract(profile, '$.time_zone') FROM members"
+            "  WHERE members.member_id = activities.member_id), ''),"
+            " :now FROM activities WHERE activity_id = :id",
+            {"id": activity_id, "now": now_us},
+        )
+
+    def events_after(self, sequence: int, limit: int) -> list[ActivityEvent]:
+        return [
+            ActivityEvent(
+                sequence=position,
+                activity=from_json(Activity, content),
+                points=points,
+                credits=tuple(MemberPoints(*credit) for credit in json.loads(credits)),
+                time_zone=time_zone,
+                record_us=record_us,
+            )
+            for position, content, points, credits, time_zone, record_us in self._db.execute(
+                "SELECT activity_feed.sequence, activities.content, activity_feed.points,"
+                " activity_feed.credits, activity_feed.time_zone, activity_feed.record_us"
+                " FROM activity_feed JOIN activities USING (activity_id)"
+                " WHERE activity_feed.sequence > ? ORDER BY activity_feed.sequence LIMIT ?",
+                (sequence, limit),
+            )
+        ]
+
+    def discard_activity(self, record: ActivityRecord, days: LocalDays) -> None:
+        """Undo everything an activity recorded, when the ledger refused its chain."""
+        activity_id = record.activity.activity_id
+        for campaign_id, points, new_member, member_id in self._db.execute(
+            "SELECT campaign_id, points, new_member, beneficiary FROM award_legs"
+            " WHERE activity_id = ? AND is_bonus = 1",
+            (activity_id,),
+        ).fetchall():
+            self._db.execute(
+                "UPDATE campaigns SET budget_used = budget_used - ?,"
+                " members_rewarded = members_rewarded - ? WHERE campaign_id = ?",
+                (points, new_member, campaign_id),
+            )
+            if new_member:
+                self._db.execute(
+                    "DELETE FROM campaign_members WHERE campaign_id = ? AND member_id = ?",
+                    (campaign_id, member_id),
+                )
+        for purchase_id, leg_key, campaign_id, is_bonus, reversed_, unrecovered in self._db.execute(
+            "SELECT purchase_activity_id, leg_key, campaign_id, is_bonus, reversed, unrecovered"
+            " FROM clawbacks WHERE refund_activity_id = ?",
+            (activity_id,),
+        ).fetchall():
+            self._take_back(purchase_id, leg_key, campaign_id, is_bonus, -reversed_, -unrecovered)
+        refund = record.activity.refund
+        if refund is not None:
+            self._add_refunded(refund.purchase_activity_id, -refund.amount_minor)
+        self._count_refusals(record.outcome.decision, days, -1)
+        for table, column in (
+            ("grants", "activity_id"),
+            ("award_legs", "activity_id"),
+            ("clawbacks", "refund_activity_id"),
+            ("activities", "activity_id"),
+        ):
+            self._db.execute(f"DELETE FROM {table} WHERE {column} = ?", (activity_id,))
+
+    # Transitions.
+
+    def announced_states(self) -> dict[str, CampaignState]:
+        return {
+            campaign_id: CampaignState(state)
+            for campaign_id, state in self._db.execute(
+                "SELECT campaign_id, state FROM announced_states"
+            )
+        }
+
+    def append_transitions(self, changes: Sequence[StateChange], scanned_us: int | None) -> None:
+        for change in changes:
+            self._db.execute(
+                "INSERT INTO transitions (campaign_id, from_state, to_state, effect_us)"
+                " VALUES (?, ?, ?, ?)",
+                (change.campaign_id, change.before.value, change.after.value, change.effect_us),
+            )
+            self._db.execute(
+                "INSERT INTO announced_states (campaign_id, state) VALUES (?, ?)"
+                " ON CONFLICT (campaign_id) DO UPDATE SET state = excluded.state",
+                (change.campaign_id, change.after.value),
+            )
+        if scanned_us is not None:
+            self._db.execute(
+                "INSERT INTO scan_progress (id, scanned_us) VALUES (1, ?)"
+                " ON CONFLICT (id) DO UPDATE SET scanned_us = excluded.scanned_us",
+                (scanned_us,),
+            )
+
+    def scanned_us(self) -> int | None:
+        row = self._db.execute("SELECT scanned_us FROM scan_progress WHERE id = 1").fetchone()
+        return row[0] if row else None
+
+    def transitions_after(self, sequence: int, limit: int) -> list[Transition]:
+        return [
+            Transition(
+                seq, StateChange(campaign_id, CampaignState(before), CampaignState(after), effect)
+            )
+            for seq, campaign_id, before, after, effect in self._db.execute(
+                "SELECT sequence, campaign_id, from_state, to_state, effect_us FROM transitions"
+                " WHERE sequence > ? ORDER BY sequence LIMIT ?",
+                (sequence, limit),
+            )
+        ]
+
+    # Statistics.
+
+    def figures(self, campaign_id: str) -> CampaignFigures:
+        awarded = "SELECT {group} SUM(points - accounted), COUNT(DISTINCT activity_id),"
+        awarded += " COUNT(DISTINCT beneficiary) FROM award_legs WHERE campaign_id = ?"
+        points, activities, members = self._db.execute(
+            awarded.format(group=""), (campaign_id,)
+        ).fetchone()
+        days = self._db.execute(
+            awarded.format(group="local_day,") + " GROUP BY local_day ORDER BY local_day",
+            (campaign_id,),
+        ).fetchall()
+        # Clawbacks count on the day of the purchase they reverse, already in `accounted`.
+        refusals = self._db.execute(
+            "SELECT local_day, reason, count FROM refusal_counts"
+            " WHERE campaign_id = ? AND count > 0 ORDER BY local_day, reason",
+            (campaign_id,),
+        ).fetchall()
+        return CampaignFigures(
+            points=points or 0,
+            activities=activities,
+            members=members,
+            days=tuple(DayFigures(day, p or 0, a, m) for day, p, a, m in days),
+            refusals=tuple(
+                RefusalTally(day, RefusalReason(reason), count) for day, reason, count in refusals
+            ),
+            pending_entries=self.outbox.backlog().pending,
+        )
+
+
+class CampaignsStore(SqliteStore[CampaignsUnit]):
+    """The campaigns service's SQLite file."""
+
+    def __init__(self, path: Path | str, on_commit: Callable[[], None] | None = None) -> None:
+        super().__init__(path, MIGRATIONS, SqliteCampaignsUnit, on_commit=on_commit)

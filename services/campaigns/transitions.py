@@ -4,45 +4,52 @@ order so a watcher that passes its last sequence resumes without loss or repeat.
 A heap holds each evaluated campaign's next window boundary; the tracker sleeps
 until the soonest, derives the states at that instant and appends what changed.
 After a restart it replays the boundaries passed since its last scan, each with
-its own effect time. Manager actions and budget use call refresh()."""
+its own effect time. Manager actions and budget use tell it what changed
+(campaign_changed, budgets_changed), and it keeps the catalog current."""
 
 from __future__ import annotations
 
 import asyncio
 import heapq
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import replace
 
 import structlog
 
 from services.campaigns.catalog import EVALUATED, Catalog
 from services.campaigns.domain.evaluation import Candidate
-from services.campaigns.domain.lifecycle import derive_state
-from services.campaigns.domain.model import CampaignState
-from services.campaigns.store import CampaignsStore, Transition
+from services.campaigns.domain.lifecycle import derive_state, smallest_award
+from services.campaigns.domain.model import Campaign, CampaignState
+from services.campaigns.domain.records import BudgetFigures, StateChange, Transition
+from services.campaigns.store import CampaignsStore
 from services.kit.clock import Clock
+from services.kit.feeds import FEED_PAGE, CommitSignal, serve_pages
 
 log = structlog.get_logger()
 
-Change = tuple[str, CampaignState, CampaignState, int]
-
 
 class TransitionTracker:
-    def __init__(self, store: CampaignsStore, catalog: Catalog, clock: Clock) -> None:
+    def __init__(
+        self, store: CampaignsStore, catalog: Catalog, clock: Clock, commits: CommitSignal
+    ) -> None:
         self._store = store
         self._catalog = catalog
         self._clock = clock
+        self._commits = commits
+        # (boundary, campaign id, version), soonest first.
         self._heap: list[tuple[int, str, int]] = []
         self._next: dict[str, tuple[int, int]] = {}
         self._announced: dict[str, CampaignState] = {}
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
-        self._appended = asyncio.Event()
         self._task: asyncio.Task | None = None
 
     async def start(self) -> None:
-        writer = self._store.writer
-        self._announced = await writer.submit(self._store.announced_states)
-        scanned = await writer.submit(self._store.scanned_us)
+        """Load the catalog, announce what happened while the service was down."""
+        for campaign in await self._store.read(lambda unit: unit.campaigns()):
+            self._catalog.put(campaign)
+        self._announced = await self._store.read(lambda unit: unit.announced_states())
+        scanned = await self._store.read(lambda unit: unit.scanned_us())
         now = self._clock.now_us()
         for entry in self._catalog.all():
             self._plan(entry, now if scanned is None else scanned)
@@ -55,6 +62,33 @@ class TransitionTracker:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
+
+    async def campaign_changed(self, campaign_id: str) -> Campaign | None:
+        """Re-read a campaign a manager (or a funding) changed, keep it in the
+        catalog and announce its new state."""
+        campaign = await self._store.read(lambda unit: unit.campaign(campaign_id))
+        if campaign is None:
+            return None
+        self._catalog.put(campaign)
+        await self.refresh([campaign_id])
+        return campaign
+
+    async def budgets_changed(self, budgets: Mapping[str, BudgetFigures]) -> None:
+        """Keep the catalog's budget figures current; announce budgets that ran out
+        or refilled."""
+        crossed = []
+        for campaign_id, figures in budgets.items():
+            entry = self._catalog.get(campaign_id)
+            if entry is None:
+                continue
+            before = entry.campaign
+            after = replace(before, budget_funded=figures.funded, budget_used=figures.used)
+            self._catalog.put(after)
+            smallest = smallest_award(before)
+            if (before.budget_remaining < smallest) != (after.budget_remaining < smallest):
+                crossed.append(campaign_id)
+        if crossed:
+            await self.refresh(crossed)
 
     def _plan(self, entry: Candidate, after_us: int) -> None:
         """Queue the campaign's next boundary after `after_us`, once."""
@@ -72,17 +106,17 @@ class TransitionTracker:
             heapq.heappush(self._heap, (boundary, campaign.campaign_id, campaign.version))
             self._wake.set()
 
-    def _change(self, entry: Candidate, at_us: int) -> Change | None:
+    def _change(self, entry: Candidate, at_us: int) -> StateChange | None:
         state = derive_state(entry.campaign, entry.schedule, at_us)
         before = self._announced.get(entry.campaign_id, CampaignState.DRAFT)
         if state is before:
             return None
         self._announced[entry.campaign_id] = state
-        return (entry.campaign_id, before, state, at_us)
+        return StateChange(entry.campaign_id, before, state, at_us)
 
     async def _run_due(self, now_us: int) -> None:
         async with self._lock:
-            changes: list[Change] = []
+            changes: list[StateChange] = []
             while self._heap and self._heap[0][0] <= now_us:
                 boundary, campaign_id, version = heapq.heappop(self._heap)
                 if self._next.get(campaign_id) != (boundary, version):
@@ -113,21 +147,16 @@ class TransitionTracker:
             if changes:
                 await self._append(changes, None)
 
-    async def _append(self, changes: list[Change], scanned_us: int | None) -> None:
-        await self._store.writer.submit(
-            lambda connection: self._store.append_transitions(connection, changes, scanned_us)
-        )
-        for campaign_id, before, after, effect_us in changes:
+    async def _append(self, changes: list[StateChange], scanned_us: int | None) -> None:
+        await self._store.write(lambda unit: unit.append_transitions(changes, scanned_us))
+        for change in changes:
             log.info(
                 "campaign_transition",
-                campaign_id=campaign_id,
-                from_state=before.value,
-                to_state=after.value,
-                effect_us=effect_us,
+                campaign_id=change.campaign_id,
+                from_state=change.before.value,
+                to_state=change.after.value,
+                effect_us=change.effect_us,
             )
-        if changes:
-            self._appended.set()
-            self._appended = asyncio.Event()
 
     async def _loop(self) -> None:
         while True:
@@ -145,13 +174,10 @@ class TransitionTracker:
             except Exception:
                 log.exception("transition_scan_failed")
 
-    async def watch(self, after_sequence: int) -> AsyncIterator[Transition]:
-        position = after_sequence
-        while True:
-            appended = self._appended
-            batch = await self._store.transitions_after(position)
-            for transition in batch:
-                yield transition
-                position = transition.sequence
-            if not batch:
-                await appended.wait()
+    def watch(self, after_sequence: int) -> AsyncIterator[Transition]:
+        """Every stored transition after `after_sequence`, in order, forever."""
+
+        async def page(after: int) -> list[Transition]:
+            return await self._store.read(lambda unit: unit.transitions_after(after, FEED_PAGE))
+
+        return serve_pages(page, after_sequence, self._commits)

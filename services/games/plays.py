@@ -11,11 +11,10 @@ from dataclasses import replace
 
 from services.games.base import Games
 from services.games.domain.records import Play, PlayResult, disclosed
-from services.kit.errors import FieldViolation, InvalidArgument, Violations
+from services.kit.errors import Violations
+from services.kit.feeds import FEED_PAGE, serve_pages
 from services.kit.ids import MEMBER_ID, RESOURCE_ID, check_id
 from services.kit.paging import Page, decode_page_token, page_of, page_size
-
-FEED_PAGE = 500
 
 
 class Plays:
@@ -27,19 +26,12 @@ class Plays:
         """Every result after `after_sequence`, in commit order, then each new one as
         it commits, forever. A consumer stores the last number it applied with what
         it derived, and resumes from it: nothing is missed or seen twice."""
-        if after_sequence < 0:
-            raise InvalidArgument([FieldViolation("after_sequence", "must not be negative")])
-        while True:
-            version = self._commits.version
-            after = after_sequence
-            results = await self._store.read(
-                lambda unit, after=after: unit.results_after(after, FEED_PAGE)
-            )
-            for result in results:
-                yield replace(result, play=disclosed(result.play))
-                after_sequence = result.sequence
-            if len(results) < FEED_PAGE:
-                await self._commits.wait_past(version)
+
+        async def page(after: int) -> list[PlayResult]:
+            return await self._store.read(lambda unit: unit.results_after(after, FEED_PAGE))
+
+        async for result in serve_pages(page, after_sequence, self._commits):
+            yield replace(result, play=disclosed(result.play))
 
     async def list_plays(
         self,

@@ -64,22 +64,29 @@ PLAYER_ACTIVITY_TYPES = frozenset(
     {"social_share", "product_review", "profile_completed", "app_login", "referral_invite_sent"}
 )
 
+# A player reports, or asks what they would earn for, only their own activities
+# of these types.
+AS_REPORTING_MEMBER = AccessRule(
+    Audience.PLAYER,
+    member_field="activity.member_id",
+    player_choices=(("activity.type", PLAYER_ACTIVITY_TYPES),),
+)
+
 CAMPAIGNS = Upstream(
     name="campaigns",
     service=campaigns_pb.DESCRIPTOR.services_by_name["CampaignsService"],
     rules={
-        "TrackActivity": AccessRule(
-            Audience.PLAYER,
-            member_field="activity.member_id",
-            player_choices=(("activity.type", PLAYER_ACTIVITY_TYPES),),
-        ),
+        "TrackActivity": AS_REPORTING_MEMBER,
+        "DryRunActivity": AS_REPORTING_MEMBER,
         "GetMember": AS_MEMBER,
-        "ListCampaigns": PLAYER,
-        "GetCampaign": PLAYER,
-        "GetSchedule": PLAYER,
-        "WatchCampaigns": PLAYER,
+        # Players see campaigns' public face only: no budget, no targeting.
+        "GetPublicCampaign": AS_MEMBER,
+        "ListPublicCampaigns": AS_MEMBER,
+        "ListCampaigns": MANAGER,
+        "GetCampaign": MANAGER,
+        "GetSchedule": MANAGER,
+        "WatchCampaigns": MANAGER,
         "UpsertMember": MANAGER,
-        "DryRunActivity": MANAGER,
         "CreateCampaign": MANAGER,
         "UpdateCampaign": MANAGER,
         "ScheduleCampaign": MANAGER,

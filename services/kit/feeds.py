@@ -34,6 +34,8 @@ from typing import Generic, TypeVar
 
 import structlog
 
+from services.kit.errors import FieldViolation, InvalidArgument
+
 log = structlog.get_logger()
 
 T = TypeVar("T")
@@ -90,21 +92,26 @@ class CommitSignal:
             await self._changed.wait()
 
 
+FEED_PAGE = 500
+
+
 async def serve_pages(
     read_page: Callable[[int], Awaitable[Sequence[T]]],
-    sequence_of: Callable[[T], int],
     after_sequence: int,
     commits: CommitSignal,
-    page: int,
+    page: int = FEED_PAGE,
 ) -> AsyncIterator[T]:
-    """Every row after `after_sequence`, in order, forever: `read_page(after)`
-    returns at most `page` rows; a short page waits for the next commit."""
+    """Every row (anything with a `sequence`) after `after_sequence`, in order,
+    forever: `read_page(after)` returns at most `page` rows of one committed
+    snapshot; a short page waits for the next commit."""
+    if after_sequence < 0:
+        raise InvalidArgument([FieldViolation("after_sequence", "must not be negative")])
     while True:
         version = commits.version
         rows = await read_page(after_sequence)
         for row in rows:
             yield row
-            after_sequence = sequence_of(row)
+            after_sequence = row.sequence
         if len(rows) < page:
             await commits.wait_past(version)
 

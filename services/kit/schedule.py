@@ -36,6 +36,17 @@ ZONE_SPREAD_US = 26 * 3600 * MICROS
 SLACK = timedelta(days=1)
 ALLOWED_FREQUENCIES = (YEARLY, MONTHLY, WEEKLY, DAILY)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Every instant the service accepts, and every local time a schedule names, lies
+# in [1971, 9998): a window's arithmetic (its length plus a day of slack either
+# side, in any zone) then stays inside the years Python's datetime can hold.
+FIRST_YEAR = 1971
+LAST_YEAR = 9997
+EARLIEST_US = 365 * 86_400 * MICROS  # 1971-01-01T00:00:00Z
+LATEST_US = 253_339_228_800 * MICROS  # 9998-01-01T00:00:00Z, excluded
+INSTANTS = f"a time from {FIRST_YEAR}-01-01 to {LAST_YEAR}-12-31 (UTC)"
+MAX_WINDOW_DAYS = 366
+# A COUNT is listed in full to find the last window (bounds()).
+MAX_COUNT = 10_000
 
 
 class ZoneMode(Enum):
@@ -94,6 +105,11 @@ def zone(name: str) -> ZoneInfo:
         raise ScheduleError("time_zone", f"unknown IANA time zone {shown(name)}") from error
 
 
+def in_range(instant_us: int) -> bool:
+    """True for an instant the service accepts (see INSTANTS)."""
+    return EARLIEST_US <= instant_us < LATEST_US
+
+
 def _utc_us(moment: datetime) -> int:
     delta = moment.astimezone(UTC) - EPOCH
     return (delta.days * 86_400 + delta.seconds) * MICROS + delta.microseconds
@@ -122,10 +138,16 @@ def local_of(instant_us: int, tz: ZoneInfo) -> datetime:
     return (EPOCH + timedelta(microseconds=instant_us)).astimezone(tz)
 
 
-def naive(moment: LocalTime) -> datetime:
-    return datetime(
-        moment.year, moment.month, moment.day, moment.hours, moment.minutes, moment.seconds
-    )
+def naive(moment: LocalTime, field: str = "schedule.start") -> datetime:
+    """The wall-clock time; ScheduleError naming `field` when no calendar has it."""
+    if not FIRST_YEAR <= moment.year <= LAST_YEAR:
+        raise ScheduleError(field, f"the year must be {FIRST_YEAR} to {LAST_YEAR}")
+    try:
+        return datetime(
+            moment.year, moment.month, moment.day, moment.hours, moment.minutes, moment.seconds
+        )
+    except ValueError as error:
+        raise ScheduleError(field, f"not a valid date and time: {error}") from error
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,19 +166,23 @@ class Schedule:
         self.spec = spec
         self.zone = zone(spec.time_zone)
         self.always = spec.start is None
-        self._duration = timedelta(seconds=spec.duration_seconds)
+        self._duration = timedelta(0)
         self._rule: rrule | None = None
         if self.always:
             if spec.rrule:
                 raise ScheduleError("schedule.start", "an RRULE needs a start")
             return
-        if spec.duration_seconds <= 0:
-            raise ScheduleError("schedule.duration", "a window must last more than zero seconds")
-        try:
-            self._start = naive(spec.start)
-        except ValueError as error:
-            raise ScheduleError("schedule.start", f"not a valid date and time: {error}") from error
-        self._exclusions = frozenset(naive(moment) for moment in spec.exclusions)
+        if not 0 < spec.duration_seconds <= MAX_WINDOW_DAYS * 86_400:
+            raise ScheduleError(
+                "schedule.duration",
+                f"a window lasts more than zero seconds and at most {MAX_WINDOW_DAYS} days",
+            )
+        self._duration = timedelta(seconds=spec.duration_seconds)
+        self._start = naive(spec.start)
+        self._exclusions = frozenset(
+            naive(moment, f"schedule.exclusions[{index}]")
+            for index, moment in enumerate(spec.exclusions)
+        )
         if spec.rrule:
             self._rule = _compile_rrule(spec.rrule, self._start)
 
@@ -263,12 +289,19 @@ def _compile_rrule(text: str, start: datetime) -> rrule:
         raise ScheduleError("schedule.rrule", "give one RRULE value such as FREQ=WEEKLY;BYDAY=SA")
     try:
         rule = rrulestr(body, dtstart=start, cache=True)
-    except (ValueError, TypeError) as error:
-        raise ScheduleError("schedule.rrule", f"not a valid RFC 5545 RRULE: {error}") from error
+    except (ValueError, TypeError, OverflowError) as error:
+        # dateutil's message may quote the client's text: shown() keeps it short.
+        raise ScheduleError(
+            "schedule.rrule", f"not a valid RFC 5545 RRULE: {shown(str(error))}"
+        ) from error
     if not isinstance(rule, rrule) or rule._freq not in ALLOWED_FREQUENCIES:
         raise ScheduleError("schedule.rrule", "FREQ must be YEARLY, MONTHLY, WEEKLY or DAILY")
     if rule._until is not None and rule._until.tzinfo is not None:
         raise ScheduleError("schedule.rrule", "UNTIL is a local time here: drop the trailing Z")
+    if rule._until is not None and rule._until.year > LAST_YEAR:
+        raise ScheduleError("schedule.rrule", f"UNTIL must be in {LAST_YEAR} or before")
+    if rule._count is not None and not 0 < rule._count <= MAX_COUNT:
+        raise ScheduleError("schedule.rrule", f"COUNT must be 1 to {MAX_COUNT}")
     _require_possible_days(rule)
     return rule
 

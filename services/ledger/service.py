@@ -16,7 +16,7 @@ from services.kit.errors import (
     NotFound,
     Violations,
 )
-from services.kit.feeds import CommitSignal
+from services.kit.feeds import FEED_PAGE, CommitSignal, serve_pages
 from services.kit.ids import LEDGER_ID, POINTS, PRIZE_UNIT, check_id
 from services.kit.paging import Page, decode_page_token, page_of, page_size
 from services.kit.text import shown
@@ -41,7 +41,6 @@ log = structlog.get_logger()
 MAX_PAGE_SIZE = 1000
 DEFAULT_EXPIRING_WINDOW_US = 30 * 86_400 * MICROS_PER_SECOND
 SWEEP_LIMIT = 2000
-FEED_PAGE = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -416,23 +415,18 @@ class LedgerService:
 
     async def watch(self, after_sequence: int, account_id: str) -> AsyncIterator[Transfer]:
         """Every committed transfer after `after_sequence`, in commit order, forever."""
-        if after_sequence < 0:
-            raise InvalidArgument([FieldViolation("after_sequence", "must not be negative")])
         if account_id:
             _require_id(account_id, "account_id")
             if await self._store.read(lambda unit: unit.find_account(account_id)) is None:
                 raise _account_not_found(account_id)
-        while True:
-            version = self._commits.version
-            after = after_sequence
-            rows = await self._store.read(
-                lambda unit, after=after: unit.transfers_after(after, account_id, FEED_PAGE)
+
+        async def page(after: int) -> list[Transfer]:
+            return await self._store.read(
+                lambda unit: unit.transfers_after(after, account_id, FEED_PAGE)
             )
-            for transfer in rows:
-                yield transfer
-                after_sequence = transfer.sequence
-            if len(rows) < FEED_PAGE:
-                await self._commits.wait_past(version)
+
+        async for transfer in serve_pages(page, after_sequence, self._commits):
+            yield transfer
 
 
 def _require_id(value: str, field: str) -> None:

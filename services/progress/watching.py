@@ -6,25 +6,17 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from services.kit.errors import FieldViolation, InvalidArgument, Violations
-from services.kit.feeds import serve_pages
+from services.kit.errors import Violations
+from services.kit.feeds import FEED_PAGE, serve_pages
 from services.kit.ids import check_id
 from services.progress.base import ProgressBase
 from services.progress.domain.definitions import DEFINITION_ID
 from services.progress.domain.records import Achievement, TierChange
 from services.progress.members import check_member
 
-FEED_PAGE = 500
-
-
-def _after(after_sequence: int) -> None:
-    if after_sequence < 0:
-        raise InvalidArgument([FieldViolation("after_sequence", "must not be negative")])
-
 
 class WatchUseCases(ProgressBase):
     async def tier_changes(self, after_sequence: int, program_id: str) -> AsyncIterator[TierChange]:
-        _after(after_sequence)
         if program_id:
             violations = Violations()
             check_id(violations, "program_id", program_id, DEFINITION_ID)
@@ -35,23 +27,16 @@ class WatchUseCases(ProgressBase):
                 lambda unit: unit.tier_changes(after, program_id, FEED_PAGE)
             )
 
-        async for change in serve_pages(page, _sequence, after_sequence, self.commits, FEED_PAGE):
+        async for change in serve_pages(page, after_sequence, self.commits):
             yield change
 
     async def achievements(self, member_id: str, after_sequence: int) -> AsyncIterator[Achievement]:
         check_member(member_id)
-        _after(after_sequence)
 
         async def page(after: int) -> list[Achievement]:
             return await self._store.read(
                 lambda unit: unit.achievements(member_id, after, FEED_PAGE)
             )
 
-        async for achievement in serve_pages(
-            page, _sequence, after_sequence, self.commits, FEED_PAGE
-        ):
+        async for achievement in serve_pages(page, after_sequence, self.commits):
             yield achievement
-
-
-def _sequence(row: TierChange | Achievement) -> int:
-    return row.sequence

@@ -1,41 +1,56 @@
-"""A real campaigns server on port 0 beside the shared real ledger, one ManualClock for both."""
+"""Fixtures: a real campaigns server on a free port beside the shared real
+ledger, one ManualClock for both; and the same use cases with no server at all,
+over a temporary store and an in-memory ledger."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
-import grpc
 import pytest_asyncio
 from loyalty.campaigns.v1 import campaigns_service_pb2_grpc as pb_grpc
+from loyalty.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
 
-from services.campaigns.server import CampaignsSettings, build_server
-from services.kit.server import ServiceHost
-
-
-@dataclass
-class RunningCampaigns:
-    host: ServiceHost
-    stub: pb_grpc.CampaignsServiceStub
-    ledger: object  # tests.conftest.RunningLedger
-    settings: CampaignsSettings
-
-    @property
-    def clock(self):
-        return self.ledger.clock
-
-
-async def start_campaigns(ledger, db_path: Path) -> tuple[ServiceHost, grpc.aio.Channel]:
-    settings = CampaignsSettings(db_path=db_path, ledger_target=ledger.target)
-    host = await build_server(settings, "127.0.0.1:0", ledger.clock)
-    await host.start()
-    return host, grpc.aio.insecure_channel(f"127.0.0.1:{host.port}")
+from services.campaigns.server import Campaigns, CampaignsSettings, assemble
+from services.kit.clock import ManualClock
+from tests.support import deadlines
+from tests.support.campaigns import RunningCampaigns, start_campaigns
+from tests.support.fake_ledger import FakeLedger
 
 
 @pytest_asyncio.fixture
 async def campaigns(ledger, tmp_path) -> RunningCampaigns:
-    host, channel = await start_campaigns(ledger, tmp_path / "campaigns.db")
-    settings = CampaignsSettings(db_path=tmp_path / "campaigns.db", ledger_target=ledger.target)
-    async with channel:
-        yield RunningCampaigns(host, pb_grpc.CampaignsServiceStub(channel), ledger, settings)
+    db_path = tmp_path / "campaigns.db"
+    host, channel = await start_campaigns(ledger.target, ledger.clock, db_path)
+    settings = CampaignsSettings(db_path=db_path, ledger_target=ledger.target)
+    async with channel, deadlines.channel(ledger.target) as ledger_channel:
+        yield RunningCampaigns(
+            host,
+            pb_grpc.CampaignsServiceStub(channel),
+            ledger_grpc.LedgerServiceStub(ledger_channel),
+            ledger.clock,
+            settings,
+        )
     await host.stop(None)
+
+
+@dataclass
+class ServiceUnderTest:
+    """The campaigns use cases over a temporary SQLite store and an in-memory
+    ledger, with no gRPC in between (the service-test tier)."""
+
+    campaigns: Campaigns
+    ledger: FakeLedger
+    clock: ManualClock
+    settings: CampaignsSettings
+
+
+@pytest_asyncio.fixture
+async def service(tmp_path) -> ServiceUnderTest:
+    clock = ManualClock()
+    fake = FakeLedger()
+    # The relay runs by the injected clock; a test moves the clock to let it.
+    settings = CampaignsSettings(db_path=tmp_path / "campaigns.db", ledger_timeout_seconds=1.0)
+    campaigns = assemble(settings, fake, clock)
+    await campaigns.start()
+    yield ServiceUnderTest(campaigns, fake, clock, settings)
+    await campaigns.stop()

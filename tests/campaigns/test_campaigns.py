@@ -4,10 +4,22 @@ from __future__ import annotations
 
 import grpc
 import pytest
+from google.protobuf.field_mask_pb2 import FieldMask
 from loyalty.campaigns.v1 import campaigns_service_pb2 as pb
 
-from tests.campaigns.helpers import balance, launch, program, rejected
-from tests.campaigns.messages import fixed, member, multiplier, purchase, stamp, window
+from services.kit.status import field_violations
+from tests.support.campaigns import (
+    fixed,
+    launch,
+    member,
+    multiplier,
+    program,
+    purchase,
+    stamp,
+    window,
+)
+from tests.support.errors import expect_error
+from tests.support.ledger import balance
 
 HOUR_US = 3600 * 1_000_000
 
@@ -30,11 +42,11 @@ async def test_lifecycle_from_draft_to_archive(campaigns):
     assert await balance(campaigns.ledger, "campaign:c:budget") == 10_000
     paused = await stub.PauseCampaign(pb.PauseCampaignRequest(campaign_id="c"))
     assert paused.campaign.state == pb.CAMPAIGN_STATE_PAUSED
-    reason, _ = await rejected(
+    await expect_error(
         stub.ArchiveCampaign(pb.ArchiveCampaignRequest(campaign_id="c")),
         grpc.StatusCode.FAILED_PRECONDITION,
+        "CAMPAIGN_STATUS_CONFLICT",
     )
-    assert reason == "CAMPAIGN_STATUS_CONFLICT"
     resumed = await stub.ResumeCampaign(pb.ResumeCampaignRequest(campaign_id="c"))
     assert resumed.campaign.state == pb.CAMPAIGN_STATE_LIVE
     cancelled = await stub.CancelCampaign(pb.CancelCampaignRequest(campaign_id="c"))
@@ -50,11 +62,11 @@ async def test_create_is_idempotent_and_a_different_spec_is_already_exists(campa
     await stub.CreateCampaign(pb.CreateCampaignRequest(campaign_id="c", spec=fixed(10)))
     again = await stub.CreateCampaign(pb.CreateCampaignRequest(campaign_id="c", spec=fixed(10)))
     assert again.campaign.version == 1
-    reason, _ = await rejected(
+    await expect_error(
         stub.CreateCampaign(pb.CreateCampaignRequest(campaign_id="c", spec=fixed(11))),
         grpc.StatusCode.ALREADY_EXISTS,
+        "CAMPAIGN_EXISTS",
     )
-    assert reason == "CAMPAIGN_EXISTS"
 
 
 async def test_updates_make_versions_awards_record_them_and_budgets_only_grow(campaigns):
@@ -72,22 +84,22 @@ async def test_updates_make_versions_awards_record_them_and_budgets_only_grow(ca
     )
     applied = {a.campaign_id: a for a in tracked.breakdown.applied}
     assert (applied["c"].points, applied["c"].campaign_version) == (20, 2)
-    reason, _ = await rejected(
+    await expect_error(
         stub.UpdateCampaign(
             pb.UpdateCampaignRequest(campaign_id="c", spec=fixed(20, budget=50), expected_version=2)
         ),
         grpc.StatusCode.FAILED_PRECONDITION,
+        "BUDGET_DECREASE",
     )
-    assert reason == "BUDGET_DECREASE"
-    reason, _ = await rejected(
+    await expect_error(
         stub.UpdateCampaign(
             pb.UpdateCampaignRequest(
                 campaign_id="c", spec=fixed(30, budget=300), expected_version=1
             )
         ),
         grpc.StatusCode.FAILED_PRECONDITION,
+        "VERSION_MISMATCH",
     )
-    assert reason == "VERSION_MISMATCH"
 
 
 async def test_budget_exhausted_is_derived_and_reported(campaigns):
@@ -190,16 +202,16 @@ BAD_SPECS = {
 @pytest.mark.parametrize("case", BAD_SPECS)
 async def test_bad_specs_are_invalid_argument_and_change_nothing(campaigns, case):
     spec, field = BAD_SPECS[case]
-    _, violations = await rejected(
+    error = await expect_error(
         campaigns.stub.CreateCampaign(pb.CreateCampaignRequest(campaign_id="c", spec=spec)),
         grpc.StatusCode.INVALID_ARGUMENT,
     )
-    assert field in violations
-    reason, _ = await rejected(
+    assert field in field_violations(error)
+    await expect_error(
         campaigns.stub.GetCampaign(pb.GetCampaignRequest(campaign_id="c")),
         grpc.StatusCode.NOT_FOUND,
+        "CAMPAIGN_NOT_FOUND",
     )
-    assert reason == "CAMPAIGN_NOT_FOUND"
 
 
 async def test_bad_input_on_every_other_rpc(campaigns):
@@ -226,8 +238,10 @@ async def test_bad_input_on_every_other_rpc(campaigns):
         "page_token": stub.ListCampaigns(pb.ListCampaignsRequest(page_token="%%%")),
         "count": stub.GetSchedule(pb.GetScheduleRequest(campaign_id="c", count=-1)),
         "time_zone": stub.GetSchedule(pb.GetScheduleRequest(campaign_id="c", time_zone="X/Y")),
-        "spec.reward.points": stub.UpdateCampaign(
-            pb.UpdateCampaignRequest(campaign_id="c", spec=fixed(0))
+        "update_mask": stub.UpdateCampaign(
+            pb.UpdateCampaignRequest(
+                campaign_id="c", spec=fixed(5), update_mask=FieldMask(paths=["reward.nope"])
+            )
         ),
         "expected_version": stub.UpdateCampaign(
             pb.UpdateCampaignRequest(campaign_id="c", spec=fixed(5), expected_version=-1)
@@ -235,24 +249,23 @@ async def test_bad_input_on_every_other_rpc(campaigns):
         "states[0]": stub.ListCampaigns(pb.ListCampaignsRequest(states=[42])),
     }
     for field, call in bad_calls.items():
-        _, violations = await rejected(call, invalid)
+        violations = field_violations(await expect_error(call, invalid))
         assert field in violations, (field, violations)
     watch = stub.WatchCampaigns(pb.WatchCampaignsRequest(after_sequence=-1))
-    _, violations = await rejected(watch.read(), invalid)
-    assert "after_sequence" in violations
+    assert "after_sequence" in field_violations(await expect_error(watch.read(), invalid))
     for call in (
         stub.GetCampaign(pb.GetCampaignRequest(campaign_id="")),
         stub.PauseCampaign(pb.PauseCampaignRequest(campaign_id="x" * 41)),
         stub.GetCampaignStats(pb.GetCampaignStatsRequest(campaign_id="a b")),
     ):
-        _, violations = await rejected(call, invalid)
-        assert "campaign_id" in violations
-    reason, _ = await rejected(
-        stub.GetMember(pb.GetMemberRequest(member_id="m-1")), grpc.StatusCode.NOT_FOUND
+        assert "campaign_id" in field_violations(await expect_error(call, invalid))
+    await expect_error(
+        stub.GetMember(pb.GetMemberRequest(member_id="m-1")),
+        grpc.StatusCode.NOT_FOUND,
+        "MEMBER_NOT_FOUND",
     )
-    assert reason == "MEMBER_NOT_FOUND"
-    reason, _ = await rejected(
+    await expect_error(
         stub.GetCampaignStats(pb.GetCampaignStatsRequest(campaign_id="nope")),
         grpc.StatusCode.NOT_FOUND,
+        "CAMPAIGN_NOT_FOUND",
     )
-    assert reason == "CAMPAIGN_NOT_FOUND"

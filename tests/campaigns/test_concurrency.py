@@ -6,8 +6,8 @@ import asyncio
 
 from loyalty.campaigns.v1 import campaigns_service_pb2 as pb
 
-from tests.campaigns.helpers import balance, launch, program
-from tests.campaigns.messages import fixed, purchase
+from tests.support.campaigns import fixed, launch, program, purchase
+from tests.support.ledger import balance
 
 
 async def test_concurrent_activities_never_overrun_a_nearly_spent_budget(campaigns):

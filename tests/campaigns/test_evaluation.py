@@ -16,7 +16,6 @@ from services.campaigns.domain.model import (
     Birthday,
     CampaignKind,
     Conditions,
-    LimitPeriod,
     Limits,
     MemberLimit,
     ReferralStage,
@@ -25,7 +24,8 @@ from services.campaigns.domain.model import (
     Stacking,
     StackingMode,
 )
-from tests.campaigns.builders import (
+from services.kit.schedule import LimitPeriod
+from tests.support.campaign_specs import (
     activity,
     base_rule,
     candidate,

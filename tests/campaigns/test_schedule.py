@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from services.campaigns.domain.model import LimitPeriod, ScheduleSpec, ZoneMode
-from services.kit.schedule import Schedule, ScheduleError, period_bounds, zone
-from tests.campaigns.builders import at, local, window
+from services.kit.schedule import (
+    LimitPeriod,
+    Schedule,
+    ScheduleError,
+    ScheduleSpec,
+    ZoneMode,
+    period_bounds,
+    zone,
+)
+from tests.support.campaign_specs import at, local, window
 
 NEW_YORK = "America/New_York"  # 2026: clocks jump 02:00 -> 03:00 on 8 March, back on 1 November
 PARIS = "Europe/Paris"  # 2026: 02:00 -> 03:00 on 29 March, 03:00 -> 02:00 on 25 October

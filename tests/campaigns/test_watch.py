@@ -7,9 +7,7 @@ import asyncio
 from loyalty.campaigns.v1 import campaigns_service_pb2 as pb
 from loyalty.campaigns.v1 import campaigns_service_pb2_grpc as pb_grpc
 
-from tests.campaigns.conftest import start_campaigns
-from tests.campaigns.helpers import launch, program
-from tests.campaigns.messages import fixed, purchase, window
+from tests.support.campaigns import fixed, launch, program, purchase, start_campaigns, window
 
 # The ManualClock starts at 2026-01-01T00:00:00Z, 01:00 in Paris.
 START_S = 1_767_225_600
@@ -22,7 +20,7 @@ async def next_transition(stream) -> tuple[str, int, int, int]:
     return t.campaign_id, t.from_state, t.to_state, t.effect_time.seconds
 
 
-async def test_transitions_follow_the_clock_and_resume_after_a_restart(campaigns, tmp_path):
+async def test_transitions_follow_the_clock_and_resume_after_a_restart(campaigns, ledger):
     stub, clock = campaigns.stub, campaigns.clock
     await launch(stub, "morning", fixed(10, schedule=window("2026-01-01T02:00:00", 2)))
     stream = stub.WatchCampaigns(pb.WatchCampaignsRequest())
@@ -50,7 +48,7 @@ async def test_transitions_follow_the_clock_and_resume_after_a_restart(campaigns
     # the instant it took effect, and nothing before it is repeated.
     await campaigns.host.stop(None)
     clock.advance(3 * 3600)
-    host, channel = await start_campaigns(campaigns.ledger, campaigns.settings.db_path)
+    host, channel = await start_campaigns(ledger.target, clock, campaigns.settings.db_path)
     async with channel:
         resumed = pb_grpc.CampaignsServiceStub(channel).WatchCampaigns(
             pb.WatchCampaignsRequest(after_sequence=4)

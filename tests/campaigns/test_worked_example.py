@@ -5,9 +5,9 @@ from __future__ import annotations
 from google.protobuf import duration_pb2
 from loyalty.campaigns.v1 import campaigns_service_pb2 as pb
 
-from tests.campaigns.builders import at
-from tests.campaigns.helpers import balance, launch
-from tests.campaigns.messages import activity, local, purchase, stamp
+from tests.support.campaign_specs import at
+from tests.support.campaigns import activity, launch, local, purchase, stamp
+from tests.support.ledger import balance
 
 PARIS = "Europe/Paris"
 DAY = duration_pb2.Duration(seconds=86_400)

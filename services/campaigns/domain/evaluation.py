@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 
 from services.campaigns.domain.model import (
@@ -37,17 +37,15 @@ from services.campaigns.domain.model import (
     Activity,
     Campaign,
     CampaignKind,
-    CampaignStatus,
     Conditions,
-    LimitPeriod,
     Member,
     ReferralStage,
     RefusalReason,
     StackingMode,
 )
-from services.kit.schedule import Schedule, local_date, period_bounds, zone
+from services.kit.ids import ISSUANCE_ACCOUNT
+from services.kit.schedule import LimitPeriod, Schedule, local_date, period_bounds, zone
 
-ISSUANCE_ACCOUNT = "program:issuance"
 BASE_LEG = "base"
 SURPRISE_ALGORITHM = b"loyalty-arcade/surprise/v1"
 REFERRAL_STAGE_TYPES = {
@@ -135,6 +133,28 @@ class Refused:
 
 
 @dataclass(frozen=True, slots=True)
+class NoPoints:
+    """Why an activity earned its member nothing."""
+
+    reason: RefusalReason
+    explanation: str
+
+
+# When several campaigns refused, the reason a member can act on first.
+NO_POINTS_ORDER = (
+    RefusalReason.MEMBER_LIMIT_REACHED,
+    RefusalReason.ALREADY_GRANTED,
+    RefusalReason.OUTSIDE_WINDOW,
+    RefusalReason.PAUSED,
+    RefusalReason.BUDGET_EXHAUSTED,
+    RefusalReason.MEMBER_QUOTA_REACHED,
+    RefusalReason.NOT_DRAWN,
+    RefusalReason.NO_BASE_POINTS,
+    RefusalReason.LOST_STACKING,
+)
+
+
+@dataclass(frozen=True, slots=True)
 class Decision:
     base_points: int
     base_campaign_id: str
@@ -145,6 +165,8 @@ class Decision:
     # What each bonus that reached the budget check needed from its budget; the
     # decision stands as long as every budget still covers these.
     budget_needs: tuple[tuple[str, int], ...] = ()
+    # Set when the acting member earns nothing: why.
+    no_points: NoPoints | None = None
 
     @property
     def legs(self) -> tuple[Leg, ...]:
@@ -236,6 +258,11 @@ def conditions_hold(candidate: Candidate, context: ActivityContext) -> bool:
     attributes = dict(activity.attributes)
     if any(attributes.get(name) != value for name, value in conditions.attributes):
         return False
+    return targets(conditions, member)
+
+
+def targets(conditions: Conditions, member: Member) -> bool:
+    """The member conditions (tier, segments, opt-in): who a campaign is for."""
     if conditions.tiers and member.tier not in conditions.tiers:
         return False
     if conditions.segments and not set(conditions.segments) & set(member.segments):
@@ -370,7 +397,8 @@ def evaluate(
                 _refuse(
                     candidate,
                     RefusalReason.BUDGET_EXHAUSTED,
-                    f"{remaining} budget points left, {offer_or_refusal.points} needed",
+                    # Not how much is left: players see refusals, never budgets.
+                    f"its budget cannot pay {offer_or_refusal.points} more points",
                 )
             )
         else:
@@ -391,7 +419,7 @@ def evaluate(
         )
         for offer, why in winners
     )
-    return Decision(
+    decision = Decision(
         base_points=base,
         base_campaign_id=base_winner.candidate.campaign_id if base_winner else "",
         applied=applied,
@@ -399,6 +427,33 @@ def evaluate(
         base_leg=base_winner.legs[0] if base_winner else None,
         base_version=base_winner.candidate.campaign.version if base_winner else 0,
         budget_needs=tuple(needs),
+    )
+    if decision.points_for(activity.member_id) > 0:
+        return decision
+    return replace(decision, no_points=_why_nothing(activity, candidates, matching, refused))
+
+
+def _why_nothing(
+    activity: Activity,
+    candidates: Sequence[Candidate],
+    matching: Sequence[Candidate],
+    refused: Sequence[Refused],
+) -> NoPoints:
+    """The one reason to give a member who earned nothing: a refusal they can act
+    on, or that nothing rewards this activity (for them): never which condition
+    left them out, which would show a campaign's targeting."""
+    if not candidates:
+        return NoPoints(
+            RefusalReason.NO_CAMPAIGN, f"no campaign rewards {activity.type} activities now"
+        )
+    if refused:
+        first = min(refused, key=lambda r: NO_POINTS_ORDER.index(r.reason))
+        return NoPoints(first.reason, f"{first.campaign_id}: {first.explanation}")
+    return NoPoints(
+        RefusalReason.NOT_ELIGIBLE,
+        f"campaigns reward {activity.type} activities, but not this one"
+        if matching
+        else f"no campaign rewards this {activity.type} activity for this member",
     )
 
 
@@ -443,8 +498,10 @@ def _offer(
     else:
         actor_points, note = reward.points, "fixed bonus"
 
-    if campaign.status is CampaignStatus.PAUSED:
-        return _refuse(candidate, RefusalReason.PAUSED, "the campaign is paused")
+    # By when the activity happened, as windows are: a pause holds back what
+    # happened during it, not what arrives during it.
+    if campaign.paused_at(activity.occur_us):
+        return _refuse(candidate, RefusalReason.PAUSED, "the campaign was paused then")
     if usage.already_granted:
         return _refuse(candidate, RefusalReason.ALREADY_GRANTED, "granted once already")
     quota = spec.limits.max_members

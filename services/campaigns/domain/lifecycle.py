@@ -6,7 +6,15 @@ the budget whenever it is read, so no background job can miss a transition.
 
 from __future__ import annotations
 
-from services.campaigns.domain.model import Campaign, CampaignKind, CampaignState, CampaignStatus
+from dataclasses import replace
+
+from services.campaigns.domain.model import (
+    Campaign,
+    CampaignKind,
+    CampaignState,
+    CampaignStatus,
+    Pause,
+)
 from services.kit.errors import FailedPrecondition
 from services.kit.schedule import Schedule
 
@@ -49,19 +57,27 @@ def derive_state(campaign: Campaign, schedule: Schedule, now_us: int) -> Campaig
     return CampaignState.LIVE if window is not None else CampaignState.SCHEDULED
 
 
-def apply_action(campaign: Campaign, action: str, state: CampaignState) -> CampaignStatus | None:
-    """The status after the action; None when the campaign is already there (a
-    retry). FAILED_PRECONDITION when the action does not fit the campaign now."""
+def apply_action(
+    campaign: Campaign, action: str, state: CampaignState, now_us: int
+) -> Campaign | None:
+    """The campaign after the action; None when it is already there (a retry).
+    FAILED_PRECONDITION when the action does not fit the campaign now. A pause
+    and its resume are kept, so activities are judged by when they happened."""
     sources, target = ACTIONS[action]
     if campaign.status is target:
         return None
-    if action == "archive" and state is CampaignState.ENDED:
-        return target
-    if campaign.status not in sources:
+    if campaign.status not in sources and not (
+        action == "archive" and state is CampaignState.ENDED
+    ):
         raise FailedPrecondition(
             "CAMPAIGN_STATUS_CONFLICT",
             f"cannot {action} campaign {campaign.campaign_id} while it is "
             f"{campaign.status.value.lower()}",
             {"campaign_id": campaign.campaign_id, "status": campaign.status.value},
         )
-    return target
+    pauses = campaign.pauses
+    if action == "pause":
+        pauses += (Pause(now_us),)
+    elif action == "resume" and pauses and pauses[-1].end_us is None:
+        pauses = (*pauses[:-1], replace(pauses[-1], end_us=now_us))
+    return replace(campaign, status=target, update_us=now_us, pauses=pauses)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
-# The schedule types moved to the kit with the schedule code; re-exported for campaigns.
-from services.kit.schedule import LimitPeriod, LocalTime, ScheduleSpec, ZoneMode  # noqa: F401
+from services.kit.ids import budget_account
+from services.kit.schedule import LimitPeriod, ScheduleSpec
 
 
 class CampaignKind(Enum):
@@ -61,26 +61,15 @@ class RefusalReason(Enum):
     ALREADY_GRANTED = "ALREADY_GRANTED"
     PAUSED = "PAUSED"
     NO_BASE_POINTS = "NO_BASE_POINTS"
+    # Why an activity earned nothing when no campaign refused it in particular.
+    NO_CAMPAIGN = "NO_CAMPAIGN"
+    NOT_ELIGIBLE = "NOT_ELIGIBLE"
 
 
 PURCHASE = "purchase"
 REFUND = "refund"
 REFERRAL_INVITE_SENT = "referral_invite_sent"
 REFERRAL_SIGNUP = "referral_signup"
-WELL_KNOWN_TYPES = frozenset(
-    {
-        PURCHASE,
-        REFUND,
-        "social_share",
-        "product_review",
-        "profile_completed",
-        "app_login",
-        REFERRAL_INVITE_SENT,
-        REFERRAL_SIGNUP,
-        "referral_first_purchase",
-        "game_played",
-    }
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,13 +110,11 @@ class Activity:
     activity_id: str
     member_id: str
     type: str
-    occur_us: int
+    # None when the client sent no occur_time (refused by validation).
+    occur_us: int | None
     purchase: Purchase | None = None
     refund: Refund | None = None
     attributes: tuple[tuple[str, str], ...] = ()
-
-    def attribute(self, name: str) -> str | None:
-        return dict(self.attributes).get(name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,10 +170,23 @@ class CampaignSpec:
     budget_points: int = 0
     limits: Limits = field(default_factory=Limits)
     stacking: Stacking = field(default_factory=Stacking)
+    # What members are told about it.
+    description: str = ""
 
     @property
     def is_bonus(self) -> bool:
         return self.kind is not CampaignKind.BASE_RULE
+
+
+@dataclass(frozen=True, slots=True)
+class Pause:
+    """A manager's pause: from `start_us` until `end_us` (None: not resumed yet)."""
+
+    start_us: int
+    end_us: int | None = None
+
+    def holds(self, instant_us: int) -> bool:
+        return self.start_us <= instant_us and (self.end_us is None or instant_us < self.end_us)
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +200,8 @@ class Campaign:
     # Points funded into the budget account, and awarded net of clawbacks.
     budget_funded: int = 0
     budget_used: int = 0
+    # Every pause, oldest first: activities are judged by when they happened.
+    pauses: tuple[Pause, ...] = ()
 
     @property
     def budget_remaining(self) -> int:
@@ -207,8 +209,8 @@ class Campaign:
 
     @property
     def budget_account_id(self) -> str:
-        return budget_account_id(self.campaign_id) if self.spec.is_bonus else ""
+        return budget_account(self.campaign_id) if self.spec.is_bonus else ""
 
-
-def budget_account_id(campaign_id: str) -> str:
-    return f"campaign:{campaign_id}:budget"
+    def paused_at(self, instant_us: int) -> bool:
+        """True when a pause held the campaign at that instant."""
+        return any(pause.holds(instant_us) for pause in self.pauses)

@@ -1,4 +1,5 @@
-"""Checks on what callers send; every bad field is named at once."""
+"""Checks on what callers send; every bad field is named at once, and no
+message echoes a long value in full (services.kit.text.shown)."""
 
 from __future__ import annotations
 
@@ -15,43 +16,30 @@ from services.campaigns.domain.model import (
     ReferralStage,
 )
 from services.kit.errors import Violations
-from services.kit.schedule import Schedule, ScheduleError, zone
+from services.kit.ids import ACTIVITY_ID, ACTIVITY_TYPE, CAMPAIGN_ID, MEMBER_ID, check_id
+from services.kit.schedule import INSTANTS, LimitPeriod, Schedule, ScheduleError, in_range, zone
+from services.kit.text import shown
 
-MEMBER_ID = re.compile(r"[A-Za-z0-9._@+-]{1,64}")
-ACTIVITY_ID = re.compile(r"[A-Za-z0-9._@+-]{1,50}")
-CAMPAIGN_ID = re.compile(r"[A-Za-z0-9._-]{1,40}")
-ACTIVITY_TYPE = re.compile(r"[a-z][a-z0-9_]{0,39}")
 CURRENCY = re.compile(r"[A-Z]{3}")
 LABEL_LENGTH = 64
 MAX_LABELS = 32
 MAX_ATTRIBUTES = 16
+MAX_ATTRIBUTE_VALUE = 256
+MAX_EXCLUSIONS = 366
 MAX_AMOUNT_MINOR = 10**13
 MAX_POINTS = 10**9
 # Keeps every sum of budgets, awards and balances far from int64 overflow.
 MAX_BUDGET = 10**12
 MAX_MULTIPLIER_PERCENT = 10_000
-
-
-def valid_id(pattern: re.Pattern[str], value: str) -> bool:
-    return pattern.fullmatch(value) is not None
-
-
-def check_id(violations: Violations, field: str, pattern: re.Pattern[str], value: str) -> bool:
-    return violations.check(
-        valid_id(pattern, value), field, f"must match {pattern.pattern}, got {value!r}"
-    )
-
-
-# Instants the schedule arithmetic handles in any zone: years 1971 to 9998.
-EARLIEST_US = 365 * 86_400 * 1_000_000
-LATEST_US = 253_339_200_000 * 1_000_000
+MAX_DISPLAY_NAME = 200
+MAX_DESCRIPTION = 1_000
 
 
 def check_instant(violations: Violations, field: str, instant_us: int | None) -> None:
+    """Every time a client gives is in one range, with one message, whatever side
+    it misses on (year 1 as much as year 10,000)."""
     if instant_us is not None:
-        violations.check(
-            EARLIEST_US <= instant_us <= LATEST_US, field, "must be between 1971 and 9998"
-        )
+        violations.check(in_range(instant_us), field, f"must be {INSTANTS}")
 
 
 def check_zone(violations: Violations, field: str, name: str) -> None:
@@ -61,18 +49,33 @@ def check_zone(violations: Violations, field: str, name: str) -> None:
         violations.add(field, error.description)
 
 
+def check_campaign_id(violations: Violations, campaign_id: str, field: str = "campaign_id") -> None:
+    check_id(violations, field, campaign_id, CAMPAIGN_ID)
+
+
+def check_member_id(violations: Violations, member_id: str, field: str = "member_id") -> None:
+    check_id(violations, field, member_id, MEMBER_ID)
+
+
+def _count(violations: Violations, field: str, items, most: int) -> bool:
+    """Whether the list is short enough to check entry by entry: a list over
+    its limit is one violation, not one per entry."""
+    return violations.check(len(items) <= most, field, f"at most {most} entries, got {len(items)}")
+
+
 def _check_labels(violations: Violations, field: str, labels: tuple[str, ...]) -> None:
-    violations.check(len(labels) <= MAX_LABELS, field, f"at most {MAX_LABELS} entries")
+    if not _count(violations, field, labels, MAX_LABELS):
+        return
     for index, label in enumerate(labels):
         violations.check(
             0 < len(label) <= LABEL_LENGTH,
             f"{field}[{index}]",
-            f"must be 1 to {LABEL_LENGTH} characters",
+            f"must be 1 to {LABEL_LENGTH} characters, got {len(label)}",
         )
 
 
 def check_member(violations: Violations, member: Member) -> None:
-    check_id(violations, "member.member_id", MEMBER_ID, member.member_id)
+    check_member_id(violations, member.member_id, "member.member_id")
     if member.time_zone:
         check_zone(violations, "member.time_zone", member.time_zone)
     if member.birthday is not None:
@@ -88,11 +91,13 @@ def check_member(violations: Violations, member: Member) -> None:
             "member.birthday.year",
             "must be 0 (unknown) or 1900 to 2100",
         )
-    violations.check(len(member.tier) <= LABEL_LENGTH, "member.tier", "at most 64 characters")
+    violations.check(
+        len(member.tier) <= LABEL_LENGTH, "member.tier", f"at most {LABEL_LENGTH} characters"
+    )
     _check_labels(violations, "member.segments", member.segments)
     _check_labels(violations, "member.opt_ins", member.opt_ins)
     referrer = member.referrer_member_id
-    if referrer and check_id(violations, "member.referrer_member_id", MEMBER_ID, referrer):
+    if referrer and check_id(violations, "member.referrer_member_id", referrer, MEMBER_ID):
         violations.check(
             referrer != member.member_id,
             "member.referrer_member_id",
@@ -101,10 +106,11 @@ def check_member(violations: Violations, member: Member) -> None:
 
 
 def check_activity(violations: Violations, activity: Activity) -> None:
-    check_id(violations, "activity.activity_id", ACTIVITY_ID, activity.activity_id)
-    check_id(violations, "activity.member_id", MEMBER_ID, activity.member_id)
-    check_id(violations, "activity.type", ACTIVITY_TYPE, activity.type)
-    if violations.check(activity.occur_us != 0, "activity.occur_time", "is required"):
+    check_id(violations, "activity.activity_id", activity.activity_id, ACTIVITY_ID)
+    check_member_id(violations, activity.member_id, "activity.member_id")
+    check_id(violations, "activity.type", activity.type, ACTIVITY_TYPE)
+    # Presence, not zero: an activity at the Unix epoch is out of range, not missing.
+    if violations.check(activity.occur_us is not None, "activity.occur_time", "is required"):
         check_instant(violations, "activity.occur_time", activity.occur_us)
     purchase, refund = activity.purchase, activity.refund
     if activity.type == PURCHASE:
@@ -116,7 +122,7 @@ def check_activity(violations: Violations, activity: Activity) -> None:
                 f"must be 1 to {MAX_AMOUNT_MINOR}",
             )
             violations.check(
-                not purchase.currency or valid_id(CURRENCY, purchase.currency),
+                not purchase.currency or CURRENCY.fullmatch(purchase.currency) is not None,
                 "activity.purchase.currency",
                 "must be an ISO 4217 code such as EUR",
             )
@@ -129,8 +135,8 @@ def check_activity(violations: Violations, activity: Activity) -> None:
             check_id(
                 violations,
                 "activity.refund.purchase_activity_id",
-                ACTIVITY_ID,
                 refund.purchase_activity_id,
+                ACTIVITY_ID,
             )
             violations.check(
                 0 < refund.amount_minor <= MAX_AMOUNT_MINOR,
@@ -139,14 +145,22 @@ def check_activity(violations: Violations, activity: Activity) -> None:
             )
     else:
         violations.check(refund is None, "activity.refund", "only for refunds")
-    violations.check(
-        len(activity.attributes) <= MAX_ATTRIBUTES, "activity.attributes", "at most 16 entries"
-    )
-    for name, value in activity.attributes:
+    _check_attributes(violations, "activity.attributes", activity.attributes)
+
+
+def _check_attributes(
+    violations: Violations, field: str, attributes: tuple[tuple[str, str], ...]
+) -> None:
+    """The map's field names the problem; a key goes in the description, shortened,
+    never into the field path."""
+    if not _count(violations, field, attributes, MAX_ATTRIBUTES):
+        return
+    for name, value in attributes:
         violations.check(
-            0 < len(name) <= LABEL_LENGTH and len(value) <= 256,
-            f"activity.attributes[{name}]",
-            "keys 1 to 64 characters, values at most 256",
+            0 < len(name) <= LABEL_LENGTH and len(value) <= MAX_ATTRIBUTE_VALUE,
+            field,
+            f"key {shown(name)}: keys are 1 to {LABEL_LENGTH} characters and values at most "
+            f"{MAX_ATTRIBUTE_VALUE}",
         )
 
 
@@ -157,7 +171,14 @@ def _points(violations: Violations, field: str, value: int, minimum: int = 1) ->
 def check_spec(violations: Violations, spec: CampaignSpec) -> Schedule | None:
     """Checks the spec; returns its compiled schedule when that part is sound."""
     violations.check(
-        0 < len(spec.display_name) <= 200, "spec.display_name", "must be 1 to 200 characters"
+        0 < len(spec.display_name) <= MAX_DISPLAY_NAME,
+        "spec.display_name",
+        f"must be 1 to {MAX_DISPLAY_NAME} characters",
+    )
+    violations.check(
+        len(spec.description) <= MAX_DESCRIPTION,
+        "spec.description",
+        f"at most {MAX_DESCRIPTION} characters",
     )
     reward, kind = spec.reward, spec.kind
     if kind is CampaignKind.BASE_RULE:
@@ -216,33 +237,26 @@ def check_spec(violations: Violations, spec: CampaignSpec) -> Schedule | None:
             "spec.reward.referred_points",
             "an invite has no referred member yet",
         )
-    conditions = spec.conditions
-    for index, activity_type in enumerate(conditions.activity_types):
-        check_id(
-            violations, f"spec.conditions.activity_types[{index}]", ACTIVITY_TYPE, activity_type
-        )
+    _check_conditions(violations, spec)
+    limits = spec.limits.member_limits
+    # One limit per period at most: a longer list is one violation, not one per entry.
+    if _count(violations, "spec.limits.member_limits", limits, len(LimitPeriod)):
+        seen = set()
+        for index, limit in enumerate(limits):
+            field = f"spec.limits.member_limits[{index}]"
+            violations.check(limit.period not in seen, f"{field}.period", "one limit per period")
+            seen.add(limit.period)
+            _points(violations, f"{field}.max_points", limit.max_points)
     violations.check(
-        0 <= conditions.min_spend_minor <= MAX_AMOUNT_MINOR,
-        "spec.conditions.min_spend_minor",
-        "must not be negative",
+        0 <= spec.limits.max_members <= 10**9, "spec.limits.max_members", "must be 0 to 10^9"
     )
     violations.check(
-        not conditions.currency or valid_id(CURRENCY, conditions.currency),
-        "spec.conditions.currency",
-        "must be an ISO 4217 code such as EUR",
+        len(spec.stacking.group) <= LABEL_LENGTH,
+        "spec.stacking.group",
+        f"at most {LABEL_LENGTH} characters",
     )
-    seen = set()
-    for index, limit in enumerate(spec.limits.member_limits):
-        field = f"spec.limits.member_limits[{index}]"
-        violations.check(limit.period not in seen, f"{field}.period", "one limit per period")
-        seen.add(limit.period)
-        _points(violations, f"{field}.max_points", limit.max_points)
-    violations.check(
-        0 <= spec.limits.max_members <= 10**9, "spec.limits.max_members", "must not be negative"
-    )
-    violations.check(
-        len(spec.stacking.group) <= LABEL_LENGTH, "spec.stacking.group", "at most 64 characters"
-    )
+    if not _count(violations, "spec.schedule.exclusions", spec.schedule.exclusions, MAX_EXCLUSIONS):
+        return None
     try:
         schedule = Schedule(spec.schedule)
     except ScheduleError as error:
@@ -259,3 +273,35 @@ def check_spec(violations: Violations, spec: CampaignSpec) -> Schedule | None:
     if spec.schedule.exclusions and not spec.schedule.rrule:
         violations.add("spec.schedule.exclusions", "only a recurring schedule has exclusions")
     return schedule
+
+
+def _check_conditions(violations: Violations, spec: CampaignSpec) -> None:
+    conditions = spec.conditions
+    types = conditions.activity_types
+    if _count(violations, "spec.conditions.activity_types", types, MAX_LABELS):
+        for index, activity_type in enumerate(types):
+            check_id(
+                violations,
+                f"spec.conditions.activity_types[{index}]",
+                activity_type,
+                ACTIVITY_TYPE,
+            )
+    violations.check(
+        0 <= conditions.min_spend_minor <= MAX_AMOUNT_MINOR,
+        "spec.conditions.min_spend_minor",
+        f"must be 0 to {MAX_AMOUNT_MINOR}",
+    )
+    violations.check(
+        not conditions.currency or CURRENCY.fullmatch(conditions.currency) is not None,
+        "spec.conditions.currency",
+        "must be an ISO 4217 code such as EUR",
+    )
+    _check_labels(violations, "spec.conditions.skus", conditions.skus)
+    _check_labels(violations, "spec.conditions.tiers", conditions.tiers)
+    _check_labels(violations, "spec.conditions.segments", conditions.segments)
+    violations.check(
+        len(conditions.required_opt_in) <= LABEL_LENGTH,
+        "spec.conditions.required_opt_in",
+        f"at most {LABEL_LENGTH} characters",
+    )
+    _check_attributes(violations, "spec.conditions.attributes", conditions.attributes)

@@ -1,4 +1,6 @@
-"""Small builders for campaign specs, members and activities in tests."""
+"""Domain objects for the campaigns tests that need no server: specs,
+candidates, members and activities (tests/support/campaigns.py has their
+protobuf counterparts)."""
 
 from __future__ import annotations
 
@@ -13,15 +15,14 @@ from services.campaigns.domain.model import (
     CampaignKind,
     CampaignSpec,
     CampaignStatus,
-    LocalTime,
     Member,
+    Pause,
     Purchase,
     Reward,
-    ScheduleSpec,
     Stacking,
 )
 from services.kit.clock import from_datetime
-from services.kit.schedule import Schedule
+from services.kit.schedule import LocalTime, Schedule, ScheduleSpec
 
 ZONE = "Europe/Paris"
 
@@ -89,6 +90,7 @@ def candidate(
         update_us=0,
         budget_funded=campaign_spec.budget_points,
         budget_used=used,
+        pauses=(Pause(0),) if paused else (),
     )
     return Candidate(campaign, Schedule(campaign_spec.schedule))
 
@@ -98,23 +100,29 @@ def member(member_id: str = "m-1", **fields) -> Member:
 
 
 def purchase(
-    amount_minor: int, occur: str = "2026-03-07T12:00:00", activity_id: str = "a-1", **fields
+    amount_minor: int,
+    occur: str = "2026-03-07T12:00:00",
+    activity_id: str = "a-1",
+    zone: str = ZONE,
+    **fields,
 ) -> Activity:
-    return Activity(
-        activity_id=activity_id,
-        member_id=fields.pop("member_id", "m-1"),
-        type="purchase",
-        occur_us=at(occur),
-        purchase=Purchase(amount_minor=amount_minor, currency="EUR", skus=fields.pop("skus", ())),
-        **fields,
-    )
+    """A purchase in EUR at a local time in `zone`."""
+    bought = Purchase(amount_minor=amount_minor, currency="EUR", skus=fields.pop("skus", ()))
+    return activity("purchase", occur, activity_id, zone, purchase=bought, **fields)
 
 
-def activity(kind: str, occur: str = "2026-03-07T12:00:00", activity_id: str = "a-1", **fields):
+def activity(
+    kind: str,
+    occur: str = "2026-03-07T12:00:00",
+    activity_id: str = "a-1",
+    zone: str = ZONE,
+    **fields,
+) -> Activity:
+    """An activity of any type at a local time in `zone`."""
     return Activity(
         activity_id=activity_id,
         member_id=fields.pop("member_id", "m-1"),
         type=kind,
-        occur_us=at(occur),
+        occur_us=at(occur, zone),
         **fields,
     )

@@ -1,21 +1,22 @@
 """What the campaigns service asks of the ledger, in the ledger's own terms:
-accounts it opens, chains it posts, balances it reads."""
+the chains it posts (through the outbox), the accounts it opens and the
+balances it reads. Answers are read with services.kit.chains.ChainAnswer."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 from loyalty.ledger.v1 import ledger_service_pb2 as ledger_pb
 
-from services.campaigns.domain.evaluation import ISSUANCE_ACCOUNT, Leg
-from services.campaigns.domain.model import budget_account_id
+from services.campaigns.domain.evaluation import Leg
 from services.campaigns.domain.refund import ClawbackPlan
+from services.kit.chains import linked_chain
+from services.kit.ids import ISSUANCE_ACCOUNT, POINTS, budget_account
 from services.kit.ledger_accounts import (
     NO_NEGATIVE,
-    POINTS,
     PROGRAM_ISSUANCE,
     LedgerAccounts,
-    linked_chain,
     points_wallet,
 )
 from services.kit.proto_time import timestamp
@@ -73,7 +74,7 @@ def funding_transfer(
             ledger_pb.Transfer(
                 id=transfer_id,
                 debit_account_id=ISSUANCE_ACCOUNT,
-                credit_account_id=budget_account_id(campaign_id),
+                credit_account_id=budget_account(campaign_id),
                 amount=amount,
                 code=ledger_pb.TRANSFER_CODE_FUNDING,
                 kind=ledger_pb.TRANSFER_KIND_POSTED,
@@ -83,41 +84,17 @@ def funding_transfer(
     )
 
 
-def parse_request(raw: bytes) -> ledger_pb.PostTransfersRequest:
-    return ledger_pb.PostTransfersRequest.FromString(raw)
+class CampaignsLedger(Protocol):
+    """The ledger calls the use cases make themselves; chains go through the outbox."""
 
-
-def balance_after(response: ledger_pb.PostTransfersResponse, member_id: str) -> int | None:
-    """The member's posted balance after the last transfer of the chain touching it."""
-    latest: tuple[int, int] | None = None
-    for result in response.results:
-        transfer = result.transfer
-        for account, balance in (
-            (transfer.credit_account_id, transfer.credit_balance_after),
-            (transfer.debit_account_id, transfer.debit_balance_after),
-        ):
-            if account == member_id and (latest is None or transfer.sequence > latest[0]):
-                latest = (transfer.sequence, balance)
-    return latest[1] if latest else None
-
-
-def refusals(response: ledger_pb.PostTransfersResponse) -> list[tuple[str, str, str]]:
-    """(transfer id, result code name, field) of every transfer that did not commit
-    for a reason of its own (not merely because a linked one failed)."""
-    return [
-        (result.id, ledger_pb.TransferResultCode.Name(result.code), result.field)
-        for result in response.results
-        if result.code
-        not in (
-            ledger_pb.TRANSFER_RESULT_CODE_OK,
-            ledger_pb.TRANSFER_RESULT_CODE_EXISTS,
-            ledger_pb.TRANSFER_RESULT_CODE_LINKED_TRANSFER_FAILED,
-        )
-    ]
+    async def open_wallet(self, member_id: str) -> None: ...
+    async def open_budget(self, campaign_id: str) -> None: ...
+    async def balance(self, account_id: str) -> ledger_pb.Balance | None: ...
 
 
 class LedgerClient(LedgerAccounts):
-    """The suite's ledger client, with the accounts campaigns pays from and to."""
+    """CampaignsLedger over the suite's ledger client: the accounts campaigns pays
+    from and to, opened once per process."""
 
     async def open_wallet(self, member_id: str) -> None:
         await self.ensure(PROGRAM_ISSUANCE, points_wallet(member_id))
@@ -126,7 +103,7 @@ class LedgerClient(LedgerAccounts):
         await self.ensure(
             PROGRAM_ISSUANCE,
             ledger_pb.Account(
-                id=budget_account_id(campaign_id),
+                id=budget_account(campaign_id),
                 unit=POINTS,
                 kind=ledger_pb.ACCOUNT_KIND_CAMPAIGN_BUDGET,
                 flags=NO_NEGATIVE,

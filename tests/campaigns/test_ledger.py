@@ -2,7 +2,7 @@
 
 from services.campaigns.domain.evaluation import Leg
 from services.campaigns.domain.refund import AwardedLeg, ClawbackLeg, ClawbackPlan
-from services.campaigns.ledger_client import award_chain, clawback_chain
+from services.campaigns.ledger import award_chain, clawback_chain
 
 
 def test_award_legs_form_one_linked_chain_with_expiry():
