@@ -8,12 +8,18 @@ PROTOS := $(shell find protos -name '*.proto' | sort)
 INSTALLED := $(VENV)/.installed
 GENERATED := gen/.generated
 NODE_INSTALLED := node_modules/.installed
+WEB_GENERATED := web/gen/.generated
+WEB_BUILT := web/dist/.built
+# Everything the web apps are built from: a change to any of these rebuilds them.
+WEB_SOURCES := $(shell find web/app web/console web/shared -type f 2>/dev/null | sort) web/build.mjs
+# The browser tests drive Debian's Chromium; nothing downloads a browser.
+CHROMIUM := /usr/bin/chromium
 ROLE ?= player
 SUB ?= m-1
 
-.PHONY: setup proto run test e2e lint format bench mutants demo token clean
+.PHONY: setup proto run test e2e lint format bench mutants demo token clean web browser
 
-setup: $(INSTALLED) $(GENERATED) $(NODE_INSTALLED)
+setup: $(INSTALLED) $(GENERATED) $(NODE_INSTALLED) $(WEB_GENERATED) browser
 
 # The virtual environment with pinned packages; the project itself is installed
 # editable so `services`, `tools` and the generated `loyalty` stubs import anywhere.
@@ -25,21 +31,49 @@ $(INSTALLED): pyproject.toml
 	touch $@
 
 # Stubs are generated from protos/ and never edited by hand.
-proto: $(GENERATED)
+proto: $(GENERATED) $(WEB_GENERATED)
 $(GENERATED): $(PROTOS) $(INSTALLED)
 	rm -rf gen && mkdir -p gen
 	$(PY) -m grpc_tools.protoc -I protos --python_out=gen --pyi_out=gen --grpc_python_out=gen $(PROTOS)
 	touch $@
 
-# Node packages for the third-party client tests (connect-web, grpc-js), from the lock file.
+# Node packages, from the lock file: the client test packages, and the web apps'
+# toolchain (preact, esbuild, typescript, protoc-gen-es, @playwright/test).
 $(NODE_INSTALLED): package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
+	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-run: setup
-	$(PY) -m tools.suite
+# TypeScript stubs for the web apps (buf.gen.yaml: protoc-gen-es from node_modules).
+$(WEB_GENERATED): $(PROTOS) buf.gen.yaml $(INSTALLED) $(NODE_INSTALLED)
+	rm -rf web/gen
+	$(BIN)/buf generate
+	touch $@
 
-test: setup
+# The player app and the console, served by the gateway at /app/ and /console/.
+web: $(WEB_BUILT)
+$(WEB_BUILT): $(WEB_SOURCES) $(WEB_GENERATED)
+	node web/build.mjs
+	touch $@
+
+# Debian's chromium for the browser tests: installed when missing and we are
+# root (as CI is), otherwise a clear stop naming the package.
+browser:
+	@if [ -x $(CHROMIUM) ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get > /dev/null; then \
+	  echo "Installing Debian's chromium for the browser tests"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && apt-get install -y -qq chromium > /dev/null || exit 1; \
+	else \
+	  echo "The browser tests need Chromium at $(CHROMIUM): install the Debian package 'chromium' (as root: apt-get install chromium)" >&2; \
+	  exit 1; \
+	fi
+
+# `make run` needs no browser: only what serves the suite and the built apps.
+run: $(INSTALLED) $(GENERATED) $(NODE_INSTALLED) $(WEB_BUILT)
+	$(PY) -m tools.suite --starter
+
+test: setup $(WEB_BUILT)
+	node web/unit.mjs
 	$(PY) -m pytest
 
 e2e: setup
@@ -55,6 +89,7 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/buf lint
+	node_modules/.bin/tsc -p web
 
 format: setup
 	$(BIN)/ruff check --fix .
@@ -72,5 +107,5 @@ mutants: setup
 	$(PY) -m tools.mutation_score mutants/mutmut-cicd-stats.json
 
 clean:
-	rm -rf $(VENV) gen var node_modules mutants .pytest_cache .ruff_cache .hypothesis *.egg-info
+	rm -rf $(VENV) gen var node_modules mutants web/gen web/dist web/test-results .pytest_cache .ruff_cache .hypothesis *.egg-info
 	rm -f bench/results/*.json bench/results/*.png bench/results/*.md

@@ -312,7 +312,7 @@ class Suite:
             await self.running.pop(name).stop()
 
 
-async def run(data_dir: Path) -> None:
+async def run(data_dir: Path, starter: bool = False) -> None:
     present = [spec for spec in SERVICES if spec.exists()]
     # The terminal gets readable lines; every service also keeps JSON lines in a file.
     suite = Suite(
@@ -333,6 +333,11 @@ async def run(data_dir: Path) -> None:
             starting.cancel()
             return
         starting.result()
+        if starter and "gateway" in suite.running:
+            # Imported here: the starter speaks through tools.demo, which imports this module.
+            from tools import starter as starter_program
+
+            await starter_program.set_up_dev(suite.target("gateway"))
         print("Loyalty Arcade is running (gRPC, then Prometheus metrics):")
         for name, service in suite.running.items():
             metrics = f"http://{service.metrics_target}/metrics" if service.metrics_target else "-"
@@ -340,6 +345,8 @@ async def run(data_dir: Path) -> None:
         if "gateway" in suite.running:
             print(f"  Connect, gRPC-Web and gRPC: http://{suite.target('gateway')}")
             print("  A token for trying things: make token ROLE=player SUB=m-1")
+            print(f"  Player app: http://{suite.target('gateway')}/app/")
+            print(f"  Managers' console: http://{suite.target('gateway')}/console/")
         print(f"  JSON logs: {data_dir / 'logs'}/<service>.log")
         print("Ctrl-C stops every service.", flush=True)
         exits = [asyncio.ensure_future(s.process.wait()) for s in suite.running.values()]
@@ -354,8 +361,11 @@ async def run(data_dir: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description="Run every Loyalty Arcade service.")
     parser.add_argument("--data-dir", type=Path, default=REPO / "var")
+    parser.add_argument(
+        "--starter", action="store_true", help="set up the starter program (tools/starter.py)"
+    )
     arguments = parser.parse_args()
-    asyncio.run(run(arguments.data_dir))
+    asyncio.run(run(arguments.data_dir, arguments.starter))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """The HTTP edge in front of the Connect applications: request ids, CORS,
-body size, liveness and readiness, and routing by service and method path,
+body size, liveness and readiness, plain pages (the web apps and the
+development sign-in, webapps.py), and routing by service and method path,
 with an explained refusal (refusals.py) for whatever no handler can take;
 every request counted by route (the exposed methods' names, or one of a few
 fixed names: never a path a client made up) and HTTP status."""
@@ -33,6 +34,14 @@ from services.kit.metrics import HttpMetrics
 from services.kit.server import REQUEST_ID_HEADER, request_id_from
 
 log = structlog.get_logger()
+
+
+class Page(Protocol):
+    """A plain HTTP route beside the RPCs (the web apps, the dev sign-in)."""
+
+    def handles(self, scope: dict) -> bool: ...
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None: ...
 
 
 class ServedService(Protocol):
@@ -89,6 +98,8 @@ class Route:
 PREFLIGHT = Route("preflight")
 LIVENESS = Route("/healthz")
 READINESS = Route("/readyz")
+# The web apps' files and the development sign-in.
+PAGE = Route("page")
 # Every path that names no exposed method: one label, whatever a client sends.
 UNMATCHED = Route("unmatched")
 
@@ -125,8 +136,10 @@ class Edge:
         readiness: Callable[[], Awaitable[dict[str, str]]],
         clock: Clock,
         metrics: HttpMetrics,
+        pages: Sequence[Page] = (),
     ) -> None:
         self._routes = routes
+        self._pages = pages
         self._codecs = codecs
         self._cors = cors
         self._max_body_bytes = max_body_bytes
@@ -200,6 +213,10 @@ class Edge:
             body = {"status": "ready" if ready else "not_ready", "upstreams": upstreams}
             await _plain_response(send, 200 if ready else 503, body)
             return READINESS
+        for page in self._pages:
+            if page.handles(scope):
+                await page(scope, receive, send)
+                return PAGE
         content_type = _header(scope, b"content-type")
         trailers = _header(scope, b"te") == "trailers" and "http.response.trailers" in scope.get(
             "extensions", {}

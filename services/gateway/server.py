@@ -53,6 +53,7 @@ from services.gateway.tokens import (
     TokenVerifier,
     dev_secret,
 )
+from services.gateway.webapps import DevSignIn, WebApps
 from services.kit.clock import Clock, SystemClock
 from services.kit.config import (
     CAMPAIGNS_ADDRESS,
@@ -121,6 +122,11 @@ class GatewaySettings(ServiceSettings):
     max_body_bytes: int = 256 * 1024
     # gRPC reflection of the exposed methods (what grpcurl lists and describes).
     reflection: bool = True
+    # The built web apps (`make web`) served at /app/ and /console/; empty: none.
+    web_dir: Path | None = Path(__file__).resolve().parents[2] / "web" / "dist"
+    # POST /dev/token mints tokens for the apps' development sign-in. It exists
+    # only with the development secret, never with JWKS keys, whatever this says.
+    dev_sign_in: bool = True
     # More services to re-expose, each with its target (tests use this).
     extra_upstreams: tuple[tuple[Upstream, str], ...] = ()
 
@@ -265,8 +271,9 @@ async def build_server(
         max_seconds=settings.max_deadline_seconds,
         stream_max_seconds=settings.max_stream_seconds,
     )
+    keys = settings.key_source()
     verifier = TokenVerifier(
-        settings.key_source(),
+        keys,
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
         leeway_seconds=settings.jwt_leeway_seconds,
@@ -311,6 +318,11 @@ async def build_server(
             apps.append(ServiceApplication(name, endpoints, **options))
     routes = {app.service_name: app for app in apps}
     health = UpstreamHealth(channels)
+    pages: list[WebApps | DevSignIn] = []
+    if settings.web_dir is not None:
+        pages.append(WebApps(settings.web_dir))
+    if settings.dev_sign_in and isinstance(keys, SharedSecret):
+        pages.append(DevSignIn(keys.secret, settings.jwt_issuer, settings.jwt_audience, clock))
     edge = Edge(
         routes,
         codecs=[codec.name() for codec in codecs],
@@ -319,6 +331,7 @@ async def build_server(
         readiness=health.check,
         clock=clock,
         metrics=metrics.http,
+        pages=pages,
     )
     sock = listening_socket(address or settings.listen)
     return GatewayHost(

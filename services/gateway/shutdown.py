@@ -79,6 +79,11 @@ async def _unless(work: Awaitable[T], stop: asyncio.Event) -> T:
         await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
     except BaseException:
         task.cancel()
+        # The work's cleanup runs before the caller's: a stream's generator cannot
+        # be closed while the anext cancelled here is still running in it (a
+        # browser leaving a WatchWallet logged "aclose(): asynchronous generator
+        # is already running" as an internal error).
+        await asyncio.wait({task})
         raise
     finally:
         stopped.cancel()

@@ -17,6 +17,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from loyalty.gateway.v1 import gateway_service_pb2 as gateway_pb
 from loyalty.gateway.v1 import gateway_service_pb2_grpc as gateway_grpc
 
+from services.gateway.shutdown import Shutdown
 from services.kit.clock import SystemClock
 from services.kit.status import error_info
 from tests.support.gateway import (
@@ -206,3 +207,29 @@ async def test_sigterm_ends_an_open_stream_unavailable(tmp_path, ledger):
     finally:
         await suite.stop_all()
     assert_calm(gateway.log_path.read_text())
+
+
+async def test_a_client_leaving_a_stream_closes_it_cleanly():
+    """A client that goes away mid-stream (a browser leaving a page) cancels the
+    handler while it waits for the next message; the stream's generator is
+    closed after that wait has ended, without a RuntimeError."""
+    closed = asyncio.Event()
+
+    async def upstream():
+        try:
+            yield 1
+            await asyncio.Event().wait()  # no second message
+            yield 2
+        finally:
+            closed.set()
+
+    async def consume():
+        async for _ in Shutdown().stream(upstream()):
+            pass
+
+    task = asyncio.ensure_future(consume())
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 5)
+    assert closed.is_set()
