@@ -19,6 +19,7 @@ from services.kit.errors import (
 from services.kit.feeds import FEED_PAGE, CommitSignal, serve_pages
 from services.kit.ids import LEDGER_ID, POINTS, PRIZE_UNIT, check_id
 from services.kit.paging import Page, decode_page_token, page_of, page_size
+from services.kit.stores import UnitStore
 from services.kit.text import shown
 from services.ledger.domain import (
     MAX_BATCH,
@@ -34,7 +35,7 @@ from services.ledger.domain import (
     validate_account,
     validate_batch,
 )
-from services.ledger.store import ExpiringLot, KindTotal, LedgerStore, LedgerUnit
+from services.ledger.store import ExpiringLot, KindTotal, LedgerUnit
 
 log = structlog.get_logger()
 
@@ -124,7 +125,7 @@ def _lots_due(book: Book, requests: list[TransferRequest]) -> tuple[list[str], d
 
 
 class LedgerService:
-    def __init__(self, store: LedgerStore, clock: Clock, commits: CommitSignal) -> None:
+    def __init__(self, store: UnitStore[LedgerUnit], clock: Clock, commits: CommitSignal) -> None:
         self._store = store
         self._clock = clock
         self._commits = commits

@@ -255,6 +255,10 @@ class WriterCache:
 
 
 class SqliteLedgerUnit:
+    # Appended to the loads of the rows a write may change (transfers referred
+    # to, holds): nothing on SQLite, whose one writer is alone; PgLedgerUnit locks.
+    LOCK = ""
+
     def __init__(self, connection: sqlite3.Connection, cache: WriterCache | None = None) -> None:
         self._db = connection
         # Readers get a fresh cache each time: they see their own snapshot only.
@@ -278,7 +282,9 @@ class SqliteLedgerUnit:
     def _load_transfers(self, book: Book, ids: Iterable[str]) -> None:
         for chunk in _chunks(ids):
             for row in self._db.execute(
-                f"SELECT {TRANSFER_COLUMNS} FROM transfers WHERE id IN ({_marks(chunk)})", chunk
+                f"SELECT {TRANSFER_COLUMNS} FROM transfers WHERE id IN ({_marks(chunk)})"
+                f" ORDER BY id{self.LOCK}",
+                chunk,
             ):
                 transfer = transfer_from_row(row)
                 book.transfers[transfer.id] = transfer
@@ -313,7 +319,7 @@ class SqliteLedgerUnit:
         for chunk in _chunks(ids):
             for transfer_id, state, deadline, consumed in self._db.execute(
                 "SELECT transfer_id, state, deadline, consumed FROM holds"
-                f" WHERE transfer_id IN ({_marks(chunk)})",
+                f" WHERE transfer_id IN ({_marks(chunk)}) ORDER BY transfer_id{self.LOCK}",
                 chunk,
             ):
                 book.holds[transfer_id] = Hold(
