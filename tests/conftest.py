@@ -18,7 +18,7 @@ from services.kit.server import ServiceHost
 from services.ledger.server import LedgerSettings, build_server
 from tests.support.gateway import node_packages
 from tests.support.metrics import NO_METRICS
-from tests.support.postgres import fresh_database
+from tests.support.postgres import fresh_database, shared_server, stop_shared_server
 from tools.postgres import LocalPostgres
 
 
@@ -31,11 +31,10 @@ class RunningLedger:
 
 
 @pytest.fixture(scope="session")
-def postgres(tmp_path_factory) -> LocalPostgres:
+def postgres() -> LocalPostgres:
     """A real PostgreSQL 16 for the session, started on first use (never skipped)."""
-    server = LocalPostgres(tmp_path_factory.mktemp("postgres"))
-    yield server
-    server.stop()
+    yield shared_server()
+    stop_shared_server()
 
 
 @pytest.fixture
@@ -47,8 +46,9 @@ def engine() -> str:
 @pytest.fixture
 def ledger_db(request, engine: str, tmp_path) -> str:
     """The ledger's db setting for this test: a SQLite file or a fresh PostgreSQL schema."""
-    postgres = request.getfixturevalue("postgres") if engine == "postgres" else None
-    return fresh_database(postgres, tmp_path, engine, "ledger")
+    if engine == "postgres":
+        request.getfixturevalue("postgres")  # so the session stops the server at its end
+    return fresh_database(tmp_path, engine, "ledger")
 
 
 @pytest_asyncio.fixture

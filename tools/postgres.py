@@ -17,6 +17,7 @@ class LocalPostgres:
     def __init__(self, data_dir: Path) -> None:
         import pgserver  # dev and run dependency; imported here so services never need it
 
+        self.data_dir = data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
         # 'stop': the server stops when this process lets go of it; the data stays.
         self._server = pgserver.get_server(data_dir, cleanup_mode="stop")

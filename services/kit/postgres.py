@@ -59,10 +59,6 @@ SERIALIZABLE = "SERIALIZABLE"
 READ_COMMITTED = "READ COMMITTED"
 
 
-def is_postgres(db: object) -> bool:
-    return str(db).startswith(("postgresql://", "postgres://"))
-
-
 class _IntegralNumeric(Loader):
     """SUM() of a BIGINT is NUMERIC: our numbers are integers, so ints they stay."""
 

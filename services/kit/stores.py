@@ -7,8 +7,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from services.kit.postgres import is_postgres
-
 T = TypeVar("T")
 U = TypeVar("U")
 S = TypeVar("S")
@@ -21,6 +19,10 @@ class UnitStore(Protocol[U]):
     async def close(self) -> None: ...
     async def write(self, work: Callable[[U], Any]) -> Any: ...
     async def read(self, work: Callable[[U], Any]) -> Any: ...
+
+
+def is_postgres(db: object) -> bool:
+    return str(db).startswith(("postgresql://", "postgres://"))
 
 
 def store_for(db: Path | str, *, sqlite: Callable[[Path], S], postgres: Callable[[str], S]) -> S:

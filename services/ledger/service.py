@@ -87,10 +87,15 @@ class _SharedWork:
         self.broke = False
         self.more = False
 
-    def run(self, unit: LedgerUnit) -> list[list[TransferOutcome]]:
+    def take(self) -> None:
+        """On the loop, before the write: the work itself must be pure, as a
+        store may run it on a thread and again after a conflict (PostgreSQL)."""
         service = self._service
         self.taken = service._take_waiting()
         self.more = service._flush_queued
+
+    def run(self, unit: LedgerUnit) -> list[list[TransferOutcome]]:
+        service = self._service
         try:
             return service._apply(unit, [waiting.requests for waiting in self.taken])
         except BaseException:
@@ -253,6 +258,7 @@ class LedgerService:
         more = True
         while more:
             shared = _SharedWork(self)
+            shared.take()
             try:
                 results = await self._store.write(shared.run)
             except Exception as error:

@@ -413,19 +413,25 @@ class SqliteLedgerUnit:
     def load_expired(self, now: int, limit: int) -> tuple[Book, list[str], list[str]]:
         """A book holding up to `limit` expired lots and timed-out holds, and whose they are."""
         book = self._new_book(now)
-        lot_accounts = [
-            row[0]
-            for row in self._db.execute(
-                "SELECT DISTINCT account_id FROM lots"
-                " WHERE remaining > 0 AND expires_at IS NOT NULL AND expires_at <= ? LIMIT ?",
-                (now, limit),
-            )
-        ]
+        # Accounts by their soonest expired lot, holds by deadline then age: the
+        # order is the SQL's on either engine, not an index's scan order.
+        due: dict[str, None] = {}
+        for (account_id,) in self._db.execute(
+            "SELECT account_id FROM lots WHERE remaining > 0 AND expires_at IS NOT NULL"
+            " AND expires_at <= ? ORDER BY expires_at, sequence",
+            (now,),
+        ):
+            due[account_id] = None
+            if len(due) == limit:
+                break
+        lot_accounts = list(due)
         hold_ids = [
             row[0]
             for row in self._db.execute(
-                "SELECT transfer_id FROM holds"
-                " WHERE state = 1 AND deadline IS NOT NULL AND deadline <= ? LIMIT ?",
+                "SELECT holds.transfer_id FROM holds"
+                " JOIN transfers ON transfers.id = holds.transfer_id"
+                " WHERE holds.state = 1 AND holds.deadline IS NOT NULL AND holds.deadline <= ?"
+                " ORDER BY holds.deadline, transfers.sequence LIMIT ?",
                 (now, limit),
             )
         ]
