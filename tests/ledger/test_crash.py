@@ -1,6 +1,7 @@
 """The ledger as a real process, SIGKILLed several times under concurrent load and
-restarted on the same files: nothing acknowledged is lost, no chain is half-applied,
-retries return the original results, and the invariants hold."""
+restarted on the same files (or PostgreSQL schema): nothing acknowledged is lost,
+no chain is half-applied, retries return the original results, and the invariants
+hold."""
 
 from __future__ import annotations
 
@@ -115,11 +116,14 @@ def check_chain(results: list[pb.TransferResult]) -> None:
 
 
 @pytest.mark.slow
-async def test_sigkill_under_load_loses_nothing_and_applies_no_half_chain(tmp_path) -> None:
+async def test_sigkill_under_load_loses_nothing_and_applies_no_half_chain(
+    tmp_path, ledger_db
+) -> None:
     suite = Suite(
         tmp_path / "data",
         env={"LEDGER_SWEEP_INTERVAL_SECONDS": str(NEVER_SECONDS), "LOG_LEVEL": "warning"},
         log_dir=tmp_path / "logs",
+        databases={"ledger": ledger_db},
     )
     ledger = await suite.start("ledger")
     channels = [grpc.aio.insecure_channel(ledger.target) for _ in range(CHANNELS)]
