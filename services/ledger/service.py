@@ -85,14 +85,12 @@ class _SharedWork:
         self._service = service
         self.taken: list[_Waiting] = []
         self.broke = False
-        self.more = False
 
     def take(self) -> None:
         """On the loop, before the write: the work itself must be pure, as a
         store may run it on a thread and again after a conflict (PostgreSQL)."""
         service = self._service
         self.taken = service._take_waiting()
-        self.more = service._flush_queued
 
     def run(self, unit: LedgerUnit) -> list[list[TransferOutcome]]:
         service = self._service
@@ -254,24 +252,28 @@ class LedgerService:
         nothing waits. The batches that arrive while the writer is busy share one
         load (one idempotency lookup, accounts and lots read once) and one save
         (one INSERT statement per table), and are applied one after the other
-        exactly as separate calls would be."""
-        more = True
-        while more:
-            shared = _SharedWork(self)
-            shared.take()
-            try:
-                results = await self._store.write(shared.run)
-            except Exception as error:
-                if shared.broke and len(shared.taken) > 1:
-                    # A batch broke the shared work: each alone, so it fails alone.
-                    await self._one_by_one(shared.taken)
+        exactly as separate calls would be. One flush at a time: what arrives
+        while it writes is its next turn's, so a busy ledger writes a few large
+        transactions, not many small ones (on PostgreSQL, many small ones queue
+        on the sequence counter: a 64-in-flight bench fell to 200 transfers/s)."""
+        try:
+            while self._waiting:
+                shared = _SharedWork(self)
+                shared.take()
+                try:
+                    results = await self._store.write(shared.run)
+                except Exception as error:
+                    if shared.broke and len(shared.taken) > 1:
+                        # A batch broke the shared work: each alone, so it fails alone.
+                        await self._one_by_one(shared.taken)
+                    else:
+                        for waiting in shared.taken:
+                            _deliver(waiting, error=error)
                 else:
-                    for waiting in shared.taken:
-                        _deliver(waiting, error=error)
-            else:
-                for waiting, outcomes in zip(shared.taken, results, strict=True):
-                    _deliver(waiting, outcomes)
-            more = shared.more
+                    for waiting, outcomes in zip(shared.taken, results, strict=True):
+                        _deliver(waiting, outcomes)
+        finally:
+            self._flush_queued = False
 
     def _take_waiting(self) -> list[_Waiting]:
         """The waiting batches for one shared work, oldest first: at most MAX_BATCH
@@ -290,9 +292,6 @@ class LedgerService:
             taken.append(self._waiting.pop(0))
             size += len(requests)
             ids.update(r.id for r in requests)
-        if not self._waiting:
-            # The next batch starts the next flush; what is left is this one's.
-            self._flush_queued = False
         return taken
 
     async def _one_by_one(self, batches: list[_Waiting]) -> None:
