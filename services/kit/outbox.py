@@ -41,6 +41,7 @@ from services.kit.errors import Unavailable
 from services.kit.ledger_stream import LedgerPoster, poster_of
 from services.kit.metrics import Metrics, OutboxMetrics, gauge
 from services.kit.outgoing import call_with_retry
+from services.kit.postgres import skip_locked
 
 log = structlog.get_logger()
 
@@ -63,6 +64,23 @@ ALTER TABLE ledger_outbox ADD COLUMN kind TEXT NOT NULL DEFAULT '';
 ALTER TABLE ledger_outbox ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE ledger_outbox ADD COLUMN next_attempt_at INTEGER NOT NULL DEFAULT 0;
 DROP INDEX ledger_outbox_pending;
+CREATE INDEX ledger_outbox_due ON ledger_outbox (next_attempt_at) WHERE state = 'pending';
+"""
+
+# Both migrations above in PostgreSQL's types, for a service's PostgreSQL schema.
+PG_OUTBOX_MIGRATION = """
+CREATE TABLE ledger_outbox (
+  entry_id TEXT PRIMARY KEY,
+  request BYTEA NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('pending', 'settled', 'failed')),
+  created_at BIGINT NOT NULL,
+  settled_at BIGINT,
+  response BYTEA,
+  error TEXT,
+  kind TEXT NOT NULL DEFAULT '',
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at BIGINT NOT NULL DEFAULT 0
+);
 CREATE INDEX ledger_outbox_due ON ledger_outbox (next_attempt_at) WHERE state = 'pending';
 """
 
@@ -154,13 +172,14 @@ class SqliteOutbox:
     def claim_due(self, due_by_us: int, now_us: int, limit: int) -> list[OutboxEntry]:
         """Pending entries whose next attempt is due by `due_by_us`, oldest first,
         each leased until its next attempt after this one, counted from `now_us`
-        (recovery claims everything, but its backoff still starts now)."""
+        (recovery claims everything, but its backoff still starts now). On
+        PostgreSQL the rows another replica is claiming are skipped, not waited for."""
         entries = [
             _entry(row)
             for row in self._db.execute(
                 f"SELECT {ENTRY_COLUMNS} FROM ledger_outbox"
                 " WHERE state = 'pending' AND next_attempt_at <= ?"
-                " ORDER BY next_attempt_at, entry_id LIMIT ?",
+                f" ORDER BY next_attempt_at, entry_id LIMIT ?{skip_locked(self._db)}",
                 (due_by_us, limit),
             ).fetchall()
         ]
