@@ -90,6 +90,7 @@ def record_evaluation(
                     reason.value,
                     now_us,
                     standing.kept_until_us,
+                    tuple(tier.tier_id for tier in program.tiers),
                 )
             )
             unit.add_achievement(

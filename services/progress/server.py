@@ -24,7 +24,7 @@ from services.kit.config import (
     ServiceSettings,
     setting,
 )
-from services.kit.feeds import CommitSignal, FeedFollower, watch_feeds
+from services.kit.feeds import FEED_CHANNEL_OPTIONS, CommitSignal, FeedFollower, watch_feeds
 from services.kit.ledger_accounts import LedgerAccounts
 from services.kit.metrics import Figure, Metrics, labelled_gauge
 from services.kit.outbox import watch_backlog
@@ -43,12 +43,6 @@ from services.progress.watching import WatchUseCases
 log = structlog.get_logger()
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ProgressService"].full_name
-# Upstream feeds should be found again within a second or two of coming back.
-FEED_CHANNEL_OPTIONS = (
-    ("grpc.initial_reconnect_backoff_ms", 100),
-    ("grpc.min_reconnect_backoff_ms", 100),
-    ("grpc.max_reconnect_backoff_ms", 2000),
-)
 
 
 @dataclass(frozen=True, kw_only=True)
