@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,12 +11,12 @@ import pytest
 from loyalty.campaigns.v1 import campaigns_service_pb2 as campaigns_pb
 from loyalty.campaigns.v1 import campaigns_service_pb2_grpc as campaigns_grpc
 
+from tests.support.admin_tool import admin
 from tools.demo import TokenMint
 from tools.suite import Suite
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-ADMIN = Path(sys.executable).parent / "loyalty-admin"
 CAMPAIGN = """
 campaign_id: cli-share-bonus
 spec:
@@ -30,20 +27,6 @@ spec:
   conditions: {{activity_types: [social_share]}}
   schedule: {{time_zone: Europe/Paris}}
 """
-
-
-async def admin(suite: Suite, token: str, *args: str) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        str(ADMIN),
-        "--gateway",
-        suite.target("gateway"),
-        *args,
-        env={**os.environ, "LOYALTY_TOKEN": token},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    return process.returncode, out.decode(), err.decode()
 
 
 async def test_a_manager_runs_a_campaign_from_the_command_line(

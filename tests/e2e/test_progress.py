@@ -1,0 +1,254 @@
+"""Member progress end to end: the real suite as separate processes (tools.suite),
+definitions applied and progress read with the installed `loyalty-admin`
+through the gateway, activities tracked on campaigns.
+
+A member crosses a tier threshold (progress computes it from the ledger's
+credit and campaigns' activity), campaigns follows progress' WatchTierChanges
+and pays the member its gold-only member-day bonus, though the member's
+manual profile tier says silver; the member earns a badge (its bonus paid
+once, by the ledger's own account) and completes a challenge."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import grpc
+import pytest
+from google.protobuf import json_format
+from loyalty.campaigns.v1 import campaigns_service_pb2 as campaigns_pb
+from loyalty.campaigns.v1 import campaigns_service_pb2_grpc as campaigns_grpc
+from loyalty.ledger.v1 import ledger_service_pb2 as ledger_pb
+from loyalty.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
+from loyalty.progress.v1 import progress_service_pb2 as progress_pb
+from loyalty.progress.v1 import progress_service_pb2_grpc as progress_grpc
+
+from services.kit.ids import POINTS, member_account
+from tests.support.admin_tool import admin
+from tools.demo import TokenMint
+from tools.suite import Suite
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+MEMBER = "e2e-tier-1"
+TIMEOUT = 10.0
+# How long the feeds between the processes may take to carry a change across.
+CARRIED_SECONDS = 30.0
+# How the ids of the transfers progress pays awards with begin.
+AWARD = "progress:award:"
+
+
+def definitions(today: datetime) -> list[dict]:
+    yesterday = today - timedelta(days=1)
+    return [
+        {
+            "id": "e2e-club",
+            "tierProgram": {
+                "displayName": "Club",
+                "timeZone": "UTC",
+                "window": "QUALIFYING_WINDOW_CALENDAR_YEAR",
+                "tiers": [
+                    {"tierId": "member", "displayName": "Member"},
+                    {"tierId": "silver", "displayName": "Silver", "minPoints": "100"},
+                    {"tierId": "gold", "displayName": "Gold", "minPoints": "300"},
+                ],
+            },
+        },
+        {
+            "id": "e2e-reviewer",
+            "badge": {
+                "displayName": "Reviewer",
+                "rule": {"measure": "MEASURE_ACTIVITY_COUNT", "activityType": "product_review"},
+                "levels": [{"levelId": "first", "threshold": "1", "bonusPoints": "20"}],
+                "budgetId": "e2e",
+            },
+        },
+        {
+            "id": "e2e-review-twice",
+            "challenge": {
+                "displayName": "Review twice this week",
+                "schedule": {
+                    "timeZone": "UTC",
+                    "start": {
+                        "year": yesterday.year,
+                        "month": yesterday.month,
+                        "day": yesterday.day,
+                    },
+                    "duration": "604800s",
+                },
+                "steps": [
+                    {
+                        "stepId": "reviews",
+                        "rule": {
+                            "measure": "MEASURE_ACTIVITY_COUNT",
+                            "activityType": "product_review",
+                        },
+                        "target": "2",
+                    }
+                ],
+                "rewardPoints": "30",
+                "budgetId": "e2e",
+            },
+        },
+    ]
+
+
+CAMPAIGNS = {
+    "e2e-base": {
+        "displayName": "1 point per euro",
+        "kind": "CAMPAIGN_KIND_BASE_RULE",
+        "reward": {"pointsPerUnit": "1", "minorUnitsPerUnit": "100"},
+        "conditions": {"activityTypes": ["purchase"]},
+        "schedule": {"timeZone": "UTC"},
+    },
+    "e2e-gold-day": {
+        "displayName": "Gold members' day: 50 points for opening the app",
+        "kind": "CAMPAIGN_KIND_FIXED_BONUS",
+        "budgetPoints": "1000",
+        "reward": {"points": "50"},
+        "conditions": {"activityTypes": ["app_login"], "tiers": ["gold"]},
+        "schedule": {"timeZone": "UTC"},
+    },
+}
+
+
+def activity(activity_id: str, kind: str, **fields) -> campaigns_pb.Activity:
+    message = campaigns_pb.Activity(activity_id=activity_id, member_id=MEMBER, type=kind, **fields)
+    message.occur_time.FromDatetime(datetime.now(UTC))
+    return message
+
+
+async def track(campaigns, message: campaigns_pb.Activity) -> dict[str, int]:
+    answer = await campaigns.TrackActivity(
+        campaigns_pb.TrackActivityRequest(activity=message), timeout=TIMEOUT
+    )
+    breakdown = answer.breakdown
+    bonuses = {a.campaign_id: a.points for a in breakdown.applied}
+    return (
+        {breakdown.base_campaign_id: breakdown.base_points, **bonuses}
+        if breakdown.base_points
+        else bonuses
+    )
+
+
+async def tiers_become(campaigns, tiers: list[str]) -> None:
+    """Until campaigns' view of the member holds `tiers` (carried by the feeds)."""
+
+    async def poll() -> None:
+        while True:
+            answer = await campaigns.GetMember(
+                campaigns_pb.GetMemberRequest(member_id=MEMBER), timeout=TIMEOUT
+            )
+            if list(answer.member.tiers) == tiers:
+                return
+            await asyncio.sleep(0.1)
+
+    await asyncio.wait_for(poll(), CARRIED_SECONDS)
+
+
+async def bonuses(ledger) -> list[ledger_pb.Transfer]:
+    """Every credit progress paid to the member's wallet, as the ledger has them
+    (campaigns' bonuses carry the same code)."""
+    answer = await ledger.ListTransfers(
+        ledger_pb.ListTransfersRequest(
+            account_id=member_account(MEMBER, POINTS),
+            codes=[ledger_pb.TRANSFER_CODE_BONUS],
+            page_size=100,
+        ),
+        timeout=TIMEOUT,
+    )
+    return [e.transfer for e in answer.entries if e.transfer.id.startswith(AWARD)]
+
+
+async def test_a_member_climbs_gets_the_gold_day_earns_a_badge_and_completes_a_challenge(
+    suite: Suite, mint: TokenMint, tmp_path: Path
+) -> None:
+    ops = mint.issue("ops", "admin")
+    file = tmp_path / "progress.json"
+    file.write_text(json.dumps(definitions(datetime.now(UTC))))
+    code, out, err = await admin(suite, ops, "progress", "apply", str(file))
+    assert code == 0, err
+    assert out.splitlines() == [
+        "applied e2e-club (version 1)",
+        "applied e2e-reviewer (version 1)",
+        "applied e2e-review-twice (version 1)",
+    ]
+    code, out, err = await admin(suite, ops, "progress", "fund", "e2e", "500", "--request-id", "f1")
+    assert (code, out) == (0, "progress:e2e:budget: 500\n"), err
+
+    async with (
+        grpc.aio.insecure_channel(suite.target("campaigns")) as campaigns_channel,
+        grpc.aio.insecure_channel(suite.target("ledger")) as ledger_channel,
+        grpc.aio.insecure_channel(suite.target("progress")) as progress_channel,
+    ):
+        campaigns = campaigns_grpc.CampaignsServiceStub(campaigns_channel)
+        ledger = ledger_grpc.LedgerServiceStub(ledger_channel)
+        progress = progress_grpc.ProgressServiceStub(progress_channel)
+        for campaign_id, spec in CAMPAIGNS.items():
+            await campaigns.CreateCampaign(
+                campaigns_pb.CreateCampaignRequest(
+                    campaign_id=campaign_id,
+                    spec=json_format.ParseDict(spec, campaigns_pb.CampaignSpec()),
+                ),
+                timeout=TIMEOUT,
+            )
+            await campaigns.ScheduleCampaign(
+                campaigns_pb.ScheduleCampaignRequest(campaign_id=campaign_id), timeout=TIMEOUT
+            )
+        # The CRM's label: silver, by hand. It is only a floor now.
+        await campaigns.UpsertMember(
+            campaigns_pb.UpsertMemberRequest(
+                member=campaigns_pb.Member(member_id=MEMBER, tier="silver")
+            ),
+            timeout=TIMEOUT,
+        )
+        assert "e2e-gold-day" not in await track(campaigns, activity("login-1", "app_login"))
+
+        # 400 EUR: 400 qualifying points cross gold's 300.
+        bought = await track(
+            campaigns,
+            activity(
+                "buy-1",
+                "purchase",
+                purchase=campaigns_pb.Purchase(amount_minor=40_000, currency="EUR"),
+            ),
+        )
+        assert bought == {"e2e-base": 400}
+        changes = progress.WatchTierChanges(
+            progress_pb.WatchTierChangesRequest(program_id="e2e-club"), timeout=CARRIED_SECONDS
+        )
+        change = (await asyncio.wait_for(changes.read(), CARRIED_SECONDS)).change
+        changes.cancel()
+        assert (change.member_id, change.from_tier_id, change.to_tier_id) == (MEMBER, "", "gold")
+        assert list(change.program_tier_ids) == ["member", "silver", "gold"]
+        await tiers_become(campaigns, ["gold"])
+        assert await track(campaigns, activity("login-2", "app_login")) == {"e2e-gold-day": 50}
+
+        # Two reviews: the badge at the first, the challenge at the second.
+        for n in (1, 2):
+            await track(campaigns, activity(f"review-{n}", "product_review"))
+
+        # Progress pays both: its credits come by on the ledger's feed.
+        stream = ledger.WatchTransfers(ledger_pb.WatchTransfersRequest(), timeout=CARRIED_SECONDS)
+        paid = []
+        while len(paid) < 2:
+            transfer = (await asyncio.wait_for(stream.read(), CARRIED_SECONDS)).transfer
+            if transfer.id.startswith(AWARD):
+                paid.append(transfer.amount)
+        stream.cancel()
+        assert sorted(paid) == [20, 30]
+
+    code, shown, err = await admin(suite, ops, "progress", "show", MEMBER)
+    assert code == 0, err
+    lines = shown.splitlines()
+    assert lines[0].startswith("tier e2e-club: gold (400 points; 0 to -;")
+    assert "badge e2e-reviewer: complete (earned: first)" in lines
+    assert "challenge e2e-review-twice: completed (reviews 2/2)" in lines
+    code, rebuilt, err = await admin(suite, ops, "progress", "rebuild", MEMBER)
+    assert code == 0 and rebuilt.endswith(" events replayed, 0 differences\n"), (rebuilt, err)
+    async with grpc.aio.insecure_channel(suite.target("ledger")) as channel:
+        # Each award paid once: the rebuild posted nothing more.
+        again = await bonuses(ledger_grpc.LedgerServiceStub(channel))
+    assert sorted(t.amount for t in again) == [20, 30]
