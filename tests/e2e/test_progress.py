@@ -114,8 +114,12 @@ CAMPAIGNS = {
 }
 
 
-def activity(activity_id: str, kind: str, **fields) -> campaigns_pb.Activity:
-    message = campaigns_pb.Activity(activity_id=activity_id, member_id=MEMBER, type=kind, **fields)
+def activity(
+    activity_id: str, kind: str, member_id: str = MEMBER, **fields
+) -> campaigns_pb.Activity:
+    message = campaigns_pb.Activity(
+        activity_id=activity_id, member_id=member_id, type=kind, **fields
+    )
     message.occur_time.FromDatetime(datetime.now(UTC))
     return message
 
@@ -133,19 +137,31 @@ async def track(campaigns, message: campaigns_pb.Activity) -> dict[str, int]:
     )
 
 
-async def tiers_become(campaigns, tiers: list[str]) -> None:
+async def tiers_become(campaigns, tiers: list[str], member_id: str = MEMBER) -> None:
     """Until campaigns' view of the member holds `tiers` (carried by the feeds)."""
 
     async def poll() -> None:
         while True:
             answer = await campaigns.GetMember(
-                campaigns_pb.GetMemberRequest(member_id=MEMBER), timeout=TIMEOUT
+                campaigns_pb.GetMemberRequest(member_id=member_id), timeout=TIMEOUT
             )
             if list(answer.member.tiers) == tiers:
                 return
             await asyncio.sleep(0.1)
 
     await asyncio.wait_for(poll(), CARRIED_SECONDS)
+
+
+async def launch(campaigns, campaign_id: str, spec: dict) -> None:
+    await campaigns.CreateCampaign(
+        campaigns_pb.CreateCampaignRequest(
+            campaign_id=campaign_id, spec=json_format.ParseDict(spec, campaigns_pb.CampaignSpec())
+        ),
+        timeout=TIMEOUT,
+    )
+    await campaigns.ScheduleCampaign(
+        campaigns_pb.ScheduleCampaignRequest(campaign_id=campaign_id), timeout=TIMEOUT
+    )
 
 
 async def bonuses(ledger) -> list[ledger_pb.Transfer]:
@@ -187,16 +203,7 @@ async def test_a_member_climbs_gets_the_gold_day_earns_a_badge_and_completes_a_c
         ledger = ledger_grpc.LedgerServiceStub(ledger_channel)
         progress = progress_grpc.ProgressServiceStub(progress_channel)
         for campaign_id, spec in CAMPAIGNS.items():
-            await campaigns.CreateCampaign(
-                campaigns_pb.CreateCampaignRequest(
-                    campaign_id=campaign_id,
-                    spec=json_format.ParseDict(spec, campaigns_pb.CampaignSpec()),
-                ),
-                timeout=TIMEOUT,
-            )
-            await campaigns.ScheduleCampaign(
-                campaigns_pb.ScheduleCampaignRequest(campaign_id=campaign_id), timeout=TIMEOUT
-            )
+            await launch(campaigns, campaign_id, spec)
         # The CRM's label: silver, by hand. It is only a floor now.
         await campaigns.UpsertMember(
             campaigns_pb.UpsertMemberRequest(
@@ -252,3 +259,75 @@ async def test_a_member_climbs_gets_the_gold_day_earns_a_badge_and_completes_a_c
         # Each award paid once: the rebuild posted nothing more.
         again = await bonuses(ledger_grpc.LedgerServiceStub(channel))
     assert sorted(t.amount for t in again) == [20, 30]
+
+
+STATUS = {"id": "e2e-status", "tierProgram": {**definitions(datetime.now(UTC))[0]["tierProgram"]}}
+LOUNGE = {
+    "displayName": "Gold lounge: 40 points a visit",
+    "kind": "CAMPAIGN_KIND_FIXED_BONUS",
+    "budgetPoints": "1000",
+    "reward": {"points": "40"},
+    "conditions": {"activityTypes": ["lounge_visit"], "tiers": ["gold"]},
+    "schedule": {"timeZone": "UTC"},
+}
+
+
+async def test_a_manual_floor_set_with_the_tool_reaches_campaign_targeting(
+    suite: Suite, mint: TokenMint, tmp_path: Path
+) -> None:
+    """A status match: `progress floor` makes the member gold in progress, and
+    campaigns, following the tier feed, targets the member as gold. The rest of
+    the manager's commands run against the same suite."""
+    member = "e2e-floor-1"
+    ops = mint.issue("ops", "admin")
+    file = tmp_path / "status.yaml"
+    file.write_text(json.dumps(STATUS))
+    assert (await admin(suite, ops, "progress", "apply", str(file)))[:2] == (
+        0,
+        "applied e2e-status (version 1)\n",
+    )
+    code, listing, _ = await admin(suite, ops, "progress", "list", "--kind", "tier-program")
+    assert code == 0 and "e2e-status  tier_program  v1  active" in listing.splitlines()
+
+    async with grpc.aio.insecure_channel(suite.target("campaigns")) as channel:
+        campaigns = campaigns_grpc.CampaignsServiceStub(channel)
+        await launch(campaigns, "e2e-gold-lounge", LOUNGE)
+        await campaigns.UpsertMember(
+            campaigns_pb.UpsertMemberRequest(member=campaigns_pb.Member(member_id=member)),
+            timeout=TIMEOUT,
+        )
+        assert await track(campaigns, activity("visit-1", "lounge_visit", member)) == {}
+        until = (datetime.now(UTC) + timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        code, out, err = await admin(
+            suite, ops, "progress", "floor", "e2e-status", member, "gold",
+            "--until", until, "--reason", "status match",
+        )  # fmt: skip
+        assert (code, out) == (0, f"e2e-status {member}: gold\n"), err
+        await tiers_become(campaigns, ["gold"], member)
+        visit = await track(campaigns, activity("visit-2", "lounge_visit", member))
+        assert visit == {"e2e-gold-lounge": 40}
+
+    code, events, err = await admin(suite, ops, "progress", "events", member)
+    keys = [line.split()[-1] for line in events.splitlines()]
+    assert code == 0 and {"visit-1", "visit-2"} <= set(keys), (events, err)
+    code, dry, err = await admin(suite, ops, "progress", "dry-run", str(file))
+    assert code == 0 and dry.splitlines()[-1].endswith(" events"), (dry, err)
+    code, stats, err = await admin(suite, ops, "progress", "stats", "e2e-status")
+    tiers = {t["tierId"]: int(t.get("members", 0)) for t in json.loads(stats).get("tiers", [])}
+    assert code == 0 and tiers["gold"] >= 1, (stats, err)
+    code, feeds, err = await admin(suite, ops, "progress", "feeds")
+    assert code == 0 and {line.split()[0] for line in feeds.splitlines()} == {
+        "ledger",
+        "campaigns",
+        "games",
+    }, (feeds, err)
+    code, out, err = await admin(suite, ops, "progress", "archive", "e2e-status")
+    assert (code, out) == (0, "e2e-status (version 1): archived\n"), err
+
+    # A player runs none of it; a broken file is the tool's error, not the server's.
+    code, _, err = await admin(suite, mint.issue(member, "player"), "progress", "show", "m-2")
+    assert code == 1 and "PERMISSION_DENIED" in err
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("id: [unclosed")
+    code, _, err = await admin(suite, ops, "progress", "apply", str(broken))
+    assert code == 2 and "broken.yaml" in err
