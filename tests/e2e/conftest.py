@@ -21,6 +21,7 @@ from google.rpc import error_details_pb2, status_pb2
 from loyalty.campaigns.v1 import campaigns_service_pb2
 from loyalty.games.v1 import games_service_pb2
 from loyalty.gateway.v1 import gateway_service_pb2
+from loyalty.progress.v1 import progress_service_pb2
 from loyalty.rewards.v1 import rewards_service_pb2
 
 from tests.support.gateway import NODE_CLIENT, REPO, descriptor_set
@@ -89,6 +90,7 @@ def e2e_descriptors(node_modules: Path, tmp_path_factory) -> Path:
             campaigns_service_pb2.DESCRIPTOR,
             gateway_service_pb2.DESCRIPTOR,
             rewards_service_pb2.DESCRIPTOR,
+            progress_service_pb2.DESCRIPTOR,
             error_details_pb2.DESCRIPTOR,
             status_pb2.DESCRIPTOR,
         )
