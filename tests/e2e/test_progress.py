@@ -5,7 +5,8 @@ through the gateway, activities tracked on campaigns.
 A member crosses a tier threshold (progress computes it from the ledger's
 credit and campaigns' activity), campaigns follows progress' WatchTierChanges
 and pays the member its gold-only member-day bonus, though the member's
-manual profile tier says silver; the member earns a badge (its bonus paid
+manual profile tier says silver, and rewards lists the gold-only item (not
+the silver one: the computed gold outranks the manual floor); the member earns a badge (its bonus paid
 once, by the ledger's own account) and completes a challenge."""
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from loyalty.ledger.v1 import ledger_service_pb2 as ledger_pb
 from loyalty.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
 from loyalty.progress.v1 import progress_service_pb2 as progress_pb
 from loyalty.progress.v1 import progress_service_pb2_grpc as progress_grpc
+from loyalty.rewards.v1 import rewards_service_pb2 as rewards_pb
+from loyalty.rewards.v1 import rewards_service_pb2_grpc as rewards_grpc
 
 from services.kit.ids import POINTS, member_account
 from tests.support.admin_tool import admin
@@ -232,6 +235,21 @@ async def test_a_member_climbs_gets_the_gold_day_earns_a_badge_and_completes_a_c
         assert list(change.program_tier_ids) == ["member", "silver", "gold"]
         await tiers_become(campaigns, ["gold"])
         assert await track(campaigns, activity("login-2", "app_login")) == {"e2e-gold-day": 50}
+        # Rewards reads the same tiers from campaigns: the gold-only item is listed.
+        async with grpc.aio.insecure_channel(suite.target("rewards")) as rewards_channel:
+            rewards = rewards_grpc.RewardsServiceStub(rewards_channel)
+            for reward_id, tiers in (("e2e-gold-lounge", ["gold"]), ("e2e-silver-mug", ["silver"])):
+                spec = rewards_pb.RewardSpec(
+                    title=reward_id, price=10, kind=rewards_pb.REWARD_KIND_PHYSICAL, tiers=tiers
+                )
+                await rewards.CreateReward(
+                    rewards_pb.CreateRewardRequest(reward_id=reward_id, spec=spec), timeout=TIMEOUT
+                )
+            catalog = await rewards.ListCatalog(
+                rewards_pb.ListCatalogRequest(member_id=MEMBER), timeout=TIMEOUT
+            )
+        listed = {entry.reward_id for entry in catalog.entries}
+        assert "e2e-gold-lounge" in listed and "e2e-silver-mug" not in listed
 
         # Two reviews: the badge at the first, the challenge at the second.
         for n in (1, 2):
