@@ -6,8 +6,9 @@ A member crosses a tier threshold (progress computes it from the ledger's
 credit and campaigns' activity), campaigns follows progress' WatchTierChanges
 and pays the member its gold-only member-day bonus, though the member's
 manual profile tier says silver, and rewards lists the gold-only item (not
-the silver one: the computed gold outranks the manual floor); the member earns a badge (its bonus paid
-once, by the ledger's own account) and completes a challenge."""
+the silver one: the computed gold outranks the manual floor); the member
+earns a badge (its bonus paid once, by the ledger's own account) and
+completes a challenge."""
 
 from __future__ import annotations
 
