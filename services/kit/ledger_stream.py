@@ -46,6 +46,8 @@ class LedgerPoster(Protocol):
         self, request: ledger_pb.PostTransfersRequest, *, timeout: float
     ) -> ledger_pb.PostTransfersResponse: ...
 
+    async def close(self) -> None: ...
+
 
 class UnaryPoster:
     """PostTransfers, one call per request."""
@@ -58,10 +60,18 @@ class UnaryPoster:
     ) -> ledger_pb.PostTransfersResponse:
         return await self._stub.PostTransfers(request, timeout=timeout)
 
+    async def close(self) -> None:
+        """Nothing of its own to release: the channel is its owner's."""
 
-def poster_of(ledger: LedgerPoster | ledger_grpc.LedgerServiceStub) -> LedgerPoster:
-    """A poster as given, or a stub posting unary calls."""
-    return ledger if isinstance(ledger, LedgerPoster) else UnaryPoster(ledger)
+
+def poster_of(
+    ledger: LedgerPoster | ledger_grpc.LedgerServiceStub, *, streaming: bool = False
+) -> LedgerPoster:
+    """A poster as given, or one over a stub: a shared PostTransfersStream
+    (`streaming`, what a service posting all the time uses) or unary calls."""
+    if isinstance(ledger, LedgerPoster):
+        return ledger
+    return StreamPoster(ledger) if streaming else UnaryPoster(ledger)
 
 
 def rpc_error(

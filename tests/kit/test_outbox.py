@@ -11,6 +11,7 @@ import pytest
 from loyalty.ledger.v1 import ledger_service_pb2 as ledger_pb
 from loyalty.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
 
+from services.kit.clock import ManualClock
 from services.kit.errors import Unavailable
 from services.kit.ledger_stream import StreamPoster
 from services.kit.metrics import Metrics
@@ -24,9 +25,12 @@ from services.kit.outbox import (
     watch_backlog,
 )
 from services.kit.sqlite import SqliteStore
-from tests.support.ledger import balance, fund, posted
+from tests.support.ledger import NEVER_SECONDS, balance, fund, history, posted
+from tools.suite import Suite
 
 AWARD = "award"
+KILLED_AWARDS = 400
+KILL_AFTER = 20
 AWARDS_MIGRATION = "CREATE TABLE awards (award_id TEXT PRIMARY KEY, state TEXT NOT NULL);"
 
 
@@ -268,3 +272,74 @@ async def test_the_backlog_shows_what_is_pending_and_how_old_the_oldest_is(store
     # The age is the clock's at every scrape, whatever was read when.
     ledger.clock.advance(8)
     assert _value(metrics, "loyalty_outbox_oldest_pending_age_seconds") == 50
+
+
+async def test_a_ledger_process_killed_under_a_stream_loses_nothing_and_doubles_nothing(
+    store, tmp_path
+):
+    """SIGKILL the ledger process while entries wait on the stream for answers: those
+    answers are lost (UNAVAILABLE, the entries stay pending, whether or not the ledger
+    committed them), and once it is back the relay posts the same ids again: every
+    award is paid, and paid once."""
+    clock = ManualClock()
+    suite = Suite(
+        tmp_path / "data",
+        log_dir=tmp_path / "logs",
+        env={"LEDGER_SWEEP_INTERVAL_SECONDS": str(NEVER_SECONDS), "LOG_LEVEL": "warning"},
+    )
+    process = await suite.start("ledger")
+    channel = grpc.aio.insecure_channel(process.target)
+    stub = ledger_grpc.LedgerServiceStub(channel)
+    poster = StreamPoster(stub, reopen_after_seconds=0)
+    try:
+        await fund(stub, "m-1", 1, "seed")
+        outbox = LedgerOutbox(store, poster, clock, {AWARD: apply_award}, timeout=10.0)
+        awards = [f"a{n}" for n in range(KILLED_AWARDS)]
+        entries = [
+            await store.write(
+                lambda unit, award=award: unit.record_award(
+                    award,
+                    ledger_pb.PostTransfersRequest(
+                        transfers=[posted(f"award:{award}", "program:issuance", "m-1", 10)]
+                    ),
+                    clock.now_us(),
+                )
+            )
+            for award in awards
+        ]
+        answered = asyncio.Event()
+        paid: list[str] = []
+
+        async def settle(entry) -> str | None:
+            try:
+                state = await outbox.settle(entry, attempts=1)
+            except Unavailable:
+                return None
+            paid.append(state)
+            if len(paid) == KILL_AFTER:
+                answered.set()
+            return state
+
+        settling = [asyncio.ensure_future(settle(entry)) for entry in entries]
+        await asyncio.wait_for(answered.wait(), 60)
+        await process.kill()
+        outcomes = await asyncio.wait_for(asyncio.gather(*settling), 60)
+        lost = outcomes.count(None)
+        assert lost, "the kill hit entries waiting on the stream"
+        assert set(outcomes) <= {"paid", None}
+
+        await suite.start("ledger")
+        await asyncio.wait_for(channel.channel_ready(), 30)
+        clock.advance(POLICY.grace_us / 1e6)
+        assert await asyncio.wait_for(outbox.relay_once(), 60) == lost
+        assert poster.streams_opened == 2
+        states = await store.read(lambda unit: [unit.state(award) for award in awards])
+        assert states == ["paid"] * KILLED_AWARDS
+        assert (await store.read(lambda unit: unit.outbox.backlog())).pending == 0
+        assert await balance(stub, "m-1") == 1 + 10 * KILLED_AWARDS
+        ids = [entry.transfer.id for entry in await history(stub, "m-1")]
+        assert sorted(ids) == sorted(["seed", *(f"award:{award}" for award in awards)])
+    finally:
+        await poster.close()
+        await channel.close()
+        await suite.stop_all()
