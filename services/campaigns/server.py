@@ -38,6 +38,7 @@ from services.kit.config import (
     setting,
 )
 from services.kit.feeds import FEED_CHANNEL_OPTIONS, CommitSignal, FeedFollower, watch_feeds
+from services.kit.ledger_stream import LedgerPoster, poster_of
 from services.kit.metrics import Figure, Metrics, labelled_gauge
 from services.kit.outbox import LedgerOutbox, watch_backlog
 from services.kit.outgoing import open_channel
@@ -63,6 +64,8 @@ class CampaignsSettings(ServiceSettings):
     # The HMAC key of surprise draws: set a secret one in production.
     surprise_key: str = "loyalty-arcade-dev-surprise-key"
     ledger_timeout_seconds: float = 2.0
+    # Transfers go over one PostTransfersStream (False: one unary call each).
+    ledger_streaming: bool = True
     # How often the outbox relay looks for entries their own request left behind.
     relay_interval_seconds: float = 1.0
     # Progress, whose WatchTierChanges gives the computed tiers conditions match.
@@ -87,6 +90,7 @@ class Campaigns:
     build_server serves them over gRPC, the service tests call them directly."""
 
     store: CampaignsStore
+    poster: LedgerPoster
     outbox: LedgerOutbox
     transitions: TransitionTracker
     members: Members
@@ -112,6 +116,7 @@ class Campaigns:
         await asyncio.gather(*self.relay, return_exceptions=True)
         self.relay.clear()
         await self.transitions.stop()
+        await self.poster.close()
         await self.store.close()
 
 
@@ -153,9 +158,10 @@ def assemble(
     store = CampaignsStore(settings.db_path, on_commit=commits.notify, metrics=metrics.store)
     catalog = Catalog()
     transitions = TransitionTracker(store, catalog, clock, commits)
+    poster = poster_of(ledger_stub, streaming=settings.ledger_streaming)
     outbox = LedgerOutbox(
         settlement.SettlingStore(store, transitions),
-        ledger_stub,
+        poster,
         clock,
         settlement.handlers(catalog, clock),
         timeout=settings.ledger_timeout_seconds,
@@ -174,6 +180,7 @@ def assemble(
     )
     return Campaigns(
         store=store,
+        poster=poster,
         outbox=outbox,
         transitions=transitions,
         members=Members(context),

@@ -56,6 +56,8 @@ class ProgressSettings(ServiceSettings):
     campaigns_target: str = CAMPAIGNS_ADDRESS
     games_target: str = GAMES_ADDRESS
     ledger_timeout_seconds: float = 2.0
+    # Transfers go over one PostTransfersStream (False: one unary call each).
+    ledger_streaming: bool = True
     relay_interval_seconds: float = 1.0
     # How often tiers that may have run out, and definitions new to members, are looked at.
     review_interval_seconds: float = 5.0
@@ -108,7 +110,14 @@ async def build_server(
 
     ledger_stub = ledger_grpc.LedgerServiceStub(channel(settings.ledger_target))
     accounts = LedgerAccounts(ledger_stub, settings.ledger_timeout_seconds)
-    rewards = Rewards(store, accounts, clock, settings.ledger_timeout_seconds, metrics)
+    rewards = Rewards(
+        store,
+        accounts,
+        clock,
+        settings.ledger_timeout_seconds,
+        metrics,
+        streaming=settings.ledger_streaming,
+    )
     shared = (store, clock, rewards, commits)
     feeding = FeedUseCases(*shared)
 
@@ -175,6 +184,7 @@ async def build_server(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await rewards.ledger.close()
         for open_one in channels.values():
             await open_one.close()
         await store.close()
