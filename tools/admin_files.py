@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
@@ -111,7 +112,8 @@ def duration_text(value: Any, path: str) -> Any:
     match = DURATION.fullmatch(value.strip())
     if not match or not any(match.groups()):
         raise ValueError(f"{path}: {value!r} is not a duration: write 48h, 90m, 1h30m, 2d or 45s")
-    seconds = sum(float(part) * unit for part, unit in zip(match.groups(), DURATION_UNITS) if part)
+    parts = zip(match.groups(), DURATION_UNITS, strict=True)
+    seconds = sum(float(part) * unit for part, unit in parts if part)
     return f"{seconds:g}s"
 
 
@@ -180,3 +182,13 @@ def changed_fields(current: Message, wanted: Message, at: str = "") -> list[str]
         else:
             changed.append(path)
     return changed
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """Aligned columns under their headers, as every command prints them."""
+    cells = [list(map(str, headers)), *([str(value) for value in row] for row in rows)]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    return "\n".join(
+        "  ".join(value.ljust(width) for value, width in zip(row, widths, strict=True)).rstrip()
+        for row in cells
+    )
