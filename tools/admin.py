@@ -55,6 +55,8 @@ from loyalty.campaigns.v1 import campaigns_service_pb2_grpc as campaigns_grpc
 from loyalty.rewards.v1 import rewards_service_pb2 as rewards_pb
 from loyalty.rewards.v1 import rewards_service_pb2_grpc as rewards_grpc
 
+from services.campaigns.servicer import spec_in, spec_out
+from services.kit.errors import InvalidArgument
 from services.kit.status import error_info, field_violations
 from tools import wheel_admin
 from tools.admin_files import UsageError, changed_fields, load_documents, table
@@ -99,6 +101,16 @@ def _live_somewhere(occurrence: pb.Occurrence, now: datetime) -> bool:
     start = _local(occurrence.local_start).replace(tzinfo=UTC) - timedelta(hours=14)
     end = _local(occurrence.local_end).replace(tzinfo=UTC) + timedelta(hours=12)
     return start <= now < end
+
+
+def _as_stored(spec: pb.CampaignSpec) -> pb.CampaignSpec:
+    """The spec as the service would store it (its defaults filled in), so that a
+    plan lists what a file changes, not what it leaves to the defaults. A spec the
+    service would refuse is compared as written: apply shows the refusal."""
+    try:
+        return spec_out(spec_in(spec))
+    except InvalidArgument:
+        return spec
 
 
 def _no_window(spec: pb.CampaignSpec) -> str:
@@ -191,7 +203,7 @@ class Admin:
                 budget = _budget_text(request.spec)
                 self._print(f"create {request.campaign_id}: a draft{budget}")
                 continue
-            changed = changed_fields(current.spec, request.spec)
+            changed = changed_fields(current.spec, _as_stored(request.spec))
             if not changed:
                 self._print(f"keep {request.campaign_id} (version {current.version}): no change")
                 continue
@@ -212,23 +224,12 @@ class Admin:
             campaign = self._call(self._stub.CreateCampaign, request).campaign
             self._print(f"applied {campaign.campaign_id} (version {campaign.version})")
         else:
-            changed = changed_fields(current.spec, request.spec)
+            changed = changed_fields(current.spec, _as_stored(request.spec))
+            campaign = current
             if not changed:
                 self._print(f"{current.campaign_id}: no change (version {current.version})")
-                return
-            # The file is the whole campaign: "*" replaces the spec (no mask would patch it).
-            update = pb.UpdateCampaignRequest(
-                campaign_id=request.campaign_id,
-                spec=request.spec,
-                expected_version=current.version,
-                update_mask=field_mask_pb2.FieldMask(paths=["*"]),
-            )
-            campaign = self._call(self._stub.UpdateCampaign, update).campaign
-            self._print(
-                f"updated {campaign.campaign_id} (version {campaign.version}): {', '.join(changed)}"
-            )
-            if change := _budget_change(current, request.spec):
-                self._print(f"  {change}")
+            else:
+                campaign = self._update(request, current, changed)
         if campaign.status == pb.CAMPAIGN_STATUS_DRAFT:
             funds = (
                 f"funds its {campaign.spec.budget_points} points budget and schedules it"
@@ -236,6 +237,24 @@ class Admin:
                 else "schedules it"
             )
             self._print(f"  next: loyalty-admin fund {campaign.campaign_id}  ({funds})")
+
+    def _update(
+        self, request: pb.CreateCampaignRequest, current: pb.Campaign, changed: list[str]
+    ) -> pb.Campaign:
+        # The file is the whole campaign: "*" replaces the spec (no mask would patch it).
+        update = pb.UpdateCampaignRequest(
+            campaign_id=request.campaign_id,
+            spec=request.spec,
+            expected_version=current.version,
+            update_mask=field_mask_pb2.FieldMask(paths=["*"]),
+        )
+        campaign = self._call(self._stub.UpdateCampaign, update).campaign
+        self._print(
+            f"updated {campaign.campaign_id} (version {campaign.version}): {', '.join(changed)}"
+        )
+        if change := _budget_change(current, request.spec):
+            self._print(f"  {change}")
+        return campaign
 
     def list(self) -> None:
         rows, token = [], ""

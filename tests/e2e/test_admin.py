@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,12 +11,12 @@ import pytest
 from loyalty.campaigns.v1 import campaigns_service_pb2 as campaigns_pb
 from loyalty.campaigns.v1 import campaigns_service_pb2_grpc as campaigns_grpc
 
+from tests.support.e2e import admin
 from tools.demo import TokenMint
 from tools.suite import Suite
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-ADMIN = Path(sys.executable).parent / "loyalty-admin"
 CAMPAIGN = """
 campaign_id: cli-share-bonus
 spec:
@@ -32,33 +29,24 @@ spec:
 """
 
 
-async def admin(suite: Suite, token: str, *args: str) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        str(ADMIN),
-        "--gateway",
-        suite.target("gateway"),
-        *args,
-        env={**os.environ, "LOYALTY_TOKEN": token},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    return process.returncode, out.decode(), err.decode()
-
-
 async def test_a_manager_runs_a_campaign_from_the_command_line(
     suite: Suite, mint: TokenMint, tmp_path: Path
 ) -> None:
     manager = mint.issue("manager-1", "campaign-manager")
     spec = tmp_path / "share.yaml"
     spec.write_text(CAMPAIGN.format(name="25 extra points per share"))
+    next_step = "  next: loyalty-admin fund cli-share-bonus  (funds its 20000 points budget and schedules it)\n"
     assert (await admin(suite, manager, "apply", str(spec)))[:2] == (
         0,
-        "applied cli-share-bonus (version 1)\n",
+        "applied cli-share-bonus (version 1)\n" + next_step,
     )
     spec.write_text(CAMPAIGN.format(name="25 bonus points per share"))
     assert (await admin(suite, manager, "apply", str(spec)))[1] == (
-        "updated cli-share-bonus (version 2)\n"
+        "updated cli-share-bonus (version 2): display_name\n" + next_step
+    )
+    # Applying the same file again changes nothing, not even the version.
+    assert (await admin(suite, manager, "apply", str(spec)))[1] == (
+        "cli-share-bonus: no change (version 2)\n" + next_step
     )
     assert (await admin(suite, manager, "fund", "cli-share-bonus"))[1] == "cli-share-bonus: live\n"
 

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import secrets
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -128,3 +130,25 @@ class NodeCaller:
                 field_violations=error["fieldViolations"],
             )
         return result["messages"]
+
+
+# loyalty-admin as `pip install -e .` installs it beside this interpreter.
+ADMIN = Path(sys.executable).parent / "loyalty-admin"
+ADMIN_SECONDS = 60
+
+
+async def admin(
+    suite: Suite, token: str, *args: str, program: Path = ADMIN
+) -> tuple[int, str, str]:
+    """Runs loyalty-admin against the suite's gateway: (exit status, stdout, stderr)."""
+    process = await asyncio.create_subprocess_exec(
+        str(program),
+        "--gateway",
+        suite.target("gateway"),
+        *args,
+        env={**os.environ, "LOYALTY_TOKEN": token},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), ADMIN_SECONDS)
+    return process.returncode, out.decode(), err.decode()
