@@ -43,6 +43,13 @@ def _prize(prize: pb.Prize) -> str:
     return f"{prize.points} points" if prize.HasField("points") else "nothing"
 
 
+def _unit(prize: pb.Prize) -> str:
+    """The pool a prize is paid from ("" for nothing)."""
+    if prize.HasField("item"):
+        return prize.item.unit
+    return "points" if prize.HasField("points") else ""
+
+
 class WheelAdmin:
     def __init__(self, channel: grpc.Channel, token: str, out) -> None:
         self._stub = games_grpc.GamesServiceStub(channel)
@@ -88,17 +95,13 @@ class WheelAdmin:
             wheel = self._call("UpdateWheel", update).wheel
             changed = ", ".join(changed_fields(current.config, request.config))
             self._print(f"updated {wheel.id} (odds version {wheel.odds_version}): {changed}")
+        # A new wheel's pools are empty, and a sold-out segment's pool is.
+        created = wheel.odds_version == 1
         empty = sorted(
-            {
-                "points" if o.prize.HasField("points") else o.prize.item.unit
-                for o in wheel.odds
-                if o.sold_out
-            }
+            {_unit(o.prize) for o in wheel.odds if _unit(o.prize) and (created or o.sold_out)}
         )
         for unit in empty:
-            self._print(
-                f"  next: loyalty-admin wheel stock {wheel.id} {unit} QUANTITY  (its pool is empty)"
-            )
+            self._print(f"  next: loyalty-admin wheel stock {wheel.id} {unit} QUANTITY")
 
     def _stock(self, wheel_id: str, unit: str, quantity: int, request_id: str) -> None:
         request_id = request_id or f"cli-{uuid.uuid4().hex[:16]}"

@@ -35,7 +35,10 @@ async def test_a_manager_runs_a_campaign_from_the_command_line(
     manager = mint.issue("manager-1", "campaign-manager")
     spec = tmp_path / "share.yaml"
     spec.write_text(CAMPAIGN.format(name="25 extra points per share"))
-    next_step = "  next: loyalty-admin fund cli-share-bonus  (funds its 20000 points budget and schedules it)\n"
+    next_step = (
+        "  next: loyalty-admin fund cli-share-bonus"
+        "  (funds its 20000 points budget and schedules it)\n"
+    )
     assert (await admin(suite, manager, "apply", str(spec)))[:2] == (
         0,
         "applied cli-share-bonus (version 1)\n" + next_step,
