@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -13,6 +15,7 @@ from loyalty.campaigns.v1 import campaigns_service_pb2 as campaigns_pb
 from loyalty.campaigns.v1 import campaigns_service_pb2_grpc as campaigns_grpc
 
 from tests.support.e2e import admin
+from tests.support.gateway import REPO
 from tools.demo import TokenMint
 from tools.suite import Suite
 
@@ -252,3 +255,42 @@ async def test_member_set_changes_only_the_fields_given(suite: Suite, mint: Toke
     assert fields["segments"] == "-" and fields["tier"] == "gold"
     code, _, err = await admin(suite, manager, "member", "set", "cli-m-2")
     assert code == 2 and "at least one field" in err
+
+
+async def test_it_runs_from_the_checkout_without_the_venv(suite: Suite, mint: TokenMint) -> None:
+    """bin/loyalty-admin and `make admin ARGS=...`, with a PATH that has no venv on it."""
+    path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if ".venv" not in p)
+    env = {"PATH": path, "HOME": os.environ.get("HOME", "/tmp")}
+    wrapper = await asyncio.create_subprocess_exec(
+        str(REPO / "bin" / "loyalty-admin"),
+        "--gateway",
+        suite.target("gateway"),
+        "list",
+        env={**env, "LOYALTY_TOKEN": mint.issue("manager-1", "campaign-manager")},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(wrapper.communicate(), 60)
+    assert wrapper.returncode == 0, err.decode()
+    assert out.decode().startswith("ID  ")
+    # make admin signs in as a manager with the gateway's development secret.
+    make = await asyncio.create_subprocess_exec(
+        "make",
+        "-s",
+        "-C",
+        str(REPO),
+        "admin",
+        "ARGS=list",
+        env={
+            **env,
+            "LOYALTY_GATEWAY": suite.target("gateway"),
+            "GATEWAY_JWT_SECRET": mint.secret.decode(),
+            "GATEWAY_JWT_ISSUER": mint.issuer,
+            "GATEWAY_JWT_AUDIENCE": mint.audience,
+        },
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(make.communicate(), 120)
+    assert make.returncode == 0, err.decode()
+    assert out.decode().startswith("ID  ")
