@@ -80,7 +80,7 @@ e2e: setup
 	$(PY) -m pytest tests/e2e
 
 demo: setup
-	$(PY) -m tools.demo
+	$(PY) -m tools.demo $(ARGS)
 
 token: setup
 	@$(PY) -m tools.token --role $(ROLE) --sub $(SUB)
