@@ -9,8 +9,10 @@ gold members' day by the computed tier, earns a badge and completes a
 challenge. Each step is printed.
 
 It uses the suite answering at 127.0.0.1:8080 (its development tokens, as
-`make token` prints them) or, when none answers, starts its own suite on free
-ports in a temporary directory.
+`make token` prints them) and then archives the campaigns and the reward it
+made (`--keep` leaves them; wheels, games and members have no archive and stay,
+under this run's ids), or, when none answers, starts its own suite on free
+ports in a temporary directory, which goes when it ends.
 
 The story speaks the protobuf JSON mapping through a `Caller`, so the
 end-to-end tests play the very same story with the Node clients
@@ -878,14 +880,42 @@ def _call_errors():
         ) from None
 
 
-async def play(call: Caller, mint: TokenMint, say: Say, tag: str | None = None) -> MemberStory:
-    """The whole story: set-up, then the member, then a redemption."""
+async def play(
+    call: Caller, mint: TokenMint, say: Say, tag: str | None = None, *, tidy: bool | None = None
+) -> MemberStory:
+    """The whole story: set-up, then the member, then a redemption; then, when `tidy`
+    is set, what it created is archived (True) or listed as left (False)."""
     program = await set_up_program(call, mint, tag or new_tag(), say)
     reward_id = await set_up_rewards(call, program, say)
     story = await play_member(call, mint, program, say)
     await redeem_story(call, program, story, reward_id, say)
     await progress_story(call, program, story, say)
+    if tidy is not None:
+        await tidy_up(call, program, story, reward_id, say, archive=tidy)
     return story
+
+
+async def tidy_up(
+    call: Caller, program: Program, story: MemberStory, reward_id: str, say: Say, *, archive: bool
+) -> None:
+    """Archives the story's campaigns (cancelled first) and its reward, or says it
+    leaves them; wheels, catch games, members and ledger entries have no archive."""
+    manager = program.manager_token
+    archivable = [f"campaign {c}" for c in program.campaigns.values()] + [f"reward {reward_id}"]
+    if archive:
+        say(f"== Tidying up program {program.tag} (python -m tools.demo --keep leaves it) ==")
+        for campaign_id in program.campaigns.values():
+            await call(CAMPAIGNS, "CancelCampaign", {"campaignId": campaign_id}, manager)
+            await call(CAMPAIGNS, "ArchiveCampaign", {"campaignId": campaign_id}, manager)
+        await call(REWARDS, "ArchiveReward", {"rewardId": reward_id}, manager)
+        say(f"archived {', '.join(archivable)}")
+    else:
+        say(f"== Program {program.tag} is left as it is (--keep) ==")
+        say(f"left: {', '.join(archivable)}")
+    say(
+        f"left: wheel {program.wheel_id}, catch game {program.catch_game_id}, member "
+        f"{story.member_id} and their points (these have no archive; the ids are this run's own)"
+    )
 
 
 async def gateway_answers(target: str) -> bool:
@@ -896,16 +926,17 @@ async def gateway_answers(target: str) -> bool:
     return True
 
 
-async def run_story(target: str, mint: TokenMint) -> None:
+async def run_story(target: str, mint: TokenMint, tidy: bool | None = None) -> None:
     async with grpc.aio.insecure_channel(target) as channel:
-        await play(GrpcCaller(channel), mint, print)
+        await play(GrpcCaller(channel), mint, print, tidy=tidy)
 
 
-async def main_async(gateway: str) -> int:
+async def main_async(gateway: str, keep: bool = False) -> int:
     try:
         if await gateway_answers(gateway):
-            print(f"Using the suite at {gateway}.")
-            await run_story(gateway, TokenMint.from_settings(GatewaySettings.from_env()))
+            print(f"Using the suite at {gateway}: every id below is this run's own.")
+            settings = GatewaySettings.from_env()
+            await run_story(gateway, TokenMint.from_settings(settings), tidy=not keep)
             return 0
         with tempfile.TemporaryDirectory(prefix="loyalty-demo-") as directory:
             secret = secrets.token_urlsafe(32)
@@ -925,6 +956,7 @@ async def main_async(gateway: str) -> int:
                 await run_story(suite.target("gateway"), TokenMint.from_settings(settings))
             finally:
                 await suite.stop_all()
+            print("The demo's own suite stopped; its data went with its temporary directory.")
         return 0
     except CallError as error:
         print(f"the gateway refused a call: {error}", file=sys.stderr)
@@ -939,8 +971,13 @@ async def main_async(gateway: str) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--gateway", default=DEFAULT_GATEWAY, help="host:port of a running gateway")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="leave the campaigns and reward it made (a running suite)",
+    )
     arguments = parser.parse_args()
-    sys.exit(asyncio.run(main_async(arguments.gateway)))
+    sys.exit(asyncio.run(main_async(arguments.gateway, arguments.keep)))
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ from loyalty.rewards.v1 import rewards_service_pb2 as rewards_pb
 from loyalty.rewards.v1 import rewards_service_pb2_grpc as rewards_grpc
 
 from services.kit.ids import POINTS, member_account
-from tests.support.admin_tool import admin
+from tests.support.e2e import admin
 from tools.demo import TokenMint
 from tools.suite import Suite
 

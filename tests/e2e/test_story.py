@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.e2e.conftest import TRANSPORTS, NodeClient
+from tests.support.e2e import TRANSPORTS, NodeClient
 from tests.support.gateway import REPO
 from tools.demo import (
     BADGE_BONUS,
