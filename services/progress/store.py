@@ -251,6 +251,7 @@ class ProgressUnit(Protocol):
     def award(self, member_id: str, kind: AwardKind, definition_id: str, detail: str): ...
     def add_award(self, award: Award) -> None: ...
     def awards(self, member_id: str) -> list[Award]: ...
+    def held_awards(self, member_ids: Sequence[str]) -> dict[str, set[tuple]]: ...
     def settle_award(self, entry_id: str, state: str, refusal: str) -> None: ...
     def add_achievement(self, achievement: Achievement) -> Achievement: ...
     def achievements(self, member_id: str, after: int, limit: int) -> list[Achievement]: ...
@@ -773,6 +774,20 @@ class SqliteProgressUnit:
             (member_id,),
         )
         return [_award(row) for row in rows]
+
+    def held_awards(self, member_ids: Sequence[str]) -> dict[str, set[tuple]]:
+        """(kind, definition_id, detail) of the awards each member holds, one query
+        for a whole batch of members."""
+        held: dict[str, set[tuple]] = {member_id: set() for member_id in member_ids}
+        for first in range(0, len(member_ids), 500):
+            chunk = member_ids[first : first + 500]
+            for member_id, kind, definition_id, detail in self._db.execute(
+                "SELECT member_id, kind, definition_id, detail FROM awards"
+                f" WHERE member_id IN ({_marks(chunk)})",
+                chunk,
+            ):
+                held[member_id].add((AwardKind(kind), definition_id, detail))
+        return held
 
     def settle_award(self, entry_id: str, state: str, refusal: str) -> None:
         self._db.execute(
