@@ -15,6 +15,8 @@ WEB_SOURCES := $(shell find web/app web/console web/shared -type f 2>/dev/null |
 # The browser tests drive Debian's Chromium; nothing downloads a browser.
 CHROMIUM := /usr/bin/chromium
 ROLE ?= player
+# make run DB=postgres: the services that support it on a local PostgreSQL under var/pg.
+DB ?= sqlite
 SUB ?= m-1
 
 .PHONY: setup proto run test e2e lint format bench mutants demo token admin clean web browser
@@ -70,7 +72,7 @@ browser:
 
 # `make run` needs no browser: only what serves the suite and the built apps.
 run: $(INSTALLED) $(GENERATED) $(NODE_INSTALLED) $(WEB_BUILT)
-	$(PY) -m tools.suite --starter
+	$(PY) -m tools.suite --starter --db $(DB)
 
 test: setup $(WEB_BUILT)
 	node web/unit.mjs

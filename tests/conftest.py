@@ -1,5 +1,6 @@
 """Fixtures shared by every test directory: a real ledger on port 0 over a temp
-SQLite file, and the Node client packages."""
+SQLite file (or a PostgreSQL schema where a directory parametrises `engine`),
+the session's PostgreSQL server, and the Node client packages."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from services.kit.server import ServiceHost
 from services.ledger.server import LedgerSettings, build_server
 from tests.support.gateway import node_packages
 from tests.support.metrics import NO_METRICS
+from tests.support.postgres import fresh_database, shared_server, stop_shared_server
+from tools.postgres import LocalPostgres
 
 
 @dataclass
@@ -27,13 +30,34 @@ class RunningLedger:
     target: str
 
 
+@pytest.fixture(scope="session")
+def postgres() -> LocalPostgres:
+    """A real PostgreSQL 16 for the session, started on first use (never skipped)."""
+    yield shared_server()
+    stop_shared_server()
+
+
+@pytest.fixture
+def engine() -> str:
+    """The storage engine of the services a test starts; tests/ledger runs both."""
+    return "sqlite"
+
+
+@pytest.fixture
+def ledger_db(request, engine: str, tmp_path) -> str:
+    """The ledger's db setting for this test: a SQLite file or a fresh PostgreSQL schema."""
+    if engine == "postgres":
+        request.getfixturevalue("postgres")  # so the session stops the server at its end
+    return fresh_database(tmp_path, engine, "ledger")
+
+
 @pytest_asyncio.fixture
-async def ledger(tmp_path) -> RunningLedger:
+async def ledger(ledger_db: str) -> RunningLedger:
     """A real ledger server on a free port, driven by a ManualClock."""
     clock = ManualClock()
     # Tests sweep explicitly (SweepExpired); the schedule is tested on its own.
     settings = LedgerSettings(
-        db_path=tmp_path / "ledger.db", sweep_interval_seconds=10**9, metrics_listen=NO_METRICS
+        db_path=ledger_db, sweep_interval_seconds=10**9, metrics_listen=NO_METRICS
     )
     host = await build_server(settings, "127.0.0.1:0", clock)
     await host.start()

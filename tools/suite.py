@@ -27,6 +27,8 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from tools.postgres import LocalPostgres
+
 STARTUP_SECONDS = 30.0
 REPO = Path(__file__).resolve().parent.parent
 
@@ -115,6 +117,8 @@ SERVICES = (
     ),
 )
 SPECS = {spec.name: spec for spec in SERVICES}
+# The services whose stores run on PostgreSQL too (`--db postgres`).
+ON_POSTGRES = frozenset({"ledger"})
 
 
 def _reachable(address: str) -> str:
@@ -215,8 +219,11 @@ class Suite:
         addresses: Mapping[str, str] | None = None,
         json_logs: Path | None = None,
         metrics_addresses: Mapping[str, str] | None = None,
+        databases: Mapping[str, str] | None = None,
     ) -> None:
         self.data_dir = data_dir
+        # A service's db setting (a postgresql:// URL) in place of its file under data_dir.
+        self.databases = dict(databases or {})
         self.json_logs = json_logs
         self.addresses = {name: f"127.0.0.1:{port}" for name, port in (ports or {}).items()}
         self.addresses.update(addresses or {})
@@ -254,7 +261,7 @@ class Suite:
         if self.json_logs is not None:
             env["LOG_FILE"] = str(self.json_logs / f"{spec.name}.log")
         if spec.db_env:
-            env[spec.db_env] = str(self.data_dir / f"{spec.name}.db")
+            env[spec.db_env] = self.databases.get(spec.name, str(self.data_dir / f"{spec.name}.db"))
         for variable, upstream in spec.upstreams.items():
             env[variable] = self.target(upstream)
         return env
@@ -312,14 +319,23 @@ class Suite:
             await self.running.pop(name).stop()
 
 
-async def run(data_dir: Path, starter: bool = False) -> None:
+async def run(data_dir: Path, starter: bool = False, db: str = "sqlite") -> None:
     present = [spec for spec in SERVICES if spec.exists()]
+    databases: dict[str, str] = {}
+    postgres = None
+    if db == "postgres":
+        postgres = LocalPostgres(data_dir / "pg")
+        # One database per service on the local server; the rest keep their files.
+        databases = {
+            spec.name: postgres.database(spec.name) for spec in present if spec.name in ON_POSTGRES
+        }
     # The terminal gets readable lines; every service also keeps JSON lines in a file.
     suite = Suite(
         data_dir,
         addresses={spec.name: spec.listen_address() for spec in present},
         json_logs=data_dir / "logs",
         metrics_addresses={spec.name: spec.metrics_address() for spec in present},
+        databases=databases,
     )
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -356,6 +372,8 @@ async def run(data_dir: Path, starter: bool = False) -> None:
                 print(f"{name} exited with {service.process.returncode}; stopping the rest")
     finally:
         await suite.stop_all()
+        if postgres is not None:
+            postgres.stop()
 
 
 def main() -> None:
@@ -364,8 +382,14 @@ def main() -> None:
     parser.add_argument(
         "--starter", action="store_true", help="set up the starter program (tools/starter.py)"
     )
+    parser.add_argument(
+        "--db",
+        choices=("sqlite", "postgres"),
+        default="sqlite",
+        help="postgres: a local PostgreSQL under <data-dir>/pg for the services that support it",
+    )
     arguments = parser.parse_args()
-    asyncio.run(run(arguments.data_dir, arguments.starter))
+    asyncio.run(run(arguments.data_dir, arguments.starter, arguments.db))
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Unpack
 
 from loyalty.ledger.v1 import ledger_service_pb2 as pb
 from loyalty.ledger.v1 import ledger_service_pb2_grpc as pb_grpc
@@ -15,9 +15,12 @@ from services.kit.config import LEDGER_ADDRESS, LEDGER_METRICS_ADDRESS, ServiceS
 from services.kit.feeds import CommitSignal
 from services.kit.metrics import Metrics
 from services.kit.server import ServiceBinding, ServiceHost, create_host
+from services.kit.sqlite import StoreOptions
+from services.kit.stores import UnitStore, store_for
+from services.ledger.pg_store import PgLedgerStore
 from services.ledger.service import LedgerService
 from services.ledger.servicer import LedgerServicer
-from services.ledger.store import LedgerStore
+from services.ledger.store import LedgerStore, LedgerUnit
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["LedgerService"].full_name
 
@@ -25,10 +28,20 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["LedgerService"].full_name
 @dataclass(frozen=True, kw_only=True)
 class LedgerSettings(ServiceSettings):
     env_prefix: ClassVar[str] = "LEDGER"
-    db_path: Path = setting(Path("var/ledger.db"), "LEDGER_DB")
+    # A file path (SQLite) or a postgresql:// URL (PostgreSQL, see pg_store.py).
+    db_path: str = setting("var/ledger.db", "LEDGER_DB")
     listen: str = LEDGER_ADDRESS
     metrics_listen: str = LEDGER_METRICS_ADDRESS
     sweep_interval_seconds: float = 1.0
+
+
+def ledger_store(db: Path | str, **options: Unpack[StoreOptions]) -> UnitStore[LedgerUnit]:
+    """The ledger's store on the engine its db setting names (a path or a URL)."""
+    return store_for(
+        db,
+        sqlite=lambda path: LedgerStore(path, **options),
+        postgres=lambda url: PgLedgerStore(url, **options),
+    )
 
 
 async def build_server(
@@ -38,7 +51,7 @@ async def build_server(
     clock = clock or SystemClock()
     commits = CommitSignal()
     metrics = Metrics.of(settings)
-    store = LedgerStore(settings.db_path, on_commit=commits.notify, metrics=metrics.store)
+    store = ledger_store(settings.db_path, on_commit=commits.notify, metrics=metrics.store)
     service = LedgerService(store, clock, commits)
     host = create_host(
         [

@@ -19,6 +19,7 @@ from services.kit.errors import (
 from services.kit.feeds import FEED_PAGE, CommitSignal, serve_pages
 from services.kit.ids import LEDGER_ID, POINTS, PRIZE_UNIT, check_id
 from services.kit.paging import Page, decode_page_token, page_of, page_size
+from services.kit.stores import UnitStore
 from services.kit.text import shown
 from services.ledger.domain import (
     MAX_BATCH,
@@ -34,7 +35,7 @@ from services.ledger.domain import (
     validate_account,
     validate_batch,
 )
-from services.ledger.store import ExpiringLot, KindTotal, LedgerStore, LedgerUnit
+from services.ledger.store import ExpiringLot, KindTotal, LedgerUnit
 
 log = structlog.get_logger()
 
@@ -84,12 +85,15 @@ class _SharedWork:
         self._service = service
         self.taken: list[_Waiting] = []
         self.broke = False
-        self.more = False
+
+    def take(self) -> None:
+        """On the loop, before the write: the work itself must be pure, as a
+        store may run it on a thread and again after a conflict (PostgreSQL)."""
+        service = self._service
+        self.taken = service._take_waiting()
 
     def run(self, unit: LedgerUnit) -> list[list[TransferOutcome]]:
         service = self._service
-        self.taken = service._take_waiting()
-        self.more = service._flush_queued
         try:
             return service._apply(unit, [waiting.requests for waiting in self.taken])
         except BaseException:
@@ -124,7 +128,7 @@ def _lots_due(book: Book, requests: list[TransferRequest]) -> tuple[list[str], d
 
 
 class LedgerService:
-    def __init__(self, store: LedgerStore, clock: Clock, commits: CommitSignal) -> None:
+    def __init__(self, store: UnitStore[LedgerUnit], clock: Clock, commits: CommitSignal) -> None:
         self._store = store
         self._clock = clock
         self._commits = commits
@@ -248,23 +252,28 @@ class LedgerService:
         nothing waits. The batches that arrive while the writer is busy share one
         load (one idempotency lookup, accounts and lots read once) and one save
         (one INSERT statement per table), and are applied one after the other
-        exactly as separate calls would be."""
-        more = True
-        while more:
-            shared = _SharedWork(self)
-            try:
-                results = await self._store.write(shared.run)
-            except Exception as error:
-                if shared.broke and len(shared.taken) > 1:
-                    # A batch broke the shared work: each alone, so it fails alone.
-                    await self._one_by_one(shared.taken)
+        exactly as separate calls would be. One flush at a time: what arrives
+        while it writes is its next turn's, so a busy ledger writes a few large
+        transactions, not many small ones (on PostgreSQL, many small ones queue
+        on the sequence counter: a 64-in-flight bench fell to 200 transfers/s)."""
+        try:
+            while self._waiting:
+                shared = _SharedWork(self)
+                shared.take()
+                try:
+                    results = await self._store.write(shared.run)
+                except Exception as error:
+                    if shared.broke and len(shared.taken) > 1:
+                        # A batch broke the shared work: each alone, so it fails alone.
+                        await self._one_by_one(shared.taken)
+                    else:
+                        for waiting in shared.taken:
+                            _deliver(waiting, error=error)
                 else:
-                    for waiting in shared.taken:
-                        _deliver(waiting, error=error)
-            else:
-                for waiting, outcomes in zip(shared.taken, results, strict=True):
-                    _deliver(waiting, outcomes)
-            more = shared.more
+                    for waiting, outcomes in zip(shared.taken, results, strict=True):
+                        _deliver(waiting, outcomes)
+        finally:
+            self._flush_queued = False
 
     def _take_waiting(self) -> list[_Waiting]:
         """The waiting batches for one shared work, oldest first: at most MAX_BATCH
@@ -283,9 +292,6 @@ class LedgerService:
             taken.append(self._waiting.pop(0))
             size += len(requests)
             ids.update(r.id for r in requests)
-        if not self._waiting:
-            # The next batch starts the next flush; what is left is this one's.
-            self._flush_queued = False
         return taken
 
     async def _one_by_one(self, batches: list[_Waiting]) -> None:

@@ -255,6 +255,10 @@ class WriterCache:
 
 
 class SqliteLedgerUnit:
+    # Appended to the loads of the rows a write may change (transfers referred
+    # to, holds): nothing on SQLite, whose one writer is alone; PgLedgerUnit locks.
+    LOCK = ""
+
     def __init__(self, connection: sqlite3.Connection, cache: WriterCache | None = None) -> None:
         self._db = connection
         # Readers get a fresh cache each time: they see their own snapshot only.
@@ -278,7 +282,9 @@ class SqliteLedgerUnit:
     def _load_transfers(self, book: Book, ids: Iterable[str]) -> None:
         for chunk in _chunks(ids):
             for row in self._db.execute(
-                f"SELECT {TRANSFER_COLUMNS} FROM transfers WHERE id IN ({_marks(chunk)})", chunk
+                f"SELECT {TRANSFER_COLUMNS} FROM transfers WHERE id IN ({_marks(chunk)})"
+                f" ORDER BY id{self.LOCK}",
+                chunk,
             ):
                 transfer = transfer_from_row(row)
                 book.transfers[transfer.id] = transfer
@@ -313,7 +319,7 @@ class SqliteLedgerUnit:
         for chunk in _chunks(ids):
             for transfer_id, state, deadline, consumed in self._db.execute(
                 "SELECT transfer_id, state, deadline, consumed FROM holds"
-                f" WHERE transfer_id IN ({_marks(chunk)})",
+                f" WHERE transfer_id IN ({_marks(chunk)}) ORDER BY transfer_id{self.LOCK}",
                 chunk,
             ):
                 book.holds[transfer_id] = Hold(
@@ -407,19 +413,25 @@ class SqliteLedgerUnit:
     def load_expired(self, now: int, limit: int) -> tuple[Book, list[str], list[str]]:
         """A book holding up to `limit` expired lots and timed-out holds, and whose they are."""
         book = self._new_book(now)
-        lot_accounts = [
-            row[0]
-            for row in self._db.execute(
-                "SELECT DISTINCT account_id FROM lots"
-                " WHERE remaining > 0 AND expires_at IS NOT NULL AND expires_at <= ? LIMIT ?",
-                (now, limit),
-            )
-        ]
+        # Accounts by their soonest expired lot, holds by deadline then age: the
+        # order is the SQL's on either engine, not an index's scan order.
+        due: dict[str, None] = {}
+        for (account_id,) in self._db.execute(
+            "SELECT account_id FROM lots WHERE remaining > 0 AND expires_at IS NOT NULL"
+            " AND expires_at <= ? ORDER BY expires_at, sequence",
+            (now,),
+        ):
+            due[account_id] = None
+            if len(due) == limit:
+                break
+        lot_accounts = list(due)
         hold_ids = [
             row[0]
             for row in self._db.execute(
-                "SELECT transfer_id FROM holds"
-                " WHERE state = 1 AND deadline IS NOT NULL AND deadline <= ? LIMIT ?",
+                "SELECT holds.transfer_id FROM holds"
+                " JOIN transfers ON transfers.id = holds.transfer_id"
+                " WHERE holds.state = 1 AND holds.deadline IS NOT NULL AND holds.deadline <= ?"
+                " ORDER BY holds.deadline, transfers.sequence LIMIT ?",
                 (now, limit),
             )
         ]

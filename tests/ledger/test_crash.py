@@ -1,6 +1,7 @@
 """The ledger as a real process, SIGKILLed several times under concurrent load and
-restarted on the same files: nothing acknowledged is lost, no chain is half-applied,
-retries return the original results, and the invariants hold."""
+restarted on the same files (or PostgreSQL schema): nothing acknowledged is lost,
+no chain is half-applied, retries return the original results, and the invariants
+hold."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from tests.support.ledger import (
     posted,
     snapshot,
 )
+from tests.support.postgres import fresh_database
 from tools.suite import Suite
 
 KILLS = 3
@@ -77,10 +79,13 @@ def batch_for(rng: random.Random, number: int) -> list[pb.Transfer]:
     return legs
 
 
-async def client(stub, load: Load, numbers, seed: int) -> None:
+async def client(stubs, load: Load, numbers, seed: int) -> None:
     """Sends batches one after another; a batch without an answer is sent again, the
-    same, until the ledger answers (as a real client's retry with the same ids)."""
+    same, until a ledger answers (as a real client's retry with the same ids), to the
+    next of `stubs` (replicas behind a load balancer) when there are several."""
     rng = random.Random(seed)
+    turn = itertools.cycle(stubs)
+    stub = next(turn)
     while not load.stop:
         number = next(numbers)
         batch = batch_for(rng, number)
@@ -94,6 +99,7 @@ async def client(stub, load: Load, numbers, seed: int) -> None:
             except grpc.aio.AioRpcError as error:
                 load.errors.add(error.code())
                 doubted = True
+                stub = next(turn)
                 await asyncio.sleep(0.05)  # the ledger is restarting: poll until it answers
         load.answered[number] = (batch, list(response.results))
         if doubted:
@@ -115,11 +121,14 @@ def check_chain(results: list[pb.TransferResult]) -> None:
 
 
 @pytest.mark.slow
-async def test_sigkill_under_load_loses_nothing_and_applies_no_half_chain(tmp_path) -> None:
+async def test_sigkill_under_load_loses_nothing_and_applies_no_half_chain(
+    tmp_path, ledger_db
+) -> None:
     suite = Suite(
         tmp_path / "data",
         env={"LEDGER_SWEEP_INTERVAL_SECONDS": str(NEVER_SECONDS), "LOG_LEVEL": "warning"},
         log_dir=tmp_path / "logs",
+        databases={"ledger": ledger_db},
     )
     ledger = await suite.start("ledger")
     channels = [grpc.aio.insecure_channel(ledger.target) for _ in range(CHANNELS)]
@@ -129,7 +138,7 @@ async def test_sigkill_under_load_loses_nothing_and_applies_no_half_chain(tmp_pa
         load = Load()
         numbers = itertools.count()
         clients = [
-            asyncio.create_task(client(stubs[n % CHANNELS], load, numbers, seed=n))
+            asyncio.create_task(client([stubs[n % CHANNELS]], load, numbers, seed=n))
             for n in range(TASKS)
         ]
         for _ in range(KILLS):
@@ -150,6 +159,51 @@ async def test_sigkill_under_load_loses_nothing_and_applies_no_half_chain(tmp_pa
         for channel in channels:
             await channel.close()
         await suite.stop_all()
+
+
+async def wait_for_answers(load: Load, count: int) -> None:
+    target = len(load.answered) + count
+    while len(load.answered) < target:
+        load.progress.clear()
+        await load.progress.wait()
+
+
+@pytest.mark.slow
+async def test_two_replicas_on_one_postgres_one_killed_under_load(tmp_path, postgres) -> None:
+    """Two ledger processes write the same wallets through one database; one is
+    SIGKILLed mid-load and its clients go on through the other."""
+    db = fresh_database(tmp_path, "postgres", "ledger")
+    suites = [
+        Suite(
+            tmp_path / f"data-{n}",
+            env={"LEDGER_SWEEP_INTERVAL_SECONDS": str(NEVER_SECONDS), "LOG_LEVEL": "warning"},
+            log_dir=tmp_path / f"logs-{n}",
+            databases={"ledger": db},
+        )
+        for n in range(2)
+    ]
+    replicas = [await suite.start("ledger") for suite in suites]
+    channels = [grpc.aio.insecure_channel(replica.target) for replica in replicas]
+    stubs = [ledger_grpc.LedgerServiceStub(channel) for channel in channels]
+    try:
+        await open_accounts(stubs[0], *ACCOUNTS)
+        load = Load()
+        numbers = itertools.count()
+        clients = [
+            asyncio.create_task(client([stubs[n % 2], stubs[(n + 1) % 2]], load, numbers, seed=n))
+            for n in range(TASKS)
+        ]
+        await wait_for_answers(load, BATCHES_BETWEEN_KILLS)
+        await replicas[0].kill()
+        await wait_for_answers(load, BATCHES_BETWEEN_KILLS)
+        load.stop = True
+        await asyncio.gather(*clients)
+        await check_after_crashes(stubs[1], load)
+    finally:
+        for channel in channels:
+            await channel.close()
+        for suite in suites:
+            await suite.stop_all()
 
 
 async def check_after_crashes(stub, load: Load) -> None:
@@ -184,6 +238,11 @@ async def check_after_crashes(stub, load: Load) -> None:
     assert {t.id for t in transfers} == set(committed)
     for message, entries in state.values():
         assert sum(entry.balance_change for entry in entries) == message.balance.balance
+        # Each entry's balance is the sum of those before it: sequence order is commit order.
+        running = 0
+        for entry in entries:
+            running += entry.balance_change
+            assert entry.balance_after == running, (message.id, entry.transfer.sequence)
     # The change feed from the start is the same gapless history.
     feed = stub.WatchTransfers(pb.WatchTransfersRequest(after_sequence=0))
     streamed = []

@@ -1,14 +1,13 @@
 """Random sequences of ledger operations, through a real server over a real SQLite
-file, checked after every step against an independent reference model."""
+file or PostgreSQL schema, checked after every step against an independent
+reference model."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
 import shutil
-import sqlite3
 import tempfile
-from contextlib import closing
 from pathlib import Path
 
 import grpc
@@ -32,6 +31,7 @@ from tests.support.ledger import (
     snapshot,
     start_ledger,
 )
+from tests.support.postgres import fresh_database, stored_rows
 
 COFFEE = "prize:coffee"
 ACCOUNTS = {
@@ -125,15 +125,17 @@ def _entry_fields(account_id: str, made: ModelTransfer) -> tuple:
 
 
 class LedgerMachine(RuleBasedStateMachine):
+    engine = "sqlite"
+
     def __init__(self) -> None:
         super().__init__()
         self.loop = asyncio.new_event_loop()
         # grpc.aio creates calls against the current loop, outside run_until_complete too.
         asyncio.set_event_loop(self.loop)
         self.directory = Path(tempfile.mkdtemp(prefix="ledger-stateful-"))
-        self.db_path = self.directory / "ledger.db"
+        self.db = fresh_database(self.directory, self.engine, "ledger")
         self.clock = ManualClock()
-        self.host, self.channel, self.stub = self.run(start_ledger(self.db_path, self.clock))
+        self.host, self.channel, self.stub = self.run(start_ledger(self.db, self.clock))
         self.model = Ledger()
         self.ids = itertools.count(1)
         self.committed: dict[str, tuple[pb.Transfer, pb.Transfer]] = {}  # id -> request, result
@@ -348,9 +350,8 @@ class LedgerMachine(RuleBasedStateMachine):
     def _check_lots(self, state) -> None:
         """The stored lots are the model's, and an account's open lots add up to
         what it can spend."""
-        with closing(sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True)) as db:
-            rows = db.execute("SELECT sequence, account_id, remaining, expires_at FROM lots")
-            stored = {row[0]: row[1:] for row in rows}
+        rows = stored_rows(self.db, "SELECT sequence, account_id, remaining, expires_at FROM lots")
+        stored = {row[0]: row[1:] for row in rows}
         assert stored == {
             lot.sequence: (lot.account_id, lot.remaining, lot.expires_at)
             for lot in self.model.lots.values()
@@ -370,6 +371,15 @@ LedgerMachine.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 TestLedgerMachine = LedgerMachine.TestCase
+
+
+class PgLedgerMachine(LedgerMachine):
+    engine = "postgres"
+
+
+# Fewer examples on PostgreSQL: the same rules, a round trip per statement.
+PgLedgerMachine.TestCase.settings = settings(LedgerMachine.TestCase.settings, max_examples=8)
+TestPgLedgerMachine = PgLedgerMachine.TestCase
 
 
 async def test_expired_points_that_land_in_an_account_with_lots_form_a_lot(ledger) -> None:
