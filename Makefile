@@ -19,7 +19,7 @@ ROLE ?= player
 DB ?= sqlite
 SUB ?= m-1
 
-.PHONY: setup proto run test e2e lint format bench mutants demo token clean web browser
+.PHONY: setup proto run test e2e lint format bench mutants demo token admin clean web browser
 
 setup: $(INSTALLED) $(GENERATED) $(NODE_INSTALLED) $(WEB_GENERATED) browser
 
@@ -82,10 +82,17 @@ e2e: setup
 	$(PY) -m pytest tests/e2e
 
 demo: setup
-	$(PY) -m tools.demo
+	$(PY) -m tools.demo $(ARGS)
 
 token: setup
 	@$(PY) -m tools.token --role $(ROLE) --sub $(SUB)
+
+# The managers' tool from the checkout: make admin ARGS="plan examples/bonus-48h.yaml".
+# Without LOYALTY_TOKEN it signs in as a campaign manager with the development
+# gateway's secret (./var, as make run uses); LOYALTY_GATEWAY says where.
+admin: $(INSTALLED) $(GENERATED)
+	@LOYALTY_TOKEN="$${LOYALTY_TOKEN:-$$($(PY) -m tools.token --role campaign-manager --sub manager)}" \
+	  bin/loyalty-admin $(ARGS)
 
 lint: setup
 	$(BIN)/ruff check .

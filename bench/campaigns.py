@@ -15,6 +15,10 @@ scale_ratio (the second over the first; target >= 0.7), activity_p99_ms (of the
 10,000 run), and each server's CPU per activity (steadier on a shared machine).
 A third environment, the same 50 matching campaigns without the idle ones, gives
 idle_ratio: what the 9,949 campaigns that cannot match cost (1.0 is nothing).
+Then: both at 1, 8, 64 and 256 in flight (scaling, also
+bench/results/campaigns_scaling.md and .png), and a ledger of its own under the
+ledger bench's unary load (ledger_unary_tps), which activity_tps_10 is read
+against (activity_over_ledger_unary; target >= 0.5).
 
     python -m bench.campaigns [--seconds 10] [--clients 32] [--rounds 5]
 """
@@ -33,8 +37,10 @@ import grpc
 from google.protobuf import duration_pb2, timestamp_pb2
 from loyalty.campaigns.v1 import campaigns_service_pb2 as pb
 from loyalty.campaigns.v1 import campaigns_service_pb2_grpc as pb_grpc
+from loyalty.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
 
-from bench.common import LoadResult, Target, report, run_load
+from bench.common import SCALING, LoadResult, Target, report, run_load, scaling_report
+from bench.ledger import POST_TRANSFERS, set_up
 from bench.load import Call
 from services.kit.clock import SystemClock
 from tools.suite import Suite
@@ -43,7 +49,7 @@ MEMBERS = 64
 GROUPS = 10
 OTHER_TYPES = ("game_played", "product_review", "app_login", "profile_completed", "social_share")
 TRACK = f"/{pb.DESCRIPTOR.services_by_name['CampaignsService'].full_name}/TrackActivity"
-TARGETS = [Target("scale_ratio", 0.7)]
+TARGETS = [Target("scale_ratio", 0.7), Target("activity_over_ledger_unary", 0.5)]
 
 
 def _always() -> pb.Schedule:
@@ -149,6 +155,31 @@ async def _environment(work: Path, live: int, idle: int) -> Suite:
     return suite
 
 
+async def _ledger_unary(work: Path, seconds: float) -> LoadResult:
+    """The ledger's own unary PostTransfers (the ledger bench's workload, 64 in
+    flight) on a ledger of its own: the baseline activity_tps_10 is read against."""
+    suite = Suite(work, env={"LOG_LEVEL": "warning"}, log_dir=work)
+    try:
+        ledger = await suite.start("ledger")
+        async with grpc.aio.insecure_channel(ledger.target) as channel:
+            await set_up(ledger_grpc.LedgerServiceStub(channel), MEMBERS)
+        return await run_load(
+            ledger.target,
+            POST_TRANSFERS,
+            "bench.ledger:transfer_calls",
+            {
+                "prefix": "bench:unary",
+                "seed": 1,
+                "wallets": MEMBERS,
+                "expires_at": SystemClock().now_us() + 365 * 86_400 * 1_000_000,
+                "batch": 1,
+            },
+            seconds=seconds,
+        )
+    finally:
+        await suite.stop_all()
+
+
 async def run(seconds: float, clients: int, rounds: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="bench-campaigns-") as scratch:
         environments: dict[str, Suite] = {}
@@ -173,9 +204,33 @@ async def run(seconds: float, clients: int, rounds: int) -> dict[str, float]:
                             server_pid=campaigns.process.pid,
                         )
                     )
+            by_load: dict[str, dict[int, LoadResult]] = {"10": {}, "10000": {}}
+            for in_flight in SCALING:
+                for name, by_level in by_load.items():
+                    campaigns = environments[name].running["campaigns"]
+                    by_level[in_flight] = await run_load(
+                        campaigns.target,
+                        TRACK,
+                        "bench.campaigns:activity_calls",
+                        {"label": f"scaling-{name}-{in_flight}-{time.time_ns()}"},
+                        concurrency=in_flight,
+                        seconds=seconds / rounds,
+                        warmup=0.5,
+                    )
+            unary = await _ledger_unary(Path(scratch, "ledger"), seconds / rounds)
         finally:
             for suite in environments.values():
                 await suite.stop_all()
+    scaling = scaling_report(
+        "campaigns",
+        "Campaigns: TrackActivity with 10 live campaigns and with 10,000 defined",
+        "activities",
+        {f"{name} campaigns": by_level for name, by_level in by_load.items()},
+        [
+            f"One member per lane up to {MEMBERS}; more lanes share members."
+            f" Ledger unary at 64 in flight in the same run: {unary.rps:,.0f} transfers/s."
+        ],
+    )
 
     def tps(name: str) -> float:
         return sum(r.calls for r in results[name]) / sum(r.seconds for r in results[name])
@@ -195,6 +250,9 @@ async def run(seconds: float, clients: int, rounds: int) -> dict[str, float]:
         "activity_tps_50_live_only": round(tps("50"), 1),
         "server_cpu_us_per_activity_50_live_only": round(cpu_us("50"), 1),
         "idle_ratio": round(tps("10000") / tps("50"), 3),
+        "ledger_unary_tps": round(unary.rps, 1),
+        "activity_over_ledger_unary": round(tps("10") / unary.rps, 3),
+        "scaling": scaling,
     }
 
 

@@ -19,6 +19,8 @@ import grpc
 from tools.suite import REPO, STARTUP_SECONDS, free_port, wait_serving
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
+# In flight for the scaling tables; 64 is the headline figures' own.
+SCALING = (1, 8, 64, 256)
 
 
 @dataclass(frozen=True)
@@ -169,6 +171,8 @@ def report(name: str, results: dict, targets: list[Target] = ()) -> Path:
     path.write_text(json.dumps({**results, "targets": verdicts}, indent=2) + "\n")
     rows = [("metric", "value", "target", "")]
     for key, value in results.items():
+        if isinstance(value, list):  # a scaling table: its own .md and .png
+            continue
         verdict = verdicts.get(key)
         rows.append(
             (
@@ -188,3 +192,70 @@ def report(name: str, results: dict, targets: list[Target] = ()) -> Path:
             ).rstrip()
         )
     return path
+
+
+def scaling_rows(series: dict[str, dict[int, LoadResult]], what: str) -> list[dict]:
+    """The scaling table as JSON rows: per number in flight, each series' rate and p99."""
+    levels = sorted({c for results in series.values() for c in results})
+    return [
+        {
+            "in_flight": c,
+            **{
+                f"{name}_{key}": round(value, 1)
+                for name, results in series.items()
+                if c in results
+                for key, value in (
+                    (f"{what}_per_s", results[c].rps),
+                    ("p99_ms", results[c].p99_ms),
+                )
+            },
+        }
+        for c in levels
+    ]
+
+
+def scaling_report(
+    name: str, title: str, what: str, series: dict[str, dict[int, LoadResult]], note: list[str]
+) -> list[dict]:
+    """bench/results/<name>_scaling.md (a table) and <name>_scaling.png (a chart): each
+    series' throughput and p99 against the number in flight, so a reader sees the knee.
+    Returns the table's rows for the bench's JSON."""
+    levels = sorted({c for results in series.values() for c in results})
+    header = ["in flight"]
+    for label in series:
+        header += [f"{label} {what}/s", f"{label} p99 ms"]
+    rows = ["| " + " | ".join(header) + " |", "|" + " ---: |" * len(header)]
+    for c in levels:
+        cells = [str(c)]
+        for results in series.values():
+            result = results.get(c)
+            cells += [f"{result.rps:,.0f}", f"{result.p99_ms:,.1f}"] if result else ["", ""]
+        rows.append("| " + " | ".join(cells) + " |")
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    (RESULTS_DIR / f"{name}_scaling.md").write_text("\n".join([*rows, "", *note]) + "\n")
+    _plot(series, title, what, RESULTS_DIR / f"{name}_scaling.png")
+    return scaling_rows(series, what)
+
+
+def _plot(series: dict[str, dict[int, LoadResult]], title: str, what: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    figure, (rate, tail) = pyplot.subplots(1, 2, figsize=(10, 4))
+    for label, results in series.items():
+        levels = sorted(results)
+        rate.plot(levels, [results[c].rps for c in levels], marker="o", label=label)
+        tail.plot(levels, [results[c].p99_ms for c in levels], marker="o", label=label)
+    for axes, label in ((rate, f"{what}/s"), (tail, "p99 latency (ms)")):
+        axes.set_xscale("log", base=2)
+        axes.set_xticks(SCALING, [str(c) for c in SCALING])
+        axes.set_xlabel("in flight")
+        axes.set_ylabel(label)
+        axes.grid(True, alpha=0.3)
+        axes.legend()
+    figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    pyplot.close(figure)

@@ -10,7 +10,9 @@ stocked far beyond the run) and measures from a separate load-generator process:
 - spin_tps, spin_p50_ms, spin_p99_ms: games.Spin, one member per lane (64 members
   spinning at once, each spin a fresh request id): balance check, draw, the
   outbox record, the ledger chain, settlement; spin_ratio = spin_tps / ledger_unary_tps;
-- games_rss_mb: the games process's peak resident memory.
+- games_rss_mb: the games process's peak resident memory;
+- scaling: spins/s and p99 at 1, 8, 64 and 256 in flight (256: four lanes a
+  member), also as bench/results/games_scaling.md and .png.
 
 Then checks that games revenue grew by exactly 10 points per spin sent, so every
 measured spin was charged once. Writes bench/results/games.json.
@@ -31,7 +33,7 @@ from loyalty.games.v1 import games_service_pb2 as pb
 from loyalty.games.v1 import games_service_pb2_grpc as pb_grpc
 from loyalty.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
 
-from bench.common import Target, peak_rss_mb, report, run_load
+from bench.common import SCALING, LoadResult, Target, peak_rss_mb, report, run_load, scaling_report
 from bench.ledger import POST_TRANSFERS, REVENUE, balance, set_up, wallet
 from bench.load import Call
 from services.games.server import SERVICE_NAME
@@ -115,22 +117,35 @@ async def run(seconds: float) -> dict:
                     server_pid=ledger_process.process.pid,
                 )
                 revenue_before = await balance(ledger, REVENUE)
-                spins = await run_load(
-                    games_process.target,
-                    SPIN,
-                    "bench.games:spin_calls",
-                    {"prefix": "bench", "members": MEMBERS},
-                    concurrency=MEMBERS,
-                    seconds=seconds,
-                    server_pid=games_process.process.pid,
-                )
+                by_load: dict[int, LoadResult] = {}
+                for in_flight in SCALING:
+                    by_load[in_flight] = await run_load(
+                        games_process.target,
+                        SPIN,
+                        "bench.games:spin_calls",
+                        {"prefix": f"bench{in_flight}", "members": MEMBERS},
+                        concurrency=in_flight,
+                        # The headline's own length at 64; the other levels shorter.
+                        seconds=seconds if in_flight == MEMBERS else seconds / 2,
+                        server_pid=games_process.process.pid,
+                    )
+                spins = by_load[MEMBERS]
                 charged = await balance(ledger, REVENUE) - revenue_before
-                verified = not spins.errors and charged == COST * sum(spins.lane_calls)
+                sent = sum(sum(result.lane_calls) for result in by_load.values())
+                errors = [result.errors for result in by_load.values() if result.errors]
+                verified = not errors and charged == COST * sent
                 rss = peak_rss_mb(games_process.process.pid)
         finally:
             await suite.stop_all()
     if not verified:
-        print(f"  games: revenue grew by {charged}, not {COST} per spin sent: {spins.errors}")
+        print(f"  games: revenue grew by {charged}, not {COST} per spin sent: {errors}")
+    scaling = scaling_report(
+        "games",
+        f"Games: spins end to end ({MEMBERS} members; 256 in flight is 4 lanes a member)",
+        "spins",
+        {"spin": by_load},
+        [f"Ledger unary at 64 in flight in the same run: {unary.rps:,.0f} transfers/s."],
+    )
     return {
         "members": MEMBERS,
         "seconds": seconds,
@@ -142,6 +157,7 @@ async def run(seconds: float) -> dict:
         "spin_server_cpu_us": spins.server_cpu_us_per_call,
         "games_rss_mb": rss,
         "charged_once": verified,
+        "scaling": scaling,
     }
 
 

@@ -5,7 +5,9 @@ ports over temporary SQLite files (tools.suite), funds 64 members, then runs the
 same bounded load twice over native gRPC (grpcio) from the load-generator process
 (bench/load.py): straight to games, and through the gateway with each member's
 token. Writes bench/results/gateway.json with gateway_spin_tps, direct_spin_tps,
-gateway_ratio and gateway_p99_ms.
+gateway_ratio and gateway_p99_ms, and both at 1, 8, 64 and 256 in flight as a
+scaling table (also bench/results/gateway_scaling.md and .png; more lanes than
+members share them).
 
     python -m bench.gateway [--seconds 5] [--members 64]
 """
@@ -25,7 +27,15 @@ from loyalty.games.v1 import games_service_pb2_grpc as games_grpc
 from loyalty.ledger.v1 import ledger_service_pb2 as ledger_pb
 from loyalty.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
 
-from bench.common import Target, report, run_load, wait_connectable
+from bench.common import (
+    SCALING,
+    LoadResult,
+    Target,
+    report,
+    run_load,
+    scaling_report,
+    wait_connectable,
+)
 from bench.load import Call
 from services.gateway.tokens import issue_token
 from services.kit.clock import SystemClock
@@ -97,7 +107,7 @@ async def _set_up(ledger_target: str, games_target: str, members: list[str]) -> 
 def spin_calls(params: dict, lane: int) -> Iterator[Call]:
     """The load generator's workload: lane i is member i spinning in a loop, with
     their token when params["tokens"] has one."""
-    member = params["members"][lane]
+    member = params["members"][lane % len(params["members"])]
     token = (params.get("tokens") or {}).get(member)
     metadata = (("authorization", f"Bearer {token}"),) if token else ()
     while True:
@@ -108,21 +118,20 @@ def spin_calls(params: dict, lane: int) -> Iterator[Call]:
 
 
 async def _spins(
-    target: str, members: list[str], seconds: float, tokens=None
-) -> tuple[float, float]:
-    """Every member spins in a loop for `seconds` after a 1 s warm-up; returns
-    (spins per second, p99 ms)."""
-    result = await run_load(
+    target: str, members: list[str], seconds: float, tokens=None, in_flight: int = 0
+) -> LoadResult:
+    """Members spin in a loop for `seconds` after a 1 s warm-up, `in_flight` lanes
+    (default one per member; more share members)."""
+    return await run_load(
         target,
         SPIN,
         "bench.gateway:spin_calls",
         {"members": members, "tokens": tokens},
-        concurrency=len(members),
+        concurrency=in_flight or len(members),
         seconds=seconds,
         warmup=1.0,
         timeout=10.0,
     )
-    return result.rps, result.p99_ms
 
 
 async def run(seconds: float, member_count: int) -> dict[str, float]:
@@ -165,10 +174,28 @@ async def run(seconds: float, member_count: int) -> dict[str, float]:
                 )
                 for member in members
             }
-            direct_tps, direct_p99 = await _spins(games.target, members, seconds)
-            gateway_tps, gateway_p99 = await _spins(gateway.target, members, seconds, tokens)
+            series: dict[str, dict[int, LoadResult]] = {"direct": {}, "gateway": {}}
+            for in_flight in sorted({*SCALING, member_count}):
+                # The headline's own length at one lane a member; the other levels shorter.
+                length = seconds if in_flight == member_count else seconds / 2
+                series["direct"][in_flight] = await _spins(
+                    games.target, members, length, in_flight=in_flight
+                )
+                series["gateway"][in_flight] = await _spins(
+                    gateway.target, members, length, tokens, in_flight=in_flight
+                )
         finally:
             await suite.stop_all()
+    direct, through = series["direct"][member_count], series["gateway"][member_count]
+    direct_tps, direct_p99 = direct.rps, direct.p99_ms
+    gateway_tps, gateway_p99 = through.rps, through.p99_ms
+    scaling = scaling_report(
+        "gateway",
+        f"Spins straight to games and through the gateway ({member_count} members)",
+        "spins",
+        series,
+        [f"{member_count} members; more lanes than members share them."],
+    )
     return {
         "members": member_count,
         "seconds": seconds,
@@ -177,6 +204,7 @@ async def run(seconds: float, member_count: int) -> dict[str, float]:
         "gateway_spin_tps": round(gateway_tps, 1),
         "gateway_p99_ms": round(gateway_p99, 2),
         "gateway_ratio": round(gateway_tps / direct_tps, 3) if direct_tps else 0.0,
+        "scaling": scaling,
     }
 
 

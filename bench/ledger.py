@@ -13,6 +13,9 @@ process (bench/load.py):
 - stream_tps, stream_p99_ms: the same transfers over one PostTransfersStream, one
   transfer per message, 64 messages in flight; stream_over_unary = stream_tps /
   unary_tps;
+- poster_tps, poster_p99_ms: the same transfers posted by 64 tasks of the bench
+  process through the kit's StreamPoster, the client the services post through,
+  which merges what queues while it writes; poster_over_unary = poster_tps / unary_tps;
 - the scaling table and chart, bench/results/ledger_scaling.md and .png: unary and
   stream transfers/s and p99 at 1, 8, 64 and 256 in flight (the 64 rows are the
   figures above);
@@ -50,16 +53,18 @@ from loyalty.ledger.v1 import ledger_service_pb2 as pb
 from loyalty.ledger.v1 import ledger_service_pb2_grpc as pb_grpc
 
 from bench.common import (
-    RESULTS_DIR,
+    SCALING,
     LoadResult,
     Target,
     peak_rss_mb,
     report,
     run_load,
+    scaling_report,
     start_echo,
 )
-from bench.load import ECHO_METHOD, Call
+from bench.load import ECHO_METHOD, Call, percentile
 from services.kit.clock import MICROS_PER_SECOND, SystemClock
+from services.kit.ledger_stream import StreamPoster
 from services.kit.logs import configure_logging
 from services.kit.sqlite import connect, migrate
 from services.ledger.server import SERVICE_NAME
@@ -74,8 +79,6 @@ BATCH = 1000
 BATCH_CONCURRENCY = 2
 POST_TRANSFERS = f"/{SERVICE_NAME}/PostTransfers"
 POST_TRANSFERS_STREAM = f"/{SERVICE_NAME}/PostTransfersStream"
-# In flight for the scaling table; 64 is the headline figures' own.
-SCALING = (1, 8, 64, 256)
 YEAR_US = 365 * 86_400 * MICROS_PER_SECOND
 # Issue 13's targets.
 TARGETS = [
@@ -353,6 +356,49 @@ def sqlite_batch_tps(path: Path, params: dict, seconds: float) -> Ceiling:
 # ---------------------------------------------------------------- the run
 
 
+async def poster_load(
+    ledger: pb_grpc.LedgerServiceStub, params: dict, seconds: float
+) -> LoadResult:
+    """64 tasks of this process posting one transfer at a time through the kit's
+    StreamPoster (what the services post through), after a 1 s warm-up: the
+    shared client merges what queues while it writes into one message."""
+    poster = StreamPoster(ledger)
+    lanes = [transfer_calls(params, lane) for lane in range(CONCURRENCY)]
+    lane_calls = [0] * CONCURRENCY
+    latencies: list[float] = []
+    measuring = False
+    clock = time.perf_counter
+    stop_at = clock() + 1.0 + seconds
+
+    async def lane(number: int) -> None:
+        while clock() < stop_at:
+            request = pb.PostTransfersRequest.FromString(next(lanes[number])[0])
+            lane_calls[number] += 1
+            started = clock()
+            await poster.post(request, timeout=30)
+            if measuring:
+                latencies.append(clock() - started)
+
+    tasks = [asyncio.ensure_future(lane(number)) for number in range(CONCURRENCY)]
+    try:
+        await asyncio.sleep(1.0)
+        measuring = True
+        began = clock()
+        await asyncio.gather(*tasks)
+        elapsed = clock() - began
+    finally:
+        await poster.close()
+    latencies.sort()
+    return LoadResult(
+        calls=len(latencies),
+        seconds=elapsed,
+        rps=len(latencies) / elapsed,
+        p50_ms=percentile(latencies, 0.5) * 1000,
+        p99_ms=percentile(latencies, 0.99) * 1000,
+        lane_calls=lane_calls,
+    )
+
+
 async def run(seconds: float, wallets: int, batch_concurrency: int) -> dict:
     expires_at = SystemClock().now_us() + YEAR_US
 
@@ -405,6 +451,7 @@ async def run(seconds: float, wallets: int, batch_concurrency: int) -> dict:
                             stream=mode == "stream",
                         )
                 unary, streamed = phases["unary", CONCURRENCY], phases["stream", CONCURRENCY]
+                posted = await poster_load(ledger, params("poster", 1), seconds)
                 batched = await run_load(
                     ledger_process.target,
                     POST_TRANSFERS,
@@ -420,7 +467,11 @@ async def run(seconds: float, wallets: int, batch_concurrency: int) -> dict:
                     (f"{mode}{concurrency}", 1, result)
                     for (mode, concurrency), result in phases.items()
                 ]
-                for prefix, batch, result in (*sent, ("batch", BATCH, batched)):
+                for prefix, batch, result in (
+                    *sent,
+                    ("poster", 1, posted),
+                    ("batch", BATCH, batched),
+                ):
                     more_earned, more_spent = sent_totals(params(prefix, batch), result.lane_calls)
                     earned, spent = earned + more_earned, spent + more_spent
                 sample_amount = answer.results[0].transfer.amount
@@ -435,7 +486,7 @@ async def run(seconds: float, wallets: int, batch_concurrency: int) -> dict:
         print("  ledger: the balances do not match what was sent: some transfers were refused")
     unary_tps = unary.rps
     batch_tps = batched.rps * BATCH
-    write_scaling(phases, echoed.rps)
+    scaling = write_scaling(phases, echoed.rps)
     return {
         "wallets": wallets,
         "seconds": seconds,
@@ -448,6 +499,9 @@ async def run(seconds: float, wallets: int, batch_concurrency: int) -> dict:
         "stream_tps": round(streamed.rps, 1),
         "stream_over_unary": round(streamed.rps / unary_tps, 2),
         "stream_p99_ms": round(streamed.p99_ms, 2),
+        "poster_tps": round(posted.rps, 1),
+        "poster_over_unary": round(posted.rps / unary_tps, 2),
+        "poster_p99_ms": round(posted.p99_ms, 2),
         "batch_concurrency": batch_concurrency,
         "batch_tps": round(batch_tps, 1),
         "sqlite_batch_tps": round(ceiling.tps, 1),
@@ -460,55 +514,24 @@ async def run(seconds: float, wallets: int, batch_concurrency: int) -> dict:
         "sqlite_cpu_us_per_transfer": round(ceiling.cpu_us_per_transfer, 1),
         "ledger_rss_mb": round(rss, 1),
         "verified": verified,
+        "scaling": scaling,
     }
 
 
-def write_scaling(phases: dict[tuple[str, int], LoadResult], echo_rps: float) -> None:
-    """bench/results/ledger_scaling.md (a table) and ledger_scaling.png (a chart):
-    transfers/s and p99 against the number in flight, unary and stream."""
-    rows = [
-        "| in flight | unary transfers/s | unary p99 ms | stream transfers/s | stream p99 ms |",
-        "| ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for concurrency in SCALING:
-        unary, streamed = phases["unary", concurrency], phases["stream", concurrency]
-        rows.append(
-            f"| {concurrency} | {unary.rps:,.0f} | {unary.p99_ms:,.1f}"
-            f" | {streamed.rps:,.0f} | {streamed.p99_ms:,.1f} |"
-        )
+def write_scaling(phases: dict[tuple[str, int], LoadResult], echo_rps: float) -> list[dict]:
+    """bench/results/ledger_scaling.md and .png: unary and stream against the number in flight."""
     failed = {key: result.errors for key, result in phases.items() if result.errors}
-    note = [
-        "",
-        "One transfer per call or message; the gRPC echo at 64 in flight in the same run:"
-        f" {echo_rps:,.0f} calls/s.",
-        *([f"Failed calls: {failed}."] if failed else []),
-    ]
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    (RESULTS_DIR / "ledger_scaling.md").write_text("\n".join([*rows, *note]) + "\n")
-    plot_scaling(phases, RESULTS_DIR / "ledger_scaling.png")
-
-
-def plot_scaling(phases: dict[tuple[str, int], LoadResult], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot
-
-    figure, (rate, tail) = pyplot.subplots(1, 2, figsize=(10, 4))
-    for mode in ("unary", "stream"):
-        rate.plot(SCALING, [phases[mode, c].rps for c in SCALING], marker="o", label=mode)
-        tail.plot(SCALING, [phases[mode, c].p99_ms for c in SCALING], marker="o", label=mode)
-    for axes, label in ((rate, "transfers/s"), (tail, "p99 latency (ms)")):
-        axes.set_xscale("log", base=2)
-        axes.set_xticks(SCALING, [str(c) for c in SCALING])
-        axes.set_xlabel("transfers in flight")
-        axes.set_ylabel(label)
-        axes.grid(True, alpha=0.3)
-        axes.legend()
-    figure.suptitle("Ledger: one transfer per call (unary) or per message (one stream)")
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    pyplot.close(figure)
+    return scaling_report(
+        "ledger",
+        "Ledger: one transfer per call (unary) or per message (one stream)",
+        "transfers",
+        {mode: {c: phases[mode, c] for c in SCALING} for mode in ("unary", "stream")},
+        [
+            "One transfer per call or message; the gRPC echo at 64 in flight in the same run:"
+            f" {echo_rps:,.0f} calls/s.",
+            *([f"Failed calls: {failed}."] if failed else []),
+        ],
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,14 +1,18 @@
 """loyalty-admin: the campaign managers' tool. It talks to the gateway over
 gRPC with a manager token, like any other client.
 
-    loyalty-admin apply weekend.yaml        create or update a campaign (idempotent)
-    loyalty-admin list                      campaigns and their next occurrence
-    loyalty-admin schedule CAMPAIGN_ID      next occurrences in local time and UTC
+    loyalty-admin plan weekend.yaml         what apply would change, changing nothing
+    loyalty-admin apply weekend.yaml        create or update its campaigns (idempotent)
+    loyalty-admin list                      campaigns, their window in local time, budget left
+    loyalty-admin schedule CAMPAIGN_ID [--tz ZONE]   next windows, local (or in ZONE) and UTC
     loyalty-admin fund CAMPAIGN_ID          fund the budget and schedule a draft
-    loyalty-admin pause|resume|cancel CAMPAIGN_ID
+    loyalty-admin pause|resume|cancel|archive CAMPAIGN_ID
     loyalty-admin stats CAMPAIGN_ID
     loyalty-admin dry-run activity.yaml     the breakdown an activity would get now
     loyalty-admin watch                     campaign transitions, live
+    loyalty-admin member get MEMBER_ID      a member's profile
+    loyalty-admin member set MEMBER_ID --tier gold ...   change only the fields given
+    loyalty-admin wheel apply|stock|odds ...   wheels (wheel --help)
     loyalty-admin rewards apply coffee.yaml create or update a reward (idempotent)
     loyalty-admin rewards import REWARD_ID codes.csv   import codes, with a progress bar
     loyalty-admin rewards list              the catalog with stock and codes left
@@ -17,8 +21,11 @@ gRPC with a manager token, like any other client.
     loyalty-admin progress ...              tiers, badges, streaks, challenges (progress --help)
 
 Files are YAML or JSON in the protobuf JSON mapping: a campaign file holds
-`campaign_id` and `spec`; an activity file holds an `activity`; a reward file
-holds `reward_id` and `spec`. A code file is CSV with the code in the first
+`campaign_id` and `spec` (several campaigns: one per YAML document, `---`
+between them); an activity file holds an `activity`; a reward file holds
+`reward_id` and `spec`. Durations may be written 48h or 90m, local dates and
+times 2026-12-05 or 2026-12-05T18:00 (in the campaign's zone); examples/ has
+a ready file for each kind of campaign and a wheel. A code file is CSV with the code in the first
 column (a first line "code" is a header); it is streamed in chunks, so its size
 does not matter, and each line not added is printed with its number and why.
 Connection: --gateway (LOYALTY_GATEWAY, default 127.0.0.1:8080) and --token
@@ -35,12 +42,12 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import grpc
-import yaml
 from google.protobuf import field_mask_pb2, json_format
 from google.protobuf.message import Message
 from loyalty.campaigns.v1 import campaigns_service_pb2 as pb
@@ -48,38 +55,21 @@ from loyalty.campaigns.v1 import campaigns_service_pb2_grpc as campaigns_grpc
 from loyalty.rewards.v1 import rewards_service_pb2 as rewards_pb
 from loyalty.rewards.v1 import rewards_service_pb2_grpc as rewards_grpc
 
+from services.campaigns.servicer import spec_in, spec_out
+from services.kit.errors import InvalidArgument
 from services.kit.status import error_info, field_violations
+from tools import wheel_admin
+from tools.admin_files import UsageError, changed_fields, load_documents, table
 
 CALL_TIMEOUT_SECONDS = 10.0
 
 
-class UsageError(Exception):
-    """A bad argument or file: exit status 2."""
-
-
-def _load(path: str, message: Message) -> Message:
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except OSError as error:
-        raise UsageError(f"{path}: cannot read: {error.strerror}") from error
-    except yaml.YAMLError as error:
-        raise UsageError(f"{path}: not valid YAML or JSON: {error}") from error
-    if not isinstance(data, dict):
-        raise UsageError(f"{path}: expected a mapping at the top level")
-    try:
-        # Dates in YAML load as objects; the JSON mapping wants strings.
-        return json_format.ParseDict(json.loads(json.dumps(data, default=str)), message)
-    except json_format.ParseError as error:
-        raise UsageError(f"{path}: {error}") from error
-
-
-def _table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    cells = [list(map(str, headers)), *([str(value) for value in row] for row in rows)]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    return "\n".join(
-        "  ".join(value.ljust(width) for value, width in zip(row, widths, strict=True)).rstrip()
-        for row in cells
-    )
+def _load(path: str, message_type: type[Message]) -> Message:
+    """A file holding one document."""
+    documents = load_documents(path, message_type, "document")
+    if len(documents) != 1:
+        raise UsageError(f"{path}: expected one document, found {len(documents)}")
+    return documents[0]
 
 
 def _when(timestamp) -> str:
@@ -90,6 +80,91 @@ def _when(timestamp) -> str:
 
 def _state(value: int) -> str:
     return pb.CampaignState.Name(value).removeprefix("CAMPAIGN_STATE_").lower()
+
+
+# UTC offsets span -12:00 to +14:00: how far a member's window may sit from the campaign zone's.
+ZONE_SPREAD = timedelta(hours=26)
+
+
+def _local(iso: str) -> datetime:
+    return datetime.fromisoformat(iso)
+
+
+def _local_text(iso: str) -> str:
+    """`2026-12-05T18:00:00+01:00` as `2026-12-05 18:00` (the zone is its own column)."""
+    return _local(iso).strftime("%Y-%m-%d %H:%M")
+
+
+def _live_somewhere(occurrence: pb.Occurrence, now: datetime) -> bool:
+    """Whether a member-zone window (given on the campaign zone's wall clock) holds
+    `now` in some zone: it opens first at UTC+14:00 and closes last at UTC-12:00."""
+    start = _local(occurrence.local_start).replace(tzinfo=UTC) - timedelta(hours=14)
+    end = _local(occurrence.local_end).replace(tzinfo=UTC) + timedelta(hours=12)
+    return start <= now < end
+
+
+def _as_stored(spec: pb.CampaignSpec) -> pb.CampaignSpec:
+    """The spec as the service would store it (its defaults filled in), so that a
+    plan lists what a file changes, not what it leaves to the defaults. A spec the
+    service would refuse is compared as written: apply shows the refusal."""
+    try:
+        return spec_out(spec_in(spec))
+    except InvalidArgument:
+        return spec
+
+
+def _no_window(spec: pb.CampaignSpec) -> str:
+    return "-" if spec.schedule.HasField("start") else "always"
+
+
+def _budget_text(spec: pb.CampaignSpec) -> str:
+    return f", {spec.budget_points} points budget to fund" if spec.budget_points else ""
+
+
+def _budget_change(current: pb.Campaign, spec: pb.CampaignSpec) -> str:
+    added = spec.budget_points - current.spec.budget_points
+    if not added:
+        return ""
+    if current.status == pb.CAMPAIGN_STATUS_DRAFT:
+        return f"budget {current.spec.budget_points} -> {spec.budget_points} (funded by fund)"
+    if added < 0:
+        return f"budget lowered by {-added}: refused once scheduled (BUDGET_DECREASE)"
+    return f"budget +{added} points, funded at once"
+
+
+def _birthday(text: str) -> pb.Birthday:
+    """`05-17` or `1990-05-17`."""
+    parts = text.split("-")
+    try:
+        numbers = [int(part) for part in parts]
+    except ValueError:
+        numbers = []
+    if len(numbers) == 2:
+        return pb.Birthday(month=numbers[0], day=numbers[1])
+    if len(numbers) == 3:
+        return pb.Birthday(year=numbers[0], month=numbers[1], day=numbers[2])
+    raise UsageError(f"--birthday {text!r}: write MM-DD or YYYY-MM-DD")
+
+
+def _member_rows(member: pb.Member) -> list[tuple[str, str]]:
+    birthday = member.birthday
+    born = (
+        f"{birthday.year:04d}-{birthday.month:02d}-{birthday.day:02d}"
+        if birthday.year
+        else f"--{birthday.month:02d}-{birthday.day:02d}"
+        if birthday.month
+        else "-"
+    )
+    return [
+        ("member_id", member.member_id),
+        ("time_zone", member.time_zone or "-"),
+        ("birthday", born),
+        ("tier", member.tier or "-"),
+        ("segments", ", ".join(member.segments) or "-"),
+        ("opt_ins", ", ".join(member.opt_ins) or "-"),
+        ("referrer_member_id", member.referrer_member_id or "-"),
+        ("update_time", _when(member.update_time)),
+    ]
 
 
 class Admin:
@@ -104,20 +179,68 @@ class Admin:
     def _print(self, text: str) -> None:
         print(text, file=self._out)
 
-    def apply(self, path: str) -> None:
-        request = _load(path, pb.CreateCampaignRequest())
-        if not request.campaign_id:
-            raise UsageError(f"{path}: campaign_id is required")
+    def _campaigns_of(self, path: str) -> list[pb.CreateCampaignRequest]:
+        requests = load_documents(path, pb.CreateCampaignRequest, "campaigns")
+        for number, request in enumerate(requests, start=1):
+            if not request.campaign_id:
+                raise UsageError(f"{path}: campaign {number}: campaign_id is required")
+        return requests
+
+    def _current(self, campaign_id: str) -> pb.Campaign | None:
         try:
+            request = pb.GetCampaignRequest(campaign_id=campaign_id)
+            return self._call(self._stub.GetCampaign, request).campaign
+        except grpc.RpcError as error:
+            if error.code() != grpc.StatusCode.NOT_FOUND:
+                raise
+            return None
+
+    def plan(self, path: str) -> None:
+        """What apply would do to each campaign of the file; nothing is changed."""
+        for request in self._campaigns_of(path):
+            current = self._current(request.campaign_id)
+            if current is None:
+                budget = _budget_text(request.spec)
+                self._print(f"create {request.campaign_id}: a draft{budget}")
+                continue
+            changed = changed_fields(current.spec, _as_stored(request.spec))
+            if not changed:
+                self._print(f"keep {request.campaign_id} (version {current.version}): no change")
+                continue
+            self._print(
+                f"update {request.campaign_id} (version {current.version} -> "
+                f"{current.version + 1}): {', '.join(changed)}"
+            )
+            if change := _budget_change(current, request.spec):
+                self._print(f"  {change}")
+
+    def apply(self, path: str) -> None:
+        for request in self._campaigns_of(path):
+            self._apply(request)
+
+    def _apply(self, request: pb.CreateCampaignRequest) -> None:
+        current = self._current(request.campaign_id)
+        if current is None:
             campaign = self._call(self._stub.CreateCampaign, request).campaign
             self._print(f"applied {campaign.campaign_id} (version {campaign.version})")
-            return
-        except grpc.RpcError as error:
-            if error.code() != grpc.StatusCode.ALREADY_EXISTS:
-                raise
-        current = self._call(
-            self._stub.GetCampaign, pb.GetCampaignRequest(campaign_id=request.campaign_id)
-        ).campaign
+        else:
+            changed = changed_fields(current.spec, _as_stored(request.spec))
+            campaign = current
+            if not changed:
+                self._print(f"{current.campaign_id}: no change (version {current.version})")
+            else:
+                campaign = self._update(request, current, changed)
+        if campaign.status == pb.CAMPAIGN_STATUS_DRAFT:
+            funds = (
+                f"funds its {campaign.spec.budget_points} points budget and schedules it"
+                if campaign.spec.budget_points
+                else "schedules it"
+            )
+            self._print(f"  next: loyalty-admin fund {campaign.campaign_id}  ({funds})")
+
+    def _update(
+        self, request: pb.CreateCampaignRequest, current: pb.Campaign, changed: list[str]
+    ) -> pb.Campaign:
         # The file is the whole campaign: "*" replaces the spec (no mask would patch it).
         update = pb.UpdateCampaignRequest(
             campaign_id=request.campaign_id,
@@ -126,42 +249,73 @@ class Admin:
             update_mask=field_mask_pb2.FieldMask(paths=["*"]),
         )
         campaign = self._call(self._stub.UpdateCampaign, update).campaign
-        self._print(f"updated {campaign.campaign_id} (version {campaign.version})")
+        self._print(
+            f"updated {campaign.campaign_id} (version {campaign.version}): {', '.join(changed)}"
+        )
+        if change := _budget_change(current, request.spec):
+            self._print(f"  {change}")
+        return campaign
 
     def list(self) -> None:
         rows, token = [], ""
+        now = datetime.now(UTC)
         while True:
             page = self._call(
                 self._stub.ListCampaigns, pb.ListCampaignsRequest(page_size=100, page_token=token)
             )
-            for campaign in page.campaigns:
-                schedule = self._call(
-                    self._stub.GetSchedule,
-                    pb.GetScheduleRequest(campaign_id=campaign.campaign_id, count=1),
-                )
-                upcoming = schedule.occurrences[0].start_time if schedule.occurrences else None
-                rows.append(
-                    (
-                        campaign.campaign_id,
-                        campaign.spec.display_name,
-                        _state(campaign.state),
-                        _when(upcoming) if upcoming else "-",
-                        campaign.budget_remaining,
-                    )
-                )
+            rows += [self._listed(campaign, now) for campaign in page.campaigns]
             token = page.next_page_token
             if not token:
                 break
-        self._print(_table(("ID", "NAME", "STATE", "NEXT START", "BUDGET LEFT"), rows))
+        headers = ("ID", "NAME", "STATE", "LOCAL START", "LOCAL END", "ZONE", "BUDGET LEFT")
+        self._print(table(headers, rows))
+
+    def _listed(self, campaign: pb.Campaign, now: datetime) -> tuple:
+        spec, state = campaign.spec, _state(campaign.state)
+        zone = spec.schedule.time_zone
+        if campaign.state in (pb.CAMPAIGN_STATE_ENDED, pb.CAMPAIGN_STATE_UNSPECIFIED):
+            # Over (or cancelled): no window to come, no budget to spend.
+            return (campaign.campaign_id, spec.display_name, state, "-", "-", zone, "-")
+        member_zone = spec.schedule.zone_mode == pb.ZONE_MODE_MEMBER
+        request = pb.GetScheduleRequest(campaign_id=campaign.campaign_id, count=3)
+        if member_zone:
+            # A member-zone window that ended in the campaign's zone may still run further west.
+            request.after_time.FromDatetime(now - ZONE_SPREAD)
+        occurrences = list(self._call(self._stub.GetSchedule, request).occurrences)
+        if member_zone:
+            zone = f"members' ({zone})"
+            live = [o for o in occurrences if _live_somewhere(o, now)]
+            if live and campaign.state in (pb.CAMPAIGN_STATE_LIVE, pb.CAMPAIGN_STATE_SCHEDULED):
+                state = "live in some zones"
+            occurrences = live or [o for o in occurrences if _local(o.local_start) > now]
+        window = occurrences[0] if occurrences else None
+        budget = (
+            "-"
+            if spec.kind == pb.CAMPAIGN_KIND_BASE_RULE
+            else f"{spec.budget_points} to fund"
+            if campaign.status == pb.CAMPAIGN_STATUS_DRAFT
+            else campaign.budget_remaining
+        )
+        return (
+            campaign.campaign_id,
+            spec.display_name,
+            state,
+            _local_text(window.local_start) if window else _no_window(spec),
+            _local_text(window.local_end) if window else "-",
+            zone,
+            budget,
+        )
 
     def schedule(self, campaign_id: str, count: int, time_zone: str) -> None:
+        """The next windows; with a zone, the same instants shown in that zone (a
+        member-zone campaign's windows as a member living there has them)."""
         request = pb.GetScheduleRequest(campaign_id=campaign_id, count=count, time_zone=time_zone)
         schedule = self._call(self._stub.GetSchedule, request)
         rows = [
             (o.local_start, o.local_end, o.time_zone, _when(o.start_time), _when(o.end_time))
             for o in schedule.occurrences
         ]
-        self._print(_table(("LOCAL START", "LOCAL END", "ZONE", "UTC START", "UTC END"), rows))
+        self._print(table(("LOCAL START", "LOCAL END", "ZONE", "UTC START", "UTC END"), rows))
 
     def transition(self, verb: str, campaign_id: str) -> None:
         method, request = {
@@ -169,9 +323,38 @@ class Admin:
             "pause": (self._stub.PauseCampaign, pb.PauseCampaignRequest),
             "resume": (self._stub.ResumeCampaign, pb.ResumeCampaignRequest),
             "cancel": (self._stub.CancelCampaign, pb.CancelCampaignRequest),
+            "archive": (self._stub.ArchiveCampaign, pb.ArchiveCampaignRequest),
         }[verb]
         campaign = self._call(method, request(campaign_id=campaign_id)).campaign
-        self._print(f"{campaign.campaign_id}: {_state(campaign.state)}")
+        archived = " (archived)" if campaign.status == pb.CAMPAIGN_STATUS_ARCHIVED else ""
+        self._print(f"{campaign.campaign_id}: {_state(campaign.state)}{archived}")
+
+    def member_get(self, member_id: str) -> None:
+        member = self._call(self._stub.GetMember, pb.GetMemberRequest(member_id=member_id)).member
+        self._print(table(("FIELD", "VALUE"), _member_rows(member)))
+
+    def member_set(self, member_id: str, changes: dict[str, Any]) -> None:
+        """Changes only the fields given (an empty value clears one), by update_mask."""
+        if not changes:
+            raise UsageError(
+                "member set: give at least one field to change (see member set --help)"
+            )
+        member = pb.Member(member_id=member_id)
+        for name, value in changes.items():
+            if name == "birthday":
+                if value:
+                    member.birthday.CopyFrom(_birthday(value))
+            elif isinstance(value, list):
+                getattr(member, name).extend(value)
+            else:
+                setattr(member, name, value)
+        request = pb.UpsertMemberRequest(
+            member=member, update_mask=field_mask_pb2.FieldMask(paths=sorted(changes))
+        )
+        answer = self._call(self._stub.UpsertMember, request)
+        done = "created" if answer.created else "updated"
+        self._print(f"{member_id}: {done} {', '.join(sorted(changes))}")
+        self._print(table(("FIELD", "VALUE"), _member_rows(answer.member)))
 
     def stats(self, campaign_id: str) -> None:
         stats = self._call(
@@ -179,10 +362,10 @@ class Admin:
         ).stats
         fields = json_format.MessageToDict(stats, always_print_fields_with_no_presence=True)
         rows = [(key, value) for key, value in fields.items() if not isinstance(value, list)]
-        self._print(_table(("FIELD", "VALUE"), rows))
+        self._print(table(("FIELD", "VALUE"), rows))
 
     def dry_run(self, path: str) -> None:
-        request = _load(path, pb.DryRunActivityRequest())
+        request = _load(path, pb.DryRunActivityRequest)
         breakdown = self._call(self._stub.DryRunActivity, request).breakdown
         self._print(json.dumps(json_format.MessageToDict(breakdown), indent=2))
 
@@ -232,7 +415,7 @@ class RewardsAdmin:
         print(text, file=self._out)
 
     def apply(self, path: str) -> None:
-        request = _load(path, rewards_pb.CreateRewardRequest())
+        request = _load(path, rewards_pb.CreateRewardRequest)
         if not request.reward_id:
             raise UsageError(f"{path}: reward_id is required")
         try:
@@ -327,7 +510,7 @@ class RewardsAdmin:
             token = page.next_page_token
             if not token:
                 break
-        self._print(_table(("ID", "TITLE", "KIND", "PRICE", "STOCK", "CODES", "REDEEMED"), rows))
+        self._print(table(("ID", "TITLE", "KIND", "PRICE", "STOCK", "CODES", "REDEEMED"), rows))
 
     def _report(self, reward_id: str) -> rewards_pb.RewardReport:
         return self._call(
@@ -360,7 +543,7 @@ class RewardsAdmin:
             (key, json.dumps(value) if isinstance(value, list | dict) else value)
             for key, value in fields.items()
         ]
-        self._print(_table(("FIELD", "VALUE"), rows))
+        self._print(table(("FIELD", "VALUE"), rows))
 
 
 def _sha256(file: Path) -> str:
@@ -427,6 +610,38 @@ def _rewards_parser(commands) -> None:
     report.add_argument("reward_id", nargs="?", default="")
 
 
+MEMBER_OPTIONS = {
+    "--time-zone": ("time_zone", "IANA zone, e.g. Europe/Paris"),
+    "--birthday": ("birthday", "MM-DD or YYYY-MM-DD"),
+    "--tier": ("tier", "the tier campaigns target"),
+    "--segments": ("segments", "comma-separated"),
+    "--opt-ins": ("opt_ins", "comma-separated"),
+    "--referrer": ("referrer_member_id", "the member who referred them"),
+}
+
+
+def _member_parser(commands) -> None:
+    member = commands.add_parser("member", help="member profiles")
+    verbs = member.add_subparsers(dest="member_command", required=True)
+    verbs.add_parser("get", help="a member's profile").add_argument("member_id")
+    setting = verbs.add_parser(
+        "set", help="change only the fields given; an empty value clears one"
+    )
+    setting.add_argument("member_id")
+    for option, (field, help_text) in MEMBER_OPTIONS.items():
+        setting.add_argument(option, dest=field, default=None, help=help_text)
+
+
+def _member_changes(args) -> dict[str, Any]:
+    changes: dict[str, Any] = {}
+    for field, _ in MEMBER_OPTIONS.values():
+        value = getattr(args, field)
+        if value is not None:
+            listed = field in ("segments", "opt_ins")
+            changes[field] = [v.strip() for v in value.split(",") if v.strip()] if listed else value
+    return changes
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="loyalty-admin",
@@ -437,13 +652,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--gateway", default=os.environ.get("LOYALTY_GATEWAY", "127.0.0.1:8080"))
     parser.add_argument("--token", default=os.environ.get("LOYALTY_TOKEN", ""))
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("apply", help="create or update a campaign").add_argument("file")
-    commands.add_parser("list", help="campaigns with their next occurrence")
+    commands.add_parser("plan", help="what apply would change").add_argument("file")
+    commands.add_parser("apply", help="create or update campaigns").add_argument("file")
+    commands.add_parser("list", help="campaigns, their window and budget left")
     schedule = commands.add_parser("schedule", help="next occurrences, local and UTC")
     schedule.add_argument("campaign_id")
     schedule.add_argument("--count", type=int, default=5)
     schedule.add_argument("--tz", default="", help="IANA zone to show (default: the campaign's)")
-    for verb in ("fund", "pause", "resume", "cancel", "stats"):
+    for verb in ("fund", "pause", "resume", "cancel", "archive", "stats"):
         commands.add_parser(verb).add_argument("campaign_id")
     commands.add_parser("dry-run", help="breakdown of an activity, nothing posted").add_argument(
         "file"
@@ -451,7 +667,9 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("watch", help="follow transitions").add_argument(
         "--after", type=int, default=0
     )
+    _member_parser(commands)
     _rewards_parser(commands)
+    wheel_admin.add_commands(commands)
     # Imported here: the progress commands use this module's UsageError.
     from tools import progress_admin
 
@@ -477,8 +695,16 @@ def main(argv: list[str] | None = None, out=None) -> int:
         admin = Admin(campaigns_grpc.CampaignsServiceStub(channel), args.token, out)
         try:
             match args.command:
+                case "plan":
+                    admin.plan(args.file)
                 case "apply":
                     admin.apply(args.file)
+                case "member" if args.member_command == "get":
+                    admin.member_get(args.member_id)
+                case "member":
+                    admin.member_set(args.member_id, _member_changes(args))
+                case "wheel":
+                    wheel_admin.WheelAdmin(channel, args.token, out).run(args)
                 case "list":
                     admin.list()
                 case "schedule":

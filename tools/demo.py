@@ -4,11 +4,15 @@ A program is set up through the manager API (its issuance account, a wheel with
 a stocked prize pool, a catch game, a base earning rule, a double-points
 weekend, a share bonus, a birthday bonus); then a member buys, shares, logs in
 on their birthday, spins, plays catch, sees points expiring soon and gets a
-refund clawed back. Each step is printed.
+refund clawed back; then the member crosses a tier threshold and gets the
+gold members' day by the computed tier, earns a badge and completes a
+challenge. Each step is printed.
 
 It uses the suite answering at 127.0.0.1:8080 (its development tokens, as
-`make token` prints them) or, when none answers, starts its own suite on free
-ports in a temporary directory.
+`make token` prints them) and then archives the campaigns and the reward it
+made (`--keep` leaves them; wheels, games and members have no archive and stay,
+under this run's ids), or, when none answers, starts its own suite on free
+ports in a temporary directory, which goes when it ends.
 
 The story speaks the protobuf JSON mapping through a `Caller`, so the
 end-to-end tests play the very same story with the Node clients
@@ -39,6 +43,7 @@ from google.protobuf.descriptor import MethodDescriptor
 from loyalty.campaigns.v1 import campaigns_service_pb2 as campaigns_pb
 from loyalty.games.v1 import games_service_pb2 as games_pb
 from loyalty.gateway.v1 import gateway_service_pb2 as gateway_pb
+from loyalty.progress.v1 import progress_service_pb2 as progress_pb
 from loyalty.rewards.v1 import rewards_service_pb2 as rewards_pb
 
 from services.gateway.server import GatewaySettings
@@ -51,6 +56,7 @@ GAMES = "loyalty.games.v1.GamesService"
 CAMPAIGNS = "loyalty.campaigns.v1.CampaignsService"
 WALLET = "loyalty.gateway.v1.WalletService"
 REWARDS = "loyalty.rewards.v1.RewardsService"
+PROGRESS = "loyalty.progress.v1.ProgressService"
 DEFAULT_GATEWAY = "127.0.0.1:8080"
 ZONE = "Europe/Paris"
 COFFEE = "prize:free-coffee"
@@ -635,6 +641,176 @@ async def redeem_story(
     return told
 
 
+# Progress --------------------------------------------------------------------
+
+GOLD_POINTS = 300
+GOLD_DAY_POINTS = 50
+BADGE_BONUS = 20
+CHALLENGE_REWARD = 30
+# How often, and how many times, the story looks for what the feeds carry across.
+WAIT_SECONDS, WAIT_ATTEMPTS = 0.2, 150
+
+
+@dataclass
+class ProgressStory:
+    """What the progress chapter's calls returned, for the tests to check."""
+
+    purchase: Message = field(default_factory=dict)
+    tiers: list[str] = field(default_factory=list)
+    gold_login: Message = field(default_factory=dict)
+    wallet_before_reviews: Message = field(default_factory=dict)
+    wallet_after_awards: Message = field(default_factory=dict)
+    progress: Message = field(default_factory=dict)
+    rebuilt: Message = field(default_factory=dict)
+    wallet_after_rebuild: Message = field(default_factory=dict)
+
+
+def progress_definitions(tag: str, review_type: str, now: datetime) -> list[Message]:
+    """A tier program with gold at 300 qualifying points, a reviewer badge and a
+    review-twice challenge this week (the review type is this story's own, so
+    another story's badge never pays this member)."""
+    first_day = (now - timedelta(days=1)).astimezone(ZoneInfo(ZONE))
+    reviews = {"measure": "MEASURE_ACTIVITY_COUNT", "activityType": review_type}
+    return [
+        {
+            "id": f"{tag}-club",
+            "tierProgram": {
+                "displayName": "Club",
+                "timeZone": ZONE,
+                "window": "QUALIFYING_WINDOW_CALENDAR_YEAR",
+                "tiers": [
+                    {"tierId": "member", "displayName": "Member"},
+                    {"tierId": "gold", "displayName": "Gold", "minPoints": str(GOLD_POINTS)},
+                ],
+            },
+        },
+        {
+            "id": f"{tag}-reviewer",
+            "badge": {
+                "displayName": "Reviewer",
+                "rule": reviews,
+                "levels": [{"levelId": "first", "threshold": "1", "bonusPoints": str(BADGE_BONUS)}],
+                "budgetId": tag,
+            },
+        },
+        {
+            "id": f"{tag}-review-twice",
+            "challenge": {
+                "displayName": "Review twice this week",
+                "schedule": {
+                    "timeZone": ZONE,
+                    "start": {
+                        "year": first_day.year,
+                        "month": first_day.month,
+                        "day": first_day.day,
+                    },
+                    "duration": f"{7 * 86400}s",
+                },
+                "steps": [{"stepId": "reviews", "rule": reviews, "target": "2"}],
+                "rewardPoints": str(CHALLENGE_REWARD),
+                "budgetId": tag,
+            },
+        },
+    ]
+
+
+async def until(check: Callable[[], Awaitable[Any]], what: str) -> Any:
+    """The first truthy answer of `check`, asked until the feeds carry `what` across."""
+    for _ in range(WAIT_ATTEMPTS):
+        if answer := await check():
+            return answer
+        await asyncio.sleep(WAIT_SECONDS)
+    raise TimeoutError(f"{what}: not seen in {WAIT_SECONDS * WAIT_ATTEMPTS:.0f} s")
+
+
+async def progress_story(
+    call: Caller, program: Program, story: MemberStory, say: Say
+) -> ProgressStory:
+    """The member climbs: a purchase crosses gold (progress computes it from the
+    ledger's credit), campaigns follows the tier feed and pays its gold-only
+    member day; two reviews earn a badge and complete a challenge, each paid once."""
+    tag, manager, me, member_id = program.tag, program.manager_token, story.token, story.member_id
+    review_type = f"review_{tag.rsplit('-', 1)[-1]}"
+    told = ProgressStory()
+    now = datetime.now(UTC)
+    say("== Progress: tiers, a badge, a challenge ==")
+    for definition in progress_definitions(tag, review_type, now):
+        applied = await call(PROGRESS, "ApplyDefinition", {"definition": definition}, manager)
+        say(
+            f"definition {applied['definition']['id']}"
+            f" (version {num(applied, 'definition', 'version')})"
+        )
+    request = {"budgetId": tag, "points": "1000", "requestId": f"{tag}-progress-budget"}
+    funded = await call(PROGRESS, "FundBudget", request, manager)
+    say(f"progress budget {funded['accountId']}: {num(funded, 'balance')} points")
+    gold_day = {
+        "displayName": "Gold members' day: 50 points for opening the app",
+        "kind": "CAMPAIGN_KIND_FIXED_BONUS",
+        "reward": {"points": str(GOLD_DAY_POINTS)},
+        "conditions": {"activityTypes": ["app_login"], "tiers": ["gold"], "segments": [tag]},
+        "schedule": {"timeZone": ZONE},
+        "budgetPoints": "1000",
+    }
+    program.campaigns["gold-day"] = f"{tag}-gold-day"
+    await call(
+        CAMPAIGNS, "CreateCampaign", {"campaignId": f"{tag}-gold-day", "spec": gold_day}, manager
+    )
+    await call(CAMPAIGNS, "ScheduleCampaign", {"campaignId": f"{tag}-gold-day"}, manager)
+    say(f"campaign {tag}-gold-day: {gold_day['displayName']} (tier gold only)")
+
+    async def track(
+        activity_id: str, activity_type: str, token: str, **details: Message
+    ) -> Message:
+        activity = {
+            "activityId": f"{tag}-{activity_id}",
+            "memberId": member_id,
+            "type": activity_type,
+            "occurTime": timestamp(datetime.now(UTC)),
+            **details,
+        }
+        return (await call(CAMPAIGNS, "TrackActivity", {"activity": activity}, token))["breakdown"]
+
+    purchase = {"amountMinor": str(GOLD_POINTS * 100 + 10_000), "currency": "EUR"}
+    told.purchase = await track("purchase-2", "purchase", program.admin_token, purchase=purchase)
+    _breakdown(say, f"buys for {GOLD_POINTS + 100}.00 EUR", told.purchase)
+
+    async def gold_in_campaigns() -> list[str]:
+        member = (await call(CAMPAIGNS, "GetMember", {"memberId": member_id}, manager))["member"]
+        return member.get("tiers", []) if "gold" in member.get("tiers", []) else []
+
+    told.tiers = await until(gold_in_campaigns, "the gold tier in campaigns")
+    say(f"progress computes gold; campaigns targets the member as {', '.join(told.tiers)}")
+    told.gold_login = await track("app_login-2", "app_login", me)
+    _breakdown(say, "opens the app on the gold members' day", told.gold_login)
+
+    told.wallet_before_reviews = (await call(WALLET, "GetWallet", {}, me))["wallet"]
+    before = num(told.wallet_before_reviews, "balance")
+    # The shop reports reviews (a player may send only the app's own activity types).
+    for n in (1, 2):
+        await track(f"review-{n}", review_type, program.admin_token)
+    say("writes two reviews")
+
+    async def awarded() -> Message:
+        wallet = (await call(WALLET, "GetWallet", {}, me))["wallet"]
+        return wallet if num(wallet, "balance") >= before + BADGE_BONUS + CHALLENGE_REWARD else {}
+
+    told.wallet_after_awards = await until(awarded, "the badge's and the challenge's points")
+    told.progress = await call(PROGRESS, "GetMemberProgress", {"memberId": member_id}, me)
+    club = next(t for t in told.progress["tiers"] if t["programId"] == f"{tag}-club")
+    say(
+        f"progress: tier {club['tierId']} ({num(club, 'qualifyingPoints')} points); badge and"
+        f" challenge paid {BADGE_BONUS} + {CHALLENGE_REWARD} points; balance"
+        f" {num(told.wallet_after_awards, 'balance')}"
+    )
+    told.rebuilt = await call(PROGRESS, "RebuildMember", {"memberId": member_id}, manager)
+    told.wallet_after_rebuild = (await call(WALLET, "GetWallet", {}, me))["wallet"]
+    say(
+        f"rebuilt from {num(told.rebuilt, 'events')} events:"
+        f" {len(told.rebuilt.get('differences', []))} differences"
+    )
+    return told
+
+
 # grpcio, for the demo --------------------------------------------------------
 
 SERVICES = {
@@ -644,6 +820,7 @@ SERVICES = {
         campaigns_pb.DESCRIPTOR.services_by_name["CampaignsService"],
         gateway_pb.DESCRIPTOR.services_by_name["WalletService"],
         rewards_pb.DESCRIPTOR.services_by_name["RewardsService"],
+        progress_pb.DESCRIPTOR.services_by_name["ProgressService"],
     )
 }
 
@@ -703,13 +880,42 @@ def _call_errors():
         ) from None
 
 
-async def play(call: Caller, mint: TokenMint, say: Say, tag: str | None = None) -> MemberStory:
-    """The whole story: set-up, then the member, then a redemption."""
+async def play(
+    call: Caller, mint: TokenMint, say: Say, tag: str | None = None, *, tidy: bool | None = None
+) -> MemberStory:
+    """The whole story: set-up, then the member, then a redemption; then, when `tidy`
+    is set, what it created is archived (True) or listed as left (False)."""
     program = await set_up_program(call, mint, tag or new_tag(), say)
     reward_id = await set_up_rewards(call, program, say)
     story = await play_member(call, mint, program, say)
     await redeem_story(call, program, story, reward_id, say)
+    await progress_story(call, program, story, say)
+    if tidy is not None:
+        await tidy_up(call, program, story, reward_id, say, archive=tidy)
     return story
+
+
+async def tidy_up(
+    call: Caller, program: Program, story: MemberStory, reward_id: str, say: Say, *, archive: bool
+) -> None:
+    """Archives the story's campaigns (cancelled first) and its reward, or says it
+    leaves them; wheels, catch games, members and ledger entries have no archive."""
+    manager = program.manager_token
+    archivable = [f"campaign {c}" for c in program.campaigns.values()] + [f"reward {reward_id}"]
+    if archive:
+        say(f"== Tidying up program {program.tag} (python -m tools.demo --keep leaves it) ==")
+        for campaign_id in program.campaigns.values():
+            await call(CAMPAIGNS, "CancelCampaign", {"campaignId": campaign_id}, manager)
+            await call(CAMPAIGNS, "ArchiveCampaign", {"campaignId": campaign_id}, manager)
+        await call(REWARDS, "ArchiveReward", {"rewardId": reward_id}, manager)
+        say(f"archived {', '.join(archivable)}")
+    else:
+        say(f"== Program {program.tag} is left as it is (--keep) ==")
+        say(f"left: {', '.join(archivable)}")
+    say(
+        f"left: wheel {program.wheel_id}, catch game {program.catch_game_id}, member "
+        f"{story.member_id} and their points (these have no archive; the ids are this run's own)"
+    )
 
 
 async def gateway_answers(target: str) -> bool:
@@ -720,16 +926,17 @@ async def gateway_answers(target: str) -> bool:
     return True
 
 
-async def run_story(target: str, mint: TokenMint) -> None:
+async def run_story(target: str, mint: TokenMint, tidy: bool | None = None) -> None:
     async with grpc.aio.insecure_channel(target) as channel:
-        await play(GrpcCaller(channel), mint, print)
+        await play(GrpcCaller(channel), mint, print, tidy=tidy)
 
 
-async def main_async(gateway: str) -> int:
+async def main_async(gateway: str, keep: bool = False) -> int:
     try:
         if await gateway_answers(gateway):
-            print(f"Using the suite at {gateway}.")
-            await run_story(gateway, TokenMint.from_settings(GatewaySettings.from_env()))
+            print(f"Using the suite at {gateway}: every id below is this run's own.")
+            settings = GatewaySettings.from_env()
+            await run_story(gateway, TokenMint.from_settings(settings), tidy=not keep)
             return 0
         with tempfile.TemporaryDirectory(prefix="loyalty-demo-") as directory:
             secret = secrets.token_urlsafe(32)
@@ -749,6 +956,7 @@ async def main_async(gateway: str) -> int:
                 await run_story(suite.target("gateway"), TokenMint.from_settings(settings))
             finally:
                 await suite.stop_all()
+            print("The demo's own suite stopped; its data went with its temporary directory.")
         return 0
     except CallError as error:
         print(f"the gateway refused a call: {error}", file=sys.stderr)
@@ -763,8 +971,13 @@ async def main_async(gateway: str) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--gateway", default=DEFAULT_GATEWAY, help="host:port of a running gateway")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="leave the campaigns and reward it made (a running suite)",
+    )
     arguments = parser.parse_args()
-    sys.exit(asyncio.run(main_async(arguments.gateway)))
+    sys.exit(asyncio.run(main_async(arguments.gateway, arguments.keep)))
 
 
 if __name__ == "__main__":

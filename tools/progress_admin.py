@@ -2,6 +2,7 @@
 
     loyalty-admin progress apply FILE        tier programs, badges, streaks, challenges
     loyalty-admin progress list [--kind K]   definitions and their versions
+    loyalty-admin progress archive ID        stop a definition (what it awarded stays)
     loyalty-admin progress show MEMBER       a member's tiers, badges, streaks, challenges
     loyalty-admin progress events MEMBER     the events that made it
     loyalty-admin progress floor PROGRAM MEMBER TIER --until 2026-12-31T00:00:00Z --reason ...
@@ -9,6 +10,7 @@
     loyalty-admin progress fund BUDGET POINTS --request-id ID
     loyalty-admin progress rebuild MEMBER    recompute from the events, report differences
     loyalty-admin progress stats PROGRAM
+    loyalty-admin progress feeds             where each followed feed stands
 
 A definitions file holds one definition per YAML document (or a JSON object, or
 a list of them) in the protobuf JSON mapping: `id` and one of `tierProgram`,
@@ -67,6 +69,7 @@ def add_commands(commands) -> None:
     verbs.add_parser("apply", help="create or update definitions").add_argument("file")
     listing = verbs.add_parser("list", help="definitions")
     listing.add_argument("--kind", choices=sorted(KINDS), default=None)
+    verbs.add_parser("archive", help="archive a definition").add_argument("definition_id")
     verbs.add_parser("show", help="a member's progress").add_argument("member_id")
     verbs.add_parser("events", help="a member's events").add_argument("member_id")
     floor = verbs.add_parser("floor", help="set (or, with no tier, remove) a manual tier floor")
@@ -84,6 +87,7 @@ def add_commands(commands) -> None:
     verbs.add_parser("stats", help="members per tier, moves, completions").add_argument(
         "program_id"
     )
+    verbs.add_parser("feeds", help="the feeds progress follows: cursor, connection, errors")
 
 
 class ProgressAdmin:
@@ -95,6 +99,15 @@ class ProgressAdmin:
     def _call(self, name: str, request):
         method = getattr(self._stub, name)
         return method(request, metadata=self._metadata, timeout=CALL_TIMEOUT_SECONDS)
+
+    def _pages(self, name: str, request):
+        """Every page of a List call, following next_page_token."""
+        while True:
+            page = self._call(name, request)
+            yield page
+            if not page.next_page_token:
+                return
+            request.page_token = page.next_page_token
 
     def _print(self, text: str) -> None:
         print(text, file=self._out)
@@ -113,22 +126,15 @@ class ProgressAdmin:
                     verb = "applied" if answer.changed else "unchanged"
                     self._print(f"{verb} {applied.id} (version {applied.version})")
             case "list":
-                token = ""
-                while True:
-                    page = self._call(
-                        "ListDefinitions",
-                        pb.ListDefinitionsRequest(
-                            kind=KINDS.get(args.kind or "", 0), page_size=100, page_token=token
-                        ),
-                    )
+                listing = pb.ListDefinitionsRequest(
+                    kind=KINDS.get(args.kind or "", 0), page_size=100
+                )
+                for page in self._pages("ListDefinitions", listing):
                     for d in page.definitions:
                         state = pb.DefinitionState.Name(d.state).removeprefix("DEFINITION_STATE_")
                         self._print(
                             f"{d.id}  {d.WhichOneof('spec')}  v{d.version}  {state.lower()}"
                         )
-                    token = page.next_page_token
-                    if not token:
-                        break
             case "show":
                 progress = self._call(
                     "GetMemberProgress", pb.GetMemberProgressRequest(member_id=args.member_id)
@@ -157,16 +163,25 @@ class ProgressAdmin:
                     steps = ", ".join(f"{s.step_id} {s.value}/{s.target}" for s in challenge.steps)
                     done = "completed" if challenge.completed else "open"
                     self._print(f"challenge {challenge.challenge_id}: {done} ({steps})")
+            case "archive":
+                archived = self._call(
+                    "ArchiveDefinition", pb.ArchiveDefinitionRequest(id=args.definition_id)
+                ).definition
+                state = pb.DefinitionState.Name(archived.state).removeprefix("DEFINITION_STATE_")
+                self._print(f"{archived.id} (version {archived.version}): {state.lower()}")
             case "events":
-                page = self._call(
-                    "ListMemberEvents",
-                    pb.ListMemberEventsRequest(member_id=args.member_id, page_size=500),
-                )
-                for event in page.events:
-                    when = event.occur_time.ToDatetime().isoformat(timespec="seconds")
-                    self._print(
-                        f"{event.sequence}  {when}  {event.source}  {event.kind}  {event.key}"
-                    )
+                events = pb.ListMemberEventsRequest(member_id=args.member_id, page_size=500)
+                for page in self._pages("ListMemberEvents", events):
+                    for event in page.events:
+                        when = event.occur_time.ToDatetime().isoformat(timespec="seconds")
+                        self._print(
+                            f"{event.sequence}  {when}  {event.source}  {event.kind}  {event.key}"
+                        )
+            case "feeds":
+                for feed in self._call("GetFeedStatus", pb.GetFeedStatusRequest()).feeds:
+                    state = "connected" if feed.connected else "reconnecting"
+                    error = f"  {feed.last_error}" if feed.last_error else ""
+                    self._print(f"{feed.feed}  cursor {feed.cursor}  {state}{error}")
             case "floor":
                 request = pb.SetTierFloorRequest(
                     program_id=args.program_id,

@@ -84,7 +84,7 @@ SERVICES = (
         "campaigns",
         "services.campaigns.server:CampaignsSettings",
         "CAMPAIGNS_DB",
-        {"CAMPAIGNS_LEDGER_TARGET": "ledger"},
+        {"CAMPAIGNS_LEDGER_TARGET": "ledger", "CAMPAIGNS_PROGRESS_TARGET": "progress"},
     ),
     ServiceSpec(
         "progress",

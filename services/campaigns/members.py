@@ -39,7 +39,12 @@ class Members(UseCases):
 
         def work(unit: CampaignsUnit) -> Upserted:
             current = unit.member(member_id)
-            changed = replace(change(current or Member(member_id)), member_id=member_id)
+            # The computed tiers are the progress feed's, whatever the request says.
+            changed = replace(
+                change(current or Member(member_id)),
+                member_id=member_id,
+                standings=unit.standings(member_id),
+            )
             raise_if_any(check_member, changed)
             referrer = changed.referrer_member_id
             before = current.referrer_member_id if current is not None else ""

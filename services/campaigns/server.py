@@ -8,9 +8,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
+import structlog
 from loyalty.campaigns.v1 import campaigns_service_pb2 as pb
 from loyalty.campaigns.v1 import campaigns_service_pb2_grpc as pb_grpc
 from loyalty.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
+from loyalty.progress.v1 import progress_service_pb2_grpc as progress_grpc
 
 from services.campaigns import settlement
 from services.campaigns.base import Context, Policy
@@ -24,6 +26,7 @@ from services.campaigns.refunds import Refunds
 from services.campaigns.servicer import CampaignsServicer
 from services.campaigns.stats import CampaignStats
 from services.campaigns.store import CampaignsStore
+from services.campaigns.tiers import FEED, TierFeed, opener
 from services.campaigns.tracking import Tracking
 from services.campaigns.transitions import TransitionTracker
 from services.kit.clock import Clock, SystemClock
@@ -34,11 +37,14 @@ from services.kit.config import (
     ServiceSettings,
     setting,
 )
-from services.kit.feeds import CommitSignal
+from services.kit.feeds import FEED_CHANNEL_OPTIONS, CommitSignal, FeedFollower, watch_feeds
+from services.kit.ledger_stream import LedgerPoster, poster_of
 from services.kit.metrics import Figure, Metrics, labelled_gauge
 from services.kit.outbox import LedgerOutbox, watch_backlog
 from services.kit.outgoing import open_channel
 from services.kit.server import ServiceBinding, ServiceHost, create_host
+
+log = structlog.get_logger()
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["CampaignsService"].full_name
 
@@ -58,8 +64,15 @@ class CampaignsSettings(ServiceSettings):
     # The HMAC key of surprise draws: set a secret one in production.
     surprise_key: str = "loyalty-arcade-dev-surprise-key"
     ledger_timeout_seconds: float = 2.0
+    # Transfers go over one PostTransfersStream (False: one unary call each).
+    ledger_streaming: bool = True
     # How often the outbox relay looks for entries their own request left behind.
     relay_interval_seconds: float = 1.0
+    # Progress, whose WatchTierChanges gives the computed tiers conditions match.
+    # Empty (the default; tools.suite sets it): the profile's manual tier only.
+    progress_target: str = ""
+    # The tier feed's deadline: it is reopened from the stored cursor after this.
+    feed_recycle_seconds: float = 3600.0
 
     @property
     def policy(self) -> Policy:
@@ -77,6 +90,7 @@ class Campaigns:
     build_server serves them over gRPC, the service tests call them directly."""
 
     store: CampaignsStore
+    poster: LedgerPoster
     outbox: LedgerOutbox
     transitions: TransitionTracker
     members: Members
@@ -85,6 +99,7 @@ class Campaigns:
     stats: CampaignStats
     public: PublicCampaigns
     feed: ActivityFeed
+    tiers: TierFeed
     relay_interval_seconds: float
     relay: list[asyncio.Task] = field(default_factory=list)
 
@@ -101,6 +116,7 @@ class Campaigns:
         await asyncio.gather(*self.relay, return_exceptions=True)
         self.relay.clear()
         await self.transitions.stop()
+        await self.poster.close()
         await self.store.close()
 
 
@@ -142,9 +158,10 @@ def assemble(
     store = CampaignsStore(settings.db_path, on_commit=commits.notify, metrics=metrics.store)
     catalog = Catalog()
     transitions = TransitionTracker(store, catalog, clock, commits)
+    poster = poster_of(ledger_stub, streaming=settings.ledger_streaming)
     outbox = LedgerOutbox(
         settlement.SettlingStore(store, transitions),
-        ledger_stub,
+        poster,
         clock,
         settlement.handlers(catalog, clock),
         timeout=settings.ledger_timeout_seconds,
@@ -163,6 +180,7 @@ def assemble(
     )
     return Campaigns(
         store=store,
+        poster=poster,
         outbox=outbox,
         transitions=transitions,
         members=Members(context),
@@ -171,6 +189,7 @@ def assemble(
         stats=CampaignStats(context),
         public=PublicCampaigns(context),
         feed=ActivityFeed(store, commits),
+        tiers=TierFeed(store),
         relay_interval_seconds=settings.relay_interval_seconds,
     )
 
@@ -180,11 +199,30 @@ async def build_server(
 ) -> ServiceHost:
     """Campaigns on `address` (port 0 picks a free port); start() opens the store,
     settles what a crash left pending and starts the transition tracker and the relay."""
+    clock = clock or SystemClock()
     channel = open_channel(settings.ledger_target)
     metrics = Metrics.of(settings)
-    campaigns = assemble(
-        settings, ledger_grpc.LedgerServiceStub(channel), clock or SystemClock(), metrics
+    campaigns = assemble(settings, ledger_grpc.LedgerServiceStub(channel), clock, metrics)
+    progress_channel = (
+        open_channel(settings.progress_target, FEED_CHANNEL_OPTIONS)
+        if settings.progress_target
+        else None
     )
+    followers = []
+    if progress_channel is not None:
+        stub = progress_grpc.ProgressServiceStub(progress_channel)
+        followers.append(
+            FeedFollower(
+                FEED,
+                opener(stub, settings.feed_recycle_seconds),
+                campaigns.tiers.cursor,
+                campaigns.tiers.apply,
+                now_us=clock.now_us,
+            )
+        )
+    else:
+        log.warning("tier_feed_not_followed", reason="CAMPAIGNS_PROGRESS_TARGET is empty")
+    watch_feeds(metrics, followers)
     host = create_host(
         [
             ServiceBinding(
@@ -197,10 +235,22 @@ async def build_server(
         metrics=metrics,
     )
 
+    host.followers = followers  # type: ignore[attr-defined]  # tests wait on them
+    tasks: list[asyncio.Task] = []
+
+    async def start() -> None:
+        await campaigns.start()
+        tasks.extend(asyncio.create_task(f.run(), name=f"feed:{f.state.name}") for f in followers)
+
     async def close() -> None:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await campaigns.stop()
         await channel.close()
+        if progress_channel is not None:
+            await progress_channel.close()
 
-    host.on_start.append(campaigns.start)
+    host.on_start.append(start)
     host.on_stop.append(close)
     return host

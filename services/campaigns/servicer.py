@@ -101,6 +101,7 @@ def member_out(member: Member) -> pb.Member:
         segments=member.segments,
         referrer_member_id=member.referrer_member_id,
         opt_ins=member.opt_ins,
+        tiers=member.tiers,
         create_time=timestamp(member.create_us),
         update_time=timestamp(member.update_us),
     )

@@ -29,6 +29,7 @@ from services.campaigns.domain.model import (
     Member,
     Pause,
     RefusalReason,
+    Standing,
 )
 from services.campaigns.domain.outcome import Outcome
 from services.campaigns.domain.records import (
@@ -45,6 +46,7 @@ from services.campaigns.domain.records import (
     Transition,
 )
 from services.campaigns.domain.refund import AwardedLeg, ClawbackPlan
+from services.kit.cursors import CURSORS_MIGRATION, read_cursor, write_cursor
 from services.kit.outbox import OUTBOX_KINDS_MIGRATION, OUTBOX_MIGRATION, OutboxUnit, SqliteOutbox
 from services.kit.sqlite import SqliteStore, StoreOptions
 
@@ -240,12 +242,26 @@ FROM activities AS a WHERE state = 'settled' ORDER BY create_us, rowid;
 DROP VIEW old_credits;
 """
 
+# Each member's computed tier per program, from progress' WatchTierChanges, and
+# the cursor of that feed (moved in the transaction that applies it).
+STANDINGS = f"""
+CREATE TABLE standings (
+  member_id TEXT NOT NULL,
+  program_id TEXT NOT NULL,
+  tier_id TEXT NOT NULL,
+  tier_ids TEXT NOT NULL,
+  PRIMARY KEY (member_id, program_id)
+) WITHOUT ROWID;
+{CURSORS_MIGRATION}
+"""
+
 MIGRATIONS = (
     SCHEMA,
     OUTBOX_MIGRATION,
     OUTBOX_KINDS_MIGRATION,
     KINDS_ATTEMPTS_AND_PAUSES,
     ACTIVITY_FEED,
+    STANDINGS,
 )
 
 # campaign id -> the activity's local date in that campaign's zone (ISO).
@@ -260,6 +276,10 @@ class CampaignsUnit(Protocol):
     # Members.
     def member(self, member_id: str) -> Member | None: ...
     def put_member(self, member: Member) -> None: ...
+    def standings(self, member_id: str) -> tuple[Standing, ...]: ...
+    def put_standing(self, standing: Standing) -> None: ...
+    def cursor(self, feed: str) -> int: ...
+    def set_cursor(self, feed: str, sequence: int) -> None: ...
 
     # Campaigns and their budgets.
     def campaign(self, campaign_id: str) -> Campaign | None: ...
@@ -358,15 +378,57 @@ class SqliteCampaignsUnit:
         row = self._db.execute(
             "SELECT profile FROM members WHERE member_id = ?", (member_id,)
         ).fetchone()
-        return from_json(Member, row[0]) if row else None
+        if row is None:
+            return None
+        return replace(from_json(Member, row[0]), standings=self.standings(member_id))
 
     def put_member(self, member: Member) -> None:
+        profile = to_json(replace(member, standings=()))
         self._db.execute(
             "INSERT INTO members (member_id, profile, create_us, update_us) VALUES (?, ?, ?, ?)"
             " ON CONFLICT (member_id) DO UPDATE SET profile = excluded.profile,"
             " update_us = excluded.update_us",
-            (member.member_id, to_json(member), member.create_us, member.update_us),
+            (member.member_id, profile, member.create_us, member.update_us),
         )
+
+    def standings(self, member_id: str) -> tuple[Standing, ...]:
+        rows = self._db.execute(
+            "SELECT program_id, tier_id, tier_ids FROM standings WHERE member_id = ?"
+            " ORDER BY program_id",
+            (member_id,),
+        )
+        return tuple(
+            Standing(member_id, program, tier, tuple(json.loads(tier_ids)))
+            for program, tier, tier_ids in rows
+        )
+
+    def put_standing(self, standing: Standing) -> None:
+        """The member's tier in the program now (an empty tier: none)."""
+        if not standing.tier_id:
+            self._db.execute(
+                "DELETE FROM standings WHERE member_id = ? AND program_id = ?",
+                (standing.member_id, standing.program_id),
+            )
+            return
+        self._db.execute(
+            "INSERT INTO standings (member_id, program_id, tier_id, tier_ids) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (member_id, program_id) DO UPDATE SET tier_id = excluded.tier_id,"
+            " tier_ids = excluded.tier_ids",
+            (
+                standing.member_id,
+                standing.program_id,
+                standing.tier_id,
+                json.dumps(standing.tier_ids),
+            ),
+        )
+
+    # Feeds this service follows.
+
+    def cursor(self, feed: str) -> int:
+        return read_cursor(self._db, feed)
+
+    def set_cursor(self, feed: str, sequence: int) -> None:
+        write_cursor(self._db, feed, sequence)
 
     # Campaigns.
 

@@ -33,6 +33,7 @@ from services.kit.config import (
     setting,
 )
 from services.kit.feeds import CommitSignal
+from services.kit.ledger_stream import poster_of
 from services.kit.metrics import Figure, Metrics, labelled_gauge
 from services.kit.outbox import LedgerOutbox, watch_backlog
 from services.kit.outgoing import open_channel
@@ -49,6 +50,8 @@ class GamesSettings(ServiceSettings):
     metrics_listen: str = GAMES_METRICS_ADDRESS
     ledger_target: str = LEDGER_ADDRESS
     ledger_timeout_seconds: float = 2.0
+    # Transfers go over one PostTransfersStream (False: one unary call each).
+    ledger_streaming: bool = True
     relay_interval_seconds: float = 1.0
 
 
@@ -97,9 +100,10 @@ async def build_server(
         settings.ledger_timeout_seconds,
         connected=lambda: channel.get_state() == grpc.ChannelConnectivity.READY,
     )
+    poster = poster_of(ledger.stub, streaming=settings.ledger_streaming)
     outbox = LedgerOutbox(
         store,
-        ledger.stub,
+        poster,
         clock,
         outbox_handlers(clock),
         timeout=settings.ledger_timeout_seconds,
@@ -129,6 +133,7 @@ async def build_server(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await poster.close()
         await channel.close()
         await store.close()
 

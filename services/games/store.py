@@ -729,7 +729,9 @@ class SqliteGamesUnit:
         cursor = self._db.execute(
             "INSERT INTO plays (play_id, kind, game_id, member_id, status, reason, detail,"
             " create_us, result_sequence) VALUES (?, ?, ?, ?, ?, ?, ?, ?,"
-            " IIF(?, (SELECT coalesce(max(result_sequence), 0) + 1 FROM plays), NULL))",
+            # IS NOT NULL lets max() read the partial index's last entry, not every row.
+            " IIF(?, (SELECT coalesce(max(result_sequence), 0) + 1 FROM plays"
+            " WHERE result_sequence IS NOT NULL), NULL))",
             (
                 entry.play_id,
                 entry.kind.value,

@@ -102,6 +102,13 @@ class CommitSignal:
 
 
 FEED_PAGE = 500
+# A follower's channel options: an upstream feed is found again within a second
+# or two of coming back (gRPC's own reconnect backoff grows to two minutes).
+FEED_CHANNEL_OPTIONS = (
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 2000),
+)
 
 
 async def serve_pages(

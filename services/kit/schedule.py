@@ -222,8 +222,11 @@ class Schedule:
     def occurrences(
         self, after_us: int, count: int, tz: ZoneInfo | None = None
     ) -> list[tuple[Window, datetime, datetime]]:
-        """The next `count` windows ending after `after_us`, with local start and end."""
-        tz = tz or self.zone
+        """The next `count` windows ending after `after_us`, with local start and end in
+        `tz` (default the campaign's zone). Only member-zone windows follow `tz`'s wall
+        clock; a campaign-zone window is the same instants in any zone shown."""
+        shown_in = tz or self.zone
+        tz = shown_in if self.member_local else self.zone
         if self.always:
             return []
         found: list[tuple[Window, datetime, datetime]] = []
@@ -241,7 +244,9 @@ class Schedule:
                 break
             if window is None or window.end_us <= after_us:
                 continue
-            found.append((window, local_of(window.start_us, tz), local_of(window.end_us, tz)))
+            found.append(
+                (window, local_of(window.start_us, shown_in), local_of(window.end_us, shown_in))
+            )
             if len(found) >= count:
                 break
         return found

@@ -63,9 +63,12 @@ def record_evaluation(
     evaluation: Evaluation,
     now_us: int,
     cause: Cause,
+    held: set[tuple] | None = None,
 ) -> Recorded:
     """Record what the evaluation says the member holds and has earned: tier
-    changes with their reasons, and each award once (with its points entry)."""
+    changes with their reasons, and each award once (with its points entry).
+    `held`: the (kind, definition_id, detail) of the awards the member holds,
+    when the caller read them for a batch of members (read here otherwise)."""
     entries: list[OutboxEntry] = []
     changes = 0
     for program_id, standing in evaluation.standings.items():
@@ -90,6 +93,7 @@ def record_evaluation(
                     reason.value,
                     now_us,
                     standing.kept_until_us,
+                    tuple(tier.tier_id for tier in program.tiers),
                 )
             )
             unit.add_achievement(
@@ -106,7 +110,7 @@ def record_evaluation(
         )
         if updated != recorded:
             unit.save_member_tier(updated)
-    earned_before = None
+    earned_before = held
     for kind, earned in (
         (AwardKind.BADGE, sorted(evaluation.badge_levels)),
         (AwardKind.STREAK_MILESTONE, sorted(evaluation.milestones)),

@@ -487,6 +487,7 @@ def change_to_proto(change: TierChange) -> pb.TierChange:
         upgrade=change.upgrade,
         reason=pb.TierChangeReason.Value(f"TIER_CHANGE_REASON_{ChangeReason(change.reason).value}"),
         change_time=timestamp(change.change_us),
+        program_tier_ids=change.tier_ids,
     )
     if change.kept_until_us is not None:
         message.kept_until_time.CopyFrom(timestamp(change.kept_until_us))

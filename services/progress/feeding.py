@@ -37,11 +37,15 @@ def apply_events(
     definitions = active_by_id(unit)
     listed = list(definitions.values())
     entries, changes = [], 0
+    # One read of what every member touched holds, not one per member.
+    held = unit.held_awards(list(touched))
     for member_id, (member_events, moments) in touched.items():
         evaluation = evaluate(
             unit, member_id, listed, unit.floors(member_id), now_us, member_events, moments
         )
-        recorded = record_evaluation(unit, member_id, definitions, evaluation, now_us, cause)
+        recorded = record_evaluation(
+            unit, member_id, definitions, evaluation, now_us, cause, held[member_id]
+        )
         entries += recorded.entries
         changes += recorded.changes
     return entries, changes

@@ -19,6 +19,7 @@ from services.kit.ledger_accounts import (
     LedgerAccounts,
     points_wallet,
 )
+from services.kit.ledger_stream import LedgerPoster, poster_of
 from services.kit.metrics import Metrics
 from services.kit.outbox import LedgerOutbox, OutboxEntry, Settlement
 from services.progress.domain.records import AwardKind, reward_transfer_id
@@ -110,17 +111,23 @@ class AccountOpeningLedger:
     member's wallet and the budget (idempotently, once per process), so a
     relayed entry never finds them missing."""
 
-    def __init__(self, accounts: LedgerAccounts) -> None:
+    def __init__(self, accounts: LedgerAccounts, poster: LedgerPoster) -> None:
         self._accounts = accounts
+        self._poster = poster
 
-    async def PostTransfers(self, request: ledger_pb.PostTransfersRequest, timeout: float):
+    async def post(
+        self, request: ledger_pb.PostTransfersRequest, *, timeout: float
+    ) -> ledger_pb.PostTransfersResponse:
         for transfer in request.transfers:
             member = wallet_member(transfer.credit_account_id)
             if member is not None:
                 await self._accounts.ensure(PROGRAM_ISSUANCE, points_wallet(member))
             # Every award's debit is a progress budget (reward_request).
             await self._accounts.ensure(_budget(transfer.debit_account_id))
-        return await self._accounts.stub.PostTransfers(request, timeout=timeout)
+        return await self._poster.post(request, timeout=timeout)
+
+    async def close(self) -> None:
+        await self._poster.close()
 
 
 class Rewards:
@@ -133,10 +140,12 @@ class Rewards:
         clock: Clock,
         timeout: float,
         metrics: Metrics | None = None,
+        streaming: bool = False,
     ) -> None:
         self.accounts = accounts
+        self.ledger = AccountOpeningLedger(accounts, poster_of(accounts.stub, streaming=streaming))
         self.outbox = LedgerOutbox(
-            store, AccountOpeningLedger(accounts), clock, HANDLERS, timeout=timeout, metrics=metrics
+            store, self.ledger, clock, HANDLERS, timeout=timeout, metrics=metrics
         )
 
     async def settle(self, entries: list[OutboxEntry]) -> None:

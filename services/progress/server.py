@@ -24,7 +24,7 @@ from services.kit.config import (
     ServiceSettings,
     setting,
 )
-from services.kit.feeds import CommitSignal, FeedFollower, watch_feeds
+from services.kit.feeds import FEED_CHANNEL_OPTIONS, CommitSignal, FeedFollower, watch_feeds
 from services.kit.ledger_accounts import LedgerAccounts
 from services.kit.metrics import Figure, Metrics, labelled_gauge
 from services.kit.outbox import watch_backlog
@@ -43,12 +43,6 @@ from services.progress.watching import WatchUseCases
 log = structlog.get_logger()
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ProgressService"].full_name
-# Upstream feeds should be found again within a second or two of coming back.
-FEED_CHANNEL_OPTIONS = (
-    ("grpc.initial_reconnect_backoff_ms", 100),
-    ("grpc.min_reconnect_backoff_ms", 100),
-    ("grpc.max_reconnect_backoff_ms", 2000),
-)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,6 +56,8 @@ class ProgressSettings(ServiceSettings):
     campaigns_target: str = CAMPAIGNS_ADDRESS
     games_target: str = GAMES_ADDRESS
     ledger_timeout_seconds: float = 2.0
+    # Transfers go over one PostTransfersStream (False: one unary call each).
+    ledger_streaming: bool = True
     relay_interval_seconds: float = 1.0
     # How often tiers that may have run out, and definitions new to members, are looked at.
     review_interval_seconds: float = 5.0
@@ -114,7 +110,14 @@ async def build_server(
 
     ledger_stub = ledger_grpc.LedgerServiceStub(channel(settings.ledger_target))
     accounts = LedgerAccounts(ledger_stub, settings.ledger_timeout_seconds)
-    rewards = Rewards(store, accounts, clock, settings.ledger_timeout_seconds, metrics)
+    rewards = Rewards(
+        store,
+        accounts,
+        clock,
+        settings.ledger_timeout_seconds,
+        metrics,
+        streaming=settings.ledger_streaming,
+    )
     shared = (store, clock, rewards, commits)
     feeding = FeedUseCases(*shared)
 
@@ -181,6 +184,7 @@ async def build_server(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await rewards.ledger.close()
         for open_one in channels.values():
             await open_one.close()
         await store.close()

@@ -11,12 +11,14 @@ definitions and the feeds' cursors, and answers the `Facts` questions in SQL.
 from __future__ import annotations
 
 import itertools
+import json
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol, Unpack
 
+from services.kit.cursors import read_cursor, write_cursor
 from services.kit.outbox import OUTBOX_KINDS_MIGRATION, OUTBOX_MIGRATION, OutboxUnit, SqliteOutbox
 from services.kit.sqlite import SqliteStore, StoreOptions
 from services.progress.domain.codec import decode_event, decode_spec, encode_event, encode_spec
@@ -179,14 +181,18 @@ CREATE TABLE evaluations (
 );
 """
 
-MIGRATIONS = (SCHEMA_V1, OUTBOX_MIGRATION, OUTBOX_KINDS_MIGRATION)
+# Each change names its program's tiers in order (JSON list; older rows: none).
+CHANGE_TIER_IDS = "ALTER TABLE tier_changes ADD COLUMN tier_ids TEXT NOT NULL DEFAULT '[]';"
+
+MIGRATIONS = (SCHEMA_V1, OUTBOX_MIGRATION, OUTBOX_KINDS_MIGRATION, CHANGE_TIER_IDS)
 
 DEFINITION_COLUMNS = "id, version, state, spec, create_us, update_us"
 CREDIT_COLUMNS = "transfer_id, code, amount, reversed, effective_us, commit_us, activity_id"
 ACTIVITY_COLUMNS = "activity_id, type, occur_us, time_zone, amount_minor, refunded_minor"
 PLAY_COLUMNS = "play_id, kind, game_id, occur_us, time_zone, score"
 CHANGE_COLUMNS = (
-    "sequence, program_id, member_id, from_tier, to_tier, upgrade, reason, change_us, kept_until_us"
+    "sequence, program_id, member_id, from_tier, to_tier, upgrade, reason, change_us,"
+    " kept_until_us, tier_ids"
 )
 ACHIEVEMENT_COLUMNS = "sequence, member_id, kind, definition_id, detail, points, achieve_us"
 
@@ -245,6 +251,7 @@ class ProgressUnit(Protocol):
     def award(self, member_id: str, kind: AwardKind, definition_id: str, detail: str): ...
     def add_award(self, award: Award) -> None: ...
     def awards(self, member_id: str) -> list[Award]: ...
+    def held_awards(self, member_ids: Sequence[str]) -> dict[str, set[tuple]]: ...
     def settle_award(self, entry_id: str, state: str, refusal: str) -> None: ...
     def add_achievement(self, achievement: Achievement) -> Achievement: ...
     def achievements(self, member_id: str, after: int, limit: int) -> list[Achievement]: ...
@@ -598,15 +605,10 @@ class SqliteProgressUnit:
     # -- cursors
 
     def cursor(self, feed: str) -> int:
-        row = self._db.execute("SELECT sequence FROM cursors WHERE feed = ?", (feed,)).fetchone()
-        return row[0] if row else 0
+        return read_cursor(self._db, feed)
 
     def set_cursor(self, feed: str, sequence: int) -> None:
-        self._db.execute(
-            "INSERT INTO cursors (feed, sequence) VALUES (?, ?)"
-            " ON CONFLICT (feed) DO UPDATE SET sequence = excluded.sequence",
-            (feed, sequence),
-        )
+        write_cursor(self._db, feed, sequence)
 
     # -- tiers
 
@@ -699,7 +701,7 @@ class SqliteProgressUnit:
         row = self._db.execute("SELECT COALESCE(MAX(sequence), 0) FROM tier_changes").fetchone()
         sequence = row[0] + 1
         self._db.execute(
-            f"INSERT INTO tier_changes ({CHANGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO tier_changes ({CHANGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 sequence,
                 change.program_id,
@@ -710,6 +712,7 @@ class SqliteProgressUnit:
                 change.reason,
                 change.change_us,
                 change.kept_until_us,
+                json.dumps(change.tier_ids),
             ),
         )
         return replace(change, sequence=sequence)
@@ -771,6 +774,20 @@ class SqliteProgressUnit:
             (member_id,),
         )
         return [_award(row) for row in rows]
+
+    def held_awards(self, member_ids: Sequence[str]) -> dict[str, set[tuple]]:
+        """(kind, definition_id, detail) of the awards each member holds, one query
+        for a whole batch of members."""
+        held: dict[str, set[tuple]] = {member_id: set() for member_id in member_ids}
+        for first in range(0, len(member_ids), 500):
+            chunk = member_ids[first : first + 500]
+            for member_id, kind, definition_id, detail in self._db.execute(
+                "SELECT member_id, kind, definition_id, detail FROM awards"
+                f" WHERE member_id IN ({_marks(chunk)})",
+                chunk,
+            ):
+                held[member_id].add((AwardKind(kind), definition_id, detail))
+        return held
 
     def settle_award(self, entry_id: str, state: str, refusal: str) -> None:
         self._db.execute(
@@ -845,7 +862,9 @@ def _award(row: Sequence) -> Award:
 
 
 def _change(row: Sequence) -> TierChange:
-    return TierChange(row[0], row[1], row[2], row[3], row[4], bool(row[5]), *row[6:])
+    return TierChange(
+        row[0], row[1], row[2], row[3], row[4], bool(row[5]), *row[6:9], tuple(json.loads(row[9]))
+    )
 
 
 def _play_filter(rule: Rule) -> tuple[str, list]:

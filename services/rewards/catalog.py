@@ -229,7 +229,7 @@ class Catalog(UseCases):
         for reward in visible:
             spec = reward.spec
             held = wallets[member_account(member_id, spec.price_unit)]
-            opening = opens_at(spec, profile.tier)
+            opening = opens_at(spec, profile.tiers)
             left = eligibility.limit_left(spec.limits, usage.get(reward.reward_id, Usage()))
             labels = []
             if opening is not None and now < opening:
@@ -255,7 +255,7 @@ class Catalog(UseCases):
 
 def _sees(reward: Reward, profile: MemberProfile) -> bool:
     spec = reward.spec
-    if spec.tiers and profile.tier not in spec.tiers:
+    if spec.tiers and not profile.tiers & set(spec.tiers):
         return False
     return not (spec.segments and not profile.segments & set(spec.segments))
 

@@ -1,10 +1,10 @@
-"""Where a member's tier, segments and time zone come from.
-
-Today the campaigns service's member profile (`CampaignsService/GetMember`),
-asked with a deadline and kept for a short while; when the progress service
-lands, a `MemberProfiles` that follows its WatchTierChanges feed replaces this
-one and nothing else changes. Only rewards with tier, segment, early-access or
-per-period rules ask at all.
+"""Where a member's tiers, segments and time zone come from: the campaigns
+service's member profile (`CampaignsService/GetMember`), asked with a deadline
+and kept for a short while. Its `tiers` are the computed ones: campaigns
+follows progress' WatchTierChanges and raises each to the profile's manual
+tier where that is higher, so rewards and campaign targeting read one answer,
+decided in one place, and rewards follows no feed of its own. Only rewards
+with tier, segment, early-access or per-period rules ask at all.
 """
 
 from __future__ import annotations
@@ -73,7 +73,9 @@ class CampaignsProfiles:
                 profile = MemberProfile()
         else:
             member = response.member
-            profile = MemberProfile(member.tier, frozenset(member.segments), member.time_zone)
+            profile = MemberProfile(
+                frozenset(member.tiers), frozenset(member.segments), member.time_zone
+            )
         self._cache[member_id] = (now + self._ttl_us, profile)
         self._cache.move_to_end(member_id)
         if len(self._cache) > self._capacity:

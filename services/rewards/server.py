@@ -12,7 +12,6 @@ from typing import ClassVar
 from loyalty.rewards.v1 import rewards_service_pb2 as pb
 from loyalty.rewards.v1 import rewards_service_pb2_grpc as pb_grpc
 
-from services.kit.batching import BatchingLedger
 from services.kit.clock import MICROS_PER_SECOND, Clock, SystemClock
 from services.kit.config import (
     CAMPAIGNS_ADDRESS,
@@ -22,6 +21,7 @@ from services.kit.config import (
     ServiceSettings,
     setting,
 )
+from services.kit.ledger_stream import poster_of
 from services.kit.metrics import Figure, Metrics, labelled_gauge
 from services.kit.outbox import LedgerOutbox, watch_backlog
 from services.kit.outgoing import open_channel
@@ -50,6 +50,8 @@ class RewardsSettings(ServiceSettings):
     # Member tiers, segments and zones (the campaigns member profile, until progress lands).
     campaigns_target: str = CAMPAIGNS_ADDRESS
     ledger_timeout_seconds: float = 2.0
+    # Transfers go over one PostTransfersStream (False: one unary call each).
+    ledger_streaming: bool = True
     profile_timeout_seconds: float = 1.0
     profile_cache_seconds: float = 30.0
     # Holds time out in the ledger by themselves after this long: a redemption
@@ -93,11 +95,12 @@ async def build_server(
         **StockHandlers(clock).handlers(),
         **OfferHandlers(clock).handlers(),
     }
-    # Redemptions post two small chains each, many at once: one ledger call per
-    # batch of them (bench/rewards.py) instead of one per chain.
+    # Redemptions post two small chains each, many at once: over one stream they
+    # join the ledger's group commits without a call each.
+    poster = poster_of(ledger.stub, streaming=settings.ledger_streaming)
     outbox = LedgerOutbox(
         store,
-        BatchingLedger(ledger.stub),
+        poster,
         clock,
         handlers,
         timeout=settings.ledger_timeout_seconds,
@@ -144,6 +147,7 @@ async def build_server(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await poster.close()
         await ledger_channel.close()
         await campaigns_channel.close()
         await store.close()

@@ -148,7 +148,9 @@ async def test_get_schedule_lists_local_and_utc_times_across_dst(campaigns):
             campaign_id="night", count=1, after_time=after, time_zone="Europe/Paris"
         )
     )
-    assert paris.occurrences[0].local_start == "2026-03-07T02:30:00+01:00"
+    # The same instants shown in Paris (a campaign-zone window does not move with the zone shown).
+    assert paris.occurrences[0].local_start == "2026-03-07T08:30:00+01:00"
+    assert paris.occurrences[0].start_time == response.occurrences[0].start_time
 
 
 async def test_list_filters_by_state_and_time_and_pages(campaigns):

@@ -95,6 +95,26 @@ def test_member_local_windows_follow_each_members_zone():
     assert schedule.window_at(evening_in_paris, zone(NEW_YORK)) is None
 
 
+def test_a_campaign_zone_window_shown_in_another_zone_is_the_same_instants():
+    schedule = Schedule(window("2026-12-05T18:00:00", 2, PARIS))
+    after = at("2026-12-01T00:00:00", PARIS)
+    ((paris, _, _),) = schedule.occurrences(after, 3)
+    ((shown, start, end),) = schedule.occurrences(after, 3, zone(NEW_YORK))
+    assert shown == paris
+    assert (start.isoformat(), end.isoformat()) == (
+        "2026-12-05T12:00:00-05:00",
+        "2026-12-05T14:00:00-05:00",
+    )
+
+
+def test_a_member_zone_window_shown_in_a_zone_follows_its_wall_clock():
+    spec = window("2026-12-05T18:00:00", 2, PARIS, zone_mode=ZoneMode.MEMBER)
+    ((_, start, _),) = Schedule(spec).occurrences(
+        at("2026-12-01T00:00:00", PARIS), 3, zone(NEW_YORK)
+    )
+    assert start.isoformat() == "2026-12-05T18:00:00-05:00"
+
+
 def test_exclusion_dates_skip_an_occurrence():
     spec = window(
         "2026-01-03T00:00:00",

@@ -15,17 +15,16 @@ from services.campaigns.domain.model import (
     CampaignSpec,
     Conditions,
     Limits,
-    Member,
     MemberLimit,
     RefusalReason,
 )
-from services.campaigns.domain.outcome import Outcome
 from services.campaigns.server import assemble
 from services.kit.clock import MICROS_PER_SECOND
 from services.kit.errors import FailedPrecondition, Unavailable
 from services.kit.outbox import POLICY
 from services.kit.schedule import LimitPeriod
-from tests.support.campaign_specs import activity, always, base_rule, fixed, member, purchase
+from tests.support.campaign_cases import join, launch, points_of, refusal_of, track
+from tests.support.campaign_specs import activity, always, base_rule, fixed, purchase
 
 LOS_ANGELES = "America/Los_Angeles"  # UTC-8 in January: local midnight is 08:00 UTC
 AUCKLAND = "Pacific/Auckland"  # UTC+13 in January: local midnight is 11:00 UTC the day before
@@ -35,31 +34,6 @@ SECOND = MICROS_PER_SECOND
 # More lost answers than the request's own attempts (it retries UNAVAILABLE).
 LOST_EVERY_TIME = 10
 AFTER_GRACE_US = POLICY.grace_us + SECOND
-
-
-async def join(service, profile: Member | None = None) -> None:
-    """The member as a whole profile (what an update with "*" sends)."""
-    profile = profile or member()
-    await service.campaigns.members.upsert(profile.member_id, lambda _current: profile)
-
-
-async def launch(service, campaign_id: str, spec: CampaignSpec) -> None:
-    await service.campaigns.management.create(campaign_id, spec)
-    await service.campaigns.management.act(campaign_id, "schedule")
-
-
-async def track(service, tracked: Activity) -> Outcome:
-    """Track at the activity's own time (the clock never runs backwards)."""
-    service.clock.set(max(service.clock.now_us(), tracked.occur_us))
-    return (await service.campaigns.tracking.track(tracked)).outcome
-
-
-def points_of(outcome: Outcome, campaign_id: str) -> int:
-    return sum(a.points for a in outcome.decision.applied if a.campaign_id == campaign_id)
-
-
-def refusal_of(outcome: Outcome, campaign_id: str) -> RefusalReason | None:
-    return next((r.reason for r in outcome.decision.refused if r.campaign_id == campaign_id), None)
 
 
 def daily_capped(zone: str) -> CampaignSpec:

@@ -19,7 +19,7 @@ from loyalty.campaigns.v1 import campaigns_service_pb2_grpc as campaigns_grpc
 from services.gateway.tokens import issue_token
 from services.kit.clock import SystemClock
 from services.kit.status import error_info
-from tests.e2e.conftest import AUDIENCE, BROWSER_ORIGIN, ISSUER, TRANSPORTS, NodeClient
+from tests.support.e2e import AUDIENCE, BROWSER_ORIGIN, ISSUER, TRANSPORTS, NodeClient
 from tests.support.gateway import http_request
 from tools.demo import CAMPAIGNS, GAMES, WALLET, TokenMint, timestamp, wheel_config
 from tools.suite import Suite

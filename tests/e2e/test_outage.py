@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.conftest import TRANSPORTS, NodeClient
+from tests.support.e2e import TRANSPORTS, NodeClient
 from tests.support.gateway import http_request
 from tools.demo import GAMES, WALLET, TokenMint
 from tools.suite import Suite, wait_ready_http

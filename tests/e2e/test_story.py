@@ -11,15 +11,20 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.e2e.conftest import TRANSPORTS, NodeClient
+from tests.support.e2e import TRANSPORTS, NodeClient
 from tests.support.gateway import REPO
 from tools.demo import (
+    BADGE_BONUS,
+    CHALLENGE_REWARD,
     COFFEE,
     COFFEE_PRICE,
+    GOLD_DAY_POINTS,
+    GOLD_POINTS,
     TokenMint,
     new_tag,
     num,
     play_member,
+    progress_story,
     redeem_story,
     set_up_program,
     set_up_rewards,
@@ -103,6 +108,30 @@ async def test_the_story(node: NodeClient, mint: TokenMint, transport: str) -> N
     assert told.refunded["state"] == "REDEMPTION_STATE_REFUNDED"
     assert num(told.wallet_after_refund, "balance") == final
 
+    # Climbing: the purchase crosses gold; campaigns, following progress' tier
+    # feed, pays the gold-only member day by the computed tier.
+    climb = await progress_story(call, program, story, said.append)
+    assert num(climb.purchase, "basePoints") == GOLD_POINTS + 100
+    assert climb.tiers == ["gold"]
+    assert [(a["campaignId"], num(a, "points")) for a in climb.gold_login["applied"]] == [
+        (program.campaigns["gold-day"], GOLD_DAY_POINTS)
+    ]
+    # A badge and a challenge, each paid once (the rebuild pays nothing more).
+    before = num(climb.wallet_before_reviews, "balance")
+    paid = before + BADGE_BONUS + CHALLENGE_REWARD
+    assert num(climb.wallet_after_awards, "balance") == paid
+    assert num(climb.wallet_after_rebuild, "balance") == paid
+    assert climb.rebuilt.get("differences", []) == []
+    progress = climb.progress
+    club = next(t for t in progress["tiers"] if t["programId"] == f"{program.tag}-club")
+    assert club["tierId"] == "gold"
+    (badge,) = [b for b in progress["badges"] if b["badgeId"] == f"{program.tag}-reviewer"]
+    assert [level.get("earned", False) for level in badge["levels"]] == [True]
+    (challenge,) = [
+        c for c in progress["challenges"] if c["challengeId"] == f"{program.tag}-review-twice"
+    ]
+    assert challenge.get("completed") is True
+
 
 async def test_make_demo_tells_the_story_against_a_running_suite(suite: Suite) -> None:
     """`python -m tools.demo` (grpcio) finds this suite's gateway and uses the
@@ -131,5 +160,8 @@ async def test_make_demo_tells_the_story_against_a_running_suite(suite: Suite) -
         "40 points clawed back, 0 unrecovered",
         "redeems it: issued, code",
         "the shop refunds it: refunded",
+        "campaigns targets the member as gold",
+        f"opens the app on the gold members' day: +{GOLD_DAY_POINTS} points",
+        " 0 differences",
     ):
         assert step in printed, step

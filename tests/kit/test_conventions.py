@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -15,7 +17,13 @@ from services.kit.config import ConfigError, ServiceSettings, setting
 from services.kit.errors import InvalidArgument, Violations
 from services.kit.ids import MEMBER_ID, RESOURCE_ID, check_id, member_account
 from services.kit.logs import configure_logging
-from services.kit.paging import decode_page_token, encode_page_token, page_of, page_size
+from services.kit.paging import (
+    MAX_TOKEN_CHARACTERS,
+    decode_page_token,
+    encode_page_token,
+    page_of,
+    page_size,
+)
 from services.kit.text import clipped, shown
 
 
@@ -54,6 +62,36 @@ def test_a_page_token_is_bound_to_its_query_and_its_type():
         with pytest.raises(InvalidArgument) as raised:
             bad()
         assert raised.value.reason == "INVALID_PAGE_TOKEN"
+
+
+def test_a_page_token_is_compact_unpadded_and_round_trips_every_position():
+    query = ("m-1", 7)
+    for position in [0, 1, 2**63 - 1, *range(2, 300), "", "e-1", "é/ü?&=+"]:
+        token = encode_page_token(position, query)
+        assert re.fullmatch(r"[A-Za-z0-9_-]+", token), token  # url-safe, no "=" padding
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+        assert raw == json.dumps(json.loads(raw), separators=(",", ":"))  # no wasted spaces
+        assert decode_page_token(token, query, type(position)) == position
+
+
+def test_a_page_token_of_the_maximum_length_is_accepted_one_longer_is_not():
+    # a str position whose token is exactly MAX_TOKEN_CHARACTERS long
+    position = next(
+        "k" * n for n in range(400) if len(encode_page_token("k" * n, ())) == MAX_TOKEN_CHARACTERS
+    )
+    assert decode_page_token(encode_page_token(position, ()), (), str) == position
+    longer = encode_page_token(position + "k", ())
+    assert len(longer) > MAX_TOKEN_CHARACTERS
+    with pytest.raises(InvalidArgument):
+        decode_page_token(longer, (), str)
+
+
+def test_a_bad_page_token_names_the_field_and_says_why():
+    with pytest.raises(InvalidArgument) as raised:
+        decode_page_token("not a token", (), int)
+    assert [(v.field, v.description) for v in raised.value.violations] == [
+        ("page_token", "is not a token from this query's previous page")
+    ]
 
 
 def test_a_page_carries_a_token_only_when_more_rows_follow():

@@ -115,6 +115,69 @@ async def test_a_ledger_that_restarts_is_reached_again(ledger, tmp_path):
         await host.stop(None)
 
 
+async def test_a_malformed_request_merged_with_others_is_refused_alone(ledger, poster):
+    """Posts queued together leave as one message; the ledger refuses it whole for
+    one bad request, and the poster sends them again one by one: only that caller
+    hears INVALID_ARGUMENT, and a trailing linked transfer never links into the
+    next caller's chain."""
+    unlinked = pb.PostTransfersRequest(transfers=[posted("x", "", "m-1", 1)])
+    dangling = earn("d1", "d2")
+    dangling.transfers[-1].linked = True
+    requests = [earn(f"g{n}") for n in range(40)]
+    requests[10:10] = [unlinked]
+    requests[25:25] = [dangling]
+    outcomes = await asyncio.gather(
+        *(poster.post(r, timeout=10) for r in requests), return_exceptions=True
+    )
+    for request, outcome in zip(requests, outcomes, strict=True):
+        if request in (unlinked, dangling):
+            assert isinstance(outcome, grpc.aio.AioRpcError)
+            assert outcome.code() == grpc.StatusCode.INVALID_ARGUMENT
+        else:
+            assert [(r.index, r.id, r.code) for r in outcome.results] == [
+                (0, request.transfers[0].id, pb.TRANSFER_RESULT_CODE_OK)
+            ]
+    assert await balance(ledger.stub, "m-1") == 1 + 40
+
+
+class Counting(ledger_grpc.LedgerServiceServicer):
+    """A stream that commits every transfer and counts the messages it reads."""
+
+    def __init__(self) -> None:
+        self.sizes: list[int] = []
+
+    async def PostTransfersStream(self, requests, context):
+        await context.send_initial_metadata(())
+        async for message in requests:
+            self.sizes.append(len(message.request.transfers))
+            results = [
+                pb.TransferResult(index=i, id=t.id, code=pb.TRANSFER_RESULT_CODE_OK)
+                for i, t in enumerate(message.request.transfers)
+            ]
+            yield pb.PostTransfersStreamResponse(
+                correlation_id=message.correlation_id,
+                response=pb.PostTransfersResponse(results=results),
+            )
+
+
+async def test_posts_queued_together_leave_as_one_message_and_are_split_back(fake_ledger):
+    counting = Counting()
+    poster = StreamPoster(await fake_ledger(counting), max_merged_transfers=50)
+    try:
+        requests = [earn(f"a{n}", f"b{n}") for n in range(200)]
+        responses = await asyncio.gather(*(poster.post(r, timeout=10) for r in requests))
+        for request, response in zip(requests, responses, strict=True):
+            assert [(r.index, r.id) for r in response.results] == [
+                (0, request.transfers[0].id),
+                (1, request.transfers[1].id),
+            ]
+        assert sum(counting.sizes) == 400
+        assert len(counting.sizes) < len(requests)
+        assert max(counting.sizes) <= 50
+    finally:
+        await poster.close()
+
+
 class UnaryOnly(ledger_grpc.LedgerServiceServicer):
     """A ledger from before the stream: PostTransfers only."""
 

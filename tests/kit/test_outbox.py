@@ -4,6 +4,7 @@ entry closes in the same transaction as what it means, whoever settles it."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import sqlite3
 
 import grpc
@@ -11,6 +12,7 @@ import pytest
 from loyalty.ledger.v1 import ledger_service_pb2 as ledger_pb
 from loyalty.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
 
+from services.kit.clock import ManualClock
 from services.kit.errors import Unavailable
 from services.kit.ledger_stream import StreamPoster
 from services.kit.metrics import Metrics
@@ -24,9 +26,12 @@ from services.kit.outbox import (
     watch_backlog,
 )
 from services.kit.sqlite import SqliteStore
-from tests.support.ledger import balance, fund, posted
+from tests.support.ledger import NEVER_SECONDS, balance, fund, history, posted
+from tools.suite import Suite
 
 AWARD = "award"
+LANES = 32
+KILL_AFTER = 200
 AWARDS_MIGRATION = "CREATE TABLE awards (award_id TEXT PRIMARY KEY, state TEXT NOT NULL);"
 
 
@@ -268,3 +273,75 @@ async def test_the_backlog_shows_what_is_pending_and_how_old_the_oldest_is(store
     # The age is the clock's at every scrape, whatever was read when.
     ledger.clock.advance(8)
     assert _value(metrics, "loyalty_outbox_oldest_pending_age_seconds") == 50
+
+
+async def test_a_ledger_process_killed_under_a_stream_loses_nothing_and_doubles_nothing(
+    store, tmp_path
+):
+    """SIGKILL the ledger process while entries wait on the stream for answers: those
+    answers are lost (UNAVAILABLE, the entries stay pending, whether or not the ledger
+    committed them), and once it is back the relay posts the same ids again: every
+    award is paid, and paid once."""
+    clock = ManualClock()
+    suite = Suite(
+        tmp_path / "data",
+        log_dir=tmp_path / "logs",
+        env={"LEDGER_SWEEP_INTERVAL_SECONDS": str(NEVER_SECONDS), "LOG_LEVEL": "warning"},
+    )
+    process = await suite.start("ledger")
+    channel = grpc.aio.insecure_channel(process.target)
+    stub = ledger_grpc.LedgerServiceStub(channel)
+    poster = StreamPoster(stub, reopen_after_seconds=0)
+    try:
+        await fund(stub, "m-1", 1, "seed")
+        outbox = LedgerOutbox(store, poster, clock, {AWARD: apply_award}, timeout=10.0)
+        awards: list[str] = []
+        settled = 0
+        enough = asyncio.Event()
+
+        async def lane(number: int) -> None:
+            """Record an award and settle it, again and again, until the ledger is away."""
+            nonlocal settled
+            for n in itertools.count():
+                award = f"a{number}-{n}"
+                awards.append(award)
+                entry = await store.write(
+                    lambda unit, award=award: unit.record_award(
+                        award,
+                        ledger_pb.PostTransfersRequest(
+                            transfers=[posted(f"award:{award}", "program:issuance", "m-1", 10)]
+                        ),
+                        clock.now_us(),
+                    )
+                )
+                try:
+                    assert await outbox.settle(entry, attempts=1) == "paid"
+                except Unavailable:
+                    return  # this entry's answer is lost: it stays pending
+                settled += 1
+                if settled >= KILL_AFTER:
+                    enough.set()
+
+        lanes = [asyncio.ensure_future(lane(number)) for number in range(LANES)]
+        await asyncio.wait_for(enough.wait(), 60)
+        await process.kill()
+        await asyncio.wait_for(asyncio.gather(*lanes), 60)
+        # Each lane ends on the entry whose answer the kill took (committed or not).
+        lost = (await store.read(lambda unit: unit.outbox.backlog())).pending
+        assert lost == LANES
+
+        await suite.start("ledger")
+        await asyncio.wait_for(channel.channel_ready(), 30)
+        clock.advance(POLICY.grace_us / 1e6)
+        assert await asyncio.wait_for(outbox.relay_once(), 60) == lost
+        assert poster.streams_opened == 2
+        states = await store.read(lambda unit: [unit.state(award) for award in awards])
+        assert states == ["paid"] * len(awards)
+        assert (await store.read(lambda unit: unit.outbox.backlog())).pending == 0
+        assert await balance(stub, "m-1") == 1 + 10 * len(awards)
+        ids = [entry.transfer.id for entry in await history(stub, "m-1")]
+        assert sorted(ids) == sorted(["seed", *(f"award:{award}" for award in awards)])
+    finally:
+        await poster.close()
+        await channel.close()
+        await suite.stop_all()

@@ -54,6 +54,8 @@ class CrashAt(grpc.aio.UnaryUnaryClientInterceptor):
 
 def main() -> None:
     instant = os.environ["CRASH_AT"]
+    # The crash points sit on unary calls (a lost stream is tests/kit/test_outbox.py's).
+    os.environ["REWARDS_LEDGER_STREAMING"] = "false"
 
     def crashing_channel(target: str, options=()):
         """The kit's channel (request ids forwarded), with the crash point last."""

@@ -189,17 +189,18 @@ def reward(**fields) -> Reward:
 
 def test_early_access_opens_for_its_tier_first_then_for_everyone() -> None:
     early = reward(start_us=SPRING, early_access=(EarlyAccess("gold", EARLY),))
-    gold, silver = MemberProfile(tier="gold"), MemberProfile(tier="silver")
+    gold, silver = MemberProfile(frozenset({"gold"})), MemberProfile(frozenset({"silver"}))
     assert refusal(early, gold, EARLY - 1).reason == "NOT_YET_AVAILABLE"
     assert refusal(early, gold, EARLY) is None
     assert refusal(early, silver, EARLY).reason == "EARLY_ACCESS_ONLY"
     assert refusal(early, silver, SPRING - 1).reason == "EARLY_ACCESS_ONLY"
     assert refusal(early, silver, SPRING) is None
-    assert opens_at(early.spec, "gold") == EARLY and opens_at(early.spec, "") == SPRING
+    assert opens_at(early.spec, frozenset({"gold"})) == EARLY
+    assert opens_at(early.spec, frozenset()) == SPRING
 
 
 def test_tiers_segments_window_and_archive_refuse_with_their_reasons() -> None:
-    assert refusal(reward(tiers=("gold",)), MemberProfile("silver"), 0).reason == (
+    assert refusal(reward(tiers=("gold",)), MemberProfile(frozenset({"silver"})), 0).reason == (
         "TIER_NOT_ELIGIBLE"
     )
     assert refusal(reward(segments=("vip",)), MemberProfile(), 0).reason == ("SEGMENT_NOT_ELIGIBLE")

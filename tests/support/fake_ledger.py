@@ -107,6 +107,13 @@ class FakeLedger:
             raise _error(grpc.StatusCode.UNAVAILABLE, "the answer was lost")
         return response
 
+    # A poster too (services.kit.ledger_stream): what the outbox posts through.
+    async def post(self, request: pb.PostTransfersRequest, *, timeout: float):
+        return await self.PostTransfers(request, timeout=timeout)
+
+    async def close(self) -> None:
+        """Nothing to release."""
+
     def _post_chain(self, chain: list[pb.Transfer], first_index: int) -> list[R]:
         """All or none: each transfer is tried on a copy; a refusal rolls the chain back."""
         saved = (

@@ -40,8 +40,13 @@ class MemberDirectory(campaigns_grpc.CampaignsServiceServicer):
         self.calls = 0
 
     def set(self, member_id: str, tier: str = "", time_zone: str = "", segments=()) -> None:
+        """A member whose tier is `tier` (as campaigns answers when no program places them)."""
         self.members[member_id] = campaigns_pb.Member(
-            member_id=member_id, tier=tier, time_zone=time_zone, segments=segments
+            member_id=member_id,
+            tier=tier,
+            tiers=[tier] if tier else [],
+            time_zone=time_zone,
+            segments=segments,
         )
 
     async def GetMember(self, request, context):

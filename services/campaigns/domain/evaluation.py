@@ -263,7 +263,7 @@ def conditions_hold(candidate: Candidate, context: ActivityContext) -> bool:
 
 def targets(conditions: Conditions, member: Member) -> bool:
     """The member conditions (tier, segments, opt-in): who a campaign is for."""
-    if conditions.tiers and member.tier not in conditions.tiers:
+    if conditions.tiers and not set(conditions.tiers) & set(member.tiers):
         return False
     if conditions.segments and not set(conditions.segments) & set(member.segments):
         return False

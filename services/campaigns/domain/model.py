@@ -80,16 +80,47 @@ class Birthday:
 
 
 @dataclass(frozen=True, slots=True)
+class Standing:
+    """A member's tier in one tier program, as the progress service computed it."""
+
+    member_id: str
+    program_id: str
+    tier_id: str
+    # The program's tiers, lowest first (empty: not known).
+    tier_ids: tuple[str, ...] = ()
+
+    def outranks(self, tier: str) -> bool:
+        """True unless `tier` is a higher tier of this program than the computed one."""
+        if tier not in self.tier_ids or self.tier_id not in self.tier_ids:
+            return True
+        return self.tier_ids.index(self.tier_id) >= self.tier_ids.index(tier)
+
+
+@dataclass(frozen=True, slots=True)
 class Member:
     member_id: str
     time_zone: str = ""
     birthday: Birthday | None = None
+    # The manual tier: a floor under each program's computed tier.
     tier: str = ""
     segments: tuple[str, ...] = ()
     referrer_member_id: str = ""
     opt_ins: tuple[str, ...] = ()
     create_us: int = 0
     update_us: int = 0
+    # The computed tiers, one per tier program (the progress feed's, not the profile's).
+    standings: tuple[Standing, ...] = ()
+
+    @property
+    def tiers(self) -> tuple[str, ...]:
+        """The tiers campaign conditions match: in each program the higher of the
+        computed tier and the manual one (by the program's order), and the manual
+        tier alone where no program that knows it places the member."""
+        tiers = [s.tier_id if s.outranks(self.tier) else self.tier for s in self.standings]
+        placed = any(self.tier in s.tier_ids for s in self.standings)
+        if self.tier and not placed:
+            tiers.append(self.tier)
+        return tuple(dict.fromkeys(tiers))
 
 
 @dataclass(frozen=True, slots=True)

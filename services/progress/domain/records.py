@@ -48,6 +48,9 @@ class TierChange:
     reason: str
     change_us: int
     kept_until_us: int | None
+    # The program's tier ids, lowest first, when the change was recorded: a
+    # follower compares tiers (campaigns' manual floor) without asking for the program.
+    tier_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

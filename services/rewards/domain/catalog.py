@@ -225,9 +225,9 @@ def changed_identity(old: RewardSpec, new: RewardSpec) -> str:
     return ""
 
 
-def opens_at(spec: RewardSpec, tier: str) -> int | None:
-    """The first instant a member of `tier` may redeem (None: from the start of time)."""
-    early = [entry.start_us for entry in spec.early_access if entry.tier == tier]
+def opens_at(spec: RewardSpec, tiers: frozenset[str]) -> int | None:
+    """The first instant a member of `tiers` may redeem (None: from the start of time)."""
+    early = [entry.start_us for entry in spec.early_access if entry.tier in tiers]
     if early:
         return min(early)
     return spec.start_us

@@ -20,7 +20,8 @@ from services.rewards.domain.zones import zone_of
 class MemberProfile:
     """What another service knows of a member that a reward's rules read."""
 
-    tier: str = ""
+    # Every tier the member holds (one per tier program, by campaigns' rule).
+    tiers: frozenset[str] = frozenset()
     segments: frozenset[str] = frozenset()
     time_zone: str = ""
 
@@ -98,7 +99,7 @@ def refusal(
             return Refusal(
                 "REWARD_NOT_OFFERED", f"reward {reward.reward_id} is given only by offers"
             )
-        if spec.tiers and profile.tier not in spec.tiers:
+        if spec.tiers and not profile.tiers & set(spec.tiers):
             return Refusal(
                 "TIER_NOT_ELIGIBLE",
                 f"reward {reward.reward_id} is for tiers {', '.join(spec.tiers)} only",
@@ -107,10 +108,10 @@ def refusal(
             return Refusal(
                 "SEGMENT_NOT_ELIGIBLE", f"reward {reward.reward_id} is for some segments only"
             )
-    opening = opens_at(spec, profile.tier) if not via_offer else spec.start_us
+    opening = opens_at(spec, profile.tiers) if not via_offer else spec.start_us
     if opening is not None and now_us < opening:
         reason = "NOT_YET_AVAILABLE"
-        if spec.early_access and not any(e.tier == profile.tier for e in spec.early_access):
+        if spec.early_access and not any(e.tier in profile.tiers for e in spec.early_access):
             reason = "EARLY_ACCESS_ONLY"
         return Refusal(reason, f"reward {reward.reward_id} opens later for this member")
     if spec.end_us is not None and now_us >= spec.end_us:
