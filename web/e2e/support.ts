@@ -1,6 +1,6 @@
 // What the browser flows share: tokens from the gateway's development sign-in,
 // manager calls made with the same generated stubs the apps use, fresh ids.
-import type { Page } from "@playwright/test";
+import { expect, type Page } from "@playwright/test";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-web";
 import { CampaignsService } from "../gen/loyalty/campaigns/v1/campaigns_service_pb.js";
@@ -37,14 +37,22 @@ export async function signInMember(page: Page, memberId: string, zone = "Europe/
   await page.goto("/app/");
   await page.getByLabel("Member id").fill(memberId);
   await page.getByLabel("Your time zone").fill(zone);
-  await page.getByRole("button", { name: "Sign in" }).click();
+  await signedIn(page);
 }
 
 export async function signInManager(page: Page, name: string): Promise<void> {
   await page.goto("/console/");
   await page.getByLabel("Your name").fill(name);
   await page.getByLabel(/Campaign manager/).check();
+  await signedIn(page);
+}
+
+// Returns once the app shows the signed-in state: the sign-in's own redirect
+// has happened, so a navigation the flow makes next is not undone by it (seen
+// on a loaded machine: the console's new-campaign form replaced by the calendar).
+async function signedIn(page: Page): Promise<void> {
   await page.getByRole("button", { name: "Sign in" }).click();
+  await expect(page.getByRole("button", { name: "Sign out" })).toBeVisible();
 }
 
 // A program the member flows play in: a base rule for shares, a free wheel
