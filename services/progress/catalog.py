@@ -23,6 +23,7 @@ from services.progress.domain.definitions import (
     check_program,
 )
 from services.progress.domain.evaluate import program_standing
+from services.progress.domain.records import ChangeReason, TierChange
 from services.progress.store import SqliteProgressUnit
 
 log = structlog.get_logger()
@@ -113,9 +114,13 @@ class CatalogUseCases(ProgressBase):
                 return found
             archived = replace(found, state=State.ARCHIVED, update_us=now)
             unit.save_definition(archived)
+            if isinstance(found.spec, TierProgram):
+                _announce_archived(unit, found.spec, definition_id, now)
             return archived
 
-        return await self._store.write(work)
+        archived = await self._store.write(work)
+        self.commits.notify()
+        return archived
 
     async def dry_run(
         self, program: TierProgram, as_of_us: int | None, violations: Violations | None = None
@@ -153,6 +158,30 @@ def _check(definition_id: str) -> None:
     violations = Violations()
     check_id(violations, "id", definition_id, DEFINITION_ID)
     violations.raise_if_any()
+
+
+def _announce_archived(
+    unit: SqliteProgressUnit, program: TierProgram, program_id: str, now: int
+) -> None:
+    """Members of an archived program hold none of its tiers: each holder's change
+    to no tier goes on the feed, so followers (campaigns' targeting) drop it too."""
+    tier_ids = tuple(tier.tier_id for tier in program.tiers)
+    for held in unit.drop_program_tiers(program_id):
+        if held.tier_id:
+            unit.add_tier_change(
+                TierChange(
+                    0,
+                    program_id,
+                    held.member_id,
+                    held.tier_id,
+                    "",
+                    False,
+                    ChangeReason.PROGRAM_ARCHIVED.value,
+                    now,
+                    None,
+                    tier_ids,
+                )
+            )
 
 
 def _not_found(definition_id: str) -> NotFound:

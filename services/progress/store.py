@@ -238,6 +238,7 @@ class ProgressUnit(Protocol):
     def set_floor(self, program_id: str, member_id: str, floor: Floor | None) -> None: ...
     def member_tier(self, program_id: str, member_id: str) -> RecordedTier | None: ...
     def save_member_tier(self, tier: RecordedTier) -> None: ...
+    def drop_program_tiers(self, program_id: str) -> list[RecordedTier]: ...
     def due_reviews(self, now_us: int, limit: int) -> list[tuple[str, str]]: ...
     def review_program(self, program_id: str, now_us: int) -> None: ...
     def evaluate_everyone(self, definition_id: str) -> None: ...
@@ -658,6 +659,16 @@ class SqliteProgressUnit:
                 tier.next_review_us,
             ),
         )
+
+    def drop_program_tiers(self, program_id: str) -> list[RecordedTier]:
+        """Forget every member's tier in the program; returns what they held."""
+        rows = self._db.execute(
+            "SELECT program_id, member_id, tier_id, since_us, kept_until_us, next_review_us"
+            " FROM member_tiers WHERE program_id = ? ORDER BY member_id",
+            (program_id,),
+        ).fetchall()
+        self._db.execute("DELETE FROM member_tiers WHERE program_id = ?", (program_id,))
+        return [RecordedTier(*row) for row in rows]
 
     def due_reviews(self, now_us: int, limit: int) -> list[tuple[str, str]]:
         return self._db.execute(

@@ -342,6 +342,11 @@ async def test_a_manual_floor_set_with_the_tool_reaches_campaign_targeting(
     }, (feeds, err)
     code, out, err = await admin(suite, ops, "progress", "archive", "e2e-status")
     assert (code, out) == (0, "e2e-status (version 1): archived\n"), err
+    # Campaigns, following the tier feed, no longer targets the member as gold.
+    async with grpc.aio.insecure_channel(suite.target("campaigns")) as channel:
+        campaigns = campaigns_grpc.CampaignsServiceStub(channel)
+        await tiers_become(campaigns, [], member)
+        assert await track(campaigns, activity("visit-3", "lounge_visit", member)) == {}
 
     # A player runs none of it; a broken file is the tool's error, not the server's.
     code, _, err = await admin(suite, mint.issue(member, "player"), "progress", "show", "m-2")

@@ -110,6 +110,34 @@ async def test_points_from_the_ledger_make_a_tier_and_the_change_is_streamed(run
     assert (rebuilt.events, list(rebuilt.differences)) == (3, [])
 
 
+async def test_archiving_a_tier_program_announces_that_its_members_hold_none_of_its_tiers(
+    running,
+) -> None:
+    await apply(running.progress, CLUB)
+    sequence = await earn(running.ledger, "activity:a1:base", "m-1", 1_200, "a1")
+    await caught_up(running.host, "ledger", sequence)
+    await running.progress.ArchiveDefinition(
+        pb.ArchiveDefinitionRequest(id="club"), timeout=TIMEOUT
+    )
+    stream = running.progress.WatchTierChanges(
+        pb.WatchTierChangesRequest(after_sequence=1), timeout=TIMEOUT
+    )
+    archived = (await asyncio.wait_for(stream.read(), TIMEOUT)).change
+    stream.cancel()
+    assert (archived.sequence, archived.member_id, archived.from_tier_id, archived.to_tier_id) == (
+        2,
+        "m-1",
+        "silver",
+        "",
+    )
+    assert (archived.reason, archived.upgrade) == (pb.TIER_CHANGE_REASON_PROGRAM_ARCHIVED, False)
+    assert list(archived.program_tier_ids) == ["member", "silver", "gold"]
+    progress = await running.progress.GetMemberProgress(
+        pb.GetMemberProgressRequest(member_id="m-1"), timeout=TIMEOUT
+    )
+    assert list(progress.tiers) == []
+
+
 async def test_badge_bonus_is_paid_once_through_the_real_ledger(running) -> None:
     await apply(running.progress, REVIEWER)
     funded = await running.progress.FundBudget(

@@ -23,6 +23,7 @@ class ChangeReason(Enum):
     FLOOR_SET = "FLOOR_SET"
     FLOOR_EXPIRED = "FLOOR_EXPIRED"
     PROGRAM_CHANGED = "PROGRAM_CHANGED"
+    PROGRAM_ARCHIVED = "PROGRAM_ARCHIVED"
 
 
 @dataclass(frozen=True, slots=True)
