@@ -217,7 +217,6 @@ class RewardsUnit(Protocol):
     # -- codes
     def code_counts(self, reward_id: str) -> CodeCounts: ...
     def free_codes(self) -> dict[str, int]: ...
-    def has_free_code(self, reward_id: str) -> bool: ...
     def imported(self, reward_id: str, import_id: str) -> int: ...
     def import_chunk(self, reward_id: str, import_id: str, first_line: int) -> str | None: ...
     def save_import_chunk(
@@ -449,14 +448,6 @@ class SqliteRewardsUnit:
             self._all(
                 "SELECT reward_id, COUNT(*) FROM codes WHERE state = 'free' GROUP BY reward_id"
             )
-        )
-
-    def has_free_code(self, reward_id: str) -> bool:
-        return (
-            self._one(
-                "SELECT 1 FROM codes WHERE reward_id = ? AND state = 'free' LIMIT 1", (reward_id,)
-            )
-            is not None
         )
 
     def imported(self, reward_id: str, import_id: str) -> int:
