@@ -14,8 +14,8 @@ bench's set-up, then:
   ledger bench's workload, at 64 concurrent calls;
 - redeem_tps, redeem_p50_ms, redeem_p99_ms: rewards.Redeem of a code-pool reward
   (10 points, stock far beyond the run), one member per lane, a fresh request id
-  each time: limits checked and the redemption recorded, the linked holds, the
-  code assigned, the holds posted (two ledger calls, three local commits);
+  each time: limits checked, the code assigned and the redemption recorded,
+  one linked chain holding and posting (one ledger call, two local commits);
   redeem_ratio = redeem_tps / ledger_unary_tps;
 - rewards_rss_mb: the rewards process's peak resident memory.
 

@@ -36,7 +36,6 @@ class Context:
     ledger: RewardsLedger
     outbox: LedgerOutbox[RewardsUnit]
     profiles: MemberProfiles
-    hold_timeout_us: int
 
 
 class UseCases:

@@ -1,17 +1,18 @@
 """What the rewards service asks of the ledger: the accounts of a reward (its
 stock, where redeemed stock and payments go), the transfer chains of a
-redemption (holds, posts, voids, reversals), stock changes and offer points,
-and the figures of the program report.
+redemption (its holds and their posts, in one chain; reversals), stock changes
+and offer points, and the figures of the program report.
 
 Transfer ids derive from the redemption id, so every retry and every relay
 reuses them:
 
+    one linked chain per redemption:
     redeem:<rid>:points        PENDING  member -> rewards:redeemed[:<unit>]
     redeem:<rid>:stock         PENDING  reward:<id>:stock -> reward:<id>:issued
                                         (a prize-unit reward: -> <member>/<unit>)
-    redeem:<rid>:points:post, redeem:<rid>:stock:post      POST_PENDING, linked
+    redeem:<rid>:points:post, redeem:<rid>:stock:post      POST_PENDING
     redeem:<rid>:credit        POSTED   program:issuance -> member (a credit reward)
-    redeem:<rid>:points:void, redeem:<rid>:stock:void      VOID_PENDING, each alone
+    after issue:
     redeem:<rid>:points:back, redeem:<rid>:stock:back      REVERSAL of the posts
 """
 
@@ -35,7 +36,7 @@ from services.kit.ids import (
     reward_issued_account,
 )
 from services.kit.ledger_accounts import NO_NEGATIVE, LedgerAccounts, points_wallet
-from services.kit.proto_time import duration, timestamp
+from services.kit.proto_time import timestamp
 from services.rewards.domain.catalog import Reward, RewardKind
 from services.rewards.domain.redemptions import Redemption
 
@@ -106,17 +107,18 @@ def _stock_destination(reward: Reward, member_id: str) -> str:
     return reward_issued_account(reward.reward_id)
 
 
-def hold_chain(
-    redemption: Redemption, reward: Reward, timeout_us: int
+def redeem_chain(
+    redemption: Redemption, reward: Reward, credit_points: int
 ) -> ledger_pb.PostTransfersRequest:
-    """The member's payment and the stock, held together or not at all. A hold
-    times out in the ledger by itself, so a redemption abandoned for longer than
-    `timeout_us` gives everything back even if this service never returns."""
+    """One atomic chain: the member's payment and the stock held, both holds
+    posted, and a credit reward's points. The ledger commits all of it or none,
+    so a refusal anywhere leaves nothing held or taken, and nothing is ever left
+    held between two calls."""
     rid = redemption.redemption_id
     metadata = {"redemption_id": rid, "reward_id": reward.reward_id}
-    transfers = []
+    holds = []
     if redemption.price_total:
-        transfers.append(
+        holds.append(
             ledger_pb.Transfer(
                 id=points_hold_id(rid),
                 kind=ledger_pb.TRANSFER_KIND_PENDING,
@@ -124,11 +126,10 @@ def hold_chain(
                 credit_account_id=redemption_account(redemption.price_unit),
                 amount=redemption.price_total,
                 code=ledger_pb.TRANSFER_CODE_REDEEM,
-                timeout=duration(timeout_us),
                 metadata=metadata,
             )
         )
-    transfers.append(
+    holds.append(
         ledger_pb.Transfer(
             id=stock_hold_id(rid),
             kind=ledger_pb.TRANSFER_KIND_PENDING,
@@ -136,54 +137,28 @@ def hold_chain(
             credit_account_id=_stock_destination(reward, redemption.member_id),
             amount=redemption.quantity,
             code=ledger_pb.TRANSFER_CODE_REDEEM,
-            timeout=duration(timeout_us),
             metadata=metadata,
         )
     )
-    return linked_chain(transfers)
-
-
-def _held(redemption: Redemption) -> list[str]:
-    held = [stock_hold_id(redemption.redemption_id)]
-    if redemption.price_total:
-        held.insert(0, points_hold_id(redemption.redemption_id))
-    return held
-
-
-def post_chain(redemption: Redemption, credit_points: int) -> ledger_pb.PostTransfersRequest:
-    """Both holds posted together, with a credit reward's points in the same chain."""
-    transfers = [
+    posts = [
         ledger_pb.Transfer(
-            id=f"{pending}:post", kind=ledger_pb.TRANSFER_KIND_POST_PENDING, pending_id=pending
+            id=f"{hold.id}:post", kind=ledger_pb.TRANSFER_KIND_POST_PENDING, pending_id=hold.id
         )
-        for pending in _held(redemption)
+        for hold in holds
     ]
     if credit_points:
-        transfers.append(
+        posts.append(
             ledger_pb.Transfer(
-                id=_id(redemption.redemption_id, "credit"),
+                id=_id(rid, "credit"),
                 kind=ledger_pb.TRANSFER_KIND_POSTED,
                 debit_account_id=ISSUANCE_ACCOUNT,
                 credit_account_id=redemption.member_id,
                 amount=credit_points * redemption.quantity,
                 code=ledger_pb.TRANSFER_CODE_BONUS,
-                metadata={"redemption_id": redemption.redemption_id},
+                metadata={"redemption_id": rid},
             )
         )
-    return linked_chain(transfers)
-
-
-def void_chain(redemption: Redemption) -> ledger_pb.PostTransfersRequest:
-    """Each hold voided on its own: an expired hold is released already, and must
-    not stop the other from being voided."""
-    return ledger_pb.PostTransfersRequest(
-        transfers=[
-            ledger_pb.Transfer(
-                id=f"{pending}:void", kind=ledger_pb.TRANSFER_KIND_VOID_PENDING, pending_id=pending
-            )
-            for pending in _held(redemption)
-        ]
-    )
+    return linked_chain([*holds, *posts])
 
 
 def reversal_chain(redemption: Redemption, *, stock_too: bool) -> ledger_pb.PostTransfersRequest:

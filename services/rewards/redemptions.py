@@ -1,20 +1,16 @@
 """Redeeming, claiming prizes, fulfilment, cancellations and refunds.
 
-A redemption is three outbox steps, each recorded in the transaction that
-applies the step before it (so a process killed anywhere finishes or voids on
-restart, with the relay, and no client retry):
+A redemption is one outbox step, so a process killed anywhere finishes or
+voids it on restart, with the relay, and no client retry:
 
-1. `redemption.hold` (recorded with the PROCESSING redemption, after its
-   limits were checked in the same transaction): the linked holds on the
-   member's payment and on the stock. Refused: FAILED, nothing was held.
-2. Accepted: in the transaction that closes that entry, the code is assigned
-   (`UPDATE ... WHERE state = 'free'`: a code goes to one redemption only) or
-   the fulfilment opened, and `redemption.post` is recorded. No code left:
-   `redemption.void` is recorded instead.
-3. `redemption.post` accepted: ISSUED (the code is shown) or
-   AWAITING_FULFILMENT. Refused (the holds timed out while this service was
-   away): the code goes back to the pool (it was never shown) and
-   `redemption.void` is recorded. `redemption.void` settled: FAILED.
+1. One transaction checks the limits, assigns the code (`UPDATE ... WHERE
+   state = 'free'`: a code goes to one redemption only; none left is
+   CODES_EXHAUSTED at once, with nothing recorded) or stores the generated one,
+   and records the PROCESSING redemption with `redemption.redeem`: one linked
+   chain holding the member's payment and the stock and posting both holds.
+2. The ledger commits the whole chain or none of it. Accepted: ISSUED (the code
+   is shown) or AWAITING_FULFILMENT. Refused: FAILED with the reason, the code
+   back to the pool (it was never shown); nothing was held or taken.
 
 Refunds and cancellations are one step, `redemption.reverse`, recorded with
 REFUNDING (the code is void at once) or CANCELLING.
@@ -55,22 +51,18 @@ from services.rewards.domain.redemptions import (
     refusal_reason,
 )
 from services.rewards.ledger import (
-    hold_chain,
     member_wallet,
     points_hold_id,
-    post_chain,
+    redeem_chain,
     reversal_chain,
     reward_accounts,
     stock_hold_id,
-    void_chain,
 )
 from services.rewards.store import RewardsUnit
 
 log = structlog.get_logger()
 
-HOLD = "redemption.hold"
-POST = "redemption.post"
-VOID = "redemption.void"
+REDEEM = "redemption.redeem"
 REVERSE = "redemption.reverse"
 MAX_REASON = 500
 
@@ -92,32 +84,23 @@ class RedemptionHandlers:
 
     def handlers(self) -> dict:
         return {
-            HOLD: self.on_hold,
-            POST: self.on_post,
-            VOID: self.on_void,
+            REDEEM: self.on_redeem,
             REVERSE: self.on_reverse,
         }
 
     def _fail(self, unit: RewardsUnit, redemption: Redemption, reason: str) -> Step:
         failed = redemption.moved(
-            RedemptionState.FAILED, self._clock.now_us(), reason, failure_reason=reason, entry_id=""
+            RedemptionState.FAILED,
+            self._clock.now_us(),
+            reason,
+            failure_reason=reason,
+            entry_id="",
+            code="",
         )
         unit.release_code(redemption.redemption_id)
         unit.save_redemption(failed)
         log.info("redemption_failed", redemption_id=redemption.redemption_id, reason=reason)
         return Step(failed)
-
-    def _void(self, unit: RewardsUnit, redemption: Redemption, reason: str) -> Step:
-        entry = unit.outbox.record(
-            _entry_id(redemption.redemption_id, "void"),
-            VOID,
-            void_chain(redemption),
-            self._clock.now_us(),
-        )
-        unit.release_code(redemption.redemption_id)
-        voiding = replace(redemption, entry_id=entry.entry_id, failure_reason=reason, code="")
-        unit.save_redemption(voiding)
-        return Step(voiding, entry)
 
     def _current(self, unit: RewardsUnit, settlement: Settlement) -> Redemption | None:
         redemption = unit.redemption_by_entry(settlement.entry.entry_id)
@@ -125,7 +108,7 @@ class RedemptionHandlers:
             log.error("redemption_entry_orphaned", entry_id=settlement.entry.entry_id)
         return redemption
 
-    def on_hold(self, unit: RewardsUnit, settlement: Settlement) -> Step | None:
+    def on_redeem(self, unit: RewardsUnit, settlement: Settlement) -> Step | None:
         redemption = self._current(unit, settlement)
         if redemption is None:
             return None
@@ -141,40 +124,6 @@ class RedemptionHandlers:
                 redemption.price_unit,
             )
             return self._fail(unit, redemption, reason)
-        credit = 0
-        if redemption.kind == RewardKind.CREDIT:
-            reward = unit.reward_version(redemption.reward_id, redemption.reward_version)
-            assert reward is not None, redemption.reward_id
-            credit = reward.spec.credit_points
-        code = redemption.code
-        if redemption.kind == RewardKind.CODE_POOL:
-            code = unit.assign_code(redemption.reward_id, redemption.redemption_id) or ""
-            if not code:
-                return self._void(unit, redemption, "CODES_EXHAUSTED")
-        elif redemption.kind == RewardKind.GENERATED_CODE and not unit.add_assigned_code(
-            redemption.reward_id, code, redemption.redemption_id
-        ):
-            return self._void(unit, redemption, "CODES_EXHAUSTED")
-        entry = unit.outbox.record(
-            _entry_id(redemption.redemption_id, "post"),
-            POST,
-            post_chain(redemption, credit),
-            self._clock.now_us(),
-        )
-        held = replace(redemption, code=code, entry_id=entry.entry_id)
-        unit.save_redemption(held)
-        return Step(held, entry)
-
-    def on_post(self, unit: RewardsUnit, settlement: Settlement) -> Step | None:
-        redemption = self._current(unit, settlement)
-        if redemption is None:
-            return None
-        answer = settlement.answer
-        if answer is None or not answer.accepted:
-            expired = answer is not None and any(
-                refusal.code == "PENDING_EXPIRED" for refusal in answer.refusals
-            )
-            return self._void(unit, redemption, "HOLD_EXPIRED" if expired else "LEDGER_REFUSED")
         now = self._clock.now_us()
         done = (
             RedemptionState.AWAITING_FULFILMENT
@@ -185,16 +134,6 @@ class RedemptionHandlers:
         unit.save_redemption(issued)
         log.info("redemption_completed", redemption_id=redemption.redemption_id, state=done.name)
         return Step(issued)
-
-    def on_void(self, unit: RewardsUnit, settlement: Settlement) -> Step | None:
-        redemption = self._current(unit, settlement)
-        if redemption is None:
-            return None
-        if settlement.answer is not None and any(
-            refusal.code == "PENDING_ALREADY_POSTED" for refusal in settlement.answer.refusals
-        ):
-            log.error("redemption_void_after_post", redemption_id=redemption.redemption_id)
-        return self._fail(unit, redemption, redemption.failure_reason or "LEDGER_REFUSED")
 
     def on_reverse(self, unit: RewardsUnit, settlement: Settlement) -> Step | None:
         redemption = self._current(unit, settlement)
@@ -277,7 +216,6 @@ class Redemptions(UseCases):
         )
         rid = redemption_id(member_id, request_id)
         now = self._clock.now_us()
-        timeout = self._context.hold_timeout_us
 
         def work(unit: RewardsUnit) -> Step:
             existing = unit.redemption(rid)
@@ -302,12 +240,6 @@ class Redemptions(UseCases):
                 raise InvalidArgument(
                     [Violation("quantity", "a code reward is redeemed one at a time")]
                 )
-            if spec.kind == RewardKind.CODE_POOL and not unit.has_free_code(reward_id):
-                raise FailedPrecondition(
-                    "CODES_EXHAUSTED",
-                    f"reward {reward_id} has no code left",
-                    {"reward_id": reward_id},
-                )
             unit.lock_member(member_id)
             if spec.limits != Limits():
                 zone = profile.time_zone if profile is not None else ""
@@ -320,6 +252,19 @@ class Redemptions(UseCases):
                         f"the member may redeem {left} more of reward {reward_id} now",
                         {"reward_id": reward_id, "limit_left": left},
                     )
+            code = drawn
+            if spec.kind == RewardKind.CODE_POOL:
+                code = unit.assign_code(reward_id, rid) or ""
+            elif spec.kind == RewardKind.GENERATED_CODE and not unit.add_assigned_code(
+                reward_id, code, rid
+            ):
+                code = ""
+            if spec.kind.gives_code and not code:
+                raise FailedPrecondition(
+                    "CODES_EXHAUSTED",
+                    f"reward {reward_id} has no code left",
+                    {"reward_id": reward_id},
+                )
             unit_price = offer.spec.price_points if offer is not None else spec.price
             redemption = Redemption(
                 redemption_id=rid,
@@ -335,15 +280,14 @@ class Redemptions(UseCases):
                 state=RedemptionState.PROCESSING,
                 created_us=now,
                 updated_us=now,
-                entry_id=_entry_id(rid, "hold"),
-                code=drawn,
+                entry_id=_entry_id(rid, "redeem"),
+                code=code,
                 offer_id=offer.offer_id if offer is not None else "",
                 history=(RedemptionEvent(RedemptionState.PROCESSING, now),),
             )
             redemption = unit.insert_redemption(redemption)
-            entry = unit.outbox.record(
-                redemption.entry_id, HOLD, hold_chain(redemption, current, timeout), now
-            )
+            chain = redeem_chain(redemption, current, spec.credit_points)
+            entry = unit.outbox.record(redemption.entry_id, REDEEM, chain, now)
             return Step(redemption, entry)
 
         try:

@@ -12,7 +12,7 @@ from typing import ClassVar
 from loyalty.rewards.v1 import rewards_service_pb2 as pb
 from loyalty.rewards.v1 import rewards_service_pb2_grpc as pb_grpc
 
-from services.kit.clock import MICROS_PER_SECOND, Clock, SystemClock
+from services.kit.clock import Clock, SystemClock
 from services.kit.config import (
     CAMPAIGNS_ADDRESS,
     LEDGER_ADDRESS,
@@ -54,9 +54,6 @@ class RewardsSettings(ServiceSettings):
     ledger_streaming: bool = True
     profile_timeout_seconds: float = 1.0
     profile_cache_seconds: float = 30.0
-    # Holds time out in the ledger by themselves after this long: a redemption
-    # this service could not finish gives everything back even if it never returns.
-    hold_timeout_seconds: float = 600.0
     relay_interval_seconds: float = 1.0
 
 
@@ -118,7 +115,6 @@ async def build_server(
             settings.profile_timeout_seconds,
             settings.profile_cache_seconds,
         ),
-        hold_timeout_us=int(settings.hold_timeout_seconds * MICROS_PER_SECOND),
     )
     redemptions = Redemptions(context)
     codes = Codes(context)

@@ -14,6 +14,7 @@ import json
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Protocol, Unpack
 
@@ -217,7 +218,6 @@ class RewardsUnit(Protocol):
     # -- codes
     def code_counts(self, reward_id: str) -> CodeCounts: ...
     def free_codes(self) -> dict[str, int]: ...
-    def has_free_code(self, reward_id: str) -> bool: ...
     def imported(self, reward_id: str, import_id: str) -> int: ...
     def import_chunk(self, reward_id: str, import_id: str, first_line: int) -> str | None: ...
     def save_import_chunk(
@@ -269,6 +269,8 @@ def spec_json(spec: RewardSpec) -> str:
     return json.dumps(asdict(spec), sort_keys=True)
 
 
+# Specs are immutable and read on every redemption: each stored text is parsed once.
+@lru_cache(maxsize=1024)
 def spec_from_json(text: str) -> RewardSpec:
     data = json.loads(text)
     return RewardSpec(
@@ -449,14 +451,6 @@ class SqliteRewardsUnit:
             self._all(
                 "SELECT reward_id, COUNT(*) FROM codes WHERE state = 'free' GROUP BY reward_id"
             )
-        )
-
-    def has_free_code(self, reward_id: str) -> bool:
-        return (
-            self._one(
-                "SELECT 1 FROM codes WHERE reward_id = ? AND state = 'free' LIMIT 1", (reward_id,)
-            )
-            is not None
         )
 
     def imported(self, reward_id: str, import_id: str) -> int:
@@ -669,11 +663,20 @@ class SqliteRewardsUnit:
             "SELECT COUNT(*) FROM redemption_events WHERE redemption_id = ?",
             (redemption.redemption_id,),
         )
-        columns = REDEMPTION_COLUMNS.removeprefix("seq, ").split(", ")
+        # Only what a redemption's steps change: the indexed columns stay as recorded.
         self._db.execute(
-            f"UPDATE redemptions SET {', '.join(f'{c} = ?' for c in columns)}"
-            " WHERE redemption_id = ?",
-            (*self._row(redemption), redemption.redemption_id),
+            "UPDATE redemptions SET state = ?, entry_id = ?, code = ?, failure_reason = ?,"
+            " updated_at = ?, posted_at = ?, reversed_at = ? WHERE redemption_id = ?",
+            (
+                int(redemption.state),
+                redemption.entry_id,
+                redemption.code,
+                redemption.failure_reason,
+                redemption.updated_us,
+                redemption.posted_us,
+                redemption.reversed_us,
+                redemption.redemption_id,
+            ),
         )
         self._append_history(redemption, redemption.history[stored:])
 

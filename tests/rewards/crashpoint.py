@@ -2,10 +2,10 @@
 `python -m services.rewards`, whose ledger channel kills the process with
 SIGKILL at one instant of a redemption. Nothing in the service knows of it.
 
-    CRASH_AT=after-hold   the ledger committed the holds; the answer is never applied
-                          (so the code is not assigned yet)
-    CRASH_AT=before-post  the code is assigned and the post recorded; the post is
-                          never sent
+    CRASH_AT=before-ledger  the code is assigned and the chain recorded; the chain is
+                            never sent
+    CRASH_AT=after-ledger   the ledger committed the chain (holds and posts); the
+                            answer is never applied
 
     python -m tests.rewards.crashpoint      (with the environment Suite gives rewards)
 """
@@ -25,10 +25,11 @@ from services.rewards import server
 POST_TRANSFERS = "/loyalty.ledger.v1.LedgerService/PostTransfers"
 
 
-def _kinds(request) -> set[int]:
-    if not isinstance(request, ledger_pb.PostTransfersRequest):
-        return set()
-    return {transfer.kind for transfer in request.transfers}
+def _redeems(request) -> bool:
+    """A redemption's chain (its holds and their posts), not a stock change."""
+    return isinstance(request, ledger_pb.PostTransfersRequest) and any(
+        transfer.kind == ledger_pb.TRANSFER_KIND_POST_PENDING for transfer in request.transfers
+    )
 
 
 def _die() -> None:
@@ -42,12 +43,12 @@ class CrashAt(grpc.aio.UnaryUnaryClientInterceptor):
     async def intercept_unary_unary(self, continuation, client_call_details, request):
         method = client_call_details.method
         method = method.decode() if isinstance(method, bytes) else method
-        kinds = _kinds(request) if method == POST_TRANSFERS else set()
-        if self.instant == "before-post" and ledger_pb.TRANSFER_KIND_POST_PENDING in kinds:
+        redeems = method == POST_TRANSFERS and _redeems(request)
+        if self.instant == "before-ledger" and redeems:
             _die()
         call = await continuation(client_call_details, request)
         response = await call
-        if self.instant == "after-hold" and ledger_pb.TRANSFER_KIND_PENDING in kinds:
+        if self.instant == "after-ledger" and redeems:
             _die()
         return response
 

@@ -1,6 +1,6 @@
 """The use cases over a real temporary SQLite store, without a gRPC server: the
 ledger is a scripted stand-in, so each answer the outbox handlers must cope with
-(a refusal, an expired hold, no answer at all) can be given on purpose."""
+(a refusal, no answer at all) can be given on purpose."""
 
 from __future__ import annotations
 
@@ -89,7 +89,7 @@ class Service:
             **OfferHandlers(clock).handlers(),
         }
         self.outbox = LedgerOutbox(store, ledger, clock, handlers)
-        context = Context(store, clock, ledger, self.outbox, Everyone(), 600 * 10**6)
+        context = Context(store, clock, ledger, self.outbox, Everyone())
         self.redemptions = Redemptions(context)
         self.codes = Codes(context)
         self.offers = Offers(context, self.redemptions)
@@ -114,40 +114,39 @@ async def service(tmp_path):
     await store.close()
 
 
-async def test_no_code_left_after_the_holds_voids_them_and_fails(service) -> None:
+def rid_of(member_id: str, request_id: str) -> str:
+    return "rd-" + hashlib.sha256(f"{member_id}\n{request_id}".encode()).hexdigest()[:24]
+
+
+async def test_the_last_code_is_taken_when_the_redemption_is_recorded(service) -> None:
     await service.add_reward("coffee")
     await service.codes.import_chunk("coffee", "i-1", 1, ["ONLY-1"])
-    first = await service.redemptions.redeem("m-1", "coffee", 1, "r-1")
-    assert first.code == "ONLY-1"
-    # The pool was not empty when the second was recorded: take its code meanwhile.
-    await service.codes.import_chunk("coffee", "i-2", 1, ["LAST-1"])
+    # Recorded while the ledger is away: the code is reserved for it, not shown.
     service.ledger.down = True
     with pytest.raises(Unavailable):
-        await service.redemptions.redeem("m-2", "coffee", 1, "r-2")
+        await service.redemptions.redeem("m-1", "coffee", 1, "r-1")
+    assert await service.code_states("coffee") == (0, 1, 0)
     service.ledger.down = False
-    await service.redemptions.redeem("m-3", "coffee", 1, "r-3")
-    assert await service.code_states("coffee") == (0, 2, 0)
-
-    # The relay settles what a step recorded on its next round: the hold, then its void.
-    assert [await service.outbox.recover() for _ in range(3)] == [1, 1, 0]
     with pytest.raises(FailedPrecondition) as raised:
         await service.redemptions.redeem("m-2", "coffee", 1, "r-2")
     assert raised.value.reason == "CODES_EXHAUSTED"
-    voids = service.ledger.requests[-1].transfers
-    assert {t.kind for t in voids} == {ledger_pb.TRANSFER_KIND_VOID_PENDING}
-    assert not any(t.linked for t in voids)
+    # Refused before anything was recorded: the ledger never heard of it.
+    assert service.ledger.requests == []
+    assert await service.outbox.recover() == 1
+    first = await service.redemptions.redeem("m-1", "coffee", 1, "r-1")
+    assert first.state == RedemptionState.ISSUED and first.code == "ONLY-1"
 
 
-async def test_holds_that_expired_before_the_post_give_the_code_back(service) -> None:
+async def test_one_chain_holds_and_posts_and_a_refusal_gives_the_code_back(service) -> None:
     await service.add_reward("coffee")
     await service.codes.import_chunk("coffee", "i-1", 1, ["CODE-1"])
-    rid = "rd-" + hashlib.sha256(b"m-1\nr-1").hexdigest()[:24]
-    service.ledger.refuse[f"redeem:{rid}:points:post"] = (
-        ledger_pb.TRANSFER_RESULT_CODE_PENDING_EXPIRED
+    rid = rid_of("m-1", "r-1")
+    service.ledger.refuse[f"redeem:{rid}:points"] = (
+        ledger_pb.TRANSFER_RESULT_CODE_INSUFFICIENT_BALANCE
     )
     with pytest.raises(FailedPrecondition) as raised:
         await service.redemptions.redeem("m-1", "coffee", 1, "r-1")
-    assert raised.value.reason == "HOLD_EXPIRED"
+    assert raised.value.reason == "INSUFFICIENT_POINTS"
     assert await service.code_states("coffee") == (1, 0, 0)
     failed = await service.store.read(lambda unit: unit.redemption(rid))
     assert failed.state == RedemptionState.FAILED and failed.code == ""
@@ -155,6 +154,16 @@ async def test_holds_that_expired_before_the_post_give_the_code_back(service) ->
         RedemptionState.PROCESSING,
         RedemptionState.FAILED,
     ]
+    (chain,) = service.ledger.requests
+    assert [(t.id, t.kind, t.linked) for t in chain.transfers] == [
+        (f"redeem:{rid}:points", ledger_pb.TRANSFER_KIND_PENDING, True),
+        (f"redeem:{rid}:stock", ledger_pb.TRANSFER_KIND_PENDING, True),
+        (f"redeem:{rid}:points:post", ledger_pb.TRANSFER_KIND_POST_PENDING, True),
+        (f"redeem:{rid}:stock:post", ledger_pb.TRANSFER_KIND_POST_PENDING, False),
+    ]
+    # The code went back to the pool: the next member gets it.
+    again = await service.redemptions.redeem("m-2", "coffee", 1, "r-1")
+    assert again.state == RedemptionState.ISSUED and again.code == "CODE-1"
 
 
 async def test_a_redemption_left_processing_is_finished_by_recovery(service) -> None:
@@ -164,8 +173,8 @@ async def test_a_redemption_left_processing_is_finished_by_recovery(service) -> 
     with pytest.raises(Unavailable):
         await service.redemptions.redeem("m-1", "coffee", 1, "r-1")
     service.ledger.down = False
-    # The hold, then, on the relay's next round, the post the hold recorded.
-    assert [await service.outbox.recover() for _ in range(3)] == [1, 1, 0]
+    # One entry: the whole chain, then nothing is left.
+    assert [await service.outbox.recover() for _ in range(2)] == [1, 0]
     again = await service.redemptions.redeem("m-1", "coffee", 1, "r-1")
     assert again.state == RedemptionState.ISSUED and again.code == "CODE-1"
 

@@ -149,7 +149,6 @@ FAILURE_MESSAGES = {
     "PRIZE_NOT_HELD": "the member does not hold that prize; nothing was taken",
     "OUT_OF_STOCK": "the reward is out of stock; nothing was taken",
     "CODES_EXHAUSTED": "the reward's code pool is empty; nothing was taken",
-    "HOLD_EXPIRED": "the ledger's holds expired before they were posted; nothing was taken",
     "LEDGER_REFUSED": "the ledger refused the redemption; nothing was taken",
 }
 
