@@ -19,12 +19,13 @@ from dataclasses import dataclass, field
 from services.games.domain.draw import SERVER_SEED_BYTES
 from services.games.domain.records import SeedPair
 from services.games.ledger import GamesLedger
-from services.games.store import GamesStore, GamesUnit
+from services.games.store import GamesUnit
 from services.kit.clock import Clock
 from services.kit.errors import AlreadyExists, NotFound, Violations
 from services.kit.feeds import CommitSignal
 from services.kit.ids import IdRule, check_id
 from services.kit.outbox import LedgerOutbox
+from services.kit.stores import UnitStore
 from services.kit.text import shown
 
 
@@ -57,7 +58,7 @@ def new_server_seed() -> bytes:
 class Games:
     """The games service's dependencies, shared by every use case."""
 
-    store: GamesStore
+    store: UnitStore[GamesUnit]
     ledger: GamesLedger
     outbox: LedgerOutbox[GamesUnit]
     clock: Clock

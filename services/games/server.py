@@ -8,7 +8,7 @@ import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Unpack
 
 import grpc
 from loyalty.games.v1 import games_service_pb2 as pb
@@ -18,11 +18,12 @@ from loyalty.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
 from services.games.base import Games, new_server_seed
 from services.games.catch import Catch, CatchHandlers
 from services.games.ledger import GamesLedger
+from services.games.pg_store import PgGamesStore
 from services.games.plays import Plays
 from services.games.seeds import Seeds
 from services.games.servicer import GamesServicer
 from services.games.spins import SpinHandlers, Spins
-from services.games.store import GamesStore
+from services.games.store import GamesStore, GamesUnit
 from services.games.wheels import WHEEL_STOCKING, PoolStock, StockingHandler, Wheels
 from services.kit.clock import Clock, SystemClock
 from services.kit.config import (
@@ -38,6 +39,8 @@ from services.kit.metrics import Figure, Metrics, labelled_gauge
 from services.kit.outbox import LedgerOutbox, watch_backlog
 from services.kit.outgoing import open_channel
 from services.kit.server import ServiceBinding, ServiceHost, create_host
+from services.kit.sqlite import StoreOptions
+from services.kit.stores import UnitStore, store_for
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["GamesService"].full_name
 
@@ -45,7 +48,8 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["GamesService"].full_name
 @dataclass(frozen=True, kw_only=True)
 class GamesSettings(ServiceSettings):
     env_prefix: ClassVar[str] = "GAMES"
-    db_path: Path = setting(Path("var/games.db"), "GAMES_DB")
+    # A file path (SQLite) or a postgresql:// URL (PostgreSQL, see pg_store.py).
+    db_path: str = setting("var/games.db", "GAMES_DB")
     listen: str = GAMES_ADDRESS
     metrics_listen: str = GAMES_METRICS_ADDRESS
     ledger_target: str = LEDGER_ADDRESS
@@ -53,6 +57,15 @@ class GamesSettings(ServiceSettings):
     # Transfers go over one PostTransfersStream (False: one unary call each).
     ledger_streaming: bool = True
     relay_interval_seconds: float = 1.0
+
+
+def games_store(db: Path | str, **options: Unpack[StoreOptions]) -> UnitStore[GamesUnit]:
+    """The games' store on the engine its db setting names (a path or a URL)."""
+    return store_for(
+        db,
+        sqlite=lambda path: GamesStore(path, **options),
+        postgres=lambda url: PgGamesStore(url, **options),
+    )
 
 
 def outbox_handlers(clock: Clock) -> dict:
@@ -93,7 +106,7 @@ async def build_server(
     clock = clock or SystemClock()
     commits = CommitSignal()
     metrics = Metrics.of(settings)
-    store = GamesStore(settings.db_path, on_commit=commits.notify, metrics=metrics.store)
+    store = games_store(settings.db_path, on_commit=commits.notify, metrics=metrics.store)
     channel = open_channel(settings.ledger_target)
     ledger = GamesLedger(
         ledger_grpc.LedgerServiceStub(channel),

@@ -3,7 +3,12 @@
 Everything runs as a unit of work: `store.write(work)` hands `work` a GamesUnit
 inside one savepoint of the kit's group commit; `store.read(work)` hands it the
 same unit on a read-only connection, in one snapshot. The unit returns domain
-records. A PostgreSQL store implements the same GamesUnit.
+records. The same unit, SQL and all, runs on PostgreSQL (pg_store.py).
+
+The audit log is appended at the end of each write (`before_commit`): a result
+then takes the WatchPlays feed's next numbers from the kit's feed counter
+(services/kit/feed_sequences.py), held only from there to COMMIT, so the feed
+is gapless and in commit order with any number of writers.
 """
 
 from __future__ import annotations
@@ -49,6 +54,11 @@ from services.games.domain.wheel import (
     config_from_stored,
     config_hash,
     stored_document,
+)
+from services.kit.feed_sequences import (
+    FEED_SEQUENCES_MIGRATION,
+    feed_counter_migration,
+    take_sequences,
 )
 from services.kit.outbox import OUTBOX_KINDS_MIGRATION, OUTBOX_MIGRATION, OutboxUnit, SqliteOutbox
 from services.kit.sqlite import SqliteStore, StoreOptions
@@ -198,6 +208,13 @@ UPDATE plays SET result_sequence = numbered.n
 CREATE UNIQUE INDEX plays_by_result ON plays (result_sequence) WHERE result_sequence IS NOT NULL;
 """
 
+# Issue 14: the feed's numbers come from the kit's counter, which goes on from
+# the last number given.
+PLAYS_FEED = "plays"
+FEED_COUNTER_MIGRATION = FEED_SEQUENCES_MIGRATION + feed_counter_migration(
+    PLAYS_FEED, "plays", "result_sequence"
+)
+
 MIGRATIONS = (
     SCHEMA_V1,
     OUTBOX_MIGRATION,
@@ -205,6 +222,7 @@ MIGRATIONS = (
     SHAPE_MIGRATION,
     FINDINGS_MIGRATION,
     FEED_MIGRATION,
+    FEED_COUNTER_MIGRATION,
 )
 
 
@@ -256,7 +274,7 @@ class GamesUnit(Protocol):
         self, game_id: str, week: str, member_id: str
     ) -> LeaderboardRow | None: ...
     # the audit log
-    def append_play(self, entry: PlayEntry) -> int: ...
+    def append_play(self, entry: PlayEntry) -> None: ...
     def results_after(self, after_sequence: int, limit: int) -> list[PlayResult]: ...
     def list_plays(
         self,
@@ -438,6 +456,8 @@ class SqliteGamesUnit:
     def __init__(self, connection: sqlite3.Connection) -> None:
         self._db = connection
         self.outbox = SqliteOutbox(connection)
+        # Plays appended by this write, inserted by before_commit.
+        self._plays: list[PlayEntry] = []
 
     def _one(self, sql: str, parameters: Sequence = ()):
         return self._db.execute(sql, parameters).fetchone()
@@ -454,7 +474,8 @@ class SqliteGamesUnit:
         """The given odds version, or the current one for 0."""
         row = self._one(
             f"SELECT {WHEEL_VERSION_COLUMNS} FROM wheel_versions v JOIN wheels w USING (wheel_id)"
-            " WHERE v.wheel_id = ? AND v.version = IIF(? = 0, w.current_version, ?)",
+            " WHERE v.wheel_id = ?"
+            " AND v.version = CASE WHEN ? = 0 THEN w.current_version ELSE ? END",
             (wheel_id, version, version),
         )
         return _wheel_version(row) if row else None
@@ -545,12 +566,12 @@ class SqliteGamesUnit:
         self, member_id: str, server_seed: bytes, client_seed: str, now_us: int
     ) -> SeedPair:
         commitment = seed_commitment(server_seed)
-        cursor = self._db.execute(
+        (pair_id,) = self._one(
             "INSERT INTO seed_pairs (member_id, server_seed, commitment, client_seed, create_us)"
-            " VALUES (?, ?, ?, ?, ?)",
+            " VALUES (?, ?, ?, ?, ?) RETURNING pair_id",
             (member_id, server_seed, commitment, client_seed, now_us),
         )
-        return SeedPair(cursor.lastrowid, member_id, server_seed, commitment, client_seed, 0)
+        return SeedPair(pair_id, member_id, server_seed, commitment, client_seed, 0)
 
     def set_client_seed(self, pair_id: int, client_seed: str) -> None:
         self._db.execute(
@@ -724,27 +745,37 @@ class SqliteGamesUnit:
 
     # -- the audit log
 
-    def append_play(self, entry: PlayEntry) -> int:
-        """Appends the entry; a result also takes the feed's next sequence number."""
-        cursor = self._db.execute(
+    def append_play(self, entry: PlayEntry) -> None:
+        """Appends the entry when this write commits (see before_commit)."""
+        self._plays.append(entry)
+
+    def before_commit(self) -> None:
+        """The write's plays, in order; each result with the feed's next number,
+        taken last so the counter is held only until COMMIT."""
+        if not self._plays:
+            return
+        results = sum(entry.status != PlayStatus.PENDING for entry in self._plays)
+        first = take_sequences(self._db, PLAYS_FEED, results) if results else 0
+        numbers = iter(range(first, first + results))
+        self._db.executemany(
             "INSERT INTO plays (play_id, kind, game_id, member_id, status, reason, detail,"
-            " create_us, result_sequence) VALUES (?, ?, ?, ?, ?, ?, ?, ?,"
-            # IS NOT NULL lets max() read the partial index's last entry, not every row.
-            " IIF(?, (SELECT coalesce(max(result_sequence), 0) + 1 FROM plays"
-            " WHERE result_sequence IS NOT NULL), NULL))",
-            (
-                entry.play_id,
-                entry.kind.value,
-                entry.game_id,
-                entry.member_id,
-                entry.status.value,
-                entry.reason,
-                _detail_json(entry.detail),
-                entry.create_us,
-                entry.status != PlayStatus.PENDING,
-            ),
+            " create_us, result_sequence) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    entry.play_id,
+                    entry.kind.value,
+                    entry.game_id,
+                    entry.member_id,
+                    entry.status.value,
+                    entry.reason,
+                    _detail_json(entry.detail),
+                    entry.create_us,
+                    None if entry.status == PlayStatus.PENDING else next(numbers),
+                )
+                for entry in self._plays
+            ],
         )
-        return cursor.lastrowid
+        self._plays.clear()
 
     def results_after(self, after_sequence: int, limit: int) -> list[PlayResult]:
         rows = self._all(

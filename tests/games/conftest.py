@@ -1,8 +1,10 @@
 """Fixtures for the games tests: a real games server beside the shared real ledger
-(both on port 0 over temporary SQLite files), and the use cases with no gRPC."""
+(both on port 0), and the use cases with no gRPC, on both engines: temporary
+SQLite files, or the games and the ledger each in a fresh PostgreSQL schema."""
 
 from __future__ import annotations
 
+import pytest
 import pytest_asyncio
 from loyalty.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
 
@@ -16,11 +18,25 @@ from tests.support.games import (
     open_rig,
     start_games,
 )
+from tests.support.postgres import ENGINES, fresh_database
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def games_db(request, engine: str, tmp_path) -> str:
+    """The games' db setting for this test: a SQLite file or a fresh PostgreSQL schema."""
+    if engine == "postgres":
+        request.getfixturevalue("postgres")  # so the session stops the server at its end
+    return fresh_database(tmp_path, engine, "games")
 
 
 @pytest_asyncio.fixture
-async def games(tmp_path, ledger) -> RunningGames:
-    settings = games_settings(tmp_path / "games.db", ledger.target)
+async def games(games_db, ledger) -> RunningGames:
+    settings = games_settings(games_db, ledger.target)
     running = await start_games(settings, ledger.clock, numbered_seeds())
     yield running
     await running.stop()
@@ -34,7 +50,7 @@ async def ledger_stub(ledger) -> ledger_grpc.LedgerServiceStub:
 
 
 @pytest_asyncio.fixture
-async def rig(tmp_path) -> GamesRig:
-    rig = await open_rig(tmp_path, ManualClock(), numbered_seeds())
+async def rig(tmp_path, games_db) -> GamesRig:
+    rig = await open_rig(tmp_path, ManualClock(), numbered_seeds(), games_db)
     yield rig
     await rig.close()

@@ -94,9 +94,9 @@ async def test_a_live_reader_gets_each_result_as_it_settles(games, ledger_stub):
 
 
 async def test_a_result_is_numbered_when_it_settles_and_the_feed_survives_a_restart(
-    tmp_path, ledger, ledger_stub
+    games_db, ledger, ledger_stub
 ):
-    settings = games_settings(tmp_path / "restart.db", ledger.target)
+    settings = games_settings(games_db, ledger.target)
     seeds = numbered_seeds()
     games = await start_games(settings, ledger.clock, seeds)
     try:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import sqlite3
 
+import pytest
 from loyalty.games.v1 import games_service_pb2 as pb
 from loyalty.ledger.v1 import ledger_service_pb2 as ledger_pb
 
@@ -17,6 +18,9 @@ from services.kit.outbox import OUTBOX_MIGRATION
 from tests.support import deadlines
 from tests.support.games import games_settings, numbered_seeds, plays_of, start_games
 from tests.support.ledger import balance, fund, open_accounts, post
+
+# Upgrades of a SQLite file written by an older version.
+pytestmark = pytest.mark.parametrize("engine", ["sqlite"])
 
 SPIN_ID = "s-00000000000000000000000000000001"
 SESSION_ID = "c-00000000000000000000000000000001"

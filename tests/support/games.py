@@ -18,9 +18,8 @@ from services.games.catch import Catch
 from services.games.ledger import GamesLedger
 from services.games.plays import Plays
 from services.games.seeds import Seeds
-from services.games.server import GamesSettings, build_server, outbox_handlers
+from services.games.server import GamesSettings, build_server, games_store, outbox_handlers
 from services.games.spins import Spins
-from services.games.store import GamesStore
 from services.games.wheels import Wheels
 from services.kit.clock import Clock
 from services.kit.feeds import CommitSignal
@@ -109,9 +108,9 @@ async def plays_of(stub, member_id: str) -> list[pb.Play]:
     return list(response.plays)
 
 
-def games_settings(db_path: Path, ledger_target: str, **changes) -> GamesSettings:
+def games_settings(db_path: Path | str, ledger_target: str, **changes) -> GamesSettings:
     fields = dict(
-        db_path=db_path,
+        db_path=str(db_path),
         ledger_target=ledger_target,
         ledger_timeout_seconds=2.0,
         relay_interval_seconds=NEVER_SECONDS,
@@ -173,11 +172,15 @@ class GamesRig:
         await self.ledger.close()
 
 
-async def open_rig(directory: Path, clock: Clock, seeds: Callable[[], bytes]) -> GamesRig:
+async def open_rig(
+    directory: Path, clock: Clock, seeds: Callable[[], bytes], games_db: str | None = None
+) -> GamesRig:
+    """The rig over `games_db` (a file or a PostgreSQL URL; games.db in `directory`
+    by default), beside an in-process ledger on a SQLite file."""
     ledger = InProcessLedger(directory / "ledger.db", clock)
     await ledger.open()
     commits = Commits()
-    store = GamesStore(directory / "games.db", on_commit=commits.notify)
+    store = games_store(games_db or directory / "games.db", on_commit=commits.notify)
     await store.open()
     client = GamesLedger(ledger, timeout=2.0)
     outbox = LedgerOutbox(store, ledger, clock, outbox_handlers(clock), timeout=2.0)
