@@ -15,11 +15,21 @@ units are written against (`?` placeholders, `execute(...).fetchone()`,
 `executemany`, `rowcount`) and integer sums come back as ints, not Decimals.
 Only what truly differs is per engine: the DDL of the migrations, and the few
 statements that lock (`SKIP_LOCKED` below, the ledger's row locks).
+
+Feeds across replicas: a `Watch...` reader waits on its process's CommitSignal
+(the store's on_commit). With `wake_feeds`, the store also LISTENs for those
+feeds' NOTIFY (sent by `feed_sequences.take_sequences` in the writing
+transaction, delivered by PostgreSQL at COMMIT) and calls on_commit for each,
+so a replica's readers wake on every replica's commits. LISTEN/NOTIFY rather
+than a poll: a wake comes only once the rows are visible, within milliseconds,
+and an idle feed costs nothing; notifications lost while the listening
+connection is down are covered by one wake after it reconnects.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -33,6 +43,7 @@ from psycopg.adapt import Dumper, Loader
 from psycopg.pq import Format
 from psycopg_pool import ConnectionPool
 
+from services.kit.feed_sequences import CHANNEL_SQL, run_unit
 from services.kit.metrics import StoreMetrics
 
 log = structlog.get_logger()
@@ -56,6 +67,10 @@ RETRIED = (
     psycopg.errors.UniqueViolation,
 )
 MAX_ATTEMPTS = 20
+# A retried transaction waits a random moment first, so writers that collided
+# (on a feed's counter, say) do not collide again at once.
+RETRY_JITTER_SECONDS = 0.002
+LISTEN_BACKOFF_SECONDS = (0.1, 5.0)
 SWITCH_INTERVAL_SECONDS = 0.0002
 SERIALIZABLE = "SERIALIZABLE"
 READ_COMMITTED = "READ COMMITTED"
@@ -169,6 +184,8 @@ class PgStore(Generic[U]):
         isolation: str = SERIALIZABLE,
         connections: int = 8,
         metrics: StoreMetrics | None = None,
+        feeds: Sequence[str] = (),
+        wake_feeds: Sequence[str] = (),
     ) -> None:
         self.url = url
         self._name = name
@@ -180,6 +197,13 @@ class PgStore(Generic[U]):
         self._metrics = metrics
         self._pool: ConnectionPool | None = None
         self._threads: ThreadPoolExecutor | None = None
+        # `feeds`: the feeds its units number with take_sequences; `wake_feeds`:
+        # other feeds whose NOTIFY wakes its readers (the ledger's own counter).
+        self._feeds = tuple(feeds)
+        self._wake_feeds = (*feeds, *wake_feeds)
+        self._listener: asyncio.Task | None = None
+        # Set once the listening connection is listening (tests wait for it).
+        self.listening = asyncio.Event()
 
     async def open(self) -> None:
         # Each statement's round trip releases the GIL; taking it back from a busy
@@ -188,6 +212,8 @@ class PgStore(Generic[U]):
         sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_SECONDS))
         self._threads = ThreadPoolExecutor(self._connections, thread_name_prefix=f"pg:{self._name}")
         await asyncio.get_running_loop().run_in_executor(self._threads, self._open)
+        if self._wake_feeds and self._on_commit is not None:
+            self._listener = asyncio.create_task(self._listen(self._on_commit))
 
     def _open(self) -> None:
         pool = ConnectionPool(
@@ -209,7 +235,43 @@ class PgStore(Generic[U]):
             raise
         self._pool = pool
 
+    async def _listen(self, wake: Callable[[], None]) -> None:
+        """LISTEN for the feeds' NOTIFY on a connection of its own, for ever."""
+        failures = 0
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    self.url, autocommit=True
+                ) as connection:
+                    for feed in self._wake_feeds:
+                        cursor = await connection.execute(
+                            _translated(f"SELECT {CHANNEL_SQL}"), (feed,)
+                        )
+                        (channel,) = await cursor.fetchone()
+                        await connection.execute(f'LISTEN "{channel}"')
+                    self.listening.set()
+                    failures = 0
+                    # Whatever committed while nobody was listening.
+                    wake()
+                    async for _ in connection.notifies():
+                        wake()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                self.listening.clear()
+                failures += 1
+                first, most = LISTEN_BACKOFF_SECONDS
+                delay = min(most, first * 2 ** min(failures - 1, 10))
+                log.warning(
+                    "feed_listen_failed", store=self._name, error=str(error), retry_in_seconds=delay
+                )
+                await asyncio.sleep(delay)
+
     async def close(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            await asyncio.gather(self._listener, return_exceptions=True)
+            self._listener = None
         if self._threads is None:
             return
         threads, self._threads = self._threads, None
@@ -235,16 +297,25 @@ class PgStore(Generic[U]):
     def _write(self, work: Callable[[U], T]) -> T:
         assert self._pool is not None
         with self._pool.connection() as connection:
+            queued = False
             for attempt in range(1, MAX_ATTEMPTS + 1):
                 started = time.perf_counter()
                 try:
                     with connection.transaction():
                         connection.execute(f"SET TRANSACTION ISOLATION LEVEL {self._isolation}")
-                        result = work(self._unit(PgConnection(connection)))
+                        if queued:
+                            # Before the snapshot (LOCK takes none): the counters'
+                            # other writers wait, so this attempt's counter update
+                            # cannot be overtaken again (see _retry_queues).
+                            connection.execute("LOCK TABLE feed_sequences IN EXCLUSIVE MODE")
+                        result = run_unit(work, self._unit(PgConnection(connection)))
                 except RETRIED as error:
                     if attempt == MAX_ATTEMPTS:
                         raise
                     log.debug("write_retried", store=self._name, attempt=attempt, error=str(error))
+                    queued = self._retry_queues()
+                    # Jitter spreads the collided writers; it decides no outcome.
+                    time.sleep(random.uniform(0, RETRY_JITTER_SECONDS * min(attempt, 10)))
                     continue
                 except psycopg.Error:
                     if self._metrics is not None:
@@ -254,6 +325,15 @@ class PgStore(Generic[U]):
                     self._metrics.committed(1, time.perf_counter() - started)
                 return result
         raise AssertionError("unreachable")
+
+    def _retry_queues(self) -> bool:
+        """Whether a retried write queues on the feed counters' table. At
+        SERIALIZABLE a write that updates a counter after another write
+        committed it since this one's snapshot fails, and under load it could
+        fail every time; a retry that holds the table lock from before its
+        snapshot never loses the counter again. Only writes that collided
+        queue, so writes that did not still run side by side."""
+        return bool(self._feeds) and self._isolation == SERIALIZABLE
 
     def _read(self, work: Callable[[U], T]) -> T:
         assert self._pool is not None

@@ -28,6 +28,7 @@ from typing import Any, Generic, TypedDict, TypeVar
 
 import structlog
 
+from services.kit.feed_sequences import run_unit
 from services.kit.metrics import StoreMetrics
 
 log = structlog.get_logger()
@@ -282,7 +283,9 @@ class SqliteStore(Generic[U]):
         await self._writer.close()
 
     async def write(self, work: Callable[[U], T]) -> T:
-        return await self._writer.submit(lambda connection: work(self._write_unit(connection)))
+        return await self._writer.submit(
+            lambda connection: run_unit(work, self._write_unit(connection))
+        )
 
     async def read(self, work: Callable[[U], T]) -> T:
         if self._reader is None:

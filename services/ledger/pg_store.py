@@ -22,6 +22,10 @@ at READ COMMITTED and:
    PostgreSQL sequence) is neither: numbers are handed out when a row is
    inserted, not when it commits, so 7 can commit before 6 and a feed reader
    past 7 never sees 6; and a rolled-back insert leaves a hole forever.
+   (services/kit/feed_sequences.py is the same counter for any service's feed;
+   the ledger keeps its own row, which also carries the last commit time.)
+   The same transaction sends the feed's NOTIFY, so WatchTransfers on every
+   replica wakes at COMMIT (PgStore's wake_feeds).
 
 The domain numbers a write's transfers from `next_sequence`; here that is a
 provisional value past every sequence the write can have read, and save()
@@ -36,6 +40,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Unpack
 
+from services.kit.feed_sequences import notify_feed
 from services.kit.postgres import READ_COMMITTED, PgConnection, PgStore, RetryTransaction
 from services.kit.sqlite import StoreOptions
 from services.ledger.domain import Account, Book, TransferRequest
@@ -113,6 +118,8 @@ INSERT INTO ledger_sequence VALUES (1, 0, 0);
 """
 
 PG_MIGRATIONS = (PG_SCHEMA_V1,)
+# The change feed's name for its NOTIFY (WatchTransfers).
+FEED = "transfers"
 BALANCES = ("debits_pending", "debits_posted", "credits_pending", "credits_posted")
 
 
@@ -191,6 +198,7 @@ class PgLedgerUnit(SqliteLedgerUnit):
             " WHERE id = 1 RETURNING last, last_at",
             (count, book.now),
         ).fetchone()
+        notify_feed(self._db, FEED)
         provisional = book.new_transfers[0].sequence
         shift = last - count + 1 - provisional
         if shift == 0 and last_at == book.now:
@@ -250,5 +258,11 @@ class PgLedgerStore(PgStore[LedgerUnit]):
 
     def __init__(self, url: str, **options: Unpack[StoreOptions]) -> None:
         super().__init__(
-            url, "ledger", PG_MIGRATIONS, PgLedgerUnit, isolation=READ_COMMITTED, **options
+            url,
+            "ledger",
+            PG_MIGRATIONS,
+            PgLedgerUnit,
+            isolation=READ_COMMITTED,
+            wake_feeds=(FEED,),
+            **options,
         )
