@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Unpack
 
 import structlog
 from loyalty.campaigns.v1 import campaigns_service_pb2 as pb
@@ -21,11 +21,12 @@ from services.campaigns.feed import ActivityFeed
 from services.campaigns.ledger import LedgerClient
 from services.campaigns.management import Management
 from services.campaigns.members import Members
+from services.campaigns.pg_store import PgCampaignsStore
 from services.campaigns.public import PublicCampaigns
 from services.campaigns.refunds import Refunds
 from services.campaigns.servicer import CampaignsServicer
 from services.campaigns.stats import CampaignStats
-from services.campaigns.store import CampaignsStore
+from services.campaigns.store import CampaignsStore, SqliteCampaignsStore
 from services.campaigns.tiers import FEED, TierFeed, opener
 from services.campaigns.tracking import Tracking
 from services.campaigns.transitions import TransitionTracker
@@ -43,6 +44,8 @@ from services.kit.metrics import Figure, Metrics, labelled_gauge
 from services.kit.outbox import LedgerOutbox, watch_backlog
 from services.kit.outgoing import open_channel
 from services.kit.server import ServiceBinding, ServiceHost, create_host
+from services.kit.sqlite import StoreOptions
+from services.kit.stores import store_for
 
 log = structlog.get_logger()
 
@@ -52,7 +55,8 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["CampaignsService"].full_name
 @dataclass(frozen=True, kw_only=True)
 class CampaignsSettings(ServiceSettings):
     env_prefix: ClassVar[str] = "CAMPAIGNS"
-    db_path: Path = setting(Path("var/campaigns.db"), "CAMPAIGNS_DB")
+    # A file path (SQLite) or a postgresql:// URL (PostgreSQL, see pg_store.py).
+    db_path: str = setting("var/campaigns.db", "CAMPAIGNS_DB")
     listen: str = CAMPAIGNS_ADDRESS
     metrics_listen: str = CAMPAIGNS_METRICS_ADDRESS
     ledger_target: str = LEDGER_ADDRESS
@@ -120,6 +124,15 @@ class Campaigns:
         await self.store.close()
 
 
+def campaigns_store(db: Path | str, **options: Unpack[StoreOptions]) -> CampaignsStore:
+    """The service's store on the engine its db setting names (a path or a URL)."""
+    return store_for(
+        db,
+        sqlite=lambda path: SqliteCampaignsStore(path, **options),
+        postgres=lambda url: PgCampaignsStore(url, **options),
+    )
+
+
 def watch_budgets(metrics: Metrics, store: CampaignsStore) -> None:
     """The operator's gauges of each campaign's budget, by this service's bookkeeping."""
 
@@ -155,7 +168,7 @@ def assemble(
     store, the outbox and the budgets do."""
     metrics = metrics or Metrics()
     commits = CommitSignal()
-    store = CampaignsStore(settings.db_path, on_commit=commits.notify, metrics=metrics.store)
+    store = campaigns_store(settings.db_path, on_commit=commits.notify, metrics=metrics.store)
     catalog = Catalog()
     transitions = TransitionTracker(store, catalog, clock, commits)
     poster = poster_of(ledger_stub, streaming=settings.ledger_streaming)

@@ -4,7 +4,8 @@ Everything runs as a unit of work: `store.write(work)` hands `work` a
 CampaignsUnit inside one savepoint of the kit's group commit, so a use case
 reads, decides and writes in one transaction; `store.read(work)` hands it the
 same unit on a read-only connection, a consistent snapshot that never waits
-behind the writer. A PostgreSQL store implements the same CampaignsUnit.
+behind the writer. On PostgreSQL (pg_store.py) the same SQL runs, with the row
+locks many replicas need.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from services.campaigns.domain.refund import AwardedLeg, ClawbackPlan
 from services.kit.cursors import CURSORS_MIGRATION, read_cursor, write_cursor
 from services.kit.outbox import OUTBOX_KINDS_MIGRATION, OUTBOX_MIGRATION, OutboxUnit, SqliteOutbox
 from services.kit.sqlite import SqliteStore, StoreOptions
+from services.kit.stores import UnitStore
 
 # The kinds of this service's outbox entries, one handler each (settlement.py).
 ACTIVITY_AWARD = "activity_award"
@@ -255,6 +257,17 @@ CREATE TABLE standings (
 {CURSORS_MIGRATION}
 """
 
+# The database refuses an award its budget cannot pay, whatever the code decided
+# (PostgreSQL: a CHECK in pg_store.py).
+BUDGET_FLOOR = """
+CREATE TRIGGER campaigns_budget_never_below_zero
+BEFORE UPDATE OF budget_funded, budget_used ON campaigns
+WHEN NEW.budget_used > NEW.budget_funded OR NEW.budget_used < 0
+BEGIN
+  SELECT RAISE(ABORT, 'a campaign budget never goes below zero');
+END;
+"""
+
 MIGRATIONS = (
     SCHEMA,
     OUTBOX_MIGRATION,
@@ -262,6 +275,7 @@ MIGRATIONS = (
     KINDS_ATTEMPTS_AND_PAUSES,
     ACTIVITY_FEED,
     STANDINGS,
+    BUDGET_FLOOR,
 )
 
 # campaign id -> the activity's local date in that campaign's zone (ISO).
@@ -470,8 +484,8 @@ class SqliteCampaignsUnit:
             ),
         )
         self._db.execute(
-            "INSERT OR IGNORE INTO campaign_versions (campaign_id, version, spec, create_us)"
-            " VALUES (?, ?, ?, ?)",
+            "INSERT INTO campaign_versions (campaign_id, version, spec, create_us)"
+            " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
             (campaign.campaign_id, campaign.version, spec, campaign.update_us),
         )
 
@@ -610,7 +624,7 @@ class SqliteCampaignsUnit:
         is evaluated again, under a new outbox entry); returns its number."""
         return self._db.execute(
             "INSERT INTO activity_attempts (activity_id, attempts) VALUES (?, 1)"
-            " ON CONFLICT (activity_id) DO UPDATE SET attempts = attempts + 1"
+            " ON CONFLICT (activity_id) DO UPDATE SET attempts = activity_attempts.attempts + 1"
             " RETURNING attempts",
             (activity_id,),
         ).fetchone()[0]
@@ -642,7 +656,8 @@ class SqliteCampaignsUnit:
         actor = activity.member_id
         for applied in decision.applied:
             new_member = self._db.execute(
-                "INSERT OR IGNORE INTO campaign_members (campaign_id, member_id) VALUES (?, ?)",
+                "INSERT INTO campaign_members (campaign_id, member_id) VALUES (?, ?)"
+                " ON CONFLICT DO NOTHING",
                 (applied.campaign_id, actor),
             ).rowcount
             self._db.execute(
@@ -690,7 +705,7 @@ class SqliteCampaignsUnit:
         self._db.executemany(
             "INSERT INTO refusal_counts (campaign_id, local_day, reason, count)"
             " VALUES (?, ?, ?, ?) ON CONFLICT (campaign_id, local_day, reason)"
-            " DO UPDATE SET count = count + excluded.count",
+            " DO UPDATE SET count = refusal_counts.count + excluded.count",
             [
                 (refused.campaign_id, days[refused.campaign_id], refused.reason.value, step)
                 for refused in decision.refused
@@ -784,23 +799,38 @@ class SqliteCampaignsUnit:
         self._db.execute(
             "WITH credits (beneficiary, points) AS ("
             " SELECT beneficiary, SUM(points) FROM ("
-            "  SELECT beneficiary, points FROM award_legs WHERE activity_id = :id"
+            "  SELECT beneficiary, points FROM award_legs WHERE activity_id = ?"
             "  UNION ALL"
             "  SELECT award_legs.beneficiary, -clawbacks.reversed"
             "  FROM clawbacks JOIN award_legs"
             "  ON award_legs.activity_id = clawbacks.purchase_activity_id"
             "  AND award_legs.leg_key = clawbacks.leg_key"
-            "  WHERE clawbacks.refund_activity_id = :id AND clawbacks.reversed > 0"
-            " ) GROUP BY beneficiary ORDER BY beneficiary)"
-            " INSERT INTO activity_feed (activity_id, points, credits, time_zone, record_us)"
-            " SELECT activity_id,"
+            "  WHERE clawbacks.refund_activity_id = ? AND clawbacks.reversed > 0"
+            " ) AS legs GROUP BY beneficiary ORDER BY beneficiary)"
+            " INSERT INTO activity_feed (sequence, activity_id, points, credits, time_zone,"
+            " record_us) SELECT ?, activity_id,"
             " COALESCE((SELECT points FROM credits WHERE beneficiary = activities.member_id), 0),"
-            " (SELECT json_group_array(json_array(beneficiary, points)) FROM credits),"
-            " COALESCE((SELECT json_extract(profile, '$.time_zone') FROM members"
+            f" (SELECT {self.CREDITS_JSON} FROM credits),"
+            f" COALESCE((SELECT {self.TIME_ZONE_JSON} FROM members"
             "  WHERE members.member_id = activities.member_id), ''),"
-            " :now FROM activities WHERE activity_id = :id",
-            {"id": activity_id, "now": now_us},
+            " ? FROM activities WHERE activity_id = ?",
+            (
+                activity_id,
+                activity_id,
+                self.last_sequence("activity_feed") + 1,
+                now_us,
+                activity_id,
+            ),
         )
+
+    # What differs per engine in record_event: the JSON functions.
+    CREDITS_JSON = "json_group_array(json_array(beneficiary, points))"
+    TIME_ZONE_JSON = "json_extract(profile, '$.time_zone')"
+
+    def last_sequence(self, feed: str) -> int:
+        """The feed table's last sequence, the next one's to take: SQLite's one
+        writer takes it alone (PostgreSQL locks first, see pg_store.py)."""
+        return self._db.execute(f"SELECT COALESCE(MAX(sequence), 0) FROM {feed}").fetchone()[0]
 
     def events_after(self, sequence: int, limit: int) -> list[ActivityEvent]:
         return [
@@ -868,11 +898,26 @@ class SqliteCampaignsUnit:
         }
 
     def append_transitions(self, changes: Sequence[StateChange], scanned_us: int | None) -> None:
+        """Store the changes not stored yet: another replica's tracker may have
+        announced the same change first."""
+        last = self.last_sequence("transitions") if changes else 0
         for change in changes:
+            stored = self._db.execute(
+                "SELECT state FROM announced_states WHERE campaign_id = ?", (change.campaign_id,)
+            ).fetchone()
+            if stored is not None and stored[0] == change.after.value:
+                continue
+            last += 1
             self._db.execute(
-                "INSERT INTO transitions (campaign_id, from_state, to_state, effect_us)"
-                " VALUES (?, ?, ?, ?)",
-                (change.campaign_id, change.before.value, change.after.value, change.effect_us),
+                "INSERT INTO transitions (sequence, campaign_id, from_state, to_state, effect_us)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (
+                    last,
+                    change.campaign_id,
+                    change.before.value,
+                    change.after.value,
+                    change.effect_us,
+                ),
             )
             self._db.execute(
                 "INSERT INTO announced_states (campaign_id, state) VALUES (?, ?)"
@@ -932,7 +977,11 @@ class SqliteCampaignsUnit:
         )
 
 
-class CampaignsStore(SqliteStore[CampaignsUnit]):
+# The store the use cases see, on either engine (server.campaigns_store picks one).
+CampaignsStore = UnitStore[CampaignsUnit]
+
+
+class SqliteCampaignsStore(SqliteStore[CampaignsUnit]):
     """The campaigns service's SQLite file."""
 
     def __init__(self, path: Path | str, **options: Unpack[StoreOptions]) -> None:

@@ -1,11 +1,13 @@
 """Fixtures: a real campaigns server on a free port beside the shared real
 ledger, one ManualClock for both; and the same use cases with no server at all,
-over a temporary store and an in-memory ledger."""
+over a temporary store and an in-memory ledger. Both run on each engine (a
+SQLite file, a PostgreSQL schema), unless a test pins one."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pytest
 import pytest_asyncio
 from loyalty.campaigns.v1 import campaigns_service_pb2_grpc as pb_grpc
 from loyalty.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
@@ -16,11 +18,25 @@ from tests.support import deadlines
 from tests.support.campaigns import RunningCampaigns, start_campaigns
 from tests.support.fake_ledger import FakeLedger
 from tests.support.metrics import NO_METRICS
+from tests.support.postgres import ENGINES, fresh_database
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def campaigns_db(request, engine: str, tmp_path) -> str:
+    """The campaigns db setting for this test: a SQLite file or a fresh PostgreSQL schema."""
+    if engine == "postgres":
+        request.getfixturevalue("postgres")  # so the session stops the server at its end
+    return fresh_database(tmp_path, engine, "campaigns")
 
 
 @pytest_asyncio.fixture
-async def campaigns(ledger, tmp_path) -> RunningCampaigns:
-    db_path = tmp_path / "campaigns.db"
+async def campaigns(ledger, campaigns_db) -> RunningCampaigns:
+    db_path = campaigns_db
     host, channel = await start_campaigns(ledger.target, ledger.clock, db_path)
     settings = CampaignsSettings(
         db_path=db_path, ledger_target=ledger.target, metrics_listen=NO_METRICS
@@ -48,11 +64,11 @@ class ServiceUnderTest:
 
 
 @pytest_asyncio.fixture
-async def service(tmp_path) -> ServiceUnderTest:
+async def service(campaigns_db) -> ServiceUnderTest:
     clock = ManualClock()
     fake = FakeLedger()
     # The relay runs by the injected clock; a test moves the clock to let it.
-    settings = CampaignsSettings(db_path=tmp_path / "campaigns.db", ledger_timeout_seconds=1.0)
+    settings = CampaignsSettings(db_path=campaigns_db, ledger_timeout_seconds=1.0)
     campaigns = assemble(settings, fake, clock)
     await campaigns.start()
     yield ServiceUnderTest(campaigns, fake, clock, settings)

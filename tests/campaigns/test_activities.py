@@ -238,7 +238,7 @@ async def test_a_budget_drained_outside_the_service_is_refused_by_the_ledger(cam
 
 
 async def test_an_award_recorded_while_the_ledger_is_down_is_posted_once_by_the_relay(
-    campaigns, ledger, tmp_path
+    campaigns, ledger, ledger_db
 ):
     stub = campaigns.stub
     await program(stub)
@@ -249,7 +249,7 @@ async def test_an_award_recorded_while_the_ledger_is_down_is_posted_once_by_the_
         track(stub, purchase("a-1", 1000, now)), grpc.StatusCode.UNAVAILABLE, "LEDGER_UNAVAILABLE"
     )
     settings = LedgerSettings(
-        db_path=tmp_path / "ledger.db",
+        db_path=ledger_db,
         sweep_interval_seconds=NEVER_SECONDS,
         metrics_listen=NO_METRICS,
     )

@@ -1,4 +1,4 @@
-"""Kill the campaigns process where it hurts and restart it on the same files:
+"""Kill the campaigns process where it hurts and restart it on the same database:
 nothing the ledger awarded is left unapplied, nothing is applied twice, and no
 client retries for it. Real processes (tools.suite), real ledger, real clock."""
 
@@ -34,6 +34,12 @@ PER_MEMBER = 30
 KILLS = 3
 
 
+@pytest.fixture
+def databases(ledger_db: str, campaigns_db: str) -> dict[str, str]:
+    """Where the processes keep their data: files, or schemas on the test server."""
+    return {"ledger": ledger_db, "campaigns": campaigns_db}
+
+
 @dataclass
 class Clients:
     suite: Suite
@@ -42,9 +48,17 @@ class Clients:
 
 
 @contextlib.asynccontextmanager
-async def real_processes(tmp_path, campaigns_module: str | None = None) -> AsyncIterator[Clients]:
-    """A ledger and a campaigns process (or a harness in its place), stubs with deadlines."""
-    suite = Suite(tmp_path / "data", env={"LOG_LEVEL": "warning"}, log_dir=tmp_path / "logs")
+async def real_processes(
+    tmp_path, databases: dict[str, str], campaigns_module: str | None = None
+) -> AsyncIterator[Clients]:
+    """A ledger and a campaigns process (or a harness in its place) over `databases`
+    (each one's db setting), stubs with deadlines."""
+    suite = Suite(
+        tmp_path / "data",
+        env={"LOG_LEVEL": "warning"},
+        log_dir=tmp_path / "logs",
+        databases=databases,
+    )
     try:
         await suite.start("ledger")
         await suite.start("campaigns", module=campaigns_module)
@@ -67,8 +81,10 @@ async def stats_of(stub, campaign_id: str) -> pb.CampaignStats:
 
 
 @pytest.mark.slow
-async def test_killed_after_the_ledger_answered_the_award_is_applied_at_restart(tmp_path):
-    async with real_processes(tmp_path, HARNESS) as clients:
+async def test_killed_after_the_ledger_answered_the_award_is_applied_at_restart(
+    tmp_path, databases
+):
+    async with real_processes(tmp_path, databases, HARNESS) as clients:
         stub, ledger, suite = clients.campaigns, clients.ledger, clients.suite
         await program(stub)
         await launch(stub, "bonus", fixed(10))
@@ -136,10 +152,12 @@ class Load:
 
 
 @pytest.mark.slow
-async def test_sigkills_at_random_moments_under_load_leave_every_award_applied_once(tmp_path):
+async def test_sigkills_at_random_moments_under_load_leave_every_award_applied_once(
+    tmp_path, databases
+):
     rng = random.Random(SEED)
     members = [f"m-{n}" for n in range(MEMBERS)]
-    async with real_processes(tmp_path) as clients:
+    async with real_processes(tmp_path, databases) as clients:
         stub, ledger, suite = clients.campaigns, clients.ledger, clients.suite
         await program(stub, *members)
         await launch(stub, "bonus", fixed(5, budget=100_000))

@@ -22,13 +22,13 @@ REMAINING = "loyalty_campaigns_budget_remaining_points"
 
 
 @pytest.fixture
-async def world(tmp_path):
+async def world(ledger_db, campaigns_db):
     clock = ManualClock()
-    ledger_host, ledger_channel, _ = await start_ledger(tmp_path / "ledger.db", clock)
+    ledger_host, ledger_channel, _ = await start_ledger(ledger_db, clock)
     host, channel = await start_campaigns(
         f"127.0.0.1:{ledger_host.port}",
         clock,
-        tmp_path / "campaigns.db",
+        campaigns_db,
         metrics_listen=ANY_PORT,
         metrics_cache_seconds=0,
     )

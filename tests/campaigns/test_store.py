@@ -20,7 +20,7 @@ from services.campaigns.store import (
     BUDGET_FUNDING,
     CLAWBACK,
     MIGRATIONS,
-    CampaignsStore,
+    SqliteCampaignsStore,
 )
 from services.kit.clock import ManualClock
 from services.kit.ledger_accounts import PROGRAM_ISSUANCE, points_wallet
@@ -170,7 +170,7 @@ def settled_purchase_and_refund(occur_us: int) -> list[tuple[str, tuple]]:
 async def test_the_previous_codes_database_upgrades_in_place(tmp_path):
     path = tmp_path / "campaigns.db"
     old_database(path)
-    store = CampaignsStore(path)
+    store = SqliteCampaignsStore(path)
     await store.open()
     try:
 

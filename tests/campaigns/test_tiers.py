@@ -123,14 +123,14 @@ async def tiers_of(host, member_id: str) -> list[str]:
 
 
 async def test_a_restarted_campaigns_resumes_the_tier_feed_after_its_stored_cursor(
-    ledger, tmp_path
+    ledger, campaigns_db
 ):
     progress = FakeProgress()
     server = grpc.aio.server()
     progress_grpc.add_ProgressServiceServicer_to_server(progress, server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
-    db_path = tmp_path / "campaigns.db"
+    db_path = campaigns_db
     try:
         await progress.changes.append(change("m-1", "gold"))
         await progress.changes.append(change("m-2", "silver"))

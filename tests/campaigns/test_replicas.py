@@ -1,0 +1,124 @@
+"""Two campaigns replicas on one database (a SQLite file, a PostgreSQL schema):
+racing for the last of a budget, or for what is left of a member's cap, they
+never pay more than it holds; the activity feed they both append to stays
+gapless; and the database itself refuses an overspent budget or an edited feed."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from contextlib import closing
+
+import psycopg
+import pytest
+
+from services.campaigns.domain.model import Conditions, Limits, MemberLimit
+from services.campaigns.server import Campaigns, assemble
+from services.kit.schedule import LimitPeriod
+from services.kit.stores import is_postgres
+from tests.support.campaign_cases import join, launch, points_of, track
+from tests.support.campaign_specs import activity, base_rule, fixed, member, purchase
+from tests.support.postgres import stored_rows
+
+LOGINS = Conditions(activity_types=("app_login",))
+
+
+@pytest.fixture
+async def second(service) -> Campaigns:
+    """Another replica over the same database and ledger (started by each test once
+    its campaigns exist: a replica loads the catalog when it starts). The clock
+    is at the activities' time."""
+    service.clock.set(activity("app_login").occur_us)
+    replica = assemble(service.settings, service.ledger, service.clock)
+    yield replica
+    await replica.stop()
+
+
+async def test_two_replicas_racing_for_the_last_of_a_budget_never_overspend_it(service, second):
+    members = [f"m-{n}" for n in range(10)]
+    for member_id in members:
+        await join(service, member(member_id))
+    await launch(service, "base", base_rule())
+    await launch(service, "flash", fixed(10, budget_points=95))
+    await second.start()
+    replicas = (service.campaigns, second)
+    tracked = await asyncio.gather(
+        *(
+            replicas[n % 2].tracking.track(
+                purchase(500, activity_id=f"a-{n}", member_id=members[n % len(members)])
+            )
+            for n in range(30)
+        )
+    )
+    bonuses = [points_of(t.outcome, "flash") for t in tracked]
+    assert sorted(bonuses, reverse=True) == [10] * 9 + [0] * 21
+    for replica in replicas:
+        campaign = (await replica.management.get("flash")).campaign
+        assert (campaign.budget_funded, campaign.budget_used) == (95, 90)
+    assert service.ledger.balance("campaign:flash:budget") == 5
+    assert sum(service.ledger.balance(m) for m in members) == 30 * 5 + 90
+    # Both replicas appended to one feed: every activity once, numbered 1..30.
+    events = await second.store.read(lambda unit: unit.events_after(0, 100))
+    assert [e.sequence for e in events] == list(range(1, 31))
+    assert sorted(e.activity.activity_id for e in events) == sorted(f"a-{n}" for n in range(30))
+
+
+async def test_two_replicas_racing_for_a_members_daily_cap_pay_it_once(service, second):
+    await join(service)
+    capped = Limits(member_limits=(MemberLimit(LimitPeriod.DAY, 100),))
+    await launch(service, "daily", fixed(60, conditions=LOGINS, limits=capped))
+    await second.start()
+    replicas = (service.campaigns, second)
+    tracked = await asyncio.gather(
+        *(
+            replicas[n % 2].tracking.track(activity("app_login", activity_id=f"l-{n}"))
+            for n in range(8)
+        )
+    )
+    assert (
+        sorted((points_of(t.outcome, "daily") for t in tracked), reverse=True) == [60, 40] + [0] * 6
+    )
+    assert service.ledger.balance("m-1") == 100
+
+
+async def test_the_same_activity_on_both_replicas_is_recorded_once(service, second):
+    await join(service)
+    await launch(service, "base", base_rule())
+    await launch(service, "bonus", fixed(7))
+    await second.start()
+    delivery = purchase(1000, activity_id="a-1")
+    tracked = await asyncio.gather(
+        *(replica.tracking.track(delivery) for replica in (service.campaigns, second) * 4)
+    )
+    assert sum(not t.replayed for t in tracked) == 1
+    assert service.ledger.balance("m-1") == 17
+
+
+async def test_the_database_refuses_an_overspent_budget_and_an_edited_feed(service):
+    await join(service)
+    await launch(service, "base", base_rule())
+    await launch(service, "bonus", fixed(10, budget_points=50))
+    await track(service, purchase(500, activity_id="a-1"))
+    db = service.settings.db_path
+    for statement in (
+        "UPDATE campaigns SET budget_used = budget_funded + 1 WHERE campaign_id = 'bonus'",
+        "UPDATE campaigns SET budget_used = -1 WHERE campaign_id = 'bonus'",
+        "UPDATE activity_feed SET points = 0",
+        "DELETE FROM activity_feed",
+    ):
+        with pytest.raises(Exception, match=r"below.zero|append-only"):
+            execute(db, statement)
+    assert stored_rows(
+        db, "SELECT budget_funded, budget_used FROM campaigns WHERE campaign_id = 'bonus'"
+    ) == [(50, 10)]
+    assert stored_rows(db, "SELECT activity_id, points FROM activity_feed") == [("a-1", 15)]
+
+
+def execute(db: str, sql: str) -> None:
+    """A statement straight to the database, past the service's code."""
+    if is_postgres(db):
+        with psycopg.connect(db) as connection:
+            connection.execute(sql)
+        return
+    with closing(sqlite3.connect(db)) as connection, connection:
+        connection.execute(sql)
