@@ -1,5 +1,6 @@
 """The managers' files: YAML (or JSON) in the protobuf JSON mapping, one resource per
-YAML document, with human units where the mapping wants machine ones:
+YAML document (or, where the caller allows it, a list of them per document: a JSON
+file of progress definitions), with human units where the mapping wants machine ones:
 
 - a Duration as `48h`, `90m`, `1h30m`, `2d` or `45s` (the mapping's `172800s` too);
 - a local date and time (a schedule's `start`, its `exclusions`) as `2026-12-05` or
@@ -37,8 +38,11 @@ LOCAL = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2}))?)
 OFFSET = re.compile(r".*(?:[Zz]|[+-]\d{2}:\d{2})$")
 
 
-def load_documents(path: str, message_type: type[Message], what: str) -> list[Message]:
-    """Every document of the file as a `message_type`; empty documents are skipped."""
+def load_documents(
+    path: str, message_type: type[Message], what: str, lists: bool = False
+) -> list[Message]:
+    """Every document of the file as a `message_type`; empty documents are skipped.
+    With `lists`, a document may also be a list of them (each item one resource)."""
     try:
         documents = [d for d in yaml.safe_load_all(Path(path).read_text()) if d is not None]
     except OSError as error:
@@ -47,15 +51,21 @@ def load_documents(path: str, message_type: type[Message], what: str) -> list[Me
         raise UsageError(f"{path}: not valid YAML or JSON: {error}") from error
     except ValueError as error:  # a date that does not exist: 2026-02-30
         raise UsageError(f"{path}: {error}") from error
-    if not documents:
-        raise UsageError(f"{path}: no {what} in the file")
-    messages = []
+    items = []  # (where, item), named in messages by document, and item in a list
     for number, document in enumerate(documents, start=1):
         where = path if len(documents) == 1 else f"{path}: document {number}"
-        if not isinstance(document, dict):
+        if lists and isinstance(document, list):
+            items += [(f"{where}: item {i}", item) for i, item in enumerate(document, start=1)]
+        else:
+            items.append((where, document))
+    if not items:
+        raise UsageError(f"{path}: no {what} in the file")
+    messages = []
+    for where, item in items:
+        if not isinstance(item, dict):
             raise UsageError(f"{where}: expected a mapping at the top level")
         try:
-            plain = _human(document, message_type.DESCRIPTOR, "", "")
+            plain = _human(item, message_type.DESCRIPTOR, "", "")
             # Anything YAML typed that the mapping wants as text (a bare number as a string).
             messages.append(
                 json_format.ParseDict(json.loads(json.dumps(plain, default=str)), message_type())
@@ -114,7 +124,8 @@ def duration_text(value: Any, path: str) -> Any:
         raise ValueError(f"{path}: {value!r} is not a duration: write 48h, 90m, 1h30m, 2d or 45s")
     parts = zip(match.groups(), DURATION_UNITS, strict=True)
     seconds = sum(float(part) * unit for part, unit in parts if part)
-    return f"{seconds:g}s"
+    # Fixed-point: `:g` writes 30d as 2.592e+06s, which the mapping refuses.
+    return f"{seconds:.9f}".rstrip("0").rstrip(".") + "s"
 
 
 def _local(value: Any, path: str) -> datetime | None:

@@ -14,7 +14,8 @@
 
 A definitions file holds one definition per YAML document (or a JSON object, or
 a list of them) in the protobuf JSON mapping: `id` and one of `tierProgram`,
-`badge`, `streak`, `challenge` (docs/progress.md has examples).
+`badge`, `streak`, `challenge` (docs/progress.md has examples), with the human
+units of every admin file (tools/admin_files.py: `7d`, `2026-03-02`).
 """
 
 from __future__ import annotations
@@ -22,45 +23,16 @@ from __future__ import annotations
 import argparse
 import json
 from datetime import datetime
-from pathlib import Path
-from typing import Any
 
 import grpc
-import yaml
 from google.protobuf import json_format
 from loyalty.progress.v1 import progress_service_pb2 as pb
 from loyalty.progress.v1 import progress_service_pb2_grpc as progress_grpc
 
-from tools.admin import UsageError
+from tools.admin_files import UsageError, load_documents
 
 CALL_TIMEOUT_SECONDS = 10.0
 KINDS = {"tier-program": 1, "badge": 2, "streak": 3, "challenge": 4}
-
-
-def load_definitions(path: str) -> list[pb.Definition]:
-    try:
-        documents = list(yaml.safe_load_all(Path(path).read_text()))
-    except OSError as error:
-        raise UsageError(f"{path}: cannot read: {error.strerror}") from error
-    except yaml.YAMLError as error:
-        raise UsageError(f"{path}: not valid YAML or JSON: {error}") from error
-    items: list[Any] = []
-    for document in documents:
-        if document is None:
-            continue
-        items.extend(document if isinstance(document, list) else [document])
-    definitions = []
-    for index, item in enumerate(items):
-        if not isinstance(item, dict):
-            raise UsageError(f"{path}: definition {index + 1} is not a mapping")
-        try:
-            plain = json.loads(json.dumps(item, default=str))
-            definitions.append(json_format.ParseDict(plain, pb.Definition()))
-        except json_format.ParseError as error:
-            raise UsageError(f"{path}: definition {index + 1}: {error}") from error
-    if not definitions:
-        raise UsageError(f"{path}: no definitions")
-    return definitions
 
 
 def add_commands(commands) -> None:
@@ -118,7 +90,9 @@ class ProgressAdmin:
     def run(self, args: argparse.Namespace) -> None:
         match args.progress_command:
             case "apply":
-                for definition in load_definitions(args.file):
+                for definition in load_documents(
+                    args.file, pb.Definition, "definitions", lists=True
+                ):
                     answer = self._call(
                         "ApplyDefinition", pb.ApplyDefinitionRequest(definition=definition)
                     )
@@ -200,9 +174,11 @@ class ProgressAdmin:
                 status = self._call("SetTierFloor", request).status
                 self._print(f"{status.program_id} {args.member_id}: {status.tier_id}")
             case "dry-run":
-                (draft,) = [d for d in load_definitions(args.file) if d.HasField("tier_program")][
-                    :1
-                ]
+                (draft,) = [
+                    d
+                    for d in load_documents(args.file, pb.Definition, "definitions", lists=True)
+                    if d.HasField("tier_program")
+                ][:1]
                 result = self._call(
                     "DryRunTierProgram", pb.DryRunTierProgramRequest(program=draft.tier_program)
                 )

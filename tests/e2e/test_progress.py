@@ -75,12 +75,9 @@ def definitions(today: datetime) -> list[dict]:
                 "displayName": "Review twice this week",
                 "schedule": {
                     "timeZone": "UTC",
-                    "start": {
-                        "year": yesterday.year,
-                        "month": yesterday.month,
-                        "day": yesterday.day,
-                    },
-                    "duration": "604800s",
+                    # The admin files' human units, as in every other file.
+                    "start": yesterday.date().isoformat(),
+                    "duration": "7d",
                 },
                 "steps": [
                     {

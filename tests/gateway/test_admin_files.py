@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from loyalty.campaigns.v1 import campaigns_service_pb2 as pb
 from loyalty.games.v1 import games_service_pb2 as games_pb
+from loyalty.progress.v1 import progress_service_pb2 as progress_pb
 
 from tools.admin_files import UsageError, changed_fields, load_documents
 
@@ -48,6 +49,28 @@ def test_a_wheels_window_reads_in_the_wheels_zone(tmp_path):
     )
     (wheel,) = load_documents(str(path), games_pb.CreateWheelRequest, "wheels")
     assert wheel.config.start_time.ToJsonString() == "2026-07-01T13:00:00Z"
+
+
+def test_progress_definitions_take_lists_and_human_units(tmp_path):
+    path = tmp_path / "progress.json"
+    path.write_text(
+        '[{"id": "club", "tierProgram": {"grace": "30d"}},'
+        ' {"id": "week", "challenge": {"schedule": {"timeZone": "Europe/Paris",'
+        ' "start": "2026-03-02T09:00", "duration": "7d", "endTime": "2026-06-01"}}}]'
+    )
+    club, week = load_documents(str(path), progress_pb.Definition, "definitions", lists=True)
+    assert club.tier_program.grace.seconds == 30 * 86_400
+    schedule = week.challenge.schedule
+    assert (schedule.start.month, schedule.start.day, schedule.start.hours) == (3, 2, 9)
+    assert schedule.duration.seconds == 7 * 86_400
+    # Midnight in Paris is 22:00 UTC the day before (summer time).
+    assert schedule.end_time.ToJsonString() == "2026-05-31T22:00:00Z"
+    # Without `lists` a list is not a resource; with it, each item is named.
+    with pytest.raises(UsageError, match="expected a mapping"):
+        load_documents(str(path), progress_pb.Definition, "definitions")
+    path.write_text('id: ok\n---\n[{"id": "a"}, "not a mapping"]')
+    with pytest.raises(UsageError, match="document 2: item 2: expected a mapping"):
+        load_documents(str(path), progress_pb.Definition, "definitions", lists=True)
 
 
 @pytest.mark.parametrize(
