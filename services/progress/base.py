@@ -11,7 +11,7 @@ from enum import Enum
 from services.kit.clock import Clock
 from services.kit.feeds import CommitSignal
 from services.kit.outbox import OutboxEntry
-from services.progress.domain.definitions import Definition, Kind, TierProgram
+from services.progress.domain.definitions import Definition, TierProgram
 from services.progress.domain.evaluate import Evaluation
 from services.progress.domain.records import (
     Achievement,
@@ -56,27 +56,6 @@ class ProgressBase:
             await self._rewards.settle(list(entries))
 
 
-@dataclass(frozen=True, slots=True)
-class Held:
-    """What a member holds before an evaluation is recorded: the (kind,
-    definition_id, detail) of their awards, and their tiers by program."""
-
-    awards: set[tuple]
-    tiers: dict[str, RecordedTier]
-
-
-def held_by(
-    unit: SqliteProgressUnit, member_ids: Sequence[str], program_ids: Sequence[str]
-) -> dict[str, Held]:
-    """What each of a batch of members holds (their tiers in these programs), in a
-    query per program and one for the awards."""
-    awards = unit.held_awards(member_ids)
-    tiers: dict[str, dict[str, RecordedTier]] = {member_id: {} for member_id in awards}
-    for (program_id, member_id), recorded in unit.member_tiers(program_ids, member_ids).items():
-        tiers[member_id][program_id] = recorded
-    return {member_id: Held(awards[member_id], tiers[member_id]) for member_id in awards}
-
-
 def record_evaluation(
     unit: SqliteProgressUnit,
     member_id: str,
@@ -84,18 +63,19 @@ def record_evaluation(
     evaluation: Evaluation,
     now_us: int,
     cause: Cause,
-    held: Held,
+    held: set[tuple] | None = None,
 ) -> Recorded:
     """Record what the evaluation says the member holds and has earned: tier
     changes with their reasons, and each award once (with its points entry).
-    `held`: what the member held before (`held_by`)."""
+    `held`: the (kind, definition_id, detail) of the awards the member holds,
+    when the caller read them for a batch of members (read here otherwise)."""
     entries: list[OutboxEntry] = []
     changes = 0
     for program_id, standing in evaluation.standings.items():
         program = definitions[program_id].spec
         assert isinstance(program, TierProgram)
         tier_id = program.tiers[standing.rank].tier_id
-        recorded = held.tiers.get(program_id)
+        recorded = unit.member_tier(program_id, member_id)
         previous = recorded.tier_id if recorded else ""
         since = recorded.since_us if recorded else now_us
         if previous != tier_id and (previous or standing.rank):
@@ -130,17 +110,21 @@ def record_evaluation(
         )
         if updated != recorded:
             unit.save_member_tier(updated)
-            held.tiers[program_id] = updated
+    earned_before = held
     for kind, earned in (
         (AwardKind.BADGE, sorted(evaluation.badge_levels)),
         (AwardKind.STREAK_MILESTONE, sorted(evaluation.milestones)),
         (AwardKind.CHALLENGE, sorted(evaluation.completions)),
     ):
         for definition_id, detail in earned:
-            if (kind, definition_id, str(detail)) in held.awards:
+            if earned_before is None:
+                # One read of what the member holds, for every award of this evaluation.
+                earned_before = {
+                    (a.kind, a.definition_id, a.detail) for a in unit.awards(member_id)
+                }
+            if (kind, definition_id, str(detail)) in earned_before:
                 continue
             entry = _award(unit, kind, definitions[definition_id], str(detail), member_id, now_us)
-            held.awards.add((kind, definition_id, str(detail)))
             if entry is not None:
                 entries.append(entry)
     return Recorded(entries, changes)
@@ -216,10 +200,6 @@ def _reason(
     if kept_until is not None and kept_until <= now_us:
         return ChangeReason.PERIOD_ENDED
     return ChangeReason.PROGRAM_CHANGED
-
-
-def programs_of(definitions: dict[str, Definition]) -> list[str]:
-    return [key for key, definition in definitions.items() if definition.kind is Kind.TIER_PROGRAM]
 
 
 def active_by_id(unit: SqliteProgressUnit) -> dict[str, Definition]:

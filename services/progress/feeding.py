@@ -11,14 +11,7 @@ import structlog
 
 from services.kit.clock import MICROS_PER_SECOND
 from services.kit.feeds import FeedItem
-from services.progress.base import (
-    Cause,
-    ProgressBase,
-    active_by_id,
-    held_by,
-    programs_of,
-    record_evaluation,
-)
+from services.progress.base import Cause, ProgressBase, active_by_id, record_evaluation
 from services.progress.domain.evaluate import evaluate
 from services.progress.domain.events import ChallengeJoined, Event
 from services.progress.domain.records import RecordedTier
@@ -32,23 +25,23 @@ REVIEW_BATCH = 500
 def apply_events(
     unit: SqliteProgressUnit, events: Sequence[Event], now_us: int, cause: Cause = Cause.EVENTS
 ):
-    """Journal and derive the batch's new events, then evaluate each member
-    touched once, with what the batch's members hold read for all of them at once."""
+    """Journal and derive each new event, then evaluate each member touched once."""
     touched: dict[str, tuple[list[Event], set[int]]] = {}
-    for event in unit.record_events(events):
+    for event in events:
+        if unit.record_event(event) is None:
+            continue  # delivered before: recorded once
         moments = unit.apply_fact(event)
         member_events, member_moments = touched.setdefault(event.member_id, ([], set()))
         member_events.append(event)
         member_moments |= moments
     definitions = active_by_id(unit)
     listed = list(definitions.values())
-    members = list(touched)
-    facts, floors = unit.facts_of(members), unit.floors_of(members)
-    held = held_by(unit, members, programs_of(definitions))
     entries, changes = [], 0
+    # One read of what every member touched holds, not one per member.
+    held = unit.held_awards(list(touched))
     for member_id, (member_events, moments) in touched.items():
         evaluation = evaluate(
-            facts, member_id, listed, floors[member_id], now_us, member_events, moments
+            unit, member_id, listed, unit.floors(member_id), now_us, member_events, moments
         )
         recorded = record_evaluation(
             unit, member_id, definitions, evaluation, now_us, cause, held[member_id]
@@ -100,18 +93,15 @@ class FeedUseCases(ProgressBase):
                 programs = [
                     d for d in definitions.values() if d.definition_id in {p for p, _ in due}
                 ]
-                members = [member_id for _, member_id in due]
-                facts, floors = unit.facts_of(members), unit.floors_of(members)
-                held = held_by(unit, members, sorted({program_id for program_id, _ in due}))
                 changes = 0
                 for program_id, member_id in due:
                     program = [d for d in programs if d.definition_id == program_id]
                     if not program:
-                        unit.save_member_tier(_no_review(held[member_id].tiers[program_id]))
+                        unit.save_member_tier(_no_review(unit.member_tier(program_id, member_id)))
                         continue
-                    evaluation = evaluate(facts, member_id, program, floors[member_id], now)
+                    evaluation = evaluate(unit, member_id, program, unit.floors(member_id), now)
                     changes += record_evaluation(
-                        unit, member_id, definitions, evaluation, now, Cause.REVIEW, held[member_id]
+                        unit, member_id, definitions, evaluation, now, Cause.REVIEW
                     ).changes
                 return len(due), changes
 
@@ -131,18 +121,15 @@ class FeedUseCases(ProgressBase):
             def work(unit: SqliteProgressUnit, now: int = now):
                 due = unit.due_evaluations(REVIEW_BATCH)
                 definitions = active_by_id(unit)
-                members = [member_id for _, member_id in due]
-                facts = unit.facts_of(members)
-                held = held_by(unit, members, programs_of(definitions))
                 entries = []
                 for definition_id, member_id in due:
                     unit.evaluated(definition_id, member_id)
                     definition = definitions.get(definition_id)
                     if definition is None:
                         continue
-                    evaluation = evaluate(facts, member_id, [definition], {}, now)
+                    evaluation = evaluate(unit, member_id, [definition], {}, now)
                     entries += record_evaluation(
-                        unit, member_id, definitions, evaluation, now, Cause.REVIEW, held[member_id]
+                        unit, member_id, definitions, evaluation, now, Cause.REVIEW
                     ).entries
                 return len(due), entries
 

@@ -13,7 +13,7 @@ from services.kit.errors import FieldViolation, InvalidArgument, NotFound, Viola
 from services.kit.ids import MEMBER_ID, REQUEST_ID, check_id
 from services.kit.paging import Page, decode_page_token, page_of, page_size
 from services.kit.text import shown
-from services.progress.base import Cause, ProgressBase, active_by_id, held_by, record_evaluation
+from services.progress.base import Cause, ProgressBase, active_by_id, record_evaluation
 from services.progress.domain.definitions import (
     DEFINITION_ID,
     Badge,
@@ -230,13 +230,7 @@ class MemberUseCases(ProgressBase):
             floors = unit.floors(member_id)
             evaluation = evaluate(unit, member_id, [definition], floors, now)
             record_evaluation(
-                unit,
-                member_id,
-                {program_id: definition},
-                evaluation,
-                now,
-                Cause.FLOOR,
-                held_by(unit, [member_id], [program_id])[member_id],
+                unit, member_id, {program_id: definition}, evaluation, now, Cause.FLOOR
             )
             return TierView(program_id, program, evaluation.standings[program_id])
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 import itertools
 import json
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Protocol, Unpack
+from typing import Protocol, Unpack
 
 from services.kit.cursors import read_cursor, write_cursor
 from services.kit.outbox import OUTBOX_KINDS_MIGRATION, OUTBOX_MIGRATION, OutboxUnit, SqliteOutbox
@@ -184,23 +184,7 @@ CREATE TABLE evaluations (
 # Each change names its program's tiers in order (JSON list; older rows: none).
 CHANGE_TIER_IDS = "ALTER TABLE tier_changes ADD COLUMN tier_ids TEXT NOT NULL DEFAULT '[]';"
 
-# Every evaluation sums a member's history: indexes holding every column those
-# sums read answer them from the index alone (half the time at 50 rows a member).
-COVERING_FACTS = """
-DROP INDEX credits_by_member;
-CREATE INDEX credits_by_member ON credits (member_id, effective_us, code, amount, reversed);
-DROP INDEX activities_by_member;
-CREATE INDEX activities_by_member ON activities
-  (member_id, type, occur_us, amount_minor, refunded_minor, time_zone);
-"""
-
-MIGRATIONS = (
-    SCHEMA_V1,
-    OUTBOX_MIGRATION,
-    OUTBOX_KINDS_MIGRATION,
-    CHANGE_TIER_IDS,
-    COVERING_FACTS,
-)
+MIGRATIONS = (SCHEMA_V1, OUTBOX_MIGRATION, OUTBOX_KINDS_MIGRATION, CHANGE_TIER_IDS)
 
 DEFINITION_COLUMNS = "id, version, state, spec, create_us, update_us"
 CREDIT_COLUMNS = "transfer_id, code, amount, reversed, effective_us, commit_us, activity_id"
@@ -235,9 +219,8 @@ class ProgressUnit(Protocol):
     outbox: OutboxUnit
 
     # journal and facts
-    def record_events(self, events: Sequence[Event]) -> list[Event]: ...
+    def record_event(self, event: Event) -> int | None: ...
     def apply_fact(self, event: Event) -> set[int]: ...
-    def facts_of(self, member_ids: Sequence[str]) -> BatchFacts: ...
     def journal(self, member_id: str, after: int, limit: int) -> list[Recorded]: ...
     def snapshot(self, member_id: str) -> FactsSnapshot: ...
     def journal_size(self) -> int: ...
@@ -252,12 +235,8 @@ class ProgressUnit(Protocol):
     def set_cursor(self, feed: str, sequence: int) -> None: ...
     # tiers
     def floors(self, member_id: str) -> dict[str, Floor]: ...
-    def floors_of(self, member_ids: Sequence[str]) -> dict[str, dict[str, Floor]]: ...
     def set_floor(self, program_id: str, member_id: str, floor: Floor | None) -> None: ...
     def member_tier(self, program_id: str, member_id: str) -> RecordedTier | None: ...
-    def member_tiers(
-        self, program_ids: Sequence[str], member_ids: Sequence[str]
-    ) -> dict[tuple[str, str], RecordedTier]: ...
     def save_member_tier(self, tier: RecordedTier) -> None: ...
     def due_reviews(self, now_us: int, limit: int) -> list[tuple[str, str]]: ...
     def review_program(self, program_id: str, now_us: int) -> None: ...
@@ -287,33 +266,14 @@ class SqliteProgressUnit:
 
     # -- journal
 
-    def record_events(self, events: Sequence[Event]) -> list[Event]:
-        """Journal the events not journaled before (by source and key; the first of
-        any the batch repeats), with one lookup per CHUNK keys and one insert;
-        return those, in order."""
-        fresh: dict[tuple[str, str], Event] = {}
-        for event in events:
-            fresh.setdefault((event.source.value, event.key), event)
-        keys: dict[str, list[str]] = {}
-        for source, key in fresh:
-            keys.setdefault(source, []).append(key)
-        for source, listed in keys.items():
-            for chunk in _chunks(listed):
-                for (key,) in self._db.execute(
-                    f"SELECT key FROM journal WHERE source = ? AND key IN ({_marks(chunk)})",
-                    (source, *chunk),
-                ):
-                    del fresh[source, key]
-        rows = []
-        for (source, key), event in fresh.items():
-            kind, payload = encode_event(event)
-            rows.append((source, key, event.member_id, kind, _time_of(event), payload))
-        self._db.executemany(
-            "INSERT INTO journal (source, key, member_id, kind, occur_us, payload)"
+    def record_event(self, event: Event) -> int | None:
+        kind, payload = encode_event(event)
+        cursor = self._db.execute(
+            "INSERT OR IGNORE INTO journal (source, key, member_id, kind, occur_us, payload)"
             " VALUES (?, ?, ?, ?, ?, ?)",
-            rows,
+            (event.source.value, event.key, event.member_id, kind, _time_of(event), payload),
         )
-        return list(fresh.values())
+        return cursor.lastrowid if cursor.rowcount == 1 else None
 
     def journal(self, member_id: str, after: int, limit: int) -> list[Recorded]:
         rows = self._db.execute(
@@ -477,17 +437,31 @@ class SqliteProgressUnit:
         )
         return FactsSnapshot(credits, activities, plays, joined, self.time_zone(member_id))
 
-    # -- the Facts questions, each answered by the one batch query below
-
-    def facts_of(self, member_ids: Sequence[str]) -> BatchFacts:
-        """The Facts questions for a batch of members, valid while their facts
-        stay as they are (a batch's evaluation, after its events are applied)."""
-        return BatchFacts(self._db, member_ids)
+    # -- the Facts questions
 
     def history(
         self, member_id: str, codes: frozenset[str], activity_types: tuple[str, ...], start_us: int
     ) -> list[Qualifying]:
-        return self.facts_of((member_id,)).history(member_id, codes, activity_types, start_us)
+        code_list, type_list = sorted(codes), list(activity_types)
+        entries = [
+            Qualifying(at, points=points)
+            for at, points in self._db.execute(
+                "SELECT effective_us, amount - reversed FROM credits WHERE member_id = ?"
+                f" AND effective_us >= ? AND code IN ({_marks(code_list)}) AND amount > reversed",
+                (member_id, start_us, *code_list),
+            )
+        ]
+        if type_list:
+            entries += [
+                Qualifying(row[0], activities=1)
+                for row in self._db.execute(
+                    "SELECT occur_us FROM activities WHERE member_id = ?"
+                    f" AND type IN ({_marks(type_list)}) AND occur_us >= ?"
+                    " AND NOT (amount_minor > 0 AND refunded_minor >= amount_minor)",
+                    (member_id, *type_list, start_us),
+                )
+            ]
+        return sorted(entries, key=lambda entry: (entry.at_us, entry.points, entry.activities))
 
     def totals(
         self,
@@ -496,22 +470,91 @@ class SqliteProgressUnit:
         activity_types: tuple[str, ...],
         bounds: Sequence[int],
     ) -> list[tuple[int, int]]:
-        return self.facts_of((member_id,)).totals(member_id, codes, activity_types, bounds)
+        """(points, activities) in each [bounds[i], bounds[i + 1]), two queries."""
+        spans = list(itertools.pairwise(bounds))
+        code_list, type_list = sorted(codes), list(activity_types)
+        points = self._db.execute(
+            "SELECT "
+            + ", ".join(
+                "COALESCE(SUM(amount - reversed) FILTER"
+                " (WHERE effective_us >= ? AND effective_us < ?), 0)"
+                for _ in spans
+            )
+            + f" FROM credits WHERE member_id = ? AND code IN ({_marks(code_list)})"
+            " AND effective_us >= ?",
+            (*(edge for span in spans for edge in span), member_id, *code_list, bounds[0]),
+        ).fetchone()
+        activities = (
+            self._db.execute(
+                "SELECT "
+                + ", ".join("COUNT(*) FILTER (WHERE occur_us >= ? AND occur_us < ?)" for _ in spans)
+                + f" FROM activities WHERE member_id = ? AND type IN ({_marks(type_list)})"
+                " AND occur_us >= ? AND NOT (amount_minor > 0 AND refunded_minor >= amount_minor)",
+                (*(edge for span in spans for edge in span), member_id, *type_list, bounds[0]),
+            ).fetchone()
+            if type_list
+            else [0] * len(spans)
+        )
+        return list(zip(points, activities, strict=True))
 
     def anchor(self, member_id: str) -> int | None:
-        return self.facts_of((member_id,)).anchor(member_id)
+        row = self._db.execute(
+            "SELECT first_us FROM members WHERE member_id = ?", (member_id,)
+        ).fetchone()
+        return row[0] if row else None
 
     def measure(self, member_id: str, rule: Rule, start_us: int, end_us: int) -> int:
-        return self.facts_of((member_id,)).measure(member_id, rule, start_us, end_us)
+        db = self._db
+        if rule.measure is Measure.POINTS_EARNED:
+            codes = sorted(rule.codes)
+            row = db.execute(
+                "SELECT COALESCE(SUM(amount - reversed), 0) FROM credits WHERE member_id = ?"
+                f" AND code IN ({_marks(codes)}) AND effective_us >= ? AND effective_us < ?",
+                (member_id, *codes, start_us, end_us),
+            ).fetchone()
+            return row[0]
+        if rule.measure is Measure.ACTIVITY_COUNT:
+            return db.execute(
+                "SELECT COUNT(*) FROM activities WHERE member_id = ? AND type = ?"
+                " AND occur_us >= ? AND occur_us < ?"
+                " AND NOT (amount_minor > 0 AND refunded_minor >= amount_minor)",
+                (member_id, rule.activity_type, start_us, end_us),
+            ).fetchone()[0]
+        where, parameters = _play_filter(rule)
+        aggregate = "COALESCE(MAX(score), 0)" if rule.measure is Measure.CATCH_SCORE else "COUNT(*)"
+        return db.execute(
+            f"SELECT {aggregate} FROM plays WHERE member_id = ? AND occur_us >= ?"
+            f" AND occur_us < ?{where}",
+            (member_id, start_us, end_us, *parameters),
+        ).fetchone()[0]
 
     def moments(self, member_id: str, rule: Rule) -> list[tuple[int, str]]:
-        return self.facts_of((member_id,)).moments(member_id, rule)
+        if rule.measure is Measure.ACTIVITY_COUNT:
+            rows = self._db.execute(
+                "SELECT occur_us, time_zone FROM activities WHERE member_id = ? AND type = ?"
+                " AND NOT (amount_minor > 0 AND refunded_minor >= amount_minor)",
+                (member_id, rule.activity_type),
+            )
+        else:
+            where, parameters = _play_filter(rule)
+            rows = self._db.execute(
+                f"SELECT occur_us, time_zone FROM plays WHERE member_id = ?{where}",
+                (member_id, *parameters),
+            )
+        return sorted(rows.fetchall())
 
     def joined(self, member_id: str, challenge_id: str) -> int | None:
-        return self.facts_of((member_id,)).joined(member_id, challenge_id)
+        row = self._db.execute(
+            "SELECT occur_us FROM joins WHERE member_id = ? AND challenge_id = ?",
+            (member_id, challenge_id),
+        ).fetchone()
+        return row[0] if row else None
 
     def time_zone(self, member_id: str) -> str:
-        return self.facts_of((member_id,)).time_zone(member_id)
+        row = self._db.execute(
+            "SELECT time_zone FROM members WHERE member_id = ?", (member_id,)
+        ).fetchone()
+        return row[0] if row else ""
 
     # -- definitions
 
@@ -570,19 +613,13 @@ class SqliteProgressUnit:
     # -- tiers
 
     def floors(self, member_id: str) -> dict[str, Floor]:
-        return self.floors_of((member_id,))[member_id]
-
-    def floors_of(self, member_ids: Sequence[str]) -> dict[str, dict[str, Floor]]:
-        """Each member's floors by program, in one query per CHUNK members."""
-        found: dict[str, dict[str, Floor]] = {member_id: {} for member_id in member_ids}
-        for chunk in _chunks(list(found)):
-            for member_id, program_id, tier_id, expire_us, reason in self._db.execute(
-                "SELECT member_id, program_id, tier_id, expire_us, reason FROM floors"
-                f" WHERE member_id IN ({_marks(chunk)})",
-                chunk,
-            ):
-                found[member_id][program_id] = Floor(tier_id, expire_us, reason)
-        return found
+        return {
+            program_id: Floor(tier_id, expire_us, reason)
+            for program_id, tier_id, expire_us, reason in self._db.execute(
+                "SELECT program_id, tier_id, expire_us, reason FROM floors WHERE member_id = ?",
+                (member_id,),
+            )
+        }
 
     def set_floor(self, program_id: str, member_id: str, floor: Floor | None) -> None:
         if floor is None:
@@ -599,24 +636,12 @@ class SqliteProgressUnit:
         )
 
     def member_tier(self, program_id: str, member_id: str) -> RecordedTier | None:
-        return self.member_tiers((program_id,), (member_id,)).get((program_id, member_id))
-
-    def member_tiers(
-        self, program_ids: Sequence[str], member_ids: Sequence[str]
-    ) -> dict[tuple[str, str], RecordedTier]:
-        """The tiers recorded for these members in these programs, by (program,
-        member), one query per program and CHUNK members."""
-        found = {}
-        for program_id in program_ids:
-            for chunk in _chunks(list(dict.fromkeys(member_ids))):
-                for row in self._db.execute(
-                    "SELECT program_id, member_id, tier_id, since_us, kept_until_us,"
-                    " next_review_us FROM member_tiers WHERE program_id = ?"
-                    f" AND member_id IN ({_marks(chunk)})",
-                    (program_id, *chunk),
-                ):
-                    found[row[0], row[1]] = RecordedTier(*row)
-        return found
+        row = self._db.execute(
+            "SELECT program_id, member_id, tier_id, since_us, kept_until_us, next_review_us"
+            " FROM member_tiers WHERE program_id = ? AND member_id = ?",
+            (program_id, member_id),
+        ).fetchone()
+        return RecordedTier(*row) if row else None
 
     def save_member_tier(self, tier: RecordedTier) -> None:
         self._db.execute(
@@ -752,9 +777,10 @@ class SqliteProgressUnit:
 
     def held_awards(self, member_ids: Sequence[str]) -> dict[str, set[tuple]]:
         """(kind, definition_id, detail) of the awards each member holds, one query
-        per CHUNK members."""
+        for a whole batch of members."""
         held: dict[str, set[tuple]] = {member_id: set() for member_id in member_ids}
-        for chunk in _chunks(list(held)):
+        for first in range(0, len(member_ids), 500):
+            chunk = member_ids[first : first + 500]
             for member_id, kind, definition_id, detail in self._db.execute(
                 "SELECT member_id, kind, definition_id, detail FROM awards"
                 f" WHERE member_id IN ({_marks(chunk)})",
@@ -859,216 +885,6 @@ def _time_of(event: Event) -> int:
     if isinstance(event, PointsCredited | PointsReversed):
         return event.commit_us
     return event.occur_us
-
-
-CHUNK = 500
-
-
-def _chunks(values: Sequence[str]) -> list[Sequence[str]]:
-    return [values[first : first + CHUNK] for first in range(0, len(values), CHUNK)]
-
-
-class BatchFacts:
-    """The `Facts` questions asked of a batch of members in a few queries, not a
-    few per member. A question (its parameters) is asked of its first member
-    alone; asked again for another member, of every member of the batch not
-    answered yet, in one query per CHUNK members (so a question only one member
-    asks, its own anniversary years, costs one query, and one every member asks
-    costs two). Answers are kept: the facts must not change meanwhile."""
-
-    def __init__(self, connection: sqlite3.Connection, member_ids: Sequence[str]) -> None:
-        self._db = connection
-        self._members = list(dict.fromkeys(member_ids))
-        self._answers: dict[tuple, dict[str, Any]] = {}
-
-    def _ask(self, key: tuple, member_id: str, query: Callable[[Sequence[str]], dict], default):
-        answers = self._answers.get(key)
-        if answers is None:
-            answers = self._answers[key] = {}
-            asked = [member_id]
-        elif member_id in answers:
-            return answers[member_id]
-        else:
-            asked = [member_id, *(m for m in self._members if m not in answers and m != member_id)]
-        for chunk in _chunks(asked):
-            found = query(chunk)
-            for member in chunk:
-                answers[member] = found.get(member, default)
-        return answers[member_id]
-
-    def history(
-        self, member_id: str, codes: frozenset[str], activity_types: tuple[str, ...], start_us: int
-    ) -> list[Qualifying]:
-        code_list, type_list = sorted(codes), list(activity_types)
-
-        def query(members: Sequence[str]) -> dict[str, list[Qualifying]]:
-            found: dict[str, list[Qualifying]] = {}
-            for member, at, points in self._db.execute(
-                "SELECT member_id, effective_us, amount - reversed FROM credits"
-                f" WHERE member_id IN ({_marks(members)}) AND effective_us >= ?"
-                f" AND code IN ({_marks(code_list)}) AND amount > reversed",
-                (*members, start_us, *code_list),
-            ):
-                found.setdefault(member, []).append(Qualifying(at, points=points))
-            if type_list:
-                for member, at in self._db.execute(
-                    f"SELECT member_id, occur_us FROM activities WHERE member_id IN"
-                    f" ({_marks(members)}) AND type IN ({_marks(type_list)}) AND occur_us >= ?"
-                    " AND NOT (amount_minor > 0 AND refunded_minor >= amount_minor)",
-                    (*members, *type_list, start_us),
-                ):
-                    found.setdefault(member, []).append(Qualifying(at, activities=1))
-            for entries in found.values():
-                entries.sort(key=lambda entry: (entry.at_us, entry.points, entry.activities))
-            return found
-
-        return list(self._ask(("history", codes, activity_types, start_us), member_id, query, ()))
-
-    def totals(
-        self,
-        member_id: str,
-        codes: frozenset[str],
-        activity_types: tuple[str, ...],
-        bounds: Sequence[int],
-    ) -> list[tuple[int, int]]:
-        """(points, activities) in each [bounds[i], bounds[i + 1]), two queries."""
-        spans = list(itertools.pairwise(bounds))
-        edges = [edge for span in spans for edge in span]
-        code_list, type_list = sorted(codes), list(activity_types)
-
-        def query(members: Sequence[str]) -> dict[str, list[tuple[int, int]]]:
-            points = {
-                row[0]: row[1:]
-                for row in self._db.execute(
-                    "SELECT member_id, "
-                    + ", ".join(
-                        "COALESCE(SUM(amount - reversed) FILTER"
-                        " (WHERE effective_us >= ? AND effective_us < ?), 0)"
-                        for _ in spans
-                    )
-                    + f" FROM credits WHERE member_id IN ({_marks(members)})"
-                    f" AND code IN ({_marks(code_list)}) AND effective_us >= ? GROUP BY member_id",
-                    (*edges, *members, *code_list, bounds[0]),
-                )
-            }
-            activities = (
-                {
-                    row[0]: row[1:]
-                    for row in self._db.execute(
-                        "SELECT member_id, "
-                        + ", ".join(
-                            "COUNT(*) FILTER (WHERE occur_us >= ? AND occur_us < ?)" for _ in spans
-                        )
-                        + f" FROM activities WHERE member_id IN ({_marks(members)})"
-                        f" AND type IN ({_marks(type_list)}) AND occur_us >= ?"
-                        " AND NOT (amount_minor > 0 AND refunded_minor >= amount_minor)"
-                        " GROUP BY member_id",
-                        (*edges, *members, *type_list, bounds[0]),
-                    )
-                }
-                if type_list
-                else {}
-            )
-            nothing = (0,) * len(spans)
-            return {
-                member: list(
-                    zip(points.get(member, nothing), activities.get(member, nothing), strict=True)
-                )
-                for member in points.keys() | activities.keys()
-            }
-
-        key = ("totals", codes, activity_types, tuple(bounds))
-        return list(self._ask(key, member_id, query, [(0, 0)] * len(spans)))
-
-    def _member(self, member_id: str) -> tuple[str, int] | None:
-        def query(members: Sequence[str]) -> dict[str, tuple[str, int]]:
-            return {
-                member: (time_zone, first_us)
-                for member, time_zone, first_us in self._db.execute(
-                    "SELECT member_id, time_zone, first_us FROM members"
-                    f" WHERE member_id IN ({_marks(members)})",
-                    members,
-                )
-            }
-
-        return self._ask(("member",), member_id, query, None)
-
-    def anchor(self, member_id: str) -> int | None:
-        known = self._member(member_id)
-        return known[1] if known else None
-
-    def time_zone(self, member_id: str) -> str:
-        known = self._member(member_id)
-        return known[0] if known else ""
-
-    def measure(self, member_id: str, rule: Rule, start_us: int, end_us: int) -> int:
-        if rule.measure is Measure.POINTS_EARNED:
-            codes = sorted(rule.codes)
-            sql = (
-                "SELECT member_id, COALESCE(SUM(amount - reversed), 0) FROM credits"
-                " WHERE member_id IN ({}) AND code IN ("
-                + _marks(codes)
-                + ") AND effective_us >= ? AND effective_us < ? GROUP BY member_id"
-            )
-            parameters: list = [*codes, start_us, end_us]
-        elif rule.measure is Measure.ACTIVITY_COUNT:
-            sql = (
-                "SELECT member_id, COUNT(*) FROM activities WHERE member_id IN ({}) AND type = ?"
-                " AND occur_us >= ? AND occur_us < ?"
-                " AND NOT (amount_minor > 0 AND refunded_minor >= amount_minor)"
-                " GROUP BY member_id"
-            )
-            parameters = [rule.activity_type, start_us, end_us]
-        else:
-            where, parameters = _play_filter(rule)
-            aggregate = (
-                "COALESCE(MAX(score), 0)" if rule.measure is Measure.CATCH_SCORE else "COUNT(*)"
-            )
-            sql = (
-                f"SELECT member_id, {aggregate} FROM plays WHERE member_id IN ({{}})"
-                f" AND occur_us >= ? AND occur_us < ?{where} GROUP BY member_id"
-            )
-            parameters = [start_us, end_us, *parameters]
-
-        def query(members: Sequence[str]) -> dict[str, int]:
-            return dict(self._db.execute(sql.format(_marks(members)), (*members, *parameters)))
-
-        return self._ask(("measure", rule, start_us, end_us), member_id, query, 0)
-
-    def moments(self, member_id: str, rule: Rule) -> list[tuple[int, str]]:
-        if rule.measure is Measure.ACTIVITY_COUNT:
-            sql = (
-                "SELECT member_id, occur_us, time_zone FROM activities WHERE member_id IN ({})"
-                " AND type = ? AND NOT (amount_minor > 0 AND refunded_minor >= amount_minor)"
-            )
-            parameters = [rule.activity_type]
-        else:
-            where, parameters = _play_filter(rule)
-            sql = "SELECT member_id, occur_us, time_zone FROM plays WHERE member_id IN ({})" + where
-
-        def query(members: Sequence[str]) -> dict[str, list[tuple[int, str]]]:
-            found: dict[str, list[tuple[int, str]]] = {}
-            for member, at, zone_name in self._db.execute(
-                sql.format(_marks(members)), (*members, *parameters)
-            ):
-                found.setdefault(member, []).append((at, zone_name))
-            for moments in found.values():
-                moments.sort()
-            return found
-
-        return list(self._ask(("moments", rule), member_id, query, ()))
-
-    def joined(self, member_id: str, challenge_id: str) -> int | None:
-        def query(members: Sequence[str]) -> dict[str, int]:
-            return dict(
-                self._db.execute(
-                    f"SELECT member_id, occur_us FROM joins WHERE member_id IN ({_marks(members)})"
-                    " AND challenge_id = ?",
-                    (*members, challenge_id),
-                )
-            )
-
-        return self._ask(("joined", challenge_id), member_id, query, None)
 
 
 class ProgressStore(SqliteStore[SqliteProgressUnit]):
