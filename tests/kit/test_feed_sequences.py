@@ -104,11 +104,13 @@ async def test_concurrent_writers_leave_no_gap_a_reader_could_skip(engine, tmp_p
         for turn in itertools.count():
             store = stores[turn % len(stores)]
             cursor = seen[-1][0] if seen else 0
+            # Every write has committed before a read that starts once writing ended.
+            finished = not writing
             page = await store.read(lambda unit, cursor=cursor: unit.after(cursor))
             # Each page goes on from the cursor with no hole, while writers commit.
             assert [row[0] for row in page] == list(range(cursor + 1, cursor + 1 + len(page)))
             seen.extend(page)
-            if not writing and not page:
+            if finished and not page:
                 return seen
             await asyncio.sleep(0)
 
