@@ -375,6 +375,8 @@ PLACED: dict[str, tuple[tuple[str, str], ...]] = {
         (f"plays.1.{path}", DRAWN)
         for path in (
             "landedSegmentIndex",
+            "prize",
+            "transferIds",
             "pointsWon",
             "proof.drawValue",
             "proof.drawnSegmentIndex",
@@ -714,6 +716,20 @@ async def run_step(command: str, run_admin) -> str:
     return await run_admin(command)
 
 
+def admin_runner(suite, token: str):
+    """Runs a README loyalty-admin command (`bin/loyalty-admin ...`) from the checkout
+    against `suite`'s gateway; what it prints."""
+    from tests.support.e2e import admin
+
+    async def run_admin(command: str) -> str:
+        program, *args = command.split()
+        code, out, err = await admin(suite, token, *args, program=REPO / program, cwd=REPO)
+        assert code == 0, (command, err)
+        return out
+
+    return run_admin
+
+
 def _replaced(text: str, name: str, content: str) -> str:
     start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
     begin, finish = text.index(start) + len(start), text.index(end)
@@ -721,7 +737,7 @@ def _replaced(text: str, name: str, content: str) -> str:
 
 
 async def generate(directory: Path) -> None:
-    from tests.support.e2e import admin, start_suite
+    from tests.support.e2e import start_suite
 
     suite, mint = await start_suite(directory, **SUITE_ENV)
     try:
@@ -739,14 +755,7 @@ async def generate(directory: Path) -> None:
         readme = _replaced(
             readme, "try-it-curl", await _rendered(examples, REFUSALS[:1], token, False)
         )
-        manager = mint.issue("alice", "campaign-manager")
-
-        async def run_admin(command: str) -> str:
-            program, *args = command.split()
-            code, out, err = await admin(suite, manager, *args, program=REPO / program, cwd=REPO)
-            assert code == 0, (command, err)
-            return out
-
+        run_admin = admin_runner(suite, mint.issue("alice", "campaign-manager"))
         steps = [f"$ {TRY_IT_LOGIN}\n"]
         for command in TRY_IT_STEPS:
             steps.append(f"$ {command}\n{await run_step(command, run_admin)}")
