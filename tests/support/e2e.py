@@ -138,7 +138,7 @@ ADMIN_SECONDS = 60
 
 
 async def admin(
-    suite: Suite, token: str, *args: str, program: Path = ADMIN
+    suite: Suite, token: str, *args: str, program: Path = ADMIN, cwd: Path | None = None
 ) -> tuple[int, str, str]:
     """Runs loyalty-admin against the suite's gateway: (exit status, stdout, stderr)."""
     process = await asyncio.create_subprocess_exec(
@@ -146,6 +146,7 @@ async def admin(
         "--gateway",
         suite.target("gateway"),
         *args,
+        cwd=cwd,
         env={**os.environ, "LOYALTY_TOKEN": token},
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
