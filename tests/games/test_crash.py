@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import sqlite3
 from dataclasses import dataclass, field
 
 import grpc
@@ -22,6 +21,7 @@ from tests.support import deadlines
 from tests.support.errors import expect_error
 from tests.support.games import STANDARD_WHEEL, create_stocked_wheel, plays_of, wheel_config
 from tests.support.ledger import balance, fund, history
+from tests.support.postgres import stored_rows
 from tools.suite import Suite
 
 pytestmark = pytest.mark.slow
@@ -35,13 +35,19 @@ PAID = (pb.PLAY_STATUS_SETTLED, pb.PLAY_STATUS_FALLBACK)
 @dataclass
 class Running:
     suite: Suite
+    games_db: str
     ledger: ledger_grpc.LedgerServiceStub
     games: pb_grpc.GamesServiceStub
 
 
 @pytest.fixture
-async def running(tmp_path):
-    suite = Suite(tmp_path / "data", env={"LOG_LEVEL": "warning"}, log_dir=tmp_path / "logs")
+async def running(tmp_path, ledger_db, games_db):
+    suite = Suite(
+        tmp_path / "data",
+        env={"LOG_LEVEL": "warning"},
+        log_dir=tmp_path / "logs",
+        databases={"ledger": ledger_db, "games": games_db},
+    )
     await suite.start("ledger")
     async with (
         deadlines.channel(suite.target("ledger"), wait_for_ready=True) as ledger_channel,
@@ -50,6 +56,7 @@ async def running(tmp_path):
         try:
             yield Running(
                 suite,
+                games_db,
                 ledger_grpc.LedgerServiceStub(ledger_channel),
                 pb_grpc.GamesServiceStub(games_channel),
             )
@@ -57,10 +64,9 @@ async def running(tmp_path):
             await suite.stop_all()
 
 
-def spins_in_games_db(suite: Suite) -> dict[str, str]:
-    """The spins games recorded, by id, as its file says while it is down."""
-    with sqlite3.connect(f"file:{suite.data_dir / 'games.db'}?mode=ro", uri=True) as db:
-        return dict(db.execute("SELECT spin_id, status FROM spins"))
+def spins_in_games_db(games_db: str) -> dict[str, str]:
+    """The spins games recorded, by id, as its database says while it is down."""
+    return dict(stored_rows(games_db, "SELECT spin_id, status FROM spins"))
 
 
 async def charges_of(ledger, members: list[str]) -> dict[str, ledger_pb.Transfer]:
@@ -127,7 +133,7 @@ async def test_killed_between_the_ledgers_answer_and_the_apply_the_restart_appli
     assert await deadlines.within(harness.process.wait()) == -9
     # The ledger committed the spin's chain; games had recorded it and applied nothing.
     assert await balance(running.ledger, GAMES_REVENUE_ACCOUNT) == COST
-    assert list(spins_in_games_db(suite).values()) == ["pending"]
+    assert list(spins_in_games_db(running.games_db).values()) == ["pending"]
 
     await suite.start("games")  # the real service, on the same files
     plays = await plays_of(running.games, "m-1")
