@@ -16,10 +16,10 @@ what it decides from before reading it, so the decision holds at COMMIT:
   writer but one on a hot budget row and retry them all;
 - a purchase's row when a refund reads what it can still take back; a feed
   cursor's row when a follower moves it;
-- a feed table (the activity feed, transitions) under a transaction advisory
-  lock from taking its next sequence to COMMIT: sequences are taken in commit
-  order, and a rolled-back write gives its number back, so a reader past 7
-  never misses 6. A SERIAL is neither.
+- a feed's counter (the activity feed, transitions: the kit's feed_sequences),
+  from taking its numbers at the end of the write to COMMIT: numbers are taken
+  in commit order, and a rolled-back write gives them back, so a reader past 7
+  never misses 6. Its NOTIFY at COMMIT wakes every replica's Watch readers.
 
 Read units run in one REPEATABLE READ READ ONLY snapshot and lock nothing.
 Budgets are also floors in the database: a CHECK refuses an award its budget
@@ -34,7 +34,13 @@ from typing import Unpack
 from services.campaigns.domain.evaluation import Usage, UsageQuery
 from services.campaigns.domain.model import Member
 from services.campaigns.domain.records import BudgetFigures, PurchaseLegs
-from services.campaigns.store import CampaignsUnit, SqliteCampaignsUnit
+from services.campaigns.store import (
+    ACTIVITY_FEED_NAME,
+    FEED_COUNTERS,
+    TRANSITIONS_FEED,
+    CampaignsUnit,
+    SqliteCampaignsUnit,
+)
 from services.kit.cursors import CURSORS_MIGRATION
 from services.kit.outbox import PG_OUTBOX_MIGRATION
 from services.kit.postgres import READ_COMMITTED, PgConnection, PgStore
@@ -179,7 +185,7 @@ CREATE TABLE standings (
 );
 """
 
-PG_MIGRATIONS = (PG_SCHEMA_V1 + PG_OUTBOX_MIGRATION + CURSORS_MIGRATION,)
+PG_MIGRATIONS = (PG_SCHEMA_V1 + PG_OUTBOX_MIGRATION + CURSORS_MIGRATION + FEED_COUNTERS,)
 
 
 class PgCampaignsUnit(SqliteCampaignsUnit):
@@ -233,18 +239,18 @@ class PgCampaignsUnit(SqliteCampaignsUnit):
         self._lock("activities", "activity_id", (purchase_activity_id,))
         return super().purchase_legs(purchase_activity_id)
 
-    def last_sequence(self, feed: str) -> int:
-        # Held to COMMIT: the next write of this feed reads the MAX this one leaves.
-        self._db.execute(
-            "SELECT pg_advisory_xact_lock(hashtext(current_schema() || ':' || ?))", (feed,)
-        )
-        return super().last_sequence(feed)
-
 
 class PgCampaignsStore(PgStore[CampaignsUnit]):
     """The campaigns tables on PostgreSQL (READ COMMITTED with the locks above)."""
 
     def __init__(self, url: str, **options: Unpack[StoreOptions]) -> None:
         super().__init__(
-            url, "campaigns", PG_MIGRATIONS, PgCampaignsUnit, isolation=READ_COMMITTED, **options
+            url,
+            "campaigns",
+            PG_MIGRATIONS,
+            PgCampaignsUnit,
+            isolation=READ_COMMITTED,
+            # Every replica's commits to the feeds wake this one's Watch readers.
+            feeds=(ACTIVITY_FEED_NAME, TRANSITIONS_FEED),
+            **options,
         )

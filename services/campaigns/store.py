@@ -48,6 +48,11 @@ from services.campaigns.domain.records import (
 )
 from services.campaigns.domain.refund import AwardedLeg, ClawbackPlan
 from services.kit.cursors import CURSORS_MIGRATION, read_cursor, write_cursor
+from services.kit.feed_sequences import (
+    FEED_SEQUENCES_MIGRATION,
+    feed_counter_migration,
+    take_sequences,
+)
 from services.kit.outbox import OUTBOX_KINDS_MIGRATION, OUTBOX_MIGRATION, OutboxUnit, SqliteOutbox
 from services.kit.sqlite import SqliteStore, StoreOptions
 from services.kit.stores import UnitStore
@@ -268,6 +273,15 @@ BEGIN
 END;
 """
 
+# The feeds' numbers come from the kit's counters, going on from the last given.
+ACTIVITY_FEED_NAME = "activities"
+TRANSITIONS_FEED = "transitions"
+FEED_COUNTERS = (
+    FEED_SEQUENCES_MIGRATION
+    + feed_counter_migration(ACTIVITY_FEED_NAME, "activity_feed", "sequence")
+    + feed_counter_migration(TRANSITIONS_FEED, "transitions", "sequence")
+)
+
 MIGRATIONS = (
     SCHEMA,
     OUTBOX_MIGRATION,
@@ -276,6 +290,7 @@ MIGRATIONS = (
     ACTIVITY_FEED,
     STANDINGS,
     BUDGET_FLOOR,
+    FEED_COUNTERS,
 )
 
 # campaign id -> the activity's local date in that campaign's zone (ISO).
@@ -385,6 +400,9 @@ class SqliteCampaignsUnit:
     def __init__(self, connection: sqlite3.Connection) -> None:
         self._db = connection
         self.outbox = SqliteOutbox(connection)
+        # Feed rows this write appends, numbered and inserted by before_commit.
+        self._events: list[tuple[str, int]] = []
+        self._transitions: list[StateChange] = []
 
     # Members.
 
@@ -792,10 +810,39 @@ class SqliteCampaignsUnit:
         )
 
     def record_event(self, activity_id: str, now_us: int) -> None:
-        """Append a settled activity to the feed, with the points it gave each member
-        (its legs; for a refund, minus what its clawback reversed) and its member's
-        zone now. Called in the transaction that settles it, which so assigns the
-        next sequence. One statement, so the hot path parses no JSON in Python."""
+        """Append a settled activity to the feed when this write commits (before_commit).
+        Called in the transaction that settles it."""
+        self._events.append((activity_id, now_us))
+
+    def before_commit(self) -> None:
+        """The feed rows this write appends, with the feeds' next numbers, taken last
+        so each counter is held only until COMMIT (kit feed_sequences.py): gapless
+        and in commit order with any number of writers."""
+        if self._events:
+            first = take_sequences(self._db, ACTIVITY_FEED_NAME, len(self._events))
+            for sequence, (activity_id, now_us) in enumerate(self._events, start=first):
+                self._insert_event(sequence, activity_id, now_us)
+            self._events.clear()
+        if self._transitions:
+            first = take_sequences(self._db, TRANSITIONS_FEED, len(self._transitions))
+            self._db.executemany(
+                "INSERT INTO transitions (sequence, campaign_id, from_state, to_state, effect_us)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [
+                    (sequence, c.campaign_id, c.before.value, c.after.value, c.effect_us)
+                    for sequence, c in enumerate(self._transitions, start=first)
+                ],
+            )
+            self._transitions.clear()
+
+    # What differs per engine in _insert_event: the JSON functions.
+    CREDITS_JSON = "json_group_array(json_array(beneficiary, points))"
+    TIME_ZONE_JSON = "json_extract(profile, '$.time_zone')"
+
+    def _insert_event(self, sequence: int, activity_id: str, now_us: int) -> None:
+        """The feed row of a settled activity: the points it gave each member (its
+        legs; for a refund, minus what its clawback reversed) and its member's zone
+        now. One statement, so the hot path parses no JSON in Python."""
         self._db.execute(
             "WITH credits (beneficiary, points) AS ("
             " SELECT beneficiary, SUM(points) FROM ("
@@ -814,23 +861,8 @@ class SqliteCampaignsUnit:
             f" COALESCE((SELECT {self.TIME_ZONE_JSON} FROM members"
             "  WHERE members.member_id = activities.member_id), ''),"
             " ? FROM activities WHERE activity_id = ?",
-            (
-                activity_id,
-                activity_id,
-                self.last_sequence("activity_feed") + 1,
-                now_us,
-                activity_id,
-            ),
+            (activity_id, activity_id, sequence, now_us, activity_id),
         )
-
-    # What differs per engine in record_event: the JSON functions.
-    CREDITS_JSON = "json_group_array(json_array(beneficiary, points))"
-    TIME_ZONE_JSON = "json_extract(profile, '$.time_zone')"
-
-    def last_sequence(self, feed: str) -> int:
-        """The feed table's last sequence, the next one's to take: SQLite's one
-        writer takes it alone (PostgreSQL locks first, see pg_store.py)."""
-        return self._db.execute(f"SELECT COALESCE(MAX(sequence), 0) FROM {feed}").fetchone()[0]
 
     def events_after(self, sequence: int, limit: int) -> list[ActivityEvent]:
         return [
@@ -898,32 +930,16 @@ class SqliteCampaignsUnit:
         }
 
     def append_transitions(self, changes: Sequence[StateChange], scanned_us: int | None) -> None:
-        """Store the changes not stored yet: another replica's tracker may have
-        announced the same change first."""
-        last = self.last_sequence("transitions") if changes else 0
+        """Store the changes not announced yet (another replica's tracker may have
+        announced the same one first: its row then already holds the new state)."""
         for change in changes:
-            stored = self._db.execute(
-                "SELECT state FROM announced_states WHERE campaign_id = ?", (change.campaign_id,)
-            ).fetchone()
-            if stored is not None and stored[0] == change.after.value:
-                continue
-            last += 1
-            self._db.execute(
-                "INSERT INTO transitions (sequence, campaign_id, from_state, to_state, effect_us)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (
-                    last,
-                    change.campaign_id,
-                    change.before.value,
-                    change.after.value,
-                    change.effect_us,
-                ),
-            )
-            self._db.execute(
+            if self._db.execute(
                 "INSERT INTO announced_states (campaign_id, state) VALUES (?, ?)"
-                " ON CONFLICT (campaign_id) DO UPDATE SET state = excluded.state",
+                " ON CONFLICT (campaign_id) DO UPDATE SET state = excluded.state"
+                " WHERE announced_states.state != excluded.state RETURNING campaign_id",
                 (change.campaign_id, change.after.value),
-            )
+            ).fetchone():
+                self._transitions.append(change)
         if scanned_us is not None:
             self._db.execute(
                 "INSERT INTO scan_progress (id, scanned_us) VALUES (1, ?)"

@@ -22,6 +22,7 @@ from tests.support import deadlines
 from tests.support.campaigns import fixed, launch, program, purchase, track
 from tests.support.errors import expect_error
 from tests.support.ledger import balance, history
+from tests.support.postgres import fresh_database
 from tools.suite import Suite
 
 HARNESS = "tests.campaigns.crash_harness"
@@ -32,6 +33,8 @@ SEED = 20_261_201
 MEMBERS = 16
 PER_MEMBER = 30
 KILLS = 3
+# The two-replica test's bonus budget: 5 points a purchase, spent before the load ends.
+BUDGET = 5 * MEMBERS * PER_MEMBER // 2
 
 
 @pytest.fixture
@@ -207,3 +210,95 @@ async def test_sigkills_at_random_moments_under_load_leave_every_award_applied_o
         for member_id in members:
             credited = sum(e.points for e in events if e.activity.member_id == member_id)
             assert credited == await balance(ledger, member_id), member_id
+
+
+@pytest.mark.slow
+async def test_two_replicas_on_one_postgres_one_killed_under_load(tmp_path, postgres):
+    """Two campaigns processes and a ledger on one PostgreSQL; members report to
+    either replica, and a call that fails goes to the other. One replica is
+    SIGKILLed mid-load: every activity is answered once, the budget is spent to
+    its last point and never past it, and the feed is gapless."""
+    databases = {
+        name: fresh_database(tmp_path, "postgres", name) for name in ("ledger", "campaigns")
+    }
+    first = Suite(
+        tmp_path / "data-0",
+        env={"LOG_LEVEL": "warning"},
+        log_dir=tmp_path / "logs-0",
+        databases=databases,
+    )
+    await first.start("ledger")
+    second = Suite(
+        tmp_path / "data-1",
+        env={"LOG_LEVEL": "warning"},
+        log_dir=tmp_path / "logs-1",
+        databases=databases,
+        addresses={"ledger": first.target("ledger")},
+    )
+    members = [f"m-{n}" for n in range(MEMBERS)]
+    try:
+        await first.start("campaigns")
+        async with (
+            deadlines.channel(first.target("campaigns"), CALL_SECONDS) as zero,
+            deadlines.channel(first.target("ledger"), CALL_SECONDS) as ledger_channel,
+        ):
+            stubs = [pb_grpc.CampaignsServiceStub(zero)]
+            await program(stubs[0], *members)
+            await launch(stubs[0], "bonus", fixed(5, budget=BUDGET))
+            await second.start("campaigns")  # its catalog holds the campaigns
+            async with deadlines.channel(second.target("campaigns"), CALL_SECONDS) as one:
+                stubs.append(pb_grpc.CampaignsServiceStub(one))
+                answers: dict[str, pb.Breakdown] = {}
+                failed_over: list[str] = []
+                progress = asyncio.Event()
+
+                async def report(n: int, member_id: str) -> None:
+                    clock = SystemClock()
+                    for k in range(PER_MEMBER):
+                        activity_id = f"{member_id}-{k}"
+                        request = pb.TrackActivityRequest(
+                            activity=purchase(activity_id, 300, clock.now_us(), member_id)
+                        )
+                        for attempt in range(4):
+                            stub = stubs[(n + k + attempt) % 2]
+                            try:
+                                response = await stub.TrackActivity(request)
+                            except grpc.aio.AioRpcError as error:
+                                assert error.code() == grpc.StatusCode.UNAVAILABLE, error
+                                failed_over.append(activity_id)
+                                continue
+                            answers[activity_id] = response.breakdown
+                            progress.set()
+                            break
+
+                reporting = [asyncio.create_task(report(n, m)) for n, m in enumerate(members)]
+                while len(answers) < len(members) * PER_MEMBER // 3:
+                    progress.clear()
+                    await asyncio.wait_for(progress.wait(), LOAD_SECONDS)
+                await first.running["campaigns"].kill()
+                await asyncio.wait_for(asyncio.gather(*reporting), LOAD_SECONDS)
+                assert failed_over, "the kill met no call in flight"
+                ledger = ledger_grpc.LedgerServiceStub(ledger_channel)
+                await check_replicas_left(stubs[1], ledger, members, answers)
+    finally:
+        await second.stop_all()
+        await first.stop_all()
+
+
+async def check_replicas_left(stub, ledger, members, answers) -> None:
+    assert len(answers) == len(members) * PER_MEMBER
+    base, bonus = await stats_of(stub, "base"), await stats_of(stub, "bonus")
+    # 3 points a purchase, and 5 more from the budget until it is spent, never past it.
+    assert base.points_awarded == 3 * len(answers)
+    assert bonus.points_awarded == BUDGET and bonus.budget_left == 0
+    assert bonus.reconciled and base.reconciled
+    assert await balance(ledger, "campaign:bonus:budget") == 0
+    assert sum([await balance(ledger, m) for m in members]) == 3 * len(answers) + BUDGET
+    # Each activity paid once, as answered: the feed holds each once, gapless.
+    feed = stub.WatchActivities(pb.WatchActivitiesRequest())
+    events = [await asyncio.wait_for(feed.read(), CALL_SECONDS) for _ in range(len(answers))]
+    feed.cancel()
+    assert [event.sequence for event in events] == list(range(1, len(answers) + 1))
+    assert sorted(event.activity.activity_id for event in events) == sorted(answers)
+    for event in events:
+        assert event.points == answers[event.activity.activity_id].total_points

@@ -12,12 +12,21 @@ from contextlib import closing
 import psycopg
 import pytest
 
-from services.campaigns.domain.model import Conditions, Limits, MemberLimit
+from services.campaigns.domain.model import CampaignState, Conditions, Limits, MemberLimit
 from services.campaigns.server import Campaigns, assemble
 from services.kit.schedule import LimitPeriod
 from services.kit.stores import is_postgres
+from tests.support import deadlines
 from tests.support.campaign_cases import join, launch, points_of, track
-from tests.support.campaign_specs import activity, base_rule, fixed, member, purchase
+from tests.support.campaign_specs import (
+    activity,
+    at,
+    base_rule,
+    fixed,
+    member,
+    purchase,
+    window,
+)
 from tests.support.postgres import stored_rows
 
 LOGINS = Conditions(activity_types=("app_login",))
@@ -92,6 +101,35 @@ async def test_the_same_activity_on_both_replicas_is_recorded_once(service, seco
     )
     assert sum(not t.replayed for t in tracked) == 1
     assert service.ledger.balance("m-1") == 17
+
+
+@pytest.mark.parametrize("engine", ["postgres"])
+async def test_a_watcher_on_one_replica_sees_what_the_other_settles(service, second):
+    """Only PostgreSQL tells one process of another's commits (LISTEN/NOTIFY)."""
+    await join(service)
+    await launch(service, "base", base_rule())
+    await second.start()
+    feed = second.feed.watch(0)
+    first = asyncio.ensure_future(anext(feed))
+    await track(service, purchase(500, activity_id="a-1"))
+    event = await asyncio.wait_for(first, deadlines.DEADLINE_SECONDS)
+    assert (event.sequence, event.activity.activity_id, event.points) == (1, "a-1", 5)
+    await feed.aclose()
+
+
+async def test_a_transition_both_replicas_see_is_stored_once(service, second):
+    await launch(service, "later", fixed(5, schedule=window("2026-03-08T09:00:00", 24)))
+    await second.start()
+    service.clock.set(at("2026-03-08T09:00:01"))
+    replicas = (service.campaigns, second)
+    await asyncio.gather(*(replica.transitions.refresh(["later"]) for replica in replicas * 2))
+    stored = await second.store.read(lambda unit: unit.transitions_after(0, 100))
+    later = [(t.change.before, t.change.after) for t in stored if t.change.campaign_id == "later"]
+    assert later == [
+        (CampaignState.DRAFT, CampaignState.SCHEDULED),
+        (CampaignState.SCHEDULED, CampaignState.LIVE),
+    ]
+    assert [t.sequence for t in stored] == list(range(1, len(stored) + 1))
 
 
 async def test_the_database_refuses_an_overspent_budget_and_an_edited_feed(service):
