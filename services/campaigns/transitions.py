@@ -50,6 +50,8 @@ class TransitionTracker:
         # The catalog feed's number the catalog holds every change up to.
         self.catalog_position = 0
         self._following = asyncio.Lock()
+        # Notified after each read of the catalog feed (tests wait on it).
+        self.followed = CommitSignal()
 
     async def start(self) -> None:
         """Load the catalog, announce what happened while the service was down."""
@@ -96,6 +98,7 @@ class TransitionTracker:
             for campaign in changed:
                 self._catalog.put(campaign)
             self.catalog_position = position
+        self.followed.notify()
 
     async def _follow(self) -> None:
         while True:
