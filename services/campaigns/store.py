@@ -521,8 +521,9 @@ class SqliteCampaignsUnit:
         changed = [
             _campaign(row)
             for row in self._db.execute(
-                f"SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE catalog_sequence > ?"
-                " ORDER BY campaign_id",
+                # No ORDER BY: SQLite would then scan every campaign in id order
+                # rather than search the index for the few changed.
+                f"SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE catalog_sequence > ?",
                 (after,),
             )
         ]
