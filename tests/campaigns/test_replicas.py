@@ -182,6 +182,17 @@ async def test_the_other_replica_reloads_what_changed_on_its_own(service, second
     assert points_of(outcome, "flash") == 10
 
 
+async def test_the_catalog_feed_names_only_the_campaigns_changed_since_a_number(service):
+    management = service.campaigns.management
+    for n in range(5):
+        await management.create(f"c-{n}", fixed(5))
+    position = service.campaigns.transitions.catalog_position
+    await management.update("c-3", lambda spec: fixed(6), 0)
+    changed, now = await service.campaigns.store.read(lambda unit: unit.catalog_changes(position))
+    assert [(c.campaign_id, c.version) for c in changed] == [("c-3", 2)]
+    assert now == position + 1 == service.campaigns.transitions.catalog_position
+
+
 async def test_two_replicas_racing_to_create_one_campaign_give_sqlites_answers(service, second):
     await second.start()
     replicas = (service.campaigns, second)
