@@ -33,12 +33,14 @@ class Tracked:
 class Recorded:
     """What a recording transaction did: a new decision with the outbox entry that
     posts it (None when there is nothing to post) and the budgets it drew on,
-    or the record of an earlier delivery of the same activity."""
+    or the record of an earlier delivery of the same activity; `stale`: nothing
+    recorded, the catalog it decided from was behind the catalog feed."""
 
     outcome: Outcome | None = None
     entry: OutboxEntry | None = None
     budgets: dict[str, BudgetFigures] | None = None
     existing: ActivityRecord | None = None
+    stale: bool = False
 
 
 def first_difference(first, again, path: str) -> str:

@@ -100,7 +100,9 @@ class Management(UseCases):
                     {"campaign_id": campaign_id},
                 )
             campaign = Campaign(campaign_id, 1, spec, CampaignStatus.DRAFT, now, now)
-            unit.put_campaign(campaign)
+            # A plain INSERT: a concurrent create of the id (another replica's)
+            # conflicts and this runs again, answering as above.
+            unit.insert_campaign(campaign)
             return campaign
 
         await self._store.write(work)

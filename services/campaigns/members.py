@@ -65,7 +65,10 @@ class Members(UseCases):
             )
             if current is not None and replace(current, update_us=now) == stored:
                 return Upserted(current, False)
-            unit.put_member(stored)
+            if current is None:
+                unit.insert_member(stored)
+            else:
+                unit.put_member(stored)
             return Upserted(stored, current is None)
 
         upserted = await self._store.write(work)

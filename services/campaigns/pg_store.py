@@ -19,7 +19,13 @@ what it decides from before reading it, so the decision holds at COMMIT:
 - a feed's counter (the activity feed, transitions: the kit's feed_sequences),
   from taking its numbers at the end of the write to COMMIT: numbers are taken
   in commit order, and a rolled-back write gives them back, so a reader past 7
-  never misses 6. Its NOTIFY at COMMIT wakes every replica's Watch readers.
+  never misses 6. Its NOTIFY at COMMIT wakes every replica's Watch readers;
+- the catalog feed's counter likewise: a write that changes a campaign stamps
+  its row with the next number, and every replica's tracker reloads the rows
+  stamped past what it has read (transitions.py). An award reads the counter
+  after locking the campaign rows it decides from: past what its replica has
+  read, it runs again on the reloaded catalog, so none is decided from a stale
+  campaign (tracking.py).
 
 Read units run in one REPEATABLE READ READ ONLY snapshot and lock nothing.
 Budgets are also floors in the database: a CHECK refuses an award its budget
@@ -36,6 +42,8 @@ from services.campaigns.domain.model import Member
 from services.campaigns.domain.records import BudgetFigures, PurchaseLegs
 from services.campaigns.store import (
     ACTIVITY_FEED_NAME,
+    CATALOG_FEED,
+    CATALOG_SEQUENCES,
     FEED_COUNTERS,
     TRANSITIONS_FEED,
     CampaignsUnit,
@@ -185,7 +193,10 @@ CREATE TABLE standings (
 );
 """
 
-PG_MIGRATIONS = (PG_SCHEMA_V1 + PG_OUTBOX_MIGRATION + CURSORS_MIGRATION + FEED_COUNTERS,)
+PG_MIGRATIONS = (
+    PG_SCHEMA_V1 + PG_OUTBOX_MIGRATION + CURSORS_MIGRATION + FEED_COUNTERS,
+    CATALOG_SEQUENCES,
+)
 
 
 class PgCampaignsUnit(SqliteCampaignsUnit):
@@ -251,6 +262,6 @@ class PgCampaignsStore(PgStore[CampaignsUnit]):
             PgCampaignsUnit,
             isolation=READ_COMMITTED,
             # Every replica's commits to the feeds wake this one's Watch readers.
-            feeds=(ACTIVITY_FEED_NAME, TRANSITIONS_FEED),
+            feeds=(ACTIVITY_FEED_NAME, TRANSITIONS_FEED, CATALOG_FEED),
             **options,
         )

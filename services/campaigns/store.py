@@ -282,6 +282,16 @@ FEED_COUNTERS = (
     + feed_counter_migration(TRANSITIONS_FEED, "transitions", "sequence")
 )
 
+# The catalog feed: every write that changes a campaign's definition, status,
+# pauses or funding stamps its row with the feed's next number (before_commit),
+# so each replica reloads only the campaigns stamped past what it has read
+# (transitions.py follow_catalog). One engine-neutral migration.
+CATALOG_FEED = "catalog"
+CATALOG_SEQUENCES = """
+ALTER TABLE campaigns ADD COLUMN catalog_sequence BIGINT NOT NULL DEFAULT 0;
+CREATE INDEX campaigns_catalog_sequence ON campaigns (catalog_sequence);
+""" + feed_counter_migration(CATALOG_FEED, "campaigns", "catalog_sequence")
+
 MIGRATIONS = (
     SCHEMA,
     OUTBOX_MIGRATION,
@@ -291,6 +301,7 @@ MIGRATIONS = (
     STANDINGS,
     BUDGET_FLOOR,
     FEED_COUNTERS,
+    CATALOG_SEQUENCES,
 )
 
 # campaign id -> the activity's local date in that campaign's zone (ISO).
@@ -304,6 +315,7 @@ class CampaignsUnit(Protocol):
 
     # Members.
     def member(self, member_id: str) -> Member | None: ...
+    def insert_member(self, member: Member) -> None: ...
     def put_member(self, member: Member) -> None: ...
     def standings(self, member_id: str) -> tuple[Standing, ...]: ...
     def put_standing(self, standing: Standing) -> None: ...
@@ -313,6 +325,9 @@ class CampaignsUnit(Protocol):
     # Campaigns and their budgets.
     def campaign(self, campaign_id: str) -> Campaign | None: ...
     def campaigns(self, after_id: str = "") -> list[Campaign]: ...
+    def catalog_position(self) -> int: ...
+    def catalog_changes(self, after: int) -> tuple[list[Campaign], int]: ...
+    def insert_campaign(self, campaign: Campaign) -> None: ...
     def put_campaign(self, campaign: Campaign) -> None: ...
     def funding_intended(self, campaign_id: str) -> int: ...
     def add_funding(self, transfer_id: str, campaign_id: str, amount: int) -> None: ...
@@ -374,6 +389,10 @@ def _campaign(row) -> Campaign:
     )
 
 
+def _profile(member: Member) -> str:
+    return to_json(replace(member, standings=()))
+
+
 def _pack(value) -> bytes:
     """JSON, deflated: a breakdown lists every matching campaign and repeats itself
     (8.7 kB for 50 campaigns becomes 1.1 kB), so rows stay on one page."""
@@ -403,6 +422,8 @@ class SqliteCampaignsUnit:
         # Feed rows this write appends, numbered and inserted by before_commit.
         self._events: list[tuple[str, int]] = []
         self._transitions: list[StateChange] = []
+        # Campaigns this write changed, stamped by before_commit.
+        self._changed_campaigns: set[str] = set()
 
     # Members.
 
@@ -414,13 +435,19 @@ class SqliteCampaignsUnit:
             return None
         return replace(from_json(Member, row[0]), standings=self.standings(member_id))
 
-    def put_member(self, member: Member) -> None:
-        profile = to_json(replace(member, standings=()))
+    def insert_member(self, member: Member) -> None:
+        """A new member: a plain INSERT, so two replicas creating one member at once
+        conflict on its key and the second runs again, finding the first's row."""
         self._db.execute(
-            "INSERT INTO members (member_id, profile, create_us, update_us) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (member_id) DO UPDATE SET profile = excluded.profile,"
-            " update_us = excluded.update_us",
-            (member.member_id, profile, member.create_us, member.update_us),
+            "INSERT INTO members (member_id, profile, create_us, update_us) VALUES (?, ?, ?, ?)",
+            (member.member_id, _profile(member), member.create_us, member.update_us),
+        )
+
+    def put_member(self, member: Member) -> None:
+        """An existing member's new profile."""
+        self._db.execute(
+            "UPDATE members SET profile = ?, update_us = ? WHERE member_id = ?",
+            (_profile(member), member.update_us, member.member_id),
         )
 
     def standings(self, member_id: str) -> tuple[Standing, ...]:
@@ -481,31 +508,68 @@ class SqliteCampaignsUnit:
             )
         ]
 
-    def put_campaign(self, campaign: Campaign) -> None:
-        """Insert or replace the campaign's definition, status and pauses; budgets
-        change only by awards and fundings."""
-        spec = to_json(campaign.spec)
-        pauses = to_json(campaign.pauses) if campaign.pauses else "[]"
+    def catalog_position(self) -> int:
+        """The catalog feed's last number: past what a replica has read, some
+        campaign changed since."""
+        return self._db.execute(
+            "SELECT last FROM feed_sequences WHERE feed = ?", (CATALOG_FEED,)
+        ).fetchone()[0]
+
+    def catalog_changes(self, after: int) -> tuple[list[Campaign], int]:
+        """The campaigns changed since the catalog feed's number `after`, and the
+        feed's number now (one snapshot: every change up to it is among them)."""
+        changed = [
+            _campaign(row)
+            for row in self._db.execute(
+                # No ORDER BY: SQLite would then scan every campaign in id order
+                # rather than search the index for the few changed.
+                f"SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE catalog_sequence > ?",
+                (after,),
+            )
+        ]
+        return changed, self.catalog_position()
+
+    def insert_campaign(self, campaign: Campaign) -> None:
+        """A new campaign: a plain INSERT, so two replicas creating one id at once
+        conflict on its key and the second runs again, finding the first's row."""
         self._db.execute(
-            "INSERT INTO campaigns (campaign_id, version, spec, status, create_us, update_us,"
-            " pauses) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (campaign_id) DO UPDATE SET"
-            " version = excluded.version, spec = excluded.spec, status = excluded.status,"
-            " update_us = excluded.update_us, pauses = excluded.pauses",
+            "INSERT INTO campaigns (campaign_id, version, spec, status, create_us, update_us)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
             (
                 campaign.campaign_id,
                 campaign.version,
-                spec,
+                to_json(campaign.spec),
                 campaign.status.value,
                 campaign.create_us,
                 campaign.update_us,
-                pauses,
             ),
         )
+        self._put_version(campaign)
+
+    def put_campaign(self, campaign: Campaign) -> None:
+        """An existing campaign's definition, status and pauses; budgets change
+        only by awards and fundings."""
+        self._db.execute(
+            "UPDATE campaigns SET version = ?, spec = ?, status = ?, update_us = ?, pauses = ?"
+            " WHERE campaign_id = ?",
+            (
+                campaign.version,
+                to_json(campaign.spec),
+                campaign.status.value,
+                campaign.update_us,
+                to_json(campaign.pauses) if campaign.pauses else "[]",
+                campaign.campaign_id,
+            ),
+        )
+        self._put_version(campaign)
+
+    def _put_version(self, campaign: Campaign) -> None:
         self._db.execute(
             "INSERT INTO campaign_versions (campaign_id, version, spec, create_us)"
             " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            (campaign.campaign_id, campaign.version, spec, campaign.update_us),
+            (campaign.campaign_id, campaign.version, to_json(campaign.spec), campaign.update_us),
         )
+        self._changed_campaigns.add(campaign.campaign_id)
 
     def funding_intended(self, campaign_id: str) -> int:
         return self._db.execute(
@@ -531,6 +595,7 @@ class SqliteCampaignsUnit:
             "UPDATE campaigns SET budget_funded = budget_funded + ? WHERE campaign_id = ?",
             (row[1], row[0]),
         )
+        self._changed_campaigns.add(row[0])
         return row[0]
 
     def drop_funding(self, transfer_id: str) -> None:
@@ -834,6 +899,15 @@ class SqliteCampaignsUnit:
                 ],
             )
             self._transitions.clear()
+        if self._changed_campaigns:
+            ids = sorted(self._changed_campaigns)
+            sequence = take_sequences(self._db, CATALOG_FEED, 1)
+            self._db.execute(
+                "UPDATE campaigns SET catalog_sequence = ?"
+                f" WHERE campaign_id IN ({','.join('?' * len(ids))})",
+                (sequence, *ids),
+            )
+            self._changed_campaigns.clear()
 
     # What differs per engine in _insert_event: the JSON functions.
     CREDITS_JSON = "json_group_array(json_array(beneficiary, points))"

@@ -53,19 +53,9 @@ class Tracking(ActivityUseCases):
             return Tracked(await self.replay(existing, activity), True)
         if activity.type == REFUND:
             return await self._refunds.track(activity)
-        candidates = self._catalog.candidates(activity.type, activity.occur_us)
-        speculation = await self._speculate(activity, candidates)
         exhausted: set[str] = set()
         for _ in range(ATTEMPTS):
-            recorded = await self._store.write(
-                partial(
-                    self._record,
-                    activity=activity,
-                    candidates=candidates,
-                    exhausted=frozenset(exhausted),
-                    speculation=None if exhausted else speculation,
-                )
-            )
+            recorded = await self._record_current(activity, frozenset(exhausted))
             if recorded.existing is not None:
                 return Tracked(await self.replay(recorded.existing, activity), True)
             await self._transitions.budgets_changed(recorded.budgets or {})
@@ -88,11 +78,35 @@ class Tracking(ActivityUseCases):
             {"activity_id": activity.activity_id},
         )
 
+    async def _record_current(self, activity: Activity, exhausted: frozenset[str]) -> Recorded:
+        """Record the activity, decided from a catalog no older than the campaign rows
+        the write locks: a write that finds the catalog feed past what this replica
+        has read (another replica changed a campaign) records nothing and runs
+        again once the catalog has caught up."""
+        while True:
+            known = self._transitions.catalog_position
+            candidates = self._catalog.candidates(activity.type, activity.occur_us)
+            speculation = None if exhausted else await self._speculate(activity, candidates)
+            recorded = await self._store.write(
+                partial(
+                    self._record,
+                    activity=activity,
+                    candidates=candidates,
+                    exhausted=exhausted,
+                    speculation=speculation,
+                    known=known,
+                )
+            )
+            if not recorded.stale:
+                return recorded
+            await self._transitions.follow_catalog()
+
     async def dry_run(self, activity: Activity) -> Outcome:
         raise_if_any(check_activity, activity)
         self.check_time(activity)
         if activity.type == REFUND:
             return await self._refunds.dry_run(activity)
+        await self._transitions.follow_catalog()
         candidates = self._catalog.candidates(activity.type, activity.occur_us)
 
         def work(unit: CampaignsUnit) -> Outcome:
@@ -164,9 +178,11 @@ class Tracking(ActivityUseCases):
         candidates: Sequence[Candidate],
         exhausted: frozenset[str],
         speculation: Outcome | None,
+        known: int,
     ) -> Recorded:
         """Inside the writer: decide against current usage (or confirm the speculation),
-        store the decision and its ledger chain."""
+        store the decision and its ledger chain. The catalog feed is read after the
+        decision has locked its campaign rows: a campaign changed before that shows."""
         existing = unit.activity(activity.activity_id)
         if existing is not None:
             return Recorded(existing=existing)
@@ -175,6 +191,8 @@ class Tracking(ActivityUseCases):
         else:
             context = self._context(unit, activity)
             outcome = self._outcome(activity, self._evaluate(unit, context, candidates, exhausted))
+        if unit.catalog_position() != known:
+            return Recorded(stale=True)
         decision = outcome.decision
         assert activity.occur_us is not None
         now = self._clock.now_us()

@@ -5,7 +5,10 @@ A heap holds each evaluated campaign's next window boundary; the tracker sleeps
 until the soonest, derives the states at that instant and appends what changed.
 After a restart it replays the boundaries passed since its last scan, each with
 its own effect time. Manager actions and budget use tell it what changed
-(campaign_changed, budgets_changed), and it keeps the catalog current."""
+(campaign_changed, budgets_changed), and it keeps the catalog current: it
+follows the catalog feed (store.py CATALOG_FEED), which every replica's
+campaign writes stamp, reloading only the campaigns changed since it last read,
+on each commit wake (on PostgreSQL, every replica's commits wake it)."""
 
 from __future__ import annotations
 
@@ -43,10 +46,19 @@ class TransitionTracker:
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
+        self._follower: asyncio.Task | None = None
+        # The catalog feed's number the catalog holds every change up to.
+        self.catalog_position = 0
+        self._following = asyncio.Lock()
+        # Notified after each read of the catalog feed (tests wait on it).
+        self.followed = CommitSignal()
 
     async def start(self) -> None:
         """Load the catalog, announce what happened while the service was down."""
-        for campaign in await self._store.read(lambda unit: unit.campaigns()):
+        campaigns, self.catalog_position = await self._store.read(
+            lambda unit: (unit.campaigns(), unit.catalog_position())
+        )
+        for campaign in campaigns:
             self._catalog.put(campaign)
         self._announced = await self._store.read(lambda unit: unit.announced_states())
         scanned = await self._store.read(lambda unit: unit.scanned_us())
@@ -56,22 +68,46 @@ class TransitionTracker:
         await self._run_due(now)
         await self.refresh([entry.campaign_id for entry in self._catalog.all()])
         self._task = asyncio.create_task(self._loop())
+        self._follower = asyncio.create_task(self._follow())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        tasks = [task for task in (self._task, self._follower) if task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._task = self._follower = None
 
     async def campaign_changed(self, campaign_id: str) -> Campaign | None:
-        """Re-read a campaign a manager (or a funding) changed, keep it in the
-        catalog and announce its new state."""
-        campaign = await self._store.read(lambda unit: unit.campaign(campaign_id))
-        if campaign is None:
+        """A campaign this replica (a manager, a funding) changed: the catalog
+        catches up, and the campaign's new state is announced."""
+        await self.follow_catalog()
+        entry = self._catalog.get(campaign_id)
+        if entry is None:
             return None
-        self._catalog.put(campaign)
         await self.refresh([campaign_id])
-        return campaign
+        return entry.campaign
+
+    async def follow_catalog(self) -> None:
+        """Reload the campaigns any replica changed since the catalog last read the
+        feed. Only evaluation follows: the replica that made a change announces it
+        (campaign_changed), once its funding is counted, so no replica announces
+        the moment between a schedule and its funding."""
+        async with self._following:
+            after = self.catalog_position
+            changed, position = await self._store.read(lambda unit: unit.catalog_changes(after))
+            for campaign in changed:
+                self._catalog.put(campaign)
+            self.catalog_position = position
+        self.followed.notify()
+
+    async def _follow(self) -> None:
+        while True:
+            version = self._commits.version
+            try:
+                await self.follow_catalog()
+            except Exception:
+                log.exception("catalog_follow_failed")
+            await self._commits.wait_past(version)
 
     async def budgets_changed(self, budgets: Mapping[str, BudgetFigures]) -> None:
         """Keep the catalog's budget figures current; announce budgets that ran out

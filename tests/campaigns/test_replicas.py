@@ -1,7 +1,10 @@
 """Two campaigns replicas on one database (a SQLite file, a PostgreSQL schema):
 racing for the last of a budget, or for what is left of a member's cap, they
 never pay more than it holds; the activity feed they both append to stays
-gapless; and the database itself refuses an overspent budget or an edited feed."""
+gapless; a campaign created, funded or cancelled through one is evaluated so
+by the other at once; two creates of one id or one new member racing on both
+give SQLite's answers; and the database itself refuses an overspent budget or
+an edited feed."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import pytest
 
 from services.campaigns.domain.model import CampaignState, Conditions, Limits, MemberLimit
 from services.campaigns.server import Campaigns, assemble
+from services.kit.errors import AlreadyExists
 from services.kit.schedule import LimitPeriod
 from services.kit.stores import is_postgres
 from tests.support import deadlines
@@ -34,9 +38,8 @@ LOGINS = Conditions(activity_types=("app_login",))
 
 @pytest.fixture
 async def second(service) -> Campaigns:
-    """Another replica over the same database and ledger (started by each test once
-    its campaigns exist: a replica loads the catalog when it starts). The clock
-    is at the activities' time."""
+    """Another replica over the same database and ledger (started by each test).
+    The clock is at the activities' time."""
     service.clock.set(activity("app_login").occur_us)
     replica = assemble(service.settings, service.ledger, service.clock)
     yield replica
@@ -130,6 +133,105 @@ async def test_a_transition_both_replicas_see_is_stored_once(service, second):
         (CampaignState.SCHEDULED, CampaignState.LIVE),
     ]
     assert [t.sequence for t in stored] == list(range(1, len(stored) + 1))
+
+
+async def test_a_campaign_created_then_cancelled_on_one_replica_is_evaluated_so_by_the_other(
+    service, second
+):
+    await join(service)
+    await second.start()  # before the campaign exists
+    await launch(service, "base", base_rule())
+    await launch(service, "flash", fixed(10, budget_points=100))
+    first = await second.tracking.track(purchase(500, activity_id="a-1"))
+    assert (first.outcome.decision.points_for("m-1"), points_of(first.outcome, "flash")) == (15, 10)
+    await service.campaigns.management.act("flash", "cancel")
+    after = await second.tracking.track(purchase(500, activity_id="a-2"))
+    assert (after.outcome.decision.points_for("m-1"), points_of(after.outcome, "flash")) == (5, 0)
+    assert service.ledger.balance("m-1") == 5 + 10 + 5
+
+
+async def test_a_campaign_changed_on_one_replica_is_changed_in_the_others_dry_run(service, second):
+    await join(service)
+    await launch(service, "bonus", fixed(10))
+    await second.start()
+    await service.campaigns.management.update("bonus", lambda spec: fixed(25), 0)
+    outcome = await second.tracking.dry_run(purchase(500, activity_id="a-1"))
+    assert points_of(outcome, "bonus") == 25
+
+
+@pytest.mark.parametrize("engine", ["postgres"])
+async def test_the_other_replica_reloads_what_changed_on_its_own(service, second):
+    """Only PostgreSQL tells one process of another's commits (LISTEN/NOTIFY):
+    the other replica reloads the new campaign with no request of its own."""
+    await join(service)
+    await second.start()
+    await second.store.listening.wait()
+    await launch(service, "flash", fixed(10, budget_points=100))
+    target = service.campaigns.transitions.catalog_position
+    followed = second.transitions.followed
+
+    async def reloaded() -> None:
+        while True:
+            version = followed.version
+            if second.transitions.catalog_position >= target:
+                return
+            await followed.wait_past(version)
+
+    await asyncio.wait_for(reloaded(), deadlines.DEADLINE_SECONDS)
+    outcome = (await second.tracking.track(purchase(500, activity_id="a-1"))).outcome
+    assert points_of(outcome, "flash") == 10
+
+
+async def test_the_catalog_feed_names_only_the_campaigns_changed_since_a_number(service):
+    management = service.campaigns.management
+    for n in range(5):
+        await management.create(f"c-{n}", fixed(5))
+    position = service.campaigns.transitions.catalog_position
+    await management.update("c-3", lambda spec: fixed(6), 0)
+    changed, now = await service.campaigns.store.read(lambda unit: unit.catalog_changes(position))
+    assert [(c.campaign_id, c.version) for c in changed] == [("c-3", 2)]
+    assert now == position + 1 == service.campaigns.transitions.catalog_position
+
+
+async def test_two_replicas_racing_to_create_one_campaign_give_sqlites_answers(service, second):
+    await second.start()
+    replicas = (service.campaigns, second)
+    ids = [f"c-{n}" for n in range(8)]
+    # The same spec from both: one creates it, the other is answered with it.
+    same = await asyncio.gather(
+        *(replica.management.create(id_, fixed(5)) for id_ in ids for replica in replicas)
+    )
+    assert all(view.campaign.version == 1 for view in same)
+    # Two specs for one id: one is created, the other refused.
+    raced = await asyncio.gather(
+        *(
+            replica.management.create(f"d-{n}", fixed(points))
+            for n in range(8)
+            for replica, points in zip(replicas, (5, 6), strict=True)
+        ),
+        return_exceptions=True,
+    )
+    for pair in zip(raced[::2], raced[1::2], strict=True):
+        refused = [r for r in pair if isinstance(r, AlreadyExists)]
+        assert [r.reason for r in refused] == ["CAMPAIGN_EXISTS"], pair
+    stored = await second.store.read(lambda unit: unit.campaigns())
+    assert len(stored) == 16
+    assert all(campaign.version == 1 for campaign in stored)
+
+
+async def test_two_replicas_racing_to_create_one_member_create_it_once(service, second):
+    await second.start()
+    replicas = (service.campaigns, second)
+    profiles = [member(f"m-{n}") for n in range(8)]
+    upserted = await asyncio.gather(
+        *(
+            replica.members.upsert(profile.member_id, lambda _current, p=profile: p)
+            for profile in profiles
+            for replica in replicas
+        )
+    )
+    created = [u.member.member_id for u in upserted if u.created]
+    assert sorted(created) == sorted(p.member_id for p in profiles)
 
 
 async def test_the_database_refuses_an_overspent_budget_and_an_edited_feed(service):
