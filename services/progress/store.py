@@ -204,7 +204,18 @@ MIGRATIONS = (
     OUTBOX_MIGRATION,
     OUTBOX_KINDS_MIGRATION,
     CHANGE_TIER_IDS,
-    FEED_SEQUENCES_MIGRATION + FEED_COUNTERS,
+    FEED_SEQUENCES_MIGRATION
+    + FEED_COUNTERS
+    + """
+CREATE TRIGGER tier_changes_are_append_only BEFORE UPDATE ON tier_changes
+BEGIN
+  SELECT RAISE(ABORT, 'the tier changes are append-only');
+END;
+CREATE TRIGGER achievements_are_append_only BEFORE UPDATE ON achievements
+BEGIN
+  SELECT RAISE(ABORT, 'the achievements are append-only');
+END;
+""",
 )
 
 DEFINITION_COLUMNS = "id, version, state, spec, create_us, update_us"
