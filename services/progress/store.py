@@ -296,52 +296,25 @@ class SqliteProgressUnit:
     def __init__(self, connection: sqlite3.Connection) -> None:
         self._db = connection
         self.outbox = SqliteOutbox(connection)
-        # The feeds' rows this write adds, numbered and inserted by before_commit.
-        self._changes: list[TierChange] = []
-        self._achievements: list[Achievement] = []
+        # The feeds' rows this write adds (all but the sequence), by feed:
+        # numbered and inserted by before_commit.
+        self._queued: dict[str, list[tuple]] = {TIER_CHANGES_FEED: [], ACHIEVEMENTS_FEED: []}
 
     def before_commit(self) -> None:
         """The write's feed rows, in order, with each feed's next numbers, taken
         last so a counter is held only until COMMIT."""
-        if self._changes:
-            first = take_sequences(self._db, TIER_CHANGES_FEED, len(self._changes))
-            self._db.executemany(
-                f"INSERT INTO tier_changes ({CHANGE_COLUMNS}) VALUES ({_marks(range(10))})",
-                [
-                    (
-                        sequence,
-                        change.program_id,
-                        change.member_id,
-                        change.from_tier,
-                        change.to_tier,
-                        int(change.upgrade),
-                        change.reason,
-                        change.change_us,
-                        change.kept_until_us,
-                        json.dumps(change.tier_ids),
-                    )
-                    for sequence, change in enumerate(self._changes, start=first)
-                ],
-            )
-            self._changes.clear()
-        if self._achievements:
-            first = take_sequences(self._db, ACHIEVEMENTS_FEED, len(self._achievements))
-            self._db.executemany(
-                f"INSERT INTO achievements ({ACHIEVEMENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        sequence,
-                        achievement.member_id,
-                        achievement.kind.value,
-                        achievement.definition_id,
-                        achievement.detail,
-                        achievement.points,
-                        achievement.achieve_us,
-                    )
-                    for sequence, achievement in enumerate(self._achievements, start=first)
-                ],
-            )
-            self._achievements.clear()
+        for feed, table, columns in (
+            (TIER_CHANGES_FEED, "tier_changes", CHANGE_COLUMNS),
+            (ACHIEVEMENTS_FEED, "achievements", ACHIEVEMENT_COLUMNS),
+        ):
+            rows = self._queued[feed]
+            if rows:
+                first = take_sequences(self._db, feed, len(rows))
+                self._db.executemany(
+                    f"INSERT INTO {table} ({columns}) VALUES ({_marks(range(len(rows[0]) + 1))})",
+                    [(sequence, *row) for sequence, row in enumerate(rows, start=first)],
+                )
+                rows.clear()
 
     # -- journal
 
@@ -792,7 +765,19 @@ class SqliteProgressUnit:
 
     def add_tier_change(self, change: TierChange) -> None:
         """On the feed when this write commits (see before_commit)."""
-        self._changes.append(change)
+        self._queued[TIER_CHANGES_FEED].append(
+            (
+                change.program_id,
+                change.member_id,
+                change.from_tier,
+                change.to_tier,
+                int(change.upgrade),
+                change.reason,
+                change.change_us,
+                change.kept_until_us,
+                json.dumps(change.tier_ids),
+            )
+        )
 
     def tier_changes(self, after: int, program_id: str, limit: int) -> list[TierChange]:
         rows = self._db.execute(
@@ -874,7 +859,16 @@ class SqliteProgressUnit:
 
     def add_achievement(self, achievement: Achievement) -> None:
         """On the feed when this write commits (see before_commit)."""
-        self._achievements.append(achievement)
+        self._queued[ACHIEVEMENTS_FEED].append(
+            (
+                achievement.member_id,
+                achievement.kind.value,
+                achievement.definition_id,
+                achievement.detail,
+                achievement.points,
+                achievement.achieve_us,
+            )
+        )
 
     def achievements(self, member_id: str, after: int, limit: int) -> list[Achievement]:
         rows = self._db.execute(
