@@ -6,21 +6,14 @@ from __future__ import annotations
 import pytest
 import pytest_asyncio
 
-from tests.support.postgres import ENGINES, fresh_database
+from tests.support.postgres import both_engines, database_for  # noqa: F401 (a fixture)
 from tests.support.rewards import rewards_world
-
-
-@pytest.fixture(params=ENGINES)
-def engine(request) -> str:
-    return request.param
 
 
 @pytest.fixture
 def rewards_db(request, engine: str, tmp_path) -> str:
     """The rewards db setting for this test: a SQLite file or a fresh PostgreSQL schema."""
-    if engine == "postgres":
-        request.getfixturevalue("postgres")  # so the session stops the server at its end
-    return fresh_database(tmp_path, engine, "rewards")
+    return database_for(request, engine, tmp_path, "rewards")
 
 
 @pytest_asyncio.fixture
