@@ -1,6 +1,6 @@
 """Real processes killed with SIGKILL and restarted on the same database (a
-SQLite file, a PostgreSQL schema): every redemption either completed or was fully voided, no code was given twice, and
-the ledger agrees to the point."""
+SQLite file, a PostgreSQL schema): every redemption either completed or was
+fully voided, no code was given twice, and the ledger agrees to the point."""
 
 from __future__ import annotations
 
