@@ -484,8 +484,10 @@ class SqliteRewardsUnit:
         for start in range(0, len(values), CHUNK):
             chunk = values[start : start + CHUNK]
             for code, stored_import, line in self._all(
-                f"SELECT code, import_id, line FROM codes WHERE reward_id = ?"
-                f" AND code IN ({_marks(chunk)})",
+                # Codes as rows, not an IN list: PostgreSQL then looks each one up
+                # in the (reward_id, code) index, even on a pool too new for statistics.
+                "SELECT code, import_id, line FROM codes WHERE reward_id = ? AND code IN"
+                f" (VALUES {','.join(['(?)'] * len(chunk))})",
                 (reward_id, *chunk),
             ):
                 existing[code] = (stored_import, line)
