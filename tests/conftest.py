@@ -18,7 +18,7 @@ from services.kit.server import ServiceHost
 from services.ledger.server import LedgerSettings, build_server
 from tests.support.gateway import node_packages
 from tests.support.metrics import NO_METRICS
-from tests.support.postgres import fresh_database, shared_server, stop_shared_server
+from tests.support.postgres import database_for, shared_server, stop_shared_server
 from tools.postgres import LocalPostgres
 
 
@@ -46,9 +46,7 @@ def engine() -> str:
 @pytest.fixture
 def ledger_db(request, engine: str, tmp_path) -> str:
     """The ledger's db setting for this test: a SQLite file or a fresh PostgreSQL schema."""
-    if engine == "postgres":
-        request.getfixturevalue("postgres")  # so the session stops the server at its end
-    return fresh_database(tmp_path, engine, "ledger")
+    return database_for(request, engine, tmp_path, "ledger")
 
 
 @pytest_asyncio.fixture

@@ -118,7 +118,7 @@ SERVICES = (
 )
 SPECS = {spec.name: spec for spec in SERVICES}
 # The services whose stores run on PostgreSQL too (`--db postgres`).
-ON_POSTGRES = frozenset({"ledger", "games", "campaigns"})
+ON_POSTGRES = frozenset({"ledger", "games", "campaigns", "rewards", "progress"})
 
 
 def _reachable(address: str) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Unpack
 
 import grpc
 import structlog
@@ -30,14 +30,17 @@ from services.kit.metrics import Figure, Metrics, labelled_gauge
 from services.kit.outbox import watch_backlog
 from services.kit.outgoing import open_channel
 from services.kit.server import ServiceBinding, ServiceHost, create_host
+from services.kit.sqlite import StoreOptions
+from services.kit.stores import UnitStore, store_for
 from services.progress.adapters import campaigns, games, ledger
 from services.progress.adapters.contract import WatchContract, streaming
 from services.progress.catalog import CatalogUseCases
 from services.progress.feeding import FeedUseCases
 from services.progress.members import MemberUseCases, TierMembers
+from services.progress.pg_store import PgProgressStore
 from services.progress.rewards import Rewards
 from services.progress.servicer import ProgressServicer, UseCases
-from services.progress.store import ProgressStore
+from services.progress.store import ProgressStore, ProgressUnit
 from services.progress.watching import WatchUseCases
 
 log = structlog.get_logger()
@@ -48,7 +51,8 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ProgressService"].full_name
 @dataclass(frozen=True, kw_only=True)
 class ProgressSettings(ServiceSettings):
     env_prefix: ClassVar[str] = "PROGRESS"
-    db_path: Path = setting(Path("var/progress.db"), "PROGRESS_DB")
+    # A file path (SQLite) or a postgresql:// URL (PostgreSQL, see pg_store.py).
+    db_path: str = setting("var/progress.db", "PROGRESS_DB")
     listen: str = PROGRESS_ADDRESS
     metrics_listen: str = PROGRESS_METRICS_ADDRESS
     ledger_target: str = LEDGER_ADDRESS
@@ -65,6 +69,15 @@ class ProgressSettings(ServiceSettings):
     feed_batch: int = 500
     # Each Watch stream's deadline: it is reopened from the cursor after this.
     feed_recycle_seconds: float = 3600.0
+
+
+def progress_store(db: Path | str, **options: Unpack[StoreOptions]) -> UnitStore[ProgressUnit]:
+    """Progress's store on the engine its db setting names (a path or a URL)."""
+    return store_for(
+        db,
+        sqlite=lambda path: ProgressStore(path, **options),
+        postgres=lambda url: PgProgressStore(url, **options),
+    )
 
 
 def watch_tiers(metrics: Metrics, members: MemberUseCases) -> None:
@@ -100,7 +113,7 @@ async def build_server(
     )
     commits = CommitSignal()
     metrics = Metrics.of(settings)
-    store = ProgressStore(settings.db_path, on_commit=commits.notify, metrics=metrics.store)
+    store = progress_store(settings.db_path, on_commit=commits.notify, metrics=metrics.store)
     channels: dict[str, grpc.aio.Channel] = {}
 
     def channel(target: str) -> grpc.aio.Channel:

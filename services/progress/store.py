@@ -14,11 +14,16 @@ import itertools
 import json
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, Unpack
 
 from services.kit.cursors import read_cursor, write_cursor
+from services.kit.feed_sequences import (
+    FEED_SEQUENCES_MIGRATION,
+    feed_counter_migration,
+    take_sequences,
+)
 from services.kit.outbox import OUTBOX_KINDS_MIGRATION, OUTBOX_MIGRATION, OutboxUnit, SqliteOutbox
 from services.kit.sqlite import SqliteStore, StoreOptions
 from services.progress.domain.codec import decode_event, decode_spec, encode_event, encode_spec
@@ -184,7 +189,34 @@ CREATE TABLE evaluations (
 # Each change names its program's tiers in order (JSON list; older rows: none).
 CHANGE_TIER_IDS = "ALTER TABLE tier_changes ADD COLUMN tier_ids TEXT NOT NULL DEFAULT '[]';"
 
-MIGRATIONS = (SCHEMA_V1, OUTBOX_MIGRATION, OUTBOX_KINDS_MIGRATION, CHANGE_TIER_IDS)
+# Issue 14: the two feeds progress serves take their numbers from the kit's
+# counters (gapless, in commit order, with any number of writers), going on
+# from the last number given.
+TIER_CHANGES_FEED = "tier_changes"
+ACHIEVEMENTS_FEED = "achievements"
+FEED_COUNTERS = feed_counter_migration(
+    TIER_CHANGES_FEED, "tier_changes", "sequence"
+) + feed_counter_migration(ACHIEVEMENTS_FEED, "achievements", "sequence")
+FEEDS = (TIER_CHANGES_FEED, ACHIEVEMENTS_FEED)
+
+MIGRATIONS = (
+    SCHEMA_V1,
+    OUTBOX_MIGRATION,
+    OUTBOX_KINDS_MIGRATION,
+    CHANGE_TIER_IDS,
+    FEED_SEQUENCES_MIGRATION
+    + FEED_COUNTERS
+    + """
+CREATE TRIGGER tier_changes_are_append_only BEFORE UPDATE ON tier_changes
+BEGIN
+  SELECT RAISE(ABORT, 'the tier changes are append-only');
+END;
+CREATE TRIGGER achievements_are_append_only BEFORE UPDATE ON achievements
+BEGIN
+  SELECT RAISE(ABORT, 'the achievements are append-only');
+END;
+""",
+)
 
 DEFINITION_COLUMNS = "id, version, state, spec, create_us, update_us"
 CREDIT_COLUMNS = "transfer_id, code, amount, reversed, effective_us, commit_us, activity_id"
@@ -244,7 +276,7 @@ class ProgressUnit(Protocol):
     def evaluate_everyone(self, definition_id: str) -> None: ...
     def due_evaluations(self, limit: int) -> list[tuple[str, str]]: ...
     def evaluated(self, definition_id: str, member_id: str) -> None: ...
-    def add_tier_change(self, change: TierChange) -> TierChange: ...
+    def add_tier_change(self, change: TierChange) -> None: ...
     def tier_changes(self, after: int, program_id: str, limit: int) -> list[TierChange]: ...
     def tier_counts(self, program_id: str) -> list[MemberCount]: ...
     def changes_between(self, program_id: str, start_us: int, end_us: int) -> list[TierChange]: ...
@@ -254,7 +286,7 @@ class ProgressUnit(Protocol):
     def awards(self, member_id: str) -> list[Award]: ...
     def held_awards(self, member_ids: Sequence[str]) -> dict[str, set[tuple]]: ...
     def settle_award(self, entry_id: str, state: str, refusal: str) -> None: ...
-    def add_achievement(self, achievement: Achievement) -> Achievement: ...
+    def add_achievement(self, achievement: Achievement) -> None: ...
     def achievements(self, member_id: str, after: int, limit: int) -> list[Achievement]: ...
     def completion_counts(self, kind: AwardKind) -> list[MemberCount]: ...
     def participants(self, rules: Sequence[Rule]) -> int: ...
@@ -264,17 +296,36 @@ class SqliteProgressUnit:
     def __init__(self, connection: sqlite3.Connection) -> None:
         self._db = connection
         self.outbox = SqliteOutbox(connection)
+        # The feeds' rows this write adds (all but the sequence), by feed:
+        # numbered and inserted by before_commit.
+        self._queued: dict[str, list[tuple]] = {TIER_CHANGES_FEED: [], ACHIEVEMENTS_FEED: []}
+
+    def before_commit(self) -> None:
+        """The write's feed rows, in order, with each feed's next numbers, taken
+        last so a counter is held only until COMMIT."""
+        for feed, table, columns in (
+            (TIER_CHANGES_FEED, "tier_changes", CHANGE_COLUMNS),
+            (ACHIEVEMENTS_FEED, "achievements", ACHIEVEMENT_COLUMNS),
+        ):
+            rows = self._queued[feed]
+            if rows:
+                first = take_sequences(self._db, feed, len(rows))
+                self._db.executemany(
+                    f"INSERT INTO {table} ({columns}) VALUES ({_marks(range(len(rows[0]) + 1))})",
+                    [(sequence, *row) for sequence, row in enumerate(rows, start=first)],
+                )
+                rows.clear()
 
     # -- journal
 
     def record_event(self, event: Event) -> int | None:
         kind, payload = encode_event(event)
-        cursor = self._db.execute(
-            "INSERT OR IGNORE INTO journal (source, key, member_id, kind, occur_us, payload)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
+        row = self._db.execute(
+            "INSERT INTO journal (source, key, member_id, kind, occur_us, payload)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING sequence",
             (event.source.value, event.key, event.member_id, kind, _time_of(event), payload),
-        )
-        return cursor.lastrowid if cursor.rowcount == 1 else None
+        ).fetchone()
+        return row[0] if row else None
 
     def journal(self, member_id: str, after: int, limit: int) -> list[Recorded]:
         rows = self._db.execute(
@@ -301,9 +352,11 @@ class SqliteProgressUnit:
     def _seen(self, member_id: str, instant_us: int, time_zone: str = "") -> None:
         self._db.execute(
             "INSERT INTO members (member_id, time_zone, first_us) VALUES (?, ?, ?)"
-            " ON CONFLICT (member_id) DO UPDATE SET first_us = MIN(first_us, excluded.first_us),"
+            " ON CONFLICT (member_id) DO UPDATE SET first_us = CASE"
+            " WHEN excluded.first_us < members.first_us THEN excluded.first_us"
+            " ELSE members.first_us END,"
             " time_zone = CASE WHEN excluded.time_zone != '' THEN excluded.time_zone"
-            " ELSE time_zone END",
+            " ELSE members.time_zone END",
             (member_id, time_zone, instant_us),
         )
 
@@ -317,8 +370,8 @@ class SqliteProgressUnit:
             ).fetchone()
             effective = row[0] if row and event.activity_id else event.commit_us
             db.execute(
-                f"INSERT OR IGNORE INTO credits (member_id, {CREDIT_COLUMNS})"
-                " VALUES (?, ?, ?, ?, 0, ?, ?, ?)",
+                f"INSERT INTO credits (member_id, {CREDIT_COLUMNS})"
+                " VALUES (?, ?, ?, ?, 0, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (
                     event.member_id,
                     event.transfer_id,
@@ -339,15 +392,16 @@ class SqliteProgressUnit:
             if row is None:
                 return set()
             db.execute(
-                "UPDATE credits SET reversed = MIN(amount, reversed + ?) WHERE transfer_id = ?",
-                (event.amount, event.reversed_id),
+                "UPDATE credits SET reversed = CASE WHEN reversed + ? < amount"
+                " THEN reversed + ? ELSE amount END WHERE transfer_id = ?",
+                (event.amount, event.amount, event.reversed_id),
             )
             return {row[0]}
         if isinstance(event, ActivityEvent):
             zone_name = event.time_zone or self.time_zone(event.member_id)
             db.execute(
-                f"INSERT OR IGNORE INTO activities (member_id, {ACTIVITY_COLUMNS})"
-                " VALUES (?, ?, ?, ?, ?, ?, 0)",
+                f"INSERT INTO activities (member_id, {ACTIVITY_COLUMNS})"
+                " VALUES (?, ?, ?, ?, ?, ?, 0) ON CONFLICT DO NOTHING",
                 (
                     event.member_id,
                     event.activity_id,
@@ -384,8 +438,8 @@ class SqliteProgressUnit:
             return moments
         if isinstance(event, PlayEvent):
             db.execute(
-                f"INSERT OR IGNORE INTO plays (member_id, {PLAY_COLUMNS})"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO plays (member_id, {PLAY_COLUMNS})"
+                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (
                     event.member_id,
                     event.play_id,
@@ -400,7 +454,8 @@ class SqliteProgressUnit:
             return {event.occur_us}
         assert isinstance(event, ChallengeJoined)
         db.execute(
-            "INSERT OR IGNORE INTO joins (member_id, challenge_id, occur_us) VALUES (?, ?, ?)",
+            "INSERT INTO joins (member_id, challenge_id, occur_us) VALUES (?, ?, ?)"
+            " ON CONFLICT DO NOTHING",
             (event.member_id, event.challenge_id, event.occur_us),
         )
         return {event.occur_us}
@@ -598,8 +653,8 @@ class SqliteProgressUnit:
             ),
         )
         self._db.execute(
-            "INSERT OR IGNORE INTO definition_versions (id, version, spec, update_us)"
-            " VALUES (?, ?, ?, ?)",
+            "INSERT INTO definition_versions (id, version, spec, update_us)"
+            " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
             (definition.definition_id, definition.version, spec, definition.update_us),
         )
 
@@ -692,8 +747,8 @@ class SqliteProgressUnit:
         """A badge, streak or challenge just created or changed counts history too:
         every known member is evaluated against it (by the review loop)."""
         self._db.execute(
-            "INSERT OR IGNORE INTO evaluations (definition_id, member_id)"
-            " SELECT ?, member_id FROM members WHERE true",
+            "INSERT INTO evaluations (definition_id, member_id)"
+            " SELECT ?, member_id FROM members WHERE true ON CONFLICT DO NOTHING",
             (definition_id,),
         )
 
@@ -708,13 +763,10 @@ class SqliteProgressUnit:
             (definition_id, member_id),
         )
 
-    def add_tier_change(self, change: TierChange) -> TierChange:
-        row = self._db.execute("SELECT COALESCE(MAX(sequence), 0) FROM tier_changes").fetchone()
-        sequence = row[0] + 1
-        self._db.execute(
-            f"INSERT INTO tier_changes ({CHANGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    def add_tier_change(self, change: TierChange) -> None:
+        """On the feed when this write commits (see before_commit)."""
+        self._queued[TIER_CHANGES_FEED].append(
             (
-                sequence,
                 change.program_id,
                 change.member_id,
                 change.from_tier,
@@ -724,9 +776,8 @@ class SqliteProgressUnit:
                 change.change_us,
                 change.kept_until_us,
                 json.dumps(change.tier_ids),
-            ),
+            )
         )
-        return replace(change, sequence=sequence)
 
     def tier_changes(self, after: int, program_id: str, limit: int) -> list[TierChange]:
         rows = self._db.execute(
@@ -806,22 +857,18 @@ class SqliteProgressUnit:
             (state, refusal, entry_id),
         )
 
-    def add_achievement(self, achievement: Achievement) -> Achievement:
-        row = self._db.execute("SELECT COALESCE(MAX(sequence), 0) FROM achievements").fetchone()
-        recorded = replace(achievement, sequence=row[0] + 1)
-        self._db.execute(
-            f"INSERT INTO achievements ({ACHIEVEMENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    def add_achievement(self, achievement: Achievement) -> None:
+        """On the feed when this write commits (see before_commit)."""
+        self._queued[ACHIEVEMENTS_FEED].append(
             (
-                recorded.sequence,
-                recorded.member_id,
-                recorded.kind.value,
-                recorded.definition_id,
-                recorded.detail,
-                recorded.points,
-                recorded.achieve_us,
-            ),
+                achievement.member_id,
+                achievement.kind.value,
+                achievement.definition_id,
+                achievement.detail,
+                achievement.points,
+                achievement.achieve_us,
+            )
         )
-        return recorded
 
     def achievements(self, member_id: str, after: int, limit: int) -> list[Achievement]:
         rows = self._db.execute(

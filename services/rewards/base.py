@@ -12,10 +12,11 @@ from services.kit.errors import NotFound, Violations
 from services.kit.ids import IdRule, check_id
 from services.kit.outbox import LedgerOutbox, OutboxEntry
 from services.kit.paging import decode_page_token, page_size
+from services.kit.stores import UnitStore
 from services.rewards.domain.catalog import Reward
 from services.rewards.ledger import RewardsLedger
 from services.rewards.profiles import MemberProfiles
-from services.rewards.store import RewardsStore, RewardsUnit
+from services.rewards.store import RewardsUnit
 
 MAX_POSITION = 2**62
 
@@ -31,7 +32,7 @@ class Step:
 
 @dataclass
 class Context:
-    store: RewardsStore
+    store: UnitStore[RewardsUnit]
     clock: Clock
     ledger: RewardsLedger
     outbox: LedgerOutbox[RewardsUnit]

@@ -240,7 +240,6 @@ class Redemptions(UseCases):
                 raise InvalidArgument(
                     [Violation("quantity", "a code reward is redeemed one at a time")]
                 )
-            unit.lock_member(member_id)
             if spec.limits != Limits():
                 zone = profile.time_zone if profile is not None else ""
                 starts = eligibility.period_starts(now, zone, spec.time_zone)

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Unpack
 
 from loyalty.rewards.v1 import rewards_service_pb2 as pb
 from loyalty.rewards.v1 import rewards_service_pb2_grpc as pb_grpc
@@ -26,16 +26,19 @@ from services.kit.metrics import Figure, Metrics, labelled_gauge
 from services.kit.outbox import LedgerOutbox, watch_backlog
 from services.kit.outgoing import open_channel
 from services.kit.server import ServiceBinding, ServiceHost, create_host
+from services.kit.sqlite import StoreOptions
+from services.kit.stores import UnitStore, store_for
 from services.rewards.base import Context
 from services.rewards.catalog import Catalog, StockHandlers
 from services.rewards.codes import Codes
 from services.rewards.ledger import RewardsLedger
 from services.rewards.offers import OfferHandlers, Offers
+from services.rewards.pg_store import PgRewardsStore
 from services.rewards.profiles import CampaignsProfiles, MemberProfiles
 from services.rewards.redemptions import RedemptionHandlers, Redemptions
 from services.rewards.reports import Reports
 from services.rewards.servicer import RewardsServicer
-from services.rewards.store import RewardsStore
+from services.rewards.store import RewardsStore, RewardsUnit
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["RewardsService"].full_name
 
@@ -43,7 +46,8 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["RewardsService"].full_name
 @dataclass(frozen=True, kw_only=True)
 class RewardsSettings(ServiceSettings):
     env_prefix: ClassVar[str] = "REWARDS"
-    db_path: Path = setting(Path("var/rewards.db"), "REWARDS_DB")
+    # A file path (SQLite) or a postgresql:// URL (PostgreSQL, see pg_store.py).
+    db_path: str = setting("var/rewards.db", "REWARDS_DB")
     listen: str = REWARDS_ADDRESS
     metrics_listen: str = REWARDS_METRICS_ADDRESS
     ledger_target: str = LEDGER_ADDRESS
@@ -55,6 +59,15 @@ class RewardsSettings(ServiceSettings):
     profile_timeout_seconds: float = 1.0
     profile_cache_seconds: float = 30.0
     relay_interval_seconds: float = 1.0
+
+
+def rewards_store(db: Path | str, **options: Unpack[StoreOptions]) -> UnitStore[RewardsUnit]:
+    """The rewards' store on the engine its db setting names (a path or a URL)."""
+    return store_for(
+        db,
+        sqlite=lambda path: RewardsStore(path, **options),
+        postgres=lambda url: PgRewardsStore(url, **options),
+    )
 
 
 def watch_codes(metrics: Metrics, codes: Codes) -> None:
@@ -83,7 +96,7 @@ async def build_server(
     the store, settles what a crash left pending, then relays in the background."""
     clock = clock or SystemClock()
     metrics = Metrics.of(settings)
-    store = RewardsStore(settings.db_path, metrics=metrics.store)
+    store = rewards_store(settings.db_path, metrics=metrics.store)
     ledger_channel = open_channel(settings.ledger_target)
     campaigns_channel = open_channel(settings.campaigns_target)
     ledger = RewardsLedger(ledger_channel, settings.ledger_timeout_seconds)

@@ -3,9 +3,8 @@
 Every use case runs as a unit of work: `store.write(work)` hands `work` a
 RewardsUnit inside one savepoint of the kit's group commit; `store.read(work)`
 hands it the same unit on a read-only connection. Work is a pure function of
-the unit (safe to run twice). A PostgreSQL store is a second RewardsUnit: where
-SQLite's single writer already serialises, it takes a row lock (`lock_member`,
-`assign_code` with FOR UPDATE SKIP LOCKED); nothing above this file changes.
+the unit (safe to run twice). On PostgreSQL (pg_store.py) the same unit runs
+SERIALIZABLE; the SQL is written once for both engines.
 """
 
 from __future__ import annotations
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Protocol, Unpack
 
 from services.kit.outbox import OUTBOX_KINDS_MIGRATION, OUTBOX_MIGRATION, OutboxUnit, SqliteOutbox
+from services.kit.postgres import skip_locked
 from services.kit.sqlite import SqliteStore, StoreOptions
 from services.rewards.domain.catalog import (
     EarlyAccess,
@@ -232,7 +232,6 @@ class RewardsUnit(Protocol):
     def void_code(self, redemption_id: str) -> None: ...
 
     # -- redemptions
-    def lock_member(self, member_id: str) -> None: ...
     def redemption(self, redemption_id: str) -> Redemption | None: ...
     def redemption_by_entry(self, entry_id: str) -> Redemption | None: ...
     def insert_redemption(self, redemption: Redemption) -> Redemption: ...
@@ -485,8 +484,10 @@ class SqliteRewardsUnit:
         for start in range(0, len(values), CHUNK):
             chunk = values[start : start + CHUNK]
             for code, stored_import, line in self._all(
-                f"SELECT code, import_id, line FROM codes WHERE reward_id = ?"
-                f" AND code IN ({_marks(chunk)})",
+                # Codes as rows, not an IN list: PostgreSQL then looks each one up
+                # in the (reward_id, code) index, even on a pool too new for statistics.
+                "SELECT code, import_id, line FROM codes WHERE reward_id = ? AND code IN"
+                f" (VALUES {','.join(['(?)'] * len(chunk))})",
                 (reward_id, *chunk),
             ):
                 existing[code] = (stored_import, line)
@@ -510,8 +511,9 @@ class SqliteRewardsUnit:
 
     def assign_code(self, reward_id: str, redemption_id: str) -> str | None:
         row = self._one(
+            # A code another replica is claiming is passed over, not waited for.
             "SELECT seq, code FROM codes WHERE reward_id = ? AND state = 'free'"
-            " ORDER BY seq LIMIT 1",
+            f" ORDER BY seq LIMIT 1{skip_locked(self._db)}",
             (reward_id,),
         )
         if row is None:
@@ -525,8 +527,8 @@ class SqliteRewardsUnit:
 
     def add_assigned_code(self, reward_id: str, code: str, redemption_id: str) -> bool:
         cursor = self._db.execute(
-            "INSERT OR IGNORE INTO codes (reward_id, code, state, redemption_id, import_id, line)"
-            " VALUES (?, ?, 'assigned', ?, 'generated', 0)",
+            "INSERT INTO codes (reward_id, code, state, redemption_id, import_id, line)"
+            " VALUES (?, ?, 'assigned', ?, 'generated', 0) ON CONFLICT DO NOTHING",
             (reward_id, code, redemption_id),
         )
         return cursor.rowcount == 1
@@ -547,9 +549,6 @@ class SqliteRewardsUnit:
         )
 
     # -- redemptions
-
-    def lock_member(self, member_id: str) -> None:
-        """SQLite's one writer already serialises every write; PostgreSQL locks a row."""
 
     def _history(self, redemption_id: str) -> tuple[RedemptionEvent, ...]:
         return tuple(
@@ -650,13 +649,13 @@ class SqliteRewardsUnit:
         )
 
     def insert_redemption(self, redemption: Redemption) -> Redemption:
-        cursor = self._db.execute(
+        (seq,) = self._one(
             f"INSERT INTO redemptions ({REDEMPTION_COLUMNS.removeprefix('seq, ')})"
-            f" VALUES ({_marks(range(20))})",
+            f" VALUES ({_marks(range(20))}) RETURNING seq",
             self._row(redemption),
         )
         self._append_history(redemption, redemption.history)
-        return replace(redemption, seq=cursor.lastrowid)
+        return replace(redemption, seq=seq)
 
     def save_redemption(self, redemption: Redemption) -> None:
         (stored,) = self._one(

@@ -18,20 +18,13 @@ from tests.support import deadlines
 from tests.support.campaigns import RunningCampaigns, start_campaigns
 from tests.support.fake_ledger import FakeLedger
 from tests.support.metrics import NO_METRICS
-from tests.support.postgres import ENGINES, fresh_database
-
-
-@pytest.fixture(params=ENGINES)
-def engine(request) -> str:
-    return request.param
+from tests.support.postgres import both_engines, database_for  # noqa: F401 (a fixture)
 
 
 @pytest.fixture
 def campaigns_db(request, engine: str, tmp_path) -> str:
     """The campaigns db setting for this test: a SQLite file or a fresh PostgreSQL schema."""
-    if engine == "postgres":
-        request.getfixturevalue("postgres")  # so the session stops the server at its end
-    return fresh_database(tmp_path, engine, "campaigns")
+    return database_for(request, engine, tmp_path, "campaigns")
 
 
 @pytest_asyncio.fixture

@@ -18,20 +18,13 @@ from tests.support.games import (
     open_rig,
     start_games,
 )
-from tests.support.postgres import ENGINES, fresh_database
-
-
-@pytest.fixture(params=ENGINES)
-def engine(request) -> str:
-    return request.param
+from tests.support.postgres import both_engines, database_for  # noqa: F401 (a fixture)
 
 
 @pytest.fixture
 def games_db(request, engine: str, tmp_path) -> str:
     """The games' db setting for this test: a SQLite file or a fresh PostgreSQL schema."""
-    if engine == "postgres":
-        request.getfixturevalue("postgres")  # so the session stops the server at its end
-    return fresh_database(tmp_path, engine, "games")
+    return database_for(request, engine, tmp_path, "games")
 
 
 @pytest_asyncio.fixture

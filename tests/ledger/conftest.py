@@ -2,11 +2,4 @@
 
 from __future__ import annotations
 
-import pytest
-
-from tests.support.postgres import ENGINES
-
-
-@pytest.fixture(params=ENGINES)
-def engine(request) -> str:
-    return request.param
+from tests.support.postgres import both_engines  # noqa: F401 (a fixture)

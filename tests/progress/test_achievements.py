@@ -15,11 +15,11 @@ async def figures(tier, member: str = "m-1"):
     return streak.figures.current, streak.figures.longest
 
 
-async def test_a_daily_streak_across_the_spring_forward_night(tmp_path) -> None:
+async def test_a_daily_streak_across_the_spring_forward_night(progress_db) -> None:
     """Paris jumps from 02:00 to 03:00 on 29 March 2026: logins at 00:30 local
     on the 28th, 29th and 30th are three consecutive local days, although
     only 23 hours separate two of them."""
-    async with service_tier(tmp_path) as tier:
+    async with service_tier(progress_db) as tier:
         await tier.catalog.apply("login", login_streak(), None)
         for day in (28, 29, 30):
             moment = at(2026, 3, day, 0, 30)
@@ -30,11 +30,11 @@ async def test_a_daily_streak_across_the_spring_forward_night(tmp_path) -> None:
         assert await figures(tier) == (3, 3)
 
 
-async def test_a_streak_follows_the_member_into_a_new_zone(tmp_path) -> None:
+async def test_a_streak_follows_the_member_into_a_new_zone(progress_db) -> None:
     """Days are the member's local days, in the zone of each event: a login on
     Monday evening in Paris, then Tuesday evening in New York (Wednesday
     morning in Paris) and Wednesday evening in New York, is three days."""
-    async with service_tier(tmp_path) as tier:
+    async with service_tier(progress_db) as tier:
         await tier.catalog.apply("login", login_streak(), None)
         await tier.feed(
             activity("l1", "m-1", "app_login", at(2026, 3, 2, 20), "Europe/Paris"), feed="campaigns"
@@ -58,8 +58,8 @@ async def test_a_streak_follows_the_member_into_a_new_zone(tmp_path) -> None:
         ].time_zone == NEW_YORK
 
 
-async def test_flying_west_never_breaks_a_streak(tmp_path) -> None:
-    async with service_tier(tmp_path) as tier:
+async def test_flying_west_never_breaks_a_streak(progress_db) -> None:
+    async with service_tier(progress_db) as tier:
         await tier.catalog.apply("login", login_streak(), None)
         # Tuesday 08:00 in Tokyo, then Monday 20:00 in New York (later in real time).
         await tier.feed(
@@ -88,8 +88,8 @@ def test_a_freeze_bridges_one_missed_day_a_week() -> None:
     assert streak_figures([monday, monday + 1], False, monday + 3).current == 0
 
 
-async def test_a_challenge_completed_in_its_last_minute(tmp_path) -> None:
-    async with service_tier(tmp_path) as tier:
+async def test_a_challenge_completed_in_its_last_minute(progress_db) -> None:
+    async with service_tier(progress_db) as tier:
         await tier.catalog.apply("weekly", weekly_challenge(), None)
         tier.clock.set(at(2026, 3, 9) - 30 * 1_000_000)
         await tier.feed(activity("r1", "m-1", "product_review", at(2026, 3, 3)), feed="campaigns")
@@ -114,8 +114,8 @@ async def test_a_challenge_completed_in_its_last_minute(tmp_path) -> None:
         assert tier.ledger.paid_to("m-2") == []
 
 
-async def test_a_late_event_counts_in_the_window_it_happened_in(tmp_path) -> None:
-    async with service_tier(tmp_path) as tier:
+async def test_a_late_event_counts_in_the_window_it_happened_in(progress_db) -> None:
+    async with service_tier(progress_db) as tier:
         await tier.catalog.apply("weekly", weekly_challenge(), None)
         tier.clock.set(at(2026, 3, 8, 20))
         await tier.feed(activity("r1", "m-1", "product_review", at(2026, 3, 4)), feed="campaigns")
@@ -131,8 +131,8 @@ async def test_a_late_event_counts_in_the_window_it_happened_in(tmp_path) -> Non
         assert (await tier.members.rebuild("m-1"))[1] == []
 
 
-async def test_opt_in_challenge_counts_only_after_joining(tmp_path) -> None:
-    async with service_tier(tmp_path) as tier:
+async def test_opt_in_challenge_counts_only_after_joining(progress_db) -> None:
+    async with service_tier(progress_db) as tier:
         await tier.catalog.apply("weekly", weekly_challenge(opt_in=True), None)
         tier.clock.set(at(2026, 3, 4))
         await tier.feed(activity("r1", "m-1", "product_review", at(2026, 3, 3)), feed="campaigns")
@@ -151,11 +151,11 @@ async def test_opt_in_challenge_counts_only_after_joining(tmp_path) -> None:
 
 
 async def test_events_dated_in_a_window_not_open_yet_count_as_a_rebuild_counts_them(
-    tmp_path,
+    progress_db,
 ) -> None:
     """Found by the rebuild hypothesis test: the incremental path skipped a window
     that had not opened when its (future-dated) events arrived, the rebuild did not."""
-    async with service_tier(tmp_path) as tier:
+    async with service_tier(progress_db) as tier:
         await tier.catalog.apply("weekly", weekly_challenge(), None)
         tier.clock.set(at(2026, 3, 8, 23, 59, 59))
         await tier.feed(

@@ -1,7 +1,7 @@
 """SIGKILL of the progress process while it catches up on the ledger's feed
 (real processes, started through tools/suite.py's Suite), restarted on the
-same files: every count exact, every badge bonus paid once, checked against
-the ledger itself."""
+same database (a SQLite file, a PostgreSQL schema): every count exact, every
+badge bonus paid once, checked against the ledger itself."""
 
 from __future__ import annotations
 
@@ -68,8 +68,13 @@ async def bonuses_after(ledger, after: int, count: int) -> list[ledger_pb.Transf
     return found
 
 
-async def test_sigkill_mid_feed_then_restart_counts_exactly_once(tmp_path) -> None:
-    suite = Suite(tmp_path / "data", env={"PROGRESS_FEED_BATCH": "5"}, log_dir=tmp_path / "logs")
+async def test_sigkill_mid_feed_then_restart_counts_exactly_once(tmp_path, progress_db) -> None:
+    suite = Suite(
+        tmp_path / "data",
+        env={"PROGRESS_FEED_BATCH": "5"},
+        log_dir=tmp_path / "logs",
+        databases={"progress": progress_db},
+    )
     try:
         await suite.start("ledger")
         progress_process = await suite.start("progress")

@@ -76,7 +76,7 @@ def histories(draw):
 
 
 async def run(events, cuts, repeats, directory: Path) -> None:
-    async with service_tier(directory) as tier:
+    async with service_tier(directory / "progress.db") as tier:
         for key, spec in (
             ("club", club()),
             ("rolling", club(WindowKind.ROLLING_MONTHS, rolling_months=1)),

@@ -35,8 +35,8 @@ async def tier_of(tier, member: str, program: str = "club") -> str:
     return view.program.tiers[view.standing.rank].tier_id
 
 
-async def test_a_batch_applied_twice_counts_once_and_moves_the_cursor(tmp_path) -> None:
-    async with service_tier(tmp_path) as tier:
+async def test_a_batch_applied_twice_counts_once_and_moves_the_cursor(progress_db) -> None:
+    async with service_tier(progress_db) as tier:
         await tier.catalog.apply("club", club(), None)
         batch = items(
             credit("t1", "m-1", 600, at(2026, 3, 1, 9)),
@@ -54,8 +54,8 @@ async def test_a_batch_applied_twice_counts_once_and_moves_the_cursor(tmp_path) 
         assert (events, differences) == (3, [])
 
 
-async def test_the_same_event_under_another_sequence_is_journaled_once(tmp_path) -> None:
-    async with service_tier(tmp_path) as tier:
+async def test_the_same_event_under_another_sequence_is_journaled_once(progress_db) -> None:
+    async with service_tier(progress_db) as tier:
         await tier.catalog.apply("club", club(), None)
         await tier.feed(credit("t1", "m-1", 1_000, at(2026, 3, 1, 9)))
         await tier.feed(credit("t1", "m-1", 1_000, at(2026, 3, 1, 9)))
@@ -63,8 +63,8 @@ async def test_the_same_event_under_another_sequence_is_journaled_once(tmp_path)
         assert [recorded.event.key for recorded in page.items] == ["t1"]
 
 
-async def test_upgrade_at_once_and_a_refund_pulls_the_member_back(tmp_path) -> None:
-    async with service_tier(tmp_path) as tier:
+async def test_upgrade_at_once_and_a_refund_pulls_the_member_back(progress_db) -> None:
+    async with service_tier(progress_db) as tier:
         await tier.catalog.apply("club", club(), None)
         await tier.feed(
             credit("activity:a1:base", "m-1", 1_000, at(2026, 3, 1, 9), activity_id="a1")
@@ -83,7 +83,7 @@ async def test_upgrade_at_once_and_a_refund_pulls_the_member_back(tmp_path) -> N
         assert (await tier.members.rebuild("m-1"))[1] == []
 
 
-async def test_spending_never_lowers_a_tier(tmp_path) -> None:
+async def test_spending_never_lowers_a_tier(progress_db) -> None:
     earn = ledger_pb.Transfer(
         id="t1",
         debit_account_id="program:issuance",
@@ -104,7 +104,7 @@ async def test_spending_never_lowers_a_tier(tmp_path) -> None:
     )
     for message in (earn, spend):
         message.create_time.CopyFrom(timestamp(at(2026, 3, 1, 9)))
-    async with service_tier(tmp_path) as tier:
+    async with service_tier(progress_db) as tier:
         await tier.catalog.apply("club", club(), None)
         batch = [FeedItem(t.sequence, ledger.events_of(t)) for t in (earn, spend)]
         assert batch[1].value == []
@@ -112,11 +112,11 @@ async def test_spending_never_lowers_a_tier(tmp_path) -> None:
         assert await tier_of(tier, "m-1") == "silver"
 
 
-async def test_a_late_purchase_counts_at_its_event_time(tmp_path) -> None:
+async def test_a_late_purchase_counts_at_its_event_time(progress_db) -> None:
     """The activity happened on 31 December and its points committed on 2 January:
     they count for the year it happened in."""
     clock_start = at(2027, 1, 2, 10)
-    async with service_tier(tmp_path) as tier:
+    async with service_tier(progress_db) as tier:
         tier.clock.set(clock_start)
         await tier.catalog.apply("club", club(grace_days=0), None)
         await tier.feed(credit("activity:a1:base", "m-1", 1_000, clock_start, activity_id="a1"))
@@ -131,8 +131,8 @@ async def test_a_late_purchase_counts_at_its_event_time(tmp_path) -> None:
         assert (await tier.members.rebuild("m-1"))[1] == []
 
 
-async def test_downgrade_waits_for_the_review_after_period_end_and_grace(tmp_path) -> None:
-    async with service_tier(tmp_path) as tier:
+async def test_downgrade_waits_for_the_review_after_period_end_and_grace(progress_db) -> None:
+    async with service_tier(progress_db) as tier:
         await tier.catalog.apply("club", club(grace_days=14), None)
         await tier.feed(credit("t1", "m-1", 5_000, at(2026, 3, 1, 9)))
         assert await tier_of(tier, "m-1") == "gold"
@@ -148,8 +148,8 @@ async def test_downgrade_waits_for_the_review_after_period_end_and_grace(tmp_pat
         )
 
 
-async def test_one_step_policy_steps_down_a_tier_a_year(tmp_path) -> None:
-    async with service_tier(tmp_path) as tier:
+async def test_one_step_policy_steps_down_a_tier_a_year(progress_db) -> None:
+    async with service_tier(progress_db) as tier:
         await tier.catalog.apply("club", club(downgrade=Downgrade.ONE_STEP), None)
         await tier.feed(credit("t1", "m-1", 5_000, at(2026, 3, 1, 9)))
         tier.clock.set(at(2028, 1, 1))
@@ -160,8 +160,8 @@ async def test_one_step_policy_steps_down_a_tier_a_year(tmp_path) -> None:
         assert await tier_of(tier, "m-1") == "member"
 
 
-async def test_manual_floor_expires_on_review(tmp_path) -> None:
-    async with service_tier(tmp_path) as tier:
+async def test_manual_floor_expires_on_review(progress_db) -> None:
+    async with service_tier(progress_db) as tier:
         await tier.catalog.apply("club", club(), None)
         await tier.feed(credit("t1", "m-1", 1_000, at(2026, 3, 1, 9)))
         view = await tier.members.set_floor("club", "m-1", "gold", at(2026, 6, 1), "status match")
@@ -173,8 +173,8 @@ async def test_manual_floor_expires_on_review(tmp_path) -> None:
         assert reasons == ["QUALIFIED", "FLOOR_SET", "FLOOR_EXPIRED"]
 
 
-async def test_rolling_program_member_loses_points_that_age_out(tmp_path) -> None:
-    async with service_tier(tmp_path) as tier:
+async def test_rolling_program_member_loses_points_that_age_out(progress_db) -> None:
+    async with service_tier(progress_db) as tier:
         await tier.catalog.apply("club", club(WindowKind.ROLLING_MONTHS, rolling_months=12), None)
         await tier.feed(credit("t1", "m-1", 1_000, at(2026, 3, 1, 9)))
         tier.clock.set(at(2027, 3, 1, 9))
@@ -184,8 +184,8 @@ async def test_rolling_program_member_loses_points_that_age_out(tmp_path) -> Non
         assert await tier_of(tier, "m-1") == "member"
 
 
-async def test_badge_levels_with_progress_and_bonus_paid_once(tmp_path) -> None:
-    async with service_tier(tmp_path) as tier:
+async def test_badge_levels_with_progress_and_bonus_paid_once(progress_db) -> None:
+    async with service_tier(progress_db) as tier:
         await tier.catalog.apply("reviewer", reviewer(), None)
         for n in range(3):
             await tier.feed(
@@ -209,8 +209,8 @@ async def test_badge_levels_with_progress_and_bonus_paid_once(tmp_path) -> None:
         }
 
 
-async def test_streak_milestone_paid_once_and_broken_streak(tmp_path) -> None:
-    async with service_tier(tmp_path) as tier:
+async def test_streak_milestone_paid_once_and_broken_streak(progress_db) -> None:
+    async with service_tier(progress_db) as tier:
         await tier.catalog.apply("login", login_streak(), None)
         for day in range(1, 8):
             await tier.feed(
@@ -225,8 +225,8 @@ async def test_streak_milestone_paid_once_and_broken_streak(tmp_path) -> None:
         assert (streak.figures.current, streak.figures.longest) == (0, 7)
 
 
-async def test_challenge_completed_and_rewarded_once_per_window(tmp_path) -> None:
-    async with service_tier(tmp_path) as tier:
+async def test_challenge_completed_and_rewarded_once_per_window(progress_db) -> None:
+    async with service_tier(progress_db) as tier:
         await tier.catalog.apply("weekly", weekly_challenge(), None)
         tier.clock.set(at(2026, 3, 4))
         await tier.feed(activity("r1", "m-1", "product_review", at(2026, 3, 3)), feed="campaigns")
@@ -242,8 +242,8 @@ async def test_challenge_completed_and_rewarded_once_per_window(tmp_path) -> Non
         assert [t.amount for t in tier.ledger.paid_to("m-1")] == [150]
 
 
-async def test_bad_definitions_name_every_field(tmp_path) -> None:
-    async with service_tier(tmp_path) as tier:
+async def test_bad_definitions_name_every_field(progress_db) -> None:
+    async with service_tier(progress_db) as tier:
         with pytest.raises(InvalidArgument) as raised:
             await tier.catalog.apply(
                 "bad id!",

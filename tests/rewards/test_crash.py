@@ -1,12 +1,11 @@
-"""Real processes killed with SIGKILL and restarted on the same files: every
-redemption either completed or was fully voided, no code was given twice, and
-the ledger agrees to the point."""
+"""Real processes killed with SIGKILL and restarted on the same database (a
+SQLite file, a PostgreSQL schema): every redemption either completed or was
+fully voided, no code was given twice, and the ledger agrees to the point."""
 
 from __future__ import annotations
 
 import asyncio
 import signal
-import sqlite3
 import sys
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from loyalty.rewards.v1 import rewards_service_pb2_grpc as rewards_grpc
 
 from services.rewards.domain.redemptions import redemption_id
 from tests.support.ledger import fund
+from tests.support.postgres import stored_rows
 from tests.support.rewards import TIMEOUT, create_reward, import_codes, redeem, spec
 from tools.suite import REPO, SPECS, Suite, wait_serving
 
@@ -110,9 +110,14 @@ async def check_against_the_ledger(ledger, rewards, members, sent) -> list[pb.Re
 
 
 async def test_sigkill_mid_load_then_restart_completes_or_voids_every_redemption(
-    tmp_path: Path,
+    tmp_path: Path, rewards_db: str
 ) -> None:
-    suite = Suite(tmp_path / "data", log_dir=tmp_path / "logs", env=FAST_RELAY)
+    suite = Suite(
+        tmp_path / "data",
+        log_dir=tmp_path / "logs",
+        env=FAST_RELAY,
+        databases={"rewards": rewards_db},
+    )
     members = [f"m-{n:02d}" for n in range(MEMBERS)]
     sent: list[tuple[str, str]] = []
     completed = 0
@@ -180,12 +185,12 @@ async def start_crashing(suite: Suite, instant: str) -> asyncio.subprocess.Proce
     return process
 
 
-def assigned_codes(data_dir: Path, rid: str) -> list[str]:
-    """What the rewards file holds for a redemption while its process is dead."""
-    with sqlite3.connect(f"file:{data_dir / 'rewards.db'}?mode=ro", uri=True) as db:
-        return [
-            row[0] for row in db.execute("SELECT code FROM codes WHERE redemption_id = ?", (rid,))
-        ]
+def assigned_codes(rewards_db: str, rid: str) -> list[str]:
+    """What the rewards database holds for a redemption while its process is dead."""
+    return [
+        row[0]
+        for row in stored_rows(rewards_db, f"SELECT code FROM codes WHERE redemption_id = '{rid}'")
+    ]
 
 
 @pytest.mark.parametrize(
@@ -193,10 +198,15 @@ def assigned_codes(data_dir: Path, rid: str) -> list[str]:
     [("before-ledger", None), ("after-ledger", ledger_pb.PENDING_STATE_POSTED)],
 )
 async def test_killed_before_the_chain_is_sent_or_its_answer_applied_it_finishes_on_restart(
-    tmp_path: Path, instant: str, in_the_ledger: int | None
+    tmp_path: Path, rewards_db: str, instant: str, in_the_ledger: int | None
 ) -> None:
     (tmp_path / "logs").mkdir()
-    suite = Suite(tmp_path / "data", log_dir=tmp_path / "logs", env=FAST_RELAY)
+    suite = Suite(
+        tmp_path / "data",
+        log_dir=tmp_path / "logs",
+        env=FAST_RELAY,
+        databases={"rewards": rewards_db},
+    )
     rid = redemption_id("m-00", "r-1")
     try:
         ledger_process = await suite.start("ledger")
@@ -214,7 +224,7 @@ async def test_killed_before_the_chain_is_sent_or_its_answer_applied_it_finishes
             # The kill hit the instant it names: the code is reserved either way, the
             # chain not yet sent, or committed whole with its answer lost.
             assert await pending_state(ledger, f"redeem:{rid}:points") == in_the_ledger
-            assert assigned_codes(suite.data_dir, rid) == ["CODE-0000"]
+            assert assigned_codes(rewards_db, rid) == ["CODE-0000"]
 
         restarted = await suite.start("rewards")
         async with (

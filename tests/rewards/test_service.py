@@ -1,4 +1,4 @@
-"""The use cases over a real temporary SQLite store, without a gRPC server: the
+"""The use cases over a real temporary store (SQLite, PostgreSQL), without a gRPC server: the
 ledger is a scripted stand-in, so each answer the outbox handlers must cope with
 (a refusal, no answer at all) can be given on purpose."""
 
@@ -17,6 +17,7 @@ from loyalty.ledger.v1 import ledger_service_pb2 as ledger_pb
 from services.kit.clock import ManualClock
 from services.kit.errors import FailedPrecondition, Unavailable
 from services.kit.outbox import LedgerOutbox
+from services.kit.stores import UnitStore
 from services.rewards.base import Context
 from services.rewards.catalog import StockHandlers
 from services.rewards.codes import Codes
@@ -26,7 +27,8 @@ from services.rewards.domain.offers import OfferSpec, Preferences
 from services.rewards.domain.redemptions import RedemptionState
 from services.rewards.offers import OfferHandlers, Offers
 from services.rewards.redemptions import RedemptionHandlers, Redemptions
-from services.rewards.store import RewardsStore
+from services.rewards.server import rewards_store
+from services.rewards.store import RewardsUnit
 
 
 class Unreachable(grpc.aio.AioRpcError):
@@ -81,7 +83,9 @@ class Everyone:
 
 
 class Service:
-    def __init__(self, store: RewardsStore, clock: ManualClock, ledger: ScriptedLedger) -> None:
+    def __init__(
+        self, store: UnitStore[RewardsUnit], clock: ManualClock, ledger: ScriptedLedger
+    ) -> None:
         self.store, self.clock, self.ledger = store, clock, ledger
         handlers = {
             **RedemptionHandlers(clock).handlers(),
@@ -107,8 +111,8 @@ class Service:
 
 
 @pytest_asyncio.fixture
-async def service(tmp_path):
-    store = RewardsStore(tmp_path / "rewards.db")
+async def service(rewards_db):
+    store = rewards_store(rewards_db)
     await store.open()
     yield Service(store, ManualClock(), ScriptedLedger())
     await store.close()

@@ -12,6 +12,7 @@ from contextlib import closing
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from services.kit.stores import is_postgres
 from tools.postgres import LocalPostgres
@@ -44,6 +45,20 @@ def fresh_database(tmp_path: Path, engine: str, name: str) -> str:
     if engine == "sqlite":
         return str(tmp_path / f"{name}.db")
     return shared_server().schema(f"t{next(_schemas)}_{name}")
+
+
+@pytest.fixture(params=ENGINES, name="engine")
+def both_engines(request) -> str:
+    """A directory's tests on both engines (its conftest imports this fixture)."""
+    return request.param
+
+
+def database_for(request: pytest.FixtureRequest, engine: str, tmp_path: Path, name: str) -> str:
+    """Service `name`'s db setting for a test on `engine`: a SQLite file, or a
+    fresh PostgreSQL schema (the session then stops the server at its end)."""
+    if engine == "postgres":
+        request.getfixturevalue("postgres")
+    return fresh_database(tmp_path, engine, name)
 
 
 def stored_rows(db: str, sql: str) -> list[tuple]:

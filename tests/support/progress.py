@@ -24,6 +24,7 @@ from services.kit.feeds import CommitSignal, FeedItem
 from services.kit.ledger_accounts import LedgerAccounts
 from services.kit.schedule import LocalTime, ScheduleSpec
 from services.kit.server import ServiceHost
+from services.kit.stores import UnitStore
 from services.progress.catalog import CatalogUseCases
 from services.progress.domain.definitions import (
     Badge,
@@ -50,7 +51,8 @@ from services.progress.domain.events import (
 from services.progress.feeding import FeedUseCases
 from services.progress.members import MemberUseCases
 from services.progress.rewards import Rewards
-from services.progress.store import ProgressStore
+from services.progress.server import progress_store
+from services.progress.store import ProgressUnit
 from services.progress.watching import WatchUseCases
 from tests.support.ledger import open_program, post, posted, start_ledger, wallet_request
 from tests.support.metrics import NO_METRICS
@@ -206,7 +208,7 @@ class FakeLedgerStub:
 
 @dataclass
 class ServiceTier:
-    store: ProgressStore
+    store: UnitStore[ProgressUnit]
     clock: ManualClock
     ledger: FakeLedgerStub
     feeds: FeedUseCases
@@ -225,11 +227,12 @@ class ServiceTier:
 
 @contextlib.asynccontextmanager
 async def service_tier(
-    directory: Path, clock: ManualClock | None = None
+    db: Path | str, clock: ManualClock | None = None
 ) -> AsyncIterator[ServiceTier]:
+    """The use cases over the store `db` names (a SQLite file, a PostgreSQL URL)."""
     clock = clock or ManualClock(at(2026, 3, 1))
     signal = CommitSignal()
-    store = ProgressStore(directory / "progress.db", on_commit=signal.notify)
+    store = progress_store(db, on_commit=signal.notify)
     await store.open()
     ledger = FakeLedgerStub()
     rewards = Rewards(store, LedgerAccounts(ledger, 1.0), clock, 1.0)
@@ -253,7 +256,7 @@ async def service_tier(
 
 
 async def start_progress(
-    db_path: Path,
+    db_path: Path | str,
     clock,
     ledger_target: str,
     upstream_target: str = "",
@@ -298,9 +301,12 @@ class Running:
 
 
 @contextlib.asynccontextmanager
-async def running_progress(directory: Path, **changes) -> AsyncIterator[Running]:
-    """Everything of Running started over files in `directory`, stopped after;
-    `changes` are progress settings."""
+async def running_progress(
+    directory: Path, db: Path | str | None = None, **changes
+) -> AsyncIterator[Running]:
+    """Everything of Running started over files in `directory` (progress in `db`
+    when given: a file or a PostgreSQL URL), stopped after; `changes` are
+    progress settings."""
     clock = ManualClock(at(2026, 3, 2, 9))
     ledger_host, ledger_channel, ledger = await start_ledger(directory / "ledger.db", clock)
     await open_program(ledger)
@@ -308,7 +314,7 @@ async def running_progress(directory: Path, **changes) -> AsyncIterator[Running]
     await upstream.start()
     target = f"127.0.0.1:{ledger_host.port}"
     host, channel, progress = await start_progress(
-        directory / "progress.db", clock, target, upstream.target, **changes
+        db or directory / "progress.db", clock, target, upstream.target, **changes
     )
     try:
         yield Running(clock, ledger, upstream, host, progress, target, ledger_host)

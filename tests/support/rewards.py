@@ -107,8 +107,9 @@ def settings(path: Path, ledger_target: str, directory_target: str, **fields) ->
     # The relay runs only when a test asks (relay_once / recover): no background work.
     fields.setdefault("relay_interval_seconds", 10**9)
     fields.setdefault("metrics_listen", NO_METRICS)
+    # A SQLite file in the world's folder unless the test names a database (a URL).
+    fields.setdefault("db_path", str(path / "rewards.db"))
     return RewardsSettings(
-        db_path=path / "rewards.db",
         ledger_target=ledger_target,
         campaigns_target=directory_target,
         **fields,
