@@ -51,17 +51,15 @@ from services.campaigns.store import (
 )
 from services.kit.cursors import CURSORS_MIGRATION
 from services.kit.outbox import PG_OUTBOX_MIGRATION
-from services.kit.postgres import READ_COMMITTED, PgConnection, PgStore
+from services.kit.postgres import READ_COMMITTED, PgConnection, PgStore, refuse_change_function
 from services.kit.sqlite import StoreOptions
 
 # SQLite's schema after all its migrations, in PostgreSQL's types (BIGINT:
 # microseconds and points pass 2^31), with the floors as CHECKs and the
 # activity feed append-only by trigger.
-PG_SCHEMA_V1 = """
-CREATE FUNCTION campaigns_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  RAISE EXCEPTION '% is append-only: rows are never %', TG_TABLE_NAME, lower(TG_OP);
-END $$;
+PG_SCHEMA_V1 = (
+    refuse_change_function("campaigns_refuse_change")
+    + """
 CREATE TABLE members (
   member_id TEXT PRIMARY KEY,
   profile TEXT NOT NULL,
@@ -192,6 +190,7 @@ CREATE TABLE standings (
   PRIMARY KEY (member_id, program_id)
 );
 """
+)
 
 PG_MIGRATIONS = (
     PG_SCHEMA_V1 + PG_OUTBOX_MIGRATION + CURSORS_MIGRATION + FEED_COUNTERS,

@@ -24,17 +24,15 @@ from typing import Unpack
 from services.games.store import PLAYS_FEED, GamesUnit, SqliteGamesUnit
 from services.kit.feed_sequences import FEED_SEQUENCES_MIGRATION, feed_counter_migration
 from services.kit.outbox import PG_OUTBOX_MIGRATION
-from services.kit.postgres import PgStore
+from services.kit.postgres import PgStore, refuse_change_function
 from services.kit.sqlite import StoreOptions
 
 # Every SQLite migration's end state in PostgreSQL's types (BIGINT for
 # microseconds, counts and amounts), the CHECKs SQLite has, and triggers that
 # keep the history append-only: an odds version and a play never change.
-PG_SCHEMA_V1 = """
-CREATE FUNCTION games_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  RAISE EXCEPTION '% rows are never %', TG_TABLE_NAME, lower(TG_OP);
-END $$;
+PG_SCHEMA_V1 = (
+    refuse_change_function("games_refuse_change")
+    + """
 CREATE TABLE wheels (
   wheel_id TEXT PRIMARY KEY,
   current_version INTEGER NOT NULL,
@@ -148,6 +146,7 @@ CREATE UNIQUE INDEX plays_by_result ON plays (result_sequence) WHERE result_sequ
 CREATE TRIGGER plays_are_append_only BEFORE UPDATE OR DELETE ON plays
   FOR EACH ROW EXECUTE FUNCTION games_refuse_change();
 """
+)
 
 PG_MIGRATIONS = (
     PG_SCHEMA_V1

@@ -56,6 +56,17 @@ U = TypeVar("U")
 SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"
 
 
+def refuse_change_function(name: str) -> str:
+    """DDL of a trigger function refusing the UPDATE or DELETE it fires on: a
+    service's append-only tables (`BEFORE UPDATE OR DELETE ... EXECUTE FUNCTION name()`)."""
+    return f"""
+CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION '% is append-only: rows are never %', TG_TABLE_NAME, lower(TG_OP);
+END $$;
+"""
+
+
 class RetryTransaction(Exception):
     """Raised by a unit that found its reads overtaken: the work runs again."""
 

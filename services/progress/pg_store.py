@@ -23,18 +23,16 @@ from typing import Unpack
 
 from services.kit.feed_sequences import FEED_SEQUENCES_MIGRATION
 from services.kit.outbox import PG_OUTBOX_MIGRATION
-from services.kit.postgres import PgStore
+from services.kit.postgres import PgStore, refuse_change_function
 from services.kit.sqlite import StoreOptions
 from services.progress.store import FEED_COUNTERS, FEEDS, ProgressUnit, SqliteProgressUnit
 
 # SQLite's schema after its migrations in PostgreSQL's types (BIGINT for
 # microseconds, points and sequences), its CHECKs, and the journal append-only
 # by trigger.
-PG_SCHEMA_V1 = """
-CREATE FUNCTION progress_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  RAISE EXCEPTION '% is append-only: rows are never %', TG_TABLE_NAME, lower(TG_OP);
-END $$;
+PG_SCHEMA_V1 = (
+    refuse_change_function("progress_refuse_change")
+    + """
 CREATE TABLE definitions (
   id TEXT PRIMARY KEY,
   kind TEXT NOT NULL,
@@ -174,6 +172,7 @@ CREATE TABLE evaluations (
   PRIMARY KEY (definition_id, member_id)
 );
 """
+)
 
 PG_MIGRATIONS = (PG_SCHEMA_V1 + PG_OUTBOX_MIGRATION + FEED_SEQUENCES_MIGRATION + FEED_COUNTERS,)
 

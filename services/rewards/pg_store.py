@@ -20,18 +20,16 @@ from __future__ import annotations
 from typing import Unpack
 
 from services.kit.outbox import PG_OUTBOX_MIGRATION
-from services.kit.postgres import PgStore
+from services.kit.postgres import PgStore, refuse_change_function
 from services.kit.sqlite import StoreOptions
 from services.rewards.store import RewardsUnit, SqliteRewardsUnit
 
 # SQLite's schema after its migrations in PostgreSQL's types (BIGINT for
 # microseconds, amounts and quantities), its CHECKs, and triggers that keep
 # the catalog and a redemption's history as SQLite keeps them.
-PG_SCHEMA_V1 = """
-CREATE FUNCTION rewards_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  RAISE EXCEPTION '% rows are never %', TG_TABLE_NAME, lower(TG_OP);
-END $$;
+PG_SCHEMA_V1 = (
+    refuse_change_function("rewards_refuse_change")
+    + """
 CREATE TABLE rewards (
   reward_id TEXT PRIMARY KEY,
   version INTEGER NOT NULL,
@@ -140,6 +138,7 @@ CREATE TABLE visits (
 );
 CREATE INDEX visits_by_entry ON visits (entry_id) WHERE entry_id != '';
 """
+)
 
 PG_MIGRATIONS = (PG_SCHEMA_V1 + PG_OUTBOX_MIGRATION,)
 
