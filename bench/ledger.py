@@ -399,8 +399,8 @@ async def poster_load(
     )
 
 
-async def run(seconds: float, wallets: int, batch_concurrency: int) -> dict:
-    expires_at = SystemClock().now_us() + YEAR_US
+def load_params(wallets: int, expires_at: int):
+    """The load generator's parameters of one phase, by its id prefix and batch size."""
 
     def params(prefix: str, batch: int) -> dict:
         return {
@@ -410,6 +410,12 @@ async def run(seconds: float, wallets: int, batch_concurrency: int) -> dict:
             "expires_at": expires_at,
             "batch": batch,
         }
+
+    return params
+
+
+async def run(seconds: float, wallets: int, batch_concurrency: int) -> dict:
+    params = load_params(wallets, SystemClock().now_us() + YEAR_US)
 
     with tempfile.TemporaryDirectory(prefix="bench-ledger-") as scratch:
         work = Path(scratch)

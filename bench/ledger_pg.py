@@ -42,6 +42,7 @@ from bench.ledger import (
     WALLETS,
     YEAR_US,
     balance,
+    load_params,
     sent_totals,
     set_up,
 )
@@ -62,16 +63,7 @@ def sqlite_figures() -> dict:
 
 
 async def run(seconds: float, wallets: int) -> dict:
-    expires_at = SystemClock().now_us() + YEAR_US
-
-    def params(prefix: str, batch: int) -> dict:
-        return {
-            "prefix": f"bench:{prefix}",
-            "seed": 1,
-            "wallets": wallets,
-            "expires_at": expires_at,
-            "batch": batch,
-        }
+    params = load_params(wallets, SystemClock().now_us() + YEAR_US)
 
     with tempfile.TemporaryDirectory(prefix="bench-ledger-pg-") as scratch:
         work = Path(scratch)

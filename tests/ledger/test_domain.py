@@ -54,13 +54,13 @@ def earn(transfer_id: str, member: str, amount: int, expires_at: int | None = No
 
 
 def spend(transfer_id: str, member: str, amount: int, **fields):
+    fields.setdefault("kind", TransferKind.POSTED)
+    fields.setdefault("code", TransferCode.REDEEM)
     return TransferRequest(
         id=transfer_id,
-        kind=TransferKind.POSTED,
         debit_account_id=member,
         credit_account_id="issuance",
         amount=amount,
-        code=TransferCode.REDEEM,
         **fields,
     )
 

@@ -10,15 +10,7 @@ from tests.ledger.test_domain import book, earn, spend
 
 
 def hold(transfer_id: str, member: str, amount: int, **fields) -> TransferRequest:
-    fields.setdefault("code", TransferCode.REDEEM)
-    return TransferRequest(
-        id=transfer_id,
-        kind=TransferKind.PENDING,
-        debit_account_id=member,
-        credit_account_id="issuance",
-        amount=amount,
-        **fields,
-    )
+    return spend(transfer_id, member, amount, kind=TransferKind.PENDING, **fields)
 
 
 def post(transfer_id: str, pending_id: str, amount: int = 0, **fields) -> TransferRequest:
