@@ -63,17 +63,22 @@ class SpinChain:
     prize_id: str
 
 
+def spin_transfer_ids(spin_id: str, fallback: bool = False) -> tuple[str, str]:
+    """The ids a spin's cost and prize transfers have when its chain holds them;
+    a fallback chain has ids of its own."""
+    attempt = "fallback:" if fallback else ""
+    return f"spin:{spin_id}:{attempt}cost", f"spin:{spin_id}:{attempt}prize"
+
+
 def spin_chain(
     spin_id: str, wheel_id: str, member_id: str, cost: int, prize: Prize, fallback: bool = False
 ) -> SpinChain:
     """The cost (member -> games revenue) and the prize (pool -> member), linked
-    so they commit together. A fallback chain has ids of its own."""
-    attempt = "fallback:" if fallback else ""
+    so they commit together."""
     metadata = {"spin_id": spin_id, "wheel_id": wheel_id}
     transfers = []
-    cost_id = prize_id = ""
+    cost_id, prize_id = spin_transfer_ids(spin_id, fallback)
     if cost:
-        cost_id = f"spin:{spin_id}:{attempt}cost"
         transfers.append(
             ledger_pb.Transfer(
                 id=cost_id,
@@ -85,8 +90,9 @@ def spin_chain(
                 metadata=metadata,
             )
         )
+    else:
+        cost_id = ""
     if not prize.is_nothing:
-        prize_id = f"spin:{spin_id}:{attempt}prize"
         transfers.append(
             ledger_pb.Transfer(
                 id=prize_id,
@@ -98,6 +104,8 @@ def spin_chain(
                 metadata=metadata,
             )
         )
+    else:
+        prize_id = ""
     return SpinChain(linked_chain(transfers), cost_id, prize_id)
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Unpack
 
-from services.games.store import PLAYS_FEED, GamesUnit, SqliteGamesUnit
+from services.games.store import DAY_COUNTS_MIGRATION, PLAYS_FEED, GamesUnit, SqliteGamesUnit
 from services.kit.feed_sequences import FEED_SEQUENCES_MIGRATION, feed_counter_migration
 from services.kit.outbox import PG_OUTBOX_MIGRATION
 from services.kit.postgres import PgStore, refuse_change_function
@@ -153,6 +153,7 @@ PG_MIGRATIONS = (
     + PG_OUTBOX_MIGRATION
     + FEED_SEQUENCES_MIGRATION
     + feed_counter_migration(PLAYS_FEED, "plays", "result_sequence"),
+    DAY_COUNTS_MIGRATION,
 )
 
 

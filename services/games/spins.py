@@ -42,7 +42,7 @@ from services.games.domain.records import (
     spin_id as derive_spin_id,
 )
 from services.games.domain.wheel import FallbackReason, land, sold_out_after_refusal
-from services.games.ledger import REVENUE, member_wallet, pool, spin_chain
+from services.games.ledger import REVENUE, member_wallet, pool, spin_chain, spin_transfer_ids
 from services.games.store import GamesUnit
 from services.games.wheels import allowance, wheel_or_raise
 from services.kit.clock import Clock, to_datetime
@@ -226,15 +226,6 @@ class SpinHandlers:
         now = self._clock.now_us()
         spin = unit.spin_settled_by(settlement.entry.entry_id)
         assert spin is not None and spin.status == SpinStatus.PENDING, settlement.entry.entry_id
-        wheel = wheel_or_raise(unit, spin.wheel_id, spin.version)
-        chain = spin_chain(
-            spin.spin_id,
-            spin.wheel_id,
-            spin.member_id,
-            wheel.config.cost_points,
-            spin.prize,
-            fallback=fallback,
-        )
         answer = settlement.answer
         if answer is None:
             return SpinApplied(mark_rejected(unit, spin, "LEDGER_INVALID_ARGUMENT", now))
@@ -244,10 +235,14 @@ class SpinHandlers:
                     unit, spin, answer.transfer_ids, answer.balance_after(spin.member_id), now
                 )
             )
-        prize_refusal = chain.prize_id and answer.refusal_of(chain.prize_id)
+        # A transfer the chain does not hold has no refusal either.
+        cost_id, prize_id = spin_transfer_ids(spin.spin_id, fallback)
+        prize_refusal = answer.refusal_of(prize_id)
         if prize_refusal and prize_refusal.code == "INSUFFICIENT_BALANCE" and not fallback:
-            return self._fall_back(unit, spin, wheel, now)
-        cost_refusal = chain.cost_id and answer.refusal_of(chain.cost_id)
+            return self._fall_back(
+                unit, spin, wheel_or_raise(unit, spin.wheel_id, spin.version), now
+            )
+        cost_refusal = answer.refusal_of(cost_id)
         if cost_refusal and cost_refusal.code == "INSUFFICIENT_BALANCE":
             return SpinApplied(mark_rejected(unit, spin, "INSUFFICIENT_POINTS", now))
         first = answer.refusals[0].code if answer.refusals else "REFUSED"
@@ -287,6 +282,8 @@ class Spins:
     def __init__(self, games: Games) -> None:
         self._games = games
         self._store = games.store
+        # The newest odds version seen of each wheel, for the pay check.
+        self._wheels: dict[str, WheelVersion] = {}
 
     async def spin(self, wheel_id: str, member_id: str, request_id: str) -> SpinView:
         require(
@@ -297,19 +294,29 @@ class Spins:
         games = self._games
         spin_id = derive_spin_id(member_id, request_id)
         async with games.members.hold(member_id):
-            known = await self._store.read(
-                lambda unit: Known(unit.spin(spin_id), unit.wheel_version(wheel_id))
-            )
-            if known.spin is not None:
-                return await self._replay(known.spin, wheel_id, request_id)
-            if known.wheel is None:
-                raise wheel_not_found(wheel_id)
-            await self._pay_check(known.wheel, spin_id, member_id)
+            # No read before the draw: its transaction finds a replay itself, and
+            # the pay check works from the wheel's last version seen here.
+            wheel = self._wheels.get(wheel_id)
+            if wheel is None:
+                known = await self._store.read(
+                    lambda unit: Known(unit.spin(spin_id), unit.wheel_version(wheel_id))
+                )
+                if known.spin is not None:
+                    return await self._replay(known.spin, wheel_id, request_id)
+                if known.wheel is None:
+                    raise wheel_not_found(wheel_id)
+                wheel = self._seen(known.wheel)
+            replay = await self._pay_check(wheel, spin_id, member_id)
+            if replay is not None:
+                return await self._replay(replay, wheel_id, request_id)
             outcome = await self._record(spin_id, wheel_id, member_id, request_id)
             if isinstance(outcome, Refused):
                 raise outcome.error
             if isinstance(outcome, Replay):
                 return await self._replay(outcome.spin, wheel_id, request_id)
+            if outcome.wheel.version != wheel.version:
+                # A newer version than the pay check saw: its accounts before its chain.
+                await self._ensure_accounts(self._seen(outcome.wheel), member_id)
             settled = await self._settle(outcome.spin, outcome.entry)
             games.ledger.remember(member_id, settled.points_balance_after)
             if settled.status == SpinStatus.REJECTED:
@@ -318,6 +325,13 @@ class Spins:
             # this spin was pending, so what the record saw still holds.
             view = SpinView(settled, outcome.pair, outcome.wheel, outcome.spins_left, None)
             return replace(view, points_balance=await self._balance(settled))
+
+    def _seen(self, wheel: WheelVersion) -> WheelVersion:
+        """Keeps the newest odds version seen of a wheel (versions never change)."""
+        known = self._wheels.get(wheel.wheel_id)
+        if known is None or known.version < wheel.version:
+            self._wheels[wheel.wheel_id] = wheel
+        return wheel
 
     async def _record(
         self, spin_id: str, wheel_id: str, member_id: str, request_id: str
@@ -342,34 +356,56 @@ class Spins:
             {"member_id": member_id},
         )
 
-    async def _pay_check(self, wheel: WheelVersion, spin_id: str, member_id: str) -> None:
-        """Opens the accounts the spin moves (once per process) and refuses, before
-        anything is drawn, a paid spin the member's balance cannot cover."""
-        games = self._games
-        config = wheel.config
-        await games.ledger.ensure(
+    async def _ensure_accounts(self, wheel: WheelVersion, member_id: str) -> None:
+        """Opens the accounts the wheel's spins move (once per process)."""
+        units = wheel.config.prize_units
+        await self._games.ledger.ensure(
             member_wallet(member_id, POINTS),
             REVENUE,
-            *(member_wallet(member_id, unit) for unit in config.prize_units),
-            *(pool(wheel.wheel_id, unit) for unit in config.prize_units),
+            *(member_wallet(member_id, unit) for unit in units),
+            *(pool(wheel.wheel_id, unit) for unit in units),
         )
-        if not config.cost_points:
-            return
-        available = await games.ledger.probably_available(member_id, config.cost_points)
-        if available >= config.cost_points:
-            return
+
+    async def _pay_check(
+        self, wheel: WheelVersion, spin_id: str, member_id: str
+    ) -> SpinRecord | None:
+        """Opens the accounts the spin moves and refuses, before anything is drawn,
+        a paid spin the member's balance cannot cover. `wheel` may be older than
+        the current version: a refusal is decided again on what is committed (the
+        spin itself if it exists, which is replayed, and the current wheel)."""
+        games = self._games
+        await self._ensure_accounts(wheel, member_id)
+        cost = wheel.config.cost_points
+        if not cost:
+            return None
+        available = await games.ledger.probably_available(member_id, cost)
+        if available >= cost:
+            return None
+        known = await self._store.read(
+            lambda unit: Known(unit.spin(spin_id), unit.wheel_version(wheel.wheel_id))
+        )
+        if known.spin is not None:
+            return known.spin
+        current = self._seen(known.wheel) if known.wheel is not None else wheel
+        cost = current.config.cost_points
+        if available >= cost:
+            return None
         error = FailedPrecondition(
             "INSUFFICIENT_POINTS",
-            f"a spin costs {config.cost_points} points; {available} available",
-            {"cost_points": str(config.cost_points), "available": str(available)},
+            f"a spin costs {cost} points; {available} available",
+            {"cost_points": str(cost), "available": str(available)},
         )
         now = games.clock.now_us()
 
-        def refuse(unit: GamesUnit) -> None:
-            if unit.spin(spin_id) is None:
+        def refuse(unit: GamesUnit) -> SpinRecord | None:
+            existing = unit.spin(spin_id)
+            if existing is None:
                 unit.append_play(rejection(spin_id, wheel.wheel_id, member_id, error.reason, now))
+            return existing
 
-        await self._store.write(refuse)
+        existing = await self._store.write(refuse)
+        if existing is not None:
+            return existing
         raise error
 
     def _draw(
@@ -411,7 +447,8 @@ class Spins:
             return Refused(refusal)
         pair = self._games.active_pair(unit, member_id, now)
         draw = draw_segment(pair.server_seed, pair.client_seed, pair.next_nonce, config.weights)
-        wins = unit.wins_today(wheel_id, member_id, day, draw.segment_index)
+        capped = config.segments[draw.segment_index].max_wins_per_member_per_day
+        wins = unit.wins_today(wheel_id, member_id, day, draw.segment_index) if capped else 0
         landing = land(config, draw.segment_index, wheel.sold_out, wins)
         spin = SpinRecord(
             spin_id=spin_id,

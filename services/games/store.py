@@ -215,6 +215,14 @@ FEED_COUNTER_MIGRATION = FEED_SEQUENCES_MIGRATION + feed_counter_migration(
     PLAYS_FEED, "plays", "result_sequence"
 )
 
+# Issue 13: the daily limit's and the win cap's counts, read at every draw, from
+# the index alone (the member's spins of the day are not visited).
+DAY_COUNTS_MIGRATION = """
+DROP INDEX spins_day;
+CREATE INDEX spins_day_counts ON spins
+  (wheel_id, member_id, day, status, landed_index, fallback_reason);
+"""
+
 MIGRATIONS = (
     SCHEMA_V1,
     OUTBOX_MIGRATION,
@@ -223,6 +231,7 @@ MIGRATIONS = (
     FINDINGS_MIGRATION,
     FEED_MIGRATION,
     FEED_COUNTER_MIGRATION,
+    DAY_COUNTS_MIGRATION,
 )
 
 

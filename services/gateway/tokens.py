@@ -29,6 +29,11 @@ HMAC_ALGORITHMS = ("HS256",)
 PUBLIC_KEY_ALGORITHMS = ("RS256", "ES256")
 REQUIRED_CLAIMS = ("sub", "exp", "iss", "aud")
 MAX_TOKEN_LENGTH = 8192
+# A verified token is reused for its caller's next calls, its time still checked
+# at each: a signature is checked once per token and period, not once per call.
+# The period bounds how long a token outlives its key leaving the key set.
+VERIFIED_SECONDS = 300
+MAX_VERIFIED_TOKENS = 10_000
 
 
 class KeySource(Protocol):
@@ -37,6 +42,14 @@ class KeySource(Protocol):
     async def key_for(self, token: str) -> Any:
         """The key that must have signed this token."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    principal: Principal
+    expires: float | None
+    not_before: float | None
+    until: float
 
 
 @dataclass(frozen=True)
@@ -99,9 +112,22 @@ class TokenVerifier:
         self._audience = audience
         self._leeway = leeway_seconds
         self._clock = clock
+        self._verified: dict[str, _Verified] = {}
 
     async def verify(self, authorization: str | None) -> Principal:
         token = _bearer_token(authorization)
+        now = self._clock.now_us() / MICROS_PER_SECOND
+        verified = self._verified.get(token)
+        if verified is None or verified.until <= now:
+            verified = await self._verify(token, now)
+        try:
+            self._check_time(verified, now)
+        except Unauthenticated:
+            self._verified.pop(token, None)
+            raise
+        return verified.principal
+
+    async def _verify(self, token: str, now: float) -> _Verified:
         try:
             key = await self._keys.key_for(token)
             claims = jwt.decode(
@@ -134,16 +160,23 @@ class TokenVerifier:
             ) from error
         except (jwt.PyJWTError, ValueError, TypeError) as error:
             raise Unauthenticated("TOKEN_INVALID", "the token is malformed or unusable") from error
-        self._check_time(claims)
-        return _principal(claims)
+        verified = _Verified(
+            _principal(claims),
+            _numeric_claim(claims, "exp"),
+            _numeric_claim(claims, "nbf"),
+            now + VERIFIED_SECONDS,
+        )
+        self._verified.pop(token, None)
+        if len(self._verified) >= MAX_VERIFIED_TOKENS:
+            # The oldest verified goes first (insertion order).
+            del self._verified[next(iter(self._verified))]
+        self._verified[token] = verified
+        return verified
 
-    def _check_time(self, claims: dict[str, Any]) -> None:
-        now = self._clock.now_us() / MICROS_PER_SECOND
-        expires = _numeric_claim(claims, "exp")
-        if expires is not None and expires <= now - self._leeway:
+    def _check_time(self, verified: _Verified, now: float) -> None:
+        if verified.expires is not None and verified.expires <= now - self._leeway:
             raise Unauthenticated("TOKEN_EXPIRED", "the token has expired")
-        not_before = _numeric_claim(claims, "nbf")
-        if not_before is not None and not_before > now + self._leeway:
+        if verified.not_before is not None and verified.not_before > now + self._leeway:
             raise Unauthenticated("TOKEN_NOT_YET_VALID", "the token is not valid yet")
 
 

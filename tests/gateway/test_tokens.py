@@ -11,7 +11,14 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from services.gateway.domain import ADMIN, PLAYER
-from services.gateway.tokens import JwksFile, SharedSecret, TokenVerifier, dev_secret
+from services.gateway.tokens import (
+    HMAC_ALGORITHMS,
+    VERIFIED_SECONDS,
+    JwksFile,
+    SharedSecret,
+    TokenVerifier,
+    dev_secret,
+)
 from services.kit.clock import MICROS_PER_SECOND, ManualClock
 from services.kit.errors import Unauthenticated
 
@@ -79,6 +86,54 @@ async def test_expired_after_the_leeway_only():
     await verifier.verify(token)
     clock.advance(2)
     assert await reason(verifier, token) == "TOKEN_EXPIRED"
+
+
+class CountedSecret:
+    """A shared secret that counts how often a signature needed it, and can change."""
+
+    algorithms = HMAC_ALGORITHMS
+
+    def __init__(self, secret: bytes) -> None:
+        self.secret = secret
+        self.asked = 0
+
+    async def key_for(self, token: str) -> bytes:
+        self.asked += 1
+        return self.secret
+
+
+async def test_a_token_is_verified_once_per_period_and_its_time_at_every_call():
+    clock = ManualClock()
+    keys = CountedSecret(SECRET)
+    verifier = TokenVerifier(keys, issuer=ISSUER, audience=AUDIENCE, leeway_seconds=30, clock=clock)
+    now = clock.now_us() // MICROS_PER_SECOND
+    token = "Bearer " + jwt.encode(claims(clock, exp=now + 900), SECRET, algorithm="HS256")
+    for _ in range(3):
+        assert (await verifier.verify(token)).subject == "m-1"
+    assert keys.asked == 1
+    # The key leaves the key set: the token is good until its period ends.
+    keys.secret = b"another-secret-" * 4
+    clock.advance(VERIFIED_SECONDS - 1)
+    assert (await verifier.verify(token)).subject == "m-1"
+    clock.advance(2)
+    assert await reason(verifier, token) == "TOKEN_BAD_SIGNATURE"
+    assert keys.asked == 2
+    # The key back: verified again, and refused at its exp, within the new period.
+    keys.secret = SECRET
+    clock.advance(900 - VERIFIED_SECONDS - 1 + 29)
+    await verifier.verify(token)
+    clock.advance(2)
+    assert await reason(verifier, token) == "TOKEN_EXPIRED"
+
+
+async def test_a_refused_token_is_not_remembered():
+    clock = ManualClock()
+    keys = CountedSecret(b"another-secret-" * 4)
+    verifier = TokenVerifier(keys, issuer=ISSUER, audience=AUDIENCE, leeway_seconds=30, clock=clock)
+    token = "Bearer " + jwt.encode(claims(clock), SECRET, algorithm="HS256")
+    assert await reason(verifier, token) == "TOKEN_BAD_SIGNATURE"
+    keys.secret = SECRET
+    assert (await verifier.verify(token)).subject == "m-1"
 
 
 async def test_not_yet_valid():
