@@ -4,6 +4,8 @@ commit, answer or failure it is about."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import grpc
 import pytest
 
@@ -149,3 +151,47 @@ async def test_a_spin_enters_the_feed_in_the_transaction_that_settles_it(wheel):
     assert second.sequence == 2 and second.play.entry.play_id.startswith("s-")
     assert second.play.entry.status == PlayStatus.SETTLED
     await feed.aclose()
+
+
+PLAIN = WheelConfig(
+    display_name="Plain",
+    segments=(Segment("Nothing", 1), Segment("Never", 0)),
+    fallback_segment_index=0,
+    cost_points=COST,
+    spins_per_day=0,
+    time_zone="UTC",
+)
+
+
+async def test_a_spin_pays_the_odds_version_it_draws_from_not_the_one_seen_before(rig):
+    """The pay check works from the last version this process saw: a refusal is
+    decided on the current one, and a newer version's accounts are opened before
+    its chain is posted."""
+    await rig.wheels.create_wheel("u", PLAIN)
+    await fund(rig.ledger, "m-1", COST)
+    await rig.spins.spin("u", "m-1", "r-1")  # version 1 seen; nothing left to spend
+    await rig.wheels.update_wheel("u", replace(PLAIN, cost_points=5), ["cost_points"], 0)
+    await fund(rig.ledger, "m-1", 5)
+    cheaper = await rig.spins.spin("u", "m-1", "r-2")
+    assert cheaper.spin.status == SpinStatus.SETTLED and cheaper.points_balance == 0
+    hats = (Segment("Never", 0), Segment("Hat", 1, Prize(unit="prize:hat", quantity=1)))
+    await rig.wheels.update_wheel("u", replace(PLAIN, segments=hats), ["segments"], 0)
+    await rig.wheels.stock_wheel("u", "prize:hat", 3, "hats")
+    await fund(rig.ledger, "m-1", COST, "fund:again")
+    won = await rig.spins.spin("u", "m-1", "r-3")
+    assert won.spin.status == SpinStatus.SETTLED and won.wheel.version == 3
+    assert await balance(rig.ledger, "m-1/prize:hat") == 1
+
+
+async def test_a_request_id_spun_again_without_the_points_is_the_same_spin(wheel):
+    rig = wheel
+    await fund(rig.ledger, "m-1", COST)
+    first = await rig.spins.spin("w", "m-1", "r-1")
+    spent = first.points_balance
+    if spent:
+        await post(rig.ledger, posted("elsewhere", "m-1", GAMES_REVENUE_ACCOUNT, spent))
+    again = await rig.spins.spin("w", "m-1", "r-1")
+    assert again.spin == first.spin
+    with pytest.raises(FailedPrecondition) as refused:
+        await rig.spins.spin("w", "m-1", "r-2")
+    assert refused.value.reason == "INSUFFICIENT_POINTS"
