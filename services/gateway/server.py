@@ -91,6 +91,11 @@ def upstream_channel(target: str) -> grpc.aio.Channel:
     return open_channel(target, UPSTREAM_CHANNEL_OPTIONS)
 
 
+def forwarding_channel(target: str) -> grpc.aio.Channel:
+    """A channel for forwarded calls, which add the request id themselves."""
+    return grpc.aio.insecure_channel(target, options=UPSTREAM_CHANNEL_OPTIONS)
+
+
 @dataclass(frozen=True, kw_only=True)
 class GatewaySettings(ServiceSettings):
     """Everything the gateway reads from its environment (see docs/gateway.md)."""
@@ -289,7 +294,7 @@ async def build_server(
     channels = {"ledger": ledger_channel}
     rules = {f"{WALLET_SERVICE.full_name}/{name}": rule for name, rule in WALLET_RULES.items()}
     for upstream, target in settings.upstreams():
-        channels[upstream.name] = upstream_channel(target)
+        channels[upstream.name] = forwarding_channel(target)
         rules.update(upstream.procedures())
     codecs = gateway_codecs()
     shutdown = Shutdown()

@@ -29,8 +29,10 @@ from services.gateway.errors import as_connect_error, failure, grpc_code_name, u
 from services.gateway.service import Admission, Gatekeeper, RateLimited
 from services.gateway.shutdown import Shutdown
 from services.kit.errors import FieldViolation, InvalidArgument, ServiceError
+from services.kit.logs import current_request_id
 from services.kit.metrics import CallMeter, CallMetrics, RpcMetrics
 from services.kit.outgoing import measured, metered_stream
+from services.kit.server import REQUEST_ID_HEADER
 
 log = structlog.get_logger()
 
@@ -367,13 +369,20 @@ def _method_info(method: MethodDescriptor) -> MethodInfo:
     )
 
 
+def _request_id() -> tuple[tuple[str, str], ...]:
+    """The call's request id as upstream metadata. Forwarded calls go over plain
+    channels: a grpc.aio client interceptor costs each call a task of its own."""
+    request_id = current_request_id()
+    return ((REQUEST_ID_HEADER, request_id),) if request_id is not None else ()
+
+
 def _forward_unary(
     upstream: str, call: Callable[..., Awaitable[Any]], deadlines: DeadlinePolicy, meter: CallMeter
 ) -> Callable[[Any, RequestContext], Awaitable[Any]]:
     async def forward(request, ctx: RequestContext):
         timeout = deadlines.upstream_timeout(_client_timeout_seconds(ctx), stream=False)
         try:
-            return await measured(meter, call(request, timeout=timeout))
+            return await measured(meter, call(request, timeout=timeout, metadata=_request_id()))
         except grpc.aio.AioRpcError as error:
             raise upstream_error(upstream, error) from None
 
@@ -385,7 +394,7 @@ def _forward_stream(
 ) -> Callable[[Any, RequestContext], AsyncIterator[Any]]:
     async def forward(request, ctx: RequestContext):
         timeout = deadlines.upstream_timeout(_client_timeout_seconds(ctx), stream=True)
-        responses = call(request, timeout=timeout)
+        responses = call(request, timeout=timeout, metadata=_request_id())
         try:
             with metered_stream(meter):
                 async for response in responses:

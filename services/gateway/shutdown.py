@@ -34,6 +34,8 @@ class Shutdown:
     def __init__(self) -> None:
         self._streams_end = asyncio.Event()
         self._calls_end = asyncio.Event()
+        # The tasks awaiting a unary call's answer, cancelled when the grace ends.
+        self._calls: set[asyncio.Task] = set()
 
     def end_streams(self) -> None:
         self._streams_end.set()
@@ -41,10 +43,29 @@ class Shutdown:
     def end_calls(self) -> None:
         self._streams_end.set()
         self._calls_end.set()
+        for task in self._calls:
+            task.cancel()
 
     async def call(self, work: Awaitable[T]) -> T:
-        """The call's answer, or GATEWAY_STOPPING if the grace runs out first."""
-        return await _unless(work, self._calls_end)
+        """The call's answer, or GATEWAY_STOPPING if the grace runs out first.
+        The work runs in the caller's task (no task of its own per call): the
+        stop cancels that task, and the cancellation it caused ends here."""
+        if self._calls_end.is_set():
+            if inspect.iscoroutine(work):
+                work.close()  # never started: nothing reached an upstream
+            raise stopping_error()
+        task = asyncio.current_task()
+        assert task is not None
+        self._calls.add(task)
+        try:
+            return await work
+        except asyncio.CancelledError:
+            if not self._calls_end.is_set():
+                raise
+            task.uncancel()
+            raise stopping_error() from None
+        finally:
+            self._calls.discard(task)
 
     async def stream(self, responses: AsyncIterator[T]) -> AsyncIterator[T]:
         """The stream's messages until it ends, or GATEWAY_STOPPING once the stop begins."""
