@@ -5,7 +5,8 @@ ports over temporary SQLite files (tools.suite), funds 64 members, then runs the
 same bounded load twice over native gRPC (grpcio) from the load-generator process
 (bench/load.py): straight to games, and through the gateway with each member's
 token. Writes bench/results/gateway.json with gateway_spin_tps, direct_spin_tps,
-gateway_ratio and gateway_p99_ms, and both at 1, 8, 64 and 256 in flight as a
+gateway_ratio, gateway_p99_ms and gateway_cpu_us (the gateway process's CPU per
+proxied spin, steadier than rates on a shared machine), and both at 1, 8, 64 and 256 in flight as a
 scaling table (also bench/results/gateway_scaling.md and .png; more lanes than
 members share them).
 
@@ -118,7 +119,12 @@ def spin_calls(params: dict, lane: int) -> Iterator[Call]:
 
 
 async def _spins(
-    target: str, members: list[str], seconds: float, tokens=None, in_flight: int = 0
+    target: str,
+    members: list[str],
+    seconds: float,
+    tokens=None,
+    in_flight: int = 0,
+    server_pid: int | None = None,
 ) -> LoadResult:
     """Members spin in a loop for `seconds` after a 1 s warm-up, `in_flight` lanes
     (default one per member; more share members)."""
@@ -131,6 +137,7 @@ async def _spins(
         seconds=seconds,
         warmup=1.0,
         timeout=10.0,
+        server_pid=server_pid,
     )
 
 
@@ -182,7 +189,12 @@ async def run(seconds: float, member_count: int) -> dict[str, float]:
                     games.target, members, length, in_flight=in_flight
                 )
                 series["gateway"][in_flight] = await _spins(
-                    gateway.target, members, length, tokens, in_flight=in_flight
+                    gateway.target,
+                    members,
+                    length,
+                    tokens,
+                    in_flight=in_flight,
+                    server_pid=gateway.process.pid,
                 )
         finally:
             await suite.stop_all()
@@ -204,6 +216,7 @@ async def run(seconds: float, member_count: int) -> dict[str, float]:
         "gateway_spin_tps": round(gateway_tps, 1),
         "gateway_p99_ms": round(gateway_p99, 2),
         "gateway_ratio": round(gateway_tps / direct_tps, 3) if direct_tps else 0.0,
+        "gateway_cpu_us": round(through.server_cpu_us_per_call),
         "scaling": scaling,
     }
 

@@ -4,7 +4,7 @@ chains of spins, catch awards and prize stocking, each with its ids named."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from loyalty.ledger.v1 import ledger_service_pb2 as ledger_pb
@@ -166,6 +166,10 @@ class GamesLedger(LedgerAccounts):
         self._connected = connected
         # Points balances seen in the ledger's answers, to skip a read before a spin.
         self._last_seen: dict[str, int] = {}
+
+    def all_opened(self, account_ids: Iterable[str]) -> bool:
+        """Whether this process opened (or found) every one of these accounts."""
+        return all(account_id in self._opened for account_id in account_ids)
 
     def remember(self, account_id: str, balance: int | None) -> None:
         if balance is None:

@@ -53,7 +53,15 @@ from services.kit.errors import (
     ServiceError,
     Unavailable,
 )
-from services.kit.ids import MEMBER_ID, POINTS, REQUEST_ID, RESOURCE_ID
+from services.kit.ids import (
+    GAMES_REVENUE_ACCOUNT,
+    MEMBER_ID,
+    POINTS,
+    REQUEST_ID,
+    RESOURCE_ID,
+    member_account,
+    prize_pool_account,
+)
 from services.kit.outbox import OutboxEntry, Settlement
 from services.kit.text import shown
 
@@ -359,7 +367,18 @@ class Spins:
     async def _ensure_accounts(self, wheel: WheelVersion, member_id: str) -> None:
         """Opens the accounts the wheel's spins move (once per process)."""
         units = wheel.config.prize_units
-        await self._games.ledger.ensure(
+        ledger = self._games.ledger
+        # By id first: building the accounts' messages for every spin costs more.
+        if ledger.all_opened(
+            (
+                member_account(member_id),
+                GAMES_REVENUE_ACCOUNT,
+                *(member_account(member_id, unit) for unit in units),
+                *(prize_pool_account(wheel.wheel_id, unit) for unit in units),
+            )
+        ):
+            return
+        await ledger.ensure(
             member_wallet(member_id, POINTS),
             REVENUE,
             *(member_wallet(member_id, unit) for unit in units),
