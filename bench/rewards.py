@@ -42,7 +42,7 @@ from loyalty.rewards.v1 import rewards_service_pb2 as pb
 from loyalty.rewards.v1 import rewards_service_pb2_grpc as pb_grpc
 
 from bench.common import Target, cpu_seconds, peak_rss_mb, report, run_load
-from bench.ledger import POST_TRANSFERS, balance, set_up, wallet
+from bench.ledger import POST_TRANSFERS, balance, load_params, set_up, wallet
 from bench.load import Call
 from services.kit.clock import SystemClock
 from services.kit.logs import configure_logging
@@ -112,13 +112,7 @@ async def import_with_the_tool(target: str, reward_id: str, path: Path) -> float
 
 async def run(seconds: float, import_codes: int) -> dict:
     expires_at = SystemClock().now_us() + 365 * 86_400 * 1_000_000
-    unary_params = {
-        "prefix": "bench:unary",
-        "seed": 1,
-        "wallets": MEMBERS,
-        "expires_at": expires_at,
-        "batch": 1,
-    }
+    unary_params = load_params(MEMBERS, expires_at)("unary", 1)
     with tempfile.TemporaryDirectory(prefix="bench-rewards-") as scratch:
         work = Path(scratch)
         suite = Suite(work / "data", log_dir=work / "logs", env={"LOG_LEVEL": "warning"})
