@@ -71,6 +71,11 @@ def _entry_id(redemption_id_: str, step: str) -> str:
     return f"redeem:{redemption_id_}:{step}"
 
 
+def _redemption_of(entry_id: str) -> str:
+    """The redemption an entry id built by _entry_id names."""
+    return entry_id.removeprefix("redeem:").rpartition(":")[0]
+
+
 def _pending(unit: RewardsUnit, redemption: Redemption) -> Step:
     entry = unit.outbox.entry(redemption.entry_id) if redemption.entry_id else None
     return Step(redemption, entry)
@@ -103,9 +108,11 @@ class RedemptionHandlers:
         return Step(failed)
 
     def _current(self, unit: RewardsUnit, settlement: Settlement) -> Redemption | None:
-        redemption = unit.redemption_by_entry(settlement.entry.entry_id)
-        if redemption is None:
-            log.error("redemption_entry_orphaned", entry_id=settlement.entry.entry_id)
+        entry_id = settlement.entry.entry_id
+        redemption = unit.redemption(_redemption_of(entry_id))
+        if redemption is None or redemption.entry_id != entry_id:
+            log.error("redemption_entry_orphaned", entry_id=entry_id)
+            return None
         return redemption
 
     def on_redeem(self, unit: RewardsUnit, settlement: Settlement) -> Step | None:
