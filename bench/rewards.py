@@ -10,13 +10,19 @@ bench's set-up, then:
   the rewards service) of a generated CSV of IMPORT_CODES codes; the rewards
   process's peak resident memory before and after, and the tool's own peak:
   the same whatever the file's size, since both sides hold one chunk at a time;
-- ledger_unary_tps: the ledger's PostTransfers with one transfer per call, the
-  ledger bench's workload, at 64 concurrent calls;
+- ledger_unary_tps, ledger_unary_cpu_us: the ledger's PostTransfers with one
+  transfer per call, the ledger bench's workload, at 64 concurrent calls, and
+  the ledger's CPU per call;
 - redeem_tps, redeem_p50_ms, redeem_p99_ms: rewards.Redeem of a code-pool reward
   (10 points, stock far beyond the run), one member per lane, a fresh request id
   each time: limits checked, the code assigned and the redemption recorded,
   one linked chain holding and posting (one ledger call, two local commits);
-  redeem_ratio = redeem_tps / ledger_unary_tps;
+  redeem_ratio = redeem_tps / ledger_unary_tps; redeem_server_cpu_us and
+  redeem_ledger_cpu_us, the rewards and ledger processes' CPU per redemption
+  (when other work holds the cores, each process gets its share of them and
+  the ratio tends to ledger_unary_cpu_us / redeem_server_cpu_us);
+- unary_load_cpu_us, redeem_load_cpu_us: the load generator's own CPU per call
+  in each phase (it is not the bound while it stays well under a core);
 - rewards_rss_mb: the rewards process's peak resident memory.
 
 Then checks that rewards:redeemed grew by exactly 10 points per redemption sent
@@ -42,7 +48,7 @@ from loyalty.rewards.v1 import rewards_service_pb2 as pb
 from loyalty.rewards.v1 import rewards_service_pb2_grpc as pb_grpc
 
 from bench.common import Target, cpu_seconds, peak_rss_mb, report, run_load
-from bench.ledger import POST_TRANSFERS, balance, set_up, wallet
+from bench.ledger import POST_TRANSFERS, balance, load_params, set_up, wallet
 from bench.load import Call
 from services.kit.clock import SystemClock
 from services.kit.logs import configure_logging
@@ -110,15 +116,15 @@ async def import_with_the_tool(target: str, reward_id: str, path: Path) -> float
     return time.perf_counter() - started
 
 
+def _children_cpu() -> float:
+    """CPU seconds of this process's finished children: the load generators'."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 async def run(seconds: float, import_codes: int) -> dict:
     expires_at = SystemClock().now_us() + 365 * 86_400 * 1_000_000
-    unary_params = {
-        "prefix": "bench:unary",
-        "seed": 1,
-        "wallets": MEMBERS,
-        "expires_at": expires_at,
-        "batch": 1,
-    }
+    unary_params = load_params(MEMBERS, expires_at)("unary", 1)
     with tempfile.TemporaryDirectory(prefix="bench-rewards-") as scratch:
         work = Path(scratch)
         suite = Suite(work / "data", log_dir=work / "logs", env={"LOG_LEVEL": "warning"})
@@ -146,6 +152,7 @@ async def run(seconds: float, import_codes: int) -> dict:
                 admin_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
                 await create_reward(rewards, REWARD, POOL)
+                load_cpu = _children_cpu()
                 unary = await run_load(
                     ledger_process.target,
                     POST_TRANSFERS,
@@ -154,6 +161,7 @@ async def run(seconds: float, import_codes: int) -> dict:
                     seconds=seconds,
                     server_pid=ledger_process.process.pid,
                 )
+                unary_load_cpu, load_cpu = _children_cpu() - load_cpu, _children_cpu()
                 redeemed_before = await balance(ledger, "rewards:redeemed")
                 ledger_cpu_before = cpu_seconds(ledger_process.process.pid)
                 redeems = await run_load(
@@ -165,6 +173,7 @@ async def run(seconds: float, import_codes: int) -> dict:
                     seconds=seconds,
                     server_pid=rewards_process.process.pid,
                 )
+                redeem_load_cpu = _children_cpu() - load_cpu
                 sent = sum(redeems.lane_calls)
                 ledger_cpu = cpu_seconds(ledger_process.process.pid) - ledger_cpu_before
                 charged = await balance(ledger, "rewards:redeemed") - redeemed_before
@@ -190,12 +199,15 @@ async def run(seconds: float, import_codes: int) -> dict:
         "import_rss_after_mb": rss_after,
         "admin_rss_mb": admin_rss,
         "ledger_unary_tps": unary.rps,
+        "ledger_unary_cpu_us": unary.server_cpu_us_per_call,
+        "unary_load_cpu_us": unary_load_cpu * 1e6 / sum(unary.lane_calls),
         "redeem_tps": redeems.rps,
         "redeem_p50_ms": redeems.p50_ms,
         "redeem_p99_ms": redeems.p99_ms,
         "redeem_ratio": redeems.rps / unary.rps,
         "redeem_server_cpu_us": redeems.server_cpu_us_per_call,
         "redeem_ledger_cpu_us": ledger_cpu * 1e6 / sent,
+        "redeem_load_cpu_us": redeem_load_cpu * 1e6 / sent,
         "rewards_rss_mb": rss,
         "charged_once": verified,
     }

@@ -10,11 +10,18 @@ from google.protobuf import duration_pb2, timestamp_pb2
 
 from services.kit.errors import FieldViolation, InvalidArgument
 
+# The seconds a Timestamp may hold: years 1 to 9999.
+MIN_SECONDS, MAX_SECONDS = -62_135_596_800, 253_402_300_799
+
 
 def timestamp(micros_: int) -> timestamp_pb2.Timestamp:
-    value = timestamp_pb2.Timestamp()
-    value.FromMicroseconds(micros_)
-    return value
+    """Timestamp.FromMicroseconds with its range check, built by the constructor:
+    setting fields on an existing well-known-type message costs about 3 us each
+    under upb, a third of a redemption's response."""
+    seconds, remainder = divmod(micros_, 1_000_000)
+    if not MIN_SECONDS <= seconds <= MAX_SECONDS:
+        raise ValueError(f"Timestamp is not valid: Seconds {seconds} must be in range")
+    return timestamp_pb2.Timestamp(seconds=seconds, nanos=remainder * 1000)
 
 
 def micros(value: timestamp_pb2.Timestamp, path: str) -> int:

@@ -11,7 +11,14 @@ from loyalty.ledger.v1 import ledger_service_pb2_grpc as pb_grpc
 
 from services.kit.enums import is_known, known
 from services.kit.errors import InvalidArgument, Violations
-from services.kit.proto_time import duration_micros, micros, optional_micros, timestamp
+from services.kit.proto_time import (
+    MAX_SECONDS,
+    MIN_SECONDS,
+    duration_micros,
+    micros,
+    optional_micros,
+    timestamp,
+)
 from services.ledger.domain import (
     Account,
     AccountKind,
@@ -77,7 +84,6 @@ def _view_to_proto(view: AccountView) -> pb.Account:
 
 # Proto3 enums are open: a number outside these is refused by name.
 _RESULTS = {member: int(member) for member in Result}
-_MIN_SECONDS, _MAX_SECONDS = -62_135_596_800, 253_402_300_799  # years 1 to 9999
 _MAX_DURATION_SECONDS = 315_576_000_000
 
 
@@ -85,7 +91,7 @@ def _timestamp_micros(value, path: str) -> int:
     """Timestamp.ToMicroseconds with the same checks, without its Python call chain
     (a tenth of a batch's conversion time)."""
     seconds, nanos = value.seconds, value.nanos
-    if not (_MIN_SECONDS <= seconds <= _MAX_SECONDS and 0 <= nanos <= 999_999_999):
+    if not (MIN_SECONDS <= seconds <= MAX_SECONDS and 0 <= nanos <= 999_999_999):
         return micros(value, path)  # raises with the field's name
     return seconds * 1_000_000 + nanos // 1000
 

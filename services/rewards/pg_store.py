@@ -22,7 +22,7 @@ from typing import Unpack
 from services.kit.outbox import PG_OUTBOX_MIGRATION
 from services.kit.postgres import PgStore, refuse_change_function
 from services.kit.sqlite import StoreOptions
-from services.rewards.store import RewardsUnit, SqliteRewardsUnit
+from services.rewards.store import DROP_ENTRY_INDEX, RewardsUnit, SqliteRewardsUnit
 
 # SQLite's schema after its migrations in PostgreSQL's types (BIGINT for
 # microseconds, amounts and quantities), its CHECKs, and triggers that keep
@@ -140,7 +140,7 @@ CREATE INDEX visits_by_entry ON visits (entry_id) WHERE entry_id != '';
 """
 )
 
-PG_MIGRATIONS = (PG_SCHEMA_V1 + PG_OUTBOX_MIGRATION,)
+PG_MIGRATIONS = (PG_SCHEMA_V1 + PG_OUTBOX_MIGRATION, DROP_ENTRY_INDEX)
 
 
 class PgRewardsStore(PgStore[RewardsUnit]):

@@ -18,7 +18,7 @@ REFUNDING (the code is void at once) or CANCELLING.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import structlog
 
@@ -71,6 +71,11 @@ def _entry_id(redemption_id_: str, step: str) -> str:
     return f"redeem:{redemption_id_}:{step}"
 
 
+def _redemption_of(entry_id: str) -> str:
+    """The redemption an entry id built by _entry_id names."""
+    return entry_id.removeprefix("redeem:").rpartition(":")[0]
+
+
 def _pending(unit: RewardsUnit, redemption: Redemption) -> Step:
     entry = unit.outbox.entry(redemption.entry_id) if redemption.entry_id else None
     return Step(redemption, entry)
@@ -103,9 +108,11 @@ class RedemptionHandlers:
         return Step(failed)
 
     def _current(self, unit: RewardsUnit, settlement: Settlement) -> Redemption | None:
-        redemption = unit.redemption_by_entry(settlement.entry.entry_id)
-        if redemption is None:
-            log.error("redemption_entry_orphaned", entry_id=settlement.entry.entry_id)
+        entry_id = settlement.entry.entry_id
+        redemption = unit.redemption(_redemption_of(entry_id))
+        if redemption is None or redemption.entry_id != entry_id:
+            log.error("redemption_entry_orphaned", entry_id=entry_id)
+            return None
         return redemption
 
     def on_redeem(self, unit: RewardsUnit, settlement: Settlement) -> Step | None:
@@ -168,19 +175,28 @@ class _ProfileNeeded(Exception):
 KNOWN_REWARD_US = 5 * 1_000_000
 
 
+@dataclass(frozen=True, slots=True)
+class _Known:
+    until_us: int
+    reward: Reward
+    # Its ledger accounts (but members'), opened once: they follow from the facts above.
+    accounts: list
+
+
 class Redemptions(UseCases):
     def __init__(self, context) -> None:
         super().__init__(context)
-        self._known: dict[str, tuple[int, Reward]] = {}
+        self._known: dict[str, _Known] = {}
 
-    async def _known_reward(self, reward_id: str) -> Reward:
+    async def _known_reward(self, reward_id: str) -> _Known:
         now = self._clock.now_us()
         known = self._known.get(reward_id)
-        if known is not None and now < known[0]:
-            return known[1]
+        if known is not None and now < known.until_us:
+            return known
         reward = await self._store.read(lambda unit: reward_or_404(unit, reward_id))
-        self._known[reward_id] = (now + KNOWN_REWARD_US, reward)
-        return reward
+        known = _Known(now + KNOWN_REWARD_US, reward, reward_accounts(reward))
+        self._known[reward_id] = known
+        return known
 
     async def redeem(
         self,
@@ -200,14 +216,15 @@ class Redemptions(UseCases):
         quantity = quantity or 1
         if not 1 <= quantity <= MAX_QUANTITY:
             raise InvalidArgument([Violation("quantity", f"must be between 1 and {MAX_QUANTITY}")])
-        reward = await self._known_reward(reward_id)
+        known = await self._known_reward(reward_id)
+        reward = known.reward
         profile = await self._profiles.profile(member_id) if reward.spec.needs_profile else None
         wallets = (
             [member_wallet(member_id, reward.spec.prize_unit)]
             if reward.spec.kind == RewardKind.PRIZE_UNIT
             else []
         )
-        await self._ledger.ensure(*reward_accounts(reward), *wallets)
+        await self._ledger.ensure(*known.accounts, *wallets)
         # Drawn here, outside the transaction, so the work that stores it is safe to rerun.
         drawn = (
             generate_code(reward.spec.length_of_codes)

@@ -152,7 +152,10 @@ CREATE TABLE visits (
 CREATE INDEX visits_by_entry ON visits (entry_id) WHERE entry_id != '';
 """
 
-MIGRATIONS = (SCHEMA_V1, OUTBOX_MIGRATION, OUTBOX_KINDS_MIGRATION)
+# A settlement finds its redemption by the key its entry id names: no index on entry ids
+# to keep up in both of a redemption's transactions. The same text on both engines.
+DROP_ENTRY_INDEX = "DROP INDEX redemptions_by_entry;"
+MIGRATIONS = (SCHEMA_V1, OUTBOX_MIGRATION, OUTBOX_KINDS_MIGRATION, DROP_ENTRY_INDEX)
 CHUNK = 500
 
 
@@ -233,7 +236,6 @@ class RewardsUnit(Protocol):
 
     # -- redemptions
     def redemption(self, redemption_id: str) -> Redemption | None: ...
-    def redemption_by_entry(self, entry_id: str) -> Redemption | None: ...
     def insert_redemption(self, redemption: Redemption) -> Redemption: ...
     def save_redemption(self, redemption: Redemption) -> None: ...
     def usage(
@@ -320,6 +322,9 @@ class SqliteRewardsUnit:
     def __init__(self, connection: sqlite3.Connection) -> None:
         self._db = connection
         self.outbox = SqliteOutbox(connection)
+        # Events stored per redemption read or written in this transaction, so
+        # saving one appends its new events without counting them again.
+        self._events: dict[str, int] = {}
 
     def _one(self, sql: str, parameters: Sequence = ()):
         return self._db.execute(sql, parameters).fetchone()
@@ -511,19 +516,14 @@ class SqliteRewardsUnit:
 
     def assign_code(self, reward_id: str, redemption_id: str) -> str | None:
         row = self._one(
-            # A code another replica is claiming is passed over, not waited for.
-            "SELECT seq, code FROM codes WHERE reward_id = ? AND state = 'free'"
-            f" ORDER BY seq LIMIT 1{skip_locked(self._db)}",
-            (reward_id,),
-        )
-        if row is None:
-            return None
-        cursor = self._db.execute(
             "UPDATE codes SET state = 'assigned', redemption_id = ?"
-            " WHERE seq = ? AND state = 'free'",
-            (redemption_id, row[0]),
+            " WHERE state = 'free' AND seq = (SELECT seq FROM codes"
+            " WHERE reward_id = ? AND state = 'free' ORDER BY seq LIMIT 1"
+            # A code another replica is claiming is passed over, not waited for.
+            f"{skip_locked(self._db)}) RETURNING code",
+            (redemption_id, reward_id),
         )
-        return row[1] if cursor.rowcount == 1 else None
+        return row[0] if row else None
 
     def add_assigned_code(self, reward_id: str, code: str, redemption_id: str) -> bool:
         cursor = self._db.execute(
@@ -604,9 +604,14 @@ class SqliteRewardsUnit:
             offer_id=offer_id,
             posted_us=posted,
             reversed_us=reversed_at,
-            history=self._history(redemption_id) if history else (),
+            history=self._loaded_history(redemption_id) if history else (),
             seq=seq,
         )
+
+    def _loaded_history(self, redemption_id: str) -> tuple[RedemptionEvent, ...]:
+        events = self._history(redemption_id)
+        self._events[redemption_id] = len(events)
+        return events
 
     def _find(self, where: str, parameters: Sequence) -> Redemption | None:
         row = self._one(f"SELECT {REDEMPTION_COLUMNS} FROM redemptions WHERE {where}", parameters)
@@ -614,9 +619,6 @@ class SqliteRewardsUnit:
 
     def redemption(self, redemption_id: str) -> Redemption | None:
         return self._find("redemption_id = ?", (redemption_id,))
-
-    def redemption_by_entry(self, entry_id: str) -> Redemption | None:
-        return self._find("entry_id = ? AND entry_id != ''", (entry_id,))
 
     def _row(self, r: Redemption) -> tuple:
         return (
@@ -655,13 +657,16 @@ class SqliteRewardsUnit:
             self._row(redemption),
         )
         self._append_history(redemption, redemption.history)
+        self._events[redemption.redemption_id] = len(redemption.history)
         return replace(redemption, seq=seq)
 
     def save_redemption(self, redemption: Redemption) -> None:
-        (stored,) = self._one(
-            "SELECT COUNT(*) FROM redemption_events WHERE redemption_id = ?",
-            (redemption.redemption_id,),
-        )
+        stored = self._events.get(redemption.redemption_id)
+        if stored is None:
+            (stored,) = self._one(
+                "SELECT COUNT(*) FROM redemption_events WHERE redemption_id = ?",
+                (redemption.redemption_id,),
+            )
         # Only what a redemption's steps change: the indexed columns stay as recorded.
         self._db.execute(
             "UPDATE redemptions SET state = ?, entry_id = ?, code = ?, failure_reason = ?,"
@@ -678,6 +683,7 @@ class SqliteRewardsUnit:
             ),
         )
         self._append_history(redemption, redemption.history[stored:])
+        self._events[redemption.redemption_id] = max(stored, len(redemption.history))
 
     def usage(
         self, member_id: str, reward_ids: Sequence[str], starts: PeriodStarts
