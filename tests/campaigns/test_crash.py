@@ -23,7 +23,7 @@ from tests.support.campaigns import fixed, launch, program, purchase, track
 from tests.support.errors import expect_error
 from tests.support.ledger import balance, history
 from tests.support.postgres import fresh_database
-from tests.support.replicas import failing_over, replica_suites
+from tests.support.replicas import failing_over, kill_under_load, replica_suites
 from tools.suite import Suite
 
 HARNESS = "tests.campaigns.crash_harness"
@@ -256,12 +256,15 @@ async def test_two_replicas_on_one_postgres_one_killed_under_load(tmp_path, post
                         answers[activity_id] = response.breakdown
                         progress.set()
 
-                reporting = [asyncio.create_task(report(n, m)) for n, m in enumerate(members)]
-                while len(answers) < len(members) * PER_MEMBER // 3:
-                    progress.clear()
-                    await asyncio.wait_for(progress.wait(), LOAD_SECONDS)
-                await first.running["campaigns"].kill()
-                await asyncio.wait_for(asyncio.gather(*reporting), LOAD_SECONDS)
+                reporting = asyncio.gather(*(report(n, m) for n, m in enumerate(members)))
+                enough = len(members) * PER_MEMBER // 3
+                await kill_under_load(
+                    first.running["campaigns"],
+                    reporting,
+                    progress,
+                    lambda: len(answers) >= enough,
+                    LOAD_SECONDS,
+                )
                 assert failed_over, "the kill met no call in flight"
                 ledger = ledger_grpc.LedgerServiceStub(ledger_channel)
                 await check_replicas_left(stubs[1], ledger, members, answers)

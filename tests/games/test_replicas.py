@@ -26,7 +26,7 @@ from tests.support import deadlines
 from tests.support.games import create_stocked_wheel, plays_of
 from tests.support.ledger import all_transfers, check_invariants, every_account, fund
 from tests.support.postgres import fresh_database
-from tests.support.replicas import failing_over, replica_suites
+from tests.support.replicas import failing_over, kill_under_load, replica_suites
 
 pytestmark = pytest.mark.slow
 
@@ -89,11 +89,10 @@ async def check_spins(suites, databases, replicas, ledger, seen: list[int]) -> N
             progress.set()
 
     load = asyncio.gather(*(member(n, name) for n, name in enumerate(MEMBERS)))
-    while len(answered) < len(MEMBERS) * SPINS_EACH // 3:
-        progress.clear()
-        await deadlines.within(progress.wait())
-    await suites[0].running["games"].kill()
-    await deadlines.within(load, 300)
+    enough = len(MEMBERS) * SPINS_EACH // 3
+    await kill_under_load(
+        suites[0].running["games"], load, progress, lambda: len(answered) >= enough, 300
+    )
     assert doubts, "the kill cut no call in flight"
 
     async def all_applied() -> bool:

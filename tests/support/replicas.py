@@ -13,7 +13,8 @@ from typing import TypeVar
 
 import grpc
 
-from tools.suite import Suite
+from tests.support import deadlines
+from tools.suite import ServiceProcess, Suite
 
 S = TypeVar("S")
 T = TypeVar("T")
@@ -76,3 +77,19 @@ async def failing_over(
             elif error.code() not in wait_on:
                 raise
         await asyncio.sleep(POLL_SECONDS)
+
+
+async def kill_under_load(
+    process: ServiceProcess,
+    load: Awaitable[object],
+    progress: asyncio.Event,
+    enough: Callable[[], bool],
+    seconds: float = 120.0,
+) -> None:
+    """SIGKILL `process` mid-load, once `enough()` holds (looked at each time the
+    load sets `progress`), then wait for the load to end."""
+    while not enough():
+        progress.clear()
+        await deadlines.within(progress.wait())
+    await process.kill()
+    await deadlines.within(load, seconds)
