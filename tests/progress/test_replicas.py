@@ -76,7 +76,7 @@ async def test_the_feeds_two_replicas_write_at_once_stay_gapless(progress_db) ->
             assert (up.member_id, up.to_tier, down.to_tier) == (down.member_id, "silver", "")
 
 
-# Enough that the feed is far from caught up when the kill comes (1,213 transfers,
+# Enough that the feed is far from caught up when the kill comes (1,201 credits,
 # 5 a transaction), and every member reaches the badge's last level (1,000 points).
 CREDITS_EACH = 100
 CATCH_UP = {"PROGRESS_FEED_BATCH": "5", "PROGRESS_RELAY_INTERVAL_SECONDS": "0.2"}
