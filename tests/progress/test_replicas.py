@@ -100,12 +100,15 @@ async def test_two_processes_on_one_postgres_one_killed_mid_catch_up(tmp_path, p
             # Both fall behind: the ledger takes every credit before either follows it.
             await first.stop()
             last = await crash.credit_everyone(ledger, CREDITS_EACH)
-            await suites[0].start("progress")
-            await suites[1].start("progress")
+            # Started together, so both follow the backlog at once.
+            for suite in suites:
+                await suite.start("progress", wait=False)
+            for suite in suites:
+                await suite.wait("progress")
             survivor = progress_grpc.ProgressServiceStub(one)
             # Killed under way: once the second member's first level is recorded.
-            await crash.achievements(survivor, crash.MEMBERS[1], 1)
-            assert await crash.feed_cursor(survivor) < last
+            await crash.achievements(progress_grpc.ProgressServiceStub(zero), crash.MEMBERS[1], 1)
             await suites[0].running["progress"].kill()
+            assert await crash.feed_cursor(survivor) < last
             await crash.achievements(survivor, crash.SENTINEL, 1)
             await crash.check_counted_once(ledger, survivor, last, CREDITS_EACH)
