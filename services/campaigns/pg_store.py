@@ -15,7 +15,8 @@ what it decides from before reading it, so the decision holds at COMMIT:
   left. A waiting write is not rolled back: SERIALIZABLE would fail every
   writer but one on a hot budget row and retry them all;
 - a purchase's row when a refund reads what it can still take back; a feed
-  cursor's row when a follower moves it;
+  cursor's row when a follower moves it; a campaign's announced state when a
+  transition is stored from it;
 - a feed's counter (the activity feed, transitions: the kit's feed_sequences),
   from taking its numbers at the end of the write to COMMIT: numbers are taken
   in commit order, and a rolled-back write gives them back, so a reader past 7
@@ -38,7 +39,7 @@ from collections.abc import Iterable, Sequence
 from typing import Unpack
 
 from services.campaigns.domain.evaluation import Usage, UsageQuery
-from services.campaigns.domain.model import Member
+from services.campaigns.domain.model import CampaignState, Member
 from services.campaigns.domain.records import BudgetFigures, PurchaseLegs
 from services.campaigns.store import (
     ACTIVITY_FEED_NAME,
@@ -244,6 +245,10 @@ class PgCampaignsUnit(SqliteCampaignsUnit):
     def usages(self, queries: Sequence[UsageQuery]) -> dict[str, Usage]:
         self._lock("campaigns", "campaign_id", (query.campaign_id for query in queries))
         return super().usages(queries)
+
+    def _announced_state(self, campaign_id: str) -> CampaignState:
+        self._lock("announced_states", "campaign_id", (campaign_id,))
+        return super()._announced_state(campaign_id)
 
     def purchase_legs(self, purchase_activity_id: str) -> PurchaseLegs | None:
         self._lock("activities", "activity_id", (purchase_activity_id,))

@@ -1003,17 +1003,26 @@ class SqliteCampaignsUnit:
             )
         }
 
+    def _announced_state(self, campaign_id: str) -> CampaignState:
+        row = self._db.execute(
+            "SELECT state FROM announced_states WHERE campaign_id = ?", (campaign_id,)
+        ).fetchone()
+        return CampaignState(row[0]) if row else CampaignState.DRAFT
+
     def append_transitions(self, changes: Sequence[StateChange], scanned_us: int | None) -> None:
         """Store the changes not announced yet (another replica's tracker may have
-        announced the same one first: its row then already holds the new state)."""
+        announced the same one first: its row then already holds the new state),
+        each from the state last announced by any replica: a tracker's memory is
+        behind for a campaign it knows only from the catalog feed."""
         for change in changes:
+            before = self._announced_state(change.campaign_id)
             if self._db.execute(
                 "INSERT INTO announced_states (campaign_id, state) VALUES (?, ?)"
                 " ON CONFLICT (campaign_id) DO UPDATE SET state = excluded.state"
                 " WHERE announced_states.state != excluded.state RETURNING campaign_id",
                 (change.campaign_id, change.after.value),
             ).fetchone():
-                self._transitions.append(change)
+                self._transitions.append(replace(change, before=before))
         if scanned_us is not None:
             self._db.execute(
                 "INSERT INTO scan_progress (id, scanned_us) VALUES (1, ?)"

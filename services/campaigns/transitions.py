@@ -89,14 +89,17 @@ class TransitionTracker:
 
     async def follow_catalog(self) -> None:
         """Reload the campaigns any replica changed since the catalog last read the
-        feed. Only evaluation follows: the replica that made a change announces it
-        (campaign_changed), once its funding is counted, so no replica announces
-        the moment between a schedule and its funding."""
+        feed, and queue their next window boundaries: every replica's tracker
+        announces those, so one that dies leaves them to the others. The change
+        itself is announced by the replica that made it (campaign_changed), once
+        its funding is counted, so no replica announces the moment between a
+        schedule and its funding."""
         async with self._following:
             after = self.catalog_position
             changed, position = await self._store.read(lambda unit: unit.catalog_changes(after))
+            now = self._clock.now_us()
             for campaign in changed:
-                self._catalog.put(campaign)
+                self._plan(self._catalog.put(campaign), now)
             self.catalog_position = position
         self.followed.notify()
 

@@ -23,6 +23,7 @@ from tests.support.campaigns import fixed, launch, program, purchase, track
 from tests.support.errors import expect_error
 from tests.support.ledger import balance, history
 from tests.support.postgres import fresh_database
+from tests.support.replicas import failing_over, kill_under_load, replica_suites
 from tools.suite import Suite
 
 HARNESS = "tests.campaigns.crash_harness"
@@ -221,22 +222,9 @@ async def test_two_replicas_on_one_postgres_one_killed_under_load(tmp_path, post
     databases = {
         name: fresh_database(tmp_path, "postgres", name) for name in ("ledger", "campaigns")
     }
-    first = Suite(
-        tmp_path / "data-0",
-        env={"LOG_LEVEL": "warning"},
-        log_dir=tmp_path / "logs-0",
-        databases=databases,
-    )
-    await first.start("ledger")
-    second = Suite(
-        tmp_path / "data-1",
-        env={"LOG_LEVEL": "warning"},
-        log_dir=tmp_path / "logs-1",
-        databases=databases,
-        addresses={"ledger": first.target("ledger")},
-    )
     members = [f"m-{n}" for n in range(MEMBERS)]
-    try:
+    async with replica_suites(tmp_path, databases, shared={"ledger"}) as (first, second):
+        await first.start("ledger")
         await first.start("campaigns")
         async with (
             deadlines.channel(first.target("campaigns"), CALL_SECONDS) as zero,
@@ -259,30 +247,27 @@ async def test_two_replicas_on_one_postgres_one_killed_under_load(tmp_path, post
                         request = pb.TrackActivityRequest(
                             activity=purchase(activity_id, 300, clock.now_us(), member_id)
                         )
-                        for attempt in range(4):
-                            stub = stubs[(n + k + attempt) % 2]
-                            try:
-                                response = await stub.TrackActivity(request)
-                            except grpc.aio.AioRpcError as error:
-                                assert error.code() == grpc.StatusCode.UNAVAILABLE, error
-                                failed_over.append(activity_id)
-                                continue
-                            answers[activity_id] = response.breakdown
-                            progress.set()
-                            break
+                        response = await failing_over(
+                            lambda stub, request=request: stub.TrackActivity(request),
+                            stubs,
+                            n + k,
+                            failed_over,
+                        )
+                        answers[activity_id] = response.breakdown
+                        progress.set()
 
-                reporting = [asyncio.create_task(report(n, m)) for n, m in enumerate(members)]
-                while len(answers) < len(members) * PER_MEMBER // 3:
-                    progress.clear()
-                    await asyncio.wait_for(progress.wait(), LOAD_SECONDS)
-                await first.running["campaigns"].kill()
-                await asyncio.wait_for(asyncio.gather(*reporting), LOAD_SECONDS)
+                reporting = asyncio.gather(*(report(n, m) for n, m in enumerate(members)))
+                enough = len(members) * PER_MEMBER // 3
+                await kill_under_load(
+                    first.running["campaigns"],
+                    reporting,
+                    progress,
+                    lambda: len(answers) >= enough,
+                    LOAD_SECONDS,
+                )
                 assert failed_over, "the kill met no call in flight"
                 ledger = ledger_grpc.LedgerServiceStub(ledger_channel)
                 await check_replicas_left(stubs[1], ledger, members, answers)
-    finally:
-        await second.stop_all()
-        await first.stop_all()
 
 
 async def check_replicas_left(stub, ledger, members, answers) -> None:

@@ -135,6 +135,32 @@ async def test_a_transition_both_replicas_see_is_stored_once(service, second):
     assert [t.sequence for t in stored] == list(range(1, len(stored) + 1))
 
 
+async def test_a_campaign_one_replica_learns_from_the_catalog_feed_goes_live_there_alone(
+    service, second
+):
+    """The replica that created it is gone (its tracker stopped): the other, which
+    knows the campaign only from the catalog feed, announces its window's start
+    as the first would have, from the state the first announced."""
+    await second.start()  # before the campaign exists
+    await launch(service, "later", fixed(5, schedule=window("2026-03-08T09:00:00", 24)))
+    await second.transitions.follow_catalog()
+    await service.campaigns.transitions.stop()
+    service.clock.set(at("2026-03-08T09:00:01"))
+
+    async def stored() -> list[tuple[CampaignState, CampaignState]]:
+        found = await second.store.read(lambda unit: unit.transitions_after(0, 100))
+        return [(t.change.before, t.change.after) for t in found if t.change.campaign_id == "later"]
+
+    async def live() -> bool:
+        return len(await stored()) == 2
+
+    await deadlines.eventually(live)
+    assert await stored() == [
+        (CampaignState.DRAFT, CampaignState.SCHEDULED),
+        (CampaignState.SCHEDULED, CampaignState.LIVE),
+    ]
+
+
 async def test_a_campaign_created_then_cancelled_on_one_replica_is_evaluated_so_by_the_other(
     service, second
 ):

@@ -7,7 +7,6 @@ WatchPlays feed, followed the whole time on the surviving replica, is gapless.""
 from __future__ import annotations
 
 import asyncio
-import itertools
 
 import grpc
 import pytest
@@ -25,40 +24,17 @@ from tests.games.test_crash import (
 )
 from tests.support import deadlines
 from tests.support.games import create_stocked_wheel, plays_of
-from tests.support.ledger import all_transfers, check_invariants, fund, snapshot
+from tests.support.ledger import all_transfers, check_invariants, every_account, fund
 from tests.support.postgres import fresh_database
-from tools.suite import Suite
+from tests.support.replicas import failing_over, kill_under_load, replica_suites
 
 pytestmark = pytest.mark.slow
 
 MEMBERS = [f"m-{n}" for n in range(12)]
 SPINS_EACH = 6
 FUNDED = 10_000
-IN_DOUBT = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
 # A spin another replica left pending is settled by the survivor's relay after its grace.
 PENDING = grpc.StatusCode.FAILED_PRECONDITION
-
-
-async def spin_until_answered(
-    replicas, member: str, request_id: str, answered: list, progress: asyncio.Event
-) -> None:
-    """The same request, to one replica then the other, until one answers it."""
-    turn = itertools.cycle(replicas)
-    stub = next(turn)
-    while True:
-        try:
-            await stub.Spin(
-                pb.SpinRequest(wheel_id="w", member_id=member, request_id=request_id), timeout=10
-            )
-            answered.append(request_id)
-            progress.set()
-            return
-        except grpc.aio.AioRpcError as error:
-            assert error.code() in IN_DOUBT | {PENDING}, error
-            if error.code() in IN_DOUBT:
-                answered.append(None)  # in doubt: the same request goes to the other replica
-                stub = next(turn)
-            await asyncio.sleep(0.1)  # poll: a restart or a relay is settling it
 
 
 async def follow(games, seen: list[int]) -> None:
@@ -66,93 +42,84 @@ async def follow(games, seen: list[int]) -> None:
         seen.append(result.sequence)
 
 
-async def every_account(ledger, start: list[str]) -> dict:
-    """A snapshot of every account reachable from `start` through transfers."""
-    ids, state = set(start), {}
-    while True:
-        state = await snapshot(ledger, sorted(ids))
-        more = {a for t in all_transfers(state) for a in (t.debit_account_id, t.credit_account_id)}
-        if more <= ids:
-            return state
-        ids |= more
-
-
 async def test_two_ledgers_and_two_games_on_one_postgres_one_games_killed(tmp_path, postgres):
     databases = {
         "ledger": fresh_database(tmp_path, "postgres", "ledger"),
         "games": fresh_database(tmp_path, "postgres", "games"),
     }
-    suites = [
-        Suite(
-            tmp_path / f"data-{n}",
-            env={"LOG_LEVEL": "warning"},
-            log_dir=tmp_path / f"logs-{n}",
-            databases=databases,
-        )
-        for n in range(2)
-    ]
-    for suite in suites:
-        await suite.start("ledger")
-        await suite.start("games")
-    channels = [grpc.aio.insecure_channel(suite.target("games")) for suite in suites]
-    ledger_channel = deadlines.channel(suites[1].target("ledger"), wait_for_ready=True)
-    replicas = [pb_grpc.GamesServiceStub(channel) for channel in channels]
-    ledger = ledger_grpc.LedgerServiceStub(ledger_channel)
-    seen: list[int] = []
-    watcher = asyncio.create_task(follow(replicas[1], seen))
-    try:
-        await create_stocked_wheel(replicas[0], "w", UNLIMITED)
-        for member in MEMBERS:
-            await fund(ledger, member, FUNDED)
-        answered: list[str | None] = []
-        progress = asyncio.Event()
-
-        async def member(n: int, name: str) -> None:
-            for spin in range(SPINS_EACH):
-                order = [replicas[(n + spin) % 2], replicas[(n + spin + 1) % 2]]
-                await spin_until_answered(order, name, f"r-{spin}", answered, progress)
-
-        load = asyncio.gather(*(member(n, name) for n, name in enumerate(MEMBERS)))
-        while len([a for a in answered if a]) < len(MEMBERS) * SPINS_EACH // 3:
-            progress.clear()
-            await deadlines.within(progress.wait())
-        await suites[0].running["games"].kill()
-        await deadlines.within(load, 300)
-        assert None in answered, "the kill cut no call in flight"
-
-        async def all_applied() -> bool:
-            return not any([unapplied(await plays_of(replicas[1], m)) for m in MEMBERS])
-
-        await deadlines.eventually(all_applied)
-        running = Running(suites[1], databases["games"], ledger, replicas[1])
-        await assert_ledger_matches_plays(running, MEMBERS, FUNDED)
-        plays = [p for m in MEMBERS for p in await plays_of(replicas[1], m)]
-        # Every request answered, each spin paid once: one settled play per spin.
-        assert len([p for p in plays if p.status in PAID]) == len(MEMBERS) * SPINS_EACH
-        state = await every_account(ledger, MEMBERS)
-        check_invariants([message for message, _ in state.values()])
-        # The ledger's change feed, written by both ledger replicas, is gapless too.
-        transfers = len(all_transfers(state))
-        feed = ledger.WatchTransfers(ledger_pb.WatchTransfersRequest(after_sequence=0))
-        streamed = []
-        async for item in feed:
-            streamed.append(item.transfer.sequence)
-            if len(streamed) == transfers:
-                break
-        feed.cancel()
-        assert streamed == list(range(1, transfers + 1))
-        results = len([p for p in plays if p.status != pb.PLAY_STATUS_PENDING])
-
-        async def fed() -> bool:
-            return len(seen) >= results
-
-        await deadlines.eventually(fed)
-        assert seen == list(range(1, len(seen) + 1))
-    finally:
-        watcher.cancel()
-        await asyncio.gather(watcher, return_exceptions=True)
-        for channel in channels:
-            await channel.close()
-        await ledger_channel.close()
+    async with replica_suites(tmp_path, databases) as suites:
         for suite in suites:
-            await suite.stop_all()
+            await suite.start("ledger")
+            await suite.start("games")
+        channels = [grpc.aio.insecure_channel(suite.target("games")) for suite in suites]
+        ledger_channel = deadlines.channel(suites[1].target("ledger"), wait_for_ready=True)
+        replicas = [pb_grpc.GamesServiceStub(channel) for channel in channels]
+        ledger = ledger_grpc.LedgerServiceStub(ledger_channel)
+        seen: list[int] = []
+        watcher = asyncio.create_task(follow(replicas[1], seen))
+        try:
+            await check_spins(suites, databases, replicas, ledger, seen)
+        finally:
+            watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
+            for channel in channels:
+                await channel.close()
+            await ledger_channel.close()
+
+
+async def check_spins(suites, databases, replicas, ledger, seen: list[int]) -> None:
+    await create_stocked_wheel(replicas[0], "w", UNLIMITED)
+    for member in MEMBERS:
+        await fund(ledger, member, FUNDED)
+    answered: list[str] = []
+    doubts: list[str] = []
+    progress = asyncio.Event()
+
+    async def member(n: int, name: str) -> None:
+        for spin in range(SPINS_EACH):
+            request = pb.SpinRequest(wheel_id="w", member_id=name, request_id=f"r-{spin}")
+            await failing_over(
+                lambda stub, request=request: stub.Spin(request, timeout=10),
+                replicas,
+                n + spin,
+                doubts,
+                wait_on={PENDING},
+            )
+            answered.append(request.request_id)
+            progress.set()
+
+    load = asyncio.gather(*(member(n, name) for n, name in enumerate(MEMBERS)))
+    enough = len(MEMBERS) * SPINS_EACH // 3
+    await kill_under_load(
+        suites[0].running["games"], load, progress, lambda: len(answered) >= enough, 300
+    )
+    assert doubts, "the kill cut no call in flight"
+
+    async def all_applied() -> bool:
+        return not any([unapplied(await plays_of(replicas[1], m)) for m in MEMBERS])
+
+    await deadlines.eventually(all_applied)
+    running = Running(suites[1], databases["games"], ledger, replicas[1])
+    await assert_ledger_matches_plays(running, MEMBERS, FUNDED)
+    plays = [p for m in MEMBERS for p in await plays_of(replicas[1], m)]
+    # Every request answered, each spin paid once: one settled play per spin.
+    assert len([p for p in plays if p.status in PAID]) == len(MEMBERS) * SPINS_EACH
+    state = await every_account(ledger, MEMBERS)
+    check_invariants([message for message, _ in state.values()])
+    # The ledger's change feed, written by both ledger replicas, is gapless too.
+    transfers = len(all_transfers(state))
+    feed = ledger.WatchTransfers(ledger_pb.WatchTransfersRequest(after_sequence=0))
+    streamed = []
+    async for item in feed:
+        streamed.append(item.transfer.sequence)
+        if len(streamed) == transfers:
+            break
+    feed.cancel()
+    assert streamed == list(range(1, transfers + 1))
+    results = len([p for p in plays if p.status != pb.PLAY_STATUS_PENDING])
+
+    async def fed() -> bool:
+        return len(seen) >= results
+
+    await deadlines.eventually(fed)
+    assert seen == list(range(1, len(seen) + 1))

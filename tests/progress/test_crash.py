@@ -84,41 +84,10 @@ async def test_sigkill_mid_feed_then_restart_counts_exactly_once(tmp_path, progr
         ):
             ledger = ledger_grpc.LedgerServiceStub(ledger_channel)
             progress = progress_grpc.ProgressServiceStub(progress_channel)
-            await open_program(ledger)
-            await apply(progress, SPENDER)
-            await progress.FundBudget(
-                pb.FundBudgetRequest(budget_id="rewards", points=10_000, request_id="f1"),
-                timeout=TIMEOUT,
-            )
+            await set_up(ledger, progress)
             # Progress falls behind: it is stopped while the ledger takes every credit.
             await progress_process.stop()
-            last = 0
-            for member in MEMBERS:
-                await ledger.OpenAccount(wallet_request(member), timeout=TIMEOUT)
-                response = await ledger.PostTransfers(
-                    ledger_pb.PostTransfersRequest(
-                        transfers=[
-                            ledger_pb.Transfer(
-                                id=f"earn:{member}:{n}",
-                                debit_account_id="program:issuance",
-                                credit_account_id=member,
-                                amount=POINTS,
-                                code=ledger_pb.TRANSFER_CODE_EARN,
-                                kind=ledger_pb.TRANSFER_KIND_POSTED,
-                            )
-                            for n in range(CREDITS_EACH)
-                        ]
-                    ),
-                    timeout=TIMEOUT,
-                )
-                last = max(last, *(r.transfer.sequence for r in response.results))
-            # The last transfer of all earns a sentinel member a badge: once progress has
-            # recorded that, it has applied everything before it (the feed is in order).
-            await ledger.OpenAccount(wallet_request(SENTINEL), timeout=TIMEOUT)
-            (result,) = await post(
-                ledger, posted("earn:sentinel", "program:issuance", SENTINEL, LEVELS[0][0])
-            )
-            last = result.transfer.sequence
+            last = await credit_everyone(ledger)
             # Restarted, it catches up 5 events a transaction; killed once it is under
             # way: when the second member's first badge level is recorded, long before the end.
             progress_process = await suite.start("progress")
@@ -128,28 +97,72 @@ async def test_sigkill_mid_feed_then_restart_counts_exactly_once(tmp_path, progr
             resumed = await feed_cursor(progress)
             assert CREDITS_EACH <= resumed < last, (resumed, last)
             await achievements(progress, SENTINEL, 1)
-            paid = await bonuses_after(ledger, last - 1, len(MEMBERS) * len(LEVELS) + 1)
-            assert Counter(t.credit_account_id for t in paid) == Counter(
-                {member: len(LEVELS) for member in MEMBERS} | {SENTINEL: 1}
-            )
-            for member in MEMBERS:
-                found = await progress.GetMemberProgress(
-                    pb.GetMemberProgressRequest(member_id=member), timeout=TIMEOUT
-                )
-                (badge,) = found.badges
-                assert badge.value == CREDITS_EACH * POINTS
-                assert all(level.earned for level in badge.levels)
-                rebuilt = await progress.RebuildMember(
-                    pb.RebuildMemberRequest(member_id=member), timeout=TIMEOUT
-                )
-                assert list(rebuilt.differences) == []
-                # The ledger holds each bonus exactly once.
-                entries = await history(ledger, member)
-                bonuses = Counter(
-                    e.transfer.amount
-                    for e in entries
-                    if e.transfer.code == ledger_pb.TRANSFER_CODE_BONUS
-                )
-                assert bonuses == Counter(bonus for _, bonus in LEVELS), (member, bonuses)
+            await check_counted_once(ledger, progress, last)
     finally:
         await suite.stop_all()
+
+
+async def set_up(ledger, progress) -> None:
+    """The program's accounts, the badge and its budget."""
+    await open_program(ledger)
+    await apply(progress, SPENDER)
+    await progress.FundBudget(
+        pb.FundBudgetRequest(budget_id="rewards", points=10_000, request_id="f1"),
+        timeout=TIMEOUT,
+    )
+
+
+async def credit_everyone(ledger, credits_each: int = CREDITS_EACH) -> int:
+    """`credits_each` credits of POINTS to every member, then the sentinel's: the
+    sequence of that last transfer."""
+    for member in MEMBERS:
+        await ledger.OpenAccount(wallet_request(member), timeout=TIMEOUT)
+        await ledger.PostTransfers(
+            ledger_pb.PostTransfersRequest(
+                transfers=[
+                    ledger_pb.Transfer(
+                        id=f"earn:{member}:{n}",
+                        debit_account_id="program:issuance",
+                        credit_account_id=member,
+                        amount=POINTS,
+                        code=ledger_pb.TRANSFER_CODE_EARN,
+                        kind=ledger_pb.TRANSFER_KIND_POSTED,
+                    )
+                    for n in range(credits_each)
+                ]
+            ),
+            timeout=TIMEOUT,
+        )
+    # The last transfer of all earns a sentinel member a badge: once progress has
+    # recorded that, it has applied everything before it (the feed is in order).
+    await ledger.OpenAccount(wallet_request(SENTINEL), timeout=TIMEOUT)
+    (result,) = await post(
+        ledger, posted("earn:sentinel", "program:issuance", SENTINEL, LEVELS[0][0])
+    )
+    return result.transfer.sequence
+
+
+async def check_counted_once(ledger, progress, last: int, credits_each: int = CREDITS_EACH) -> None:
+    """Every member's badge counts each credit once, every level's bonus is in the
+    ledger once, and nothing differs from a rebuild."""
+    paid = await bonuses_after(ledger, last - 1, len(MEMBERS) * len(LEVELS) + 1)
+    assert Counter(t.credit_account_id for t in paid) == Counter(
+        {member: len(LEVELS) for member in MEMBERS} | {SENTINEL: 1}
+    )
+    for member in MEMBERS:
+        found = await progress.GetMemberProgress(
+            pb.GetMemberProgressRequest(member_id=member), timeout=TIMEOUT
+        )
+        (badge,) = found.badges
+        assert badge.value == credits_each * POINTS
+        assert all(level.earned for level in badge.levels)
+        rebuilt = await progress.RebuildMember(
+            pb.RebuildMemberRequest(member_id=member), timeout=TIMEOUT
+        )
+        assert list(rebuilt.differences) == []
+        # The ledger holds each bonus exactly once.
+        entries = await history(ledger, member)
+        bonuses = Counter(
+            e.transfer.amount for e in entries if e.transfer.code == ledger_pb.TRANSFER_CODE_BONUS
+        )
+        assert bonuses == Counter(bonus for _, bonus in LEVELS), (member, bonuses)

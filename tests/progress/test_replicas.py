@@ -1,13 +1,23 @@
 """Two progress replicas on one database (a SQLite file, a PostgreSQL schema):
 following the same feed at once they count each event once and announce each
-tier change once, and the feeds they both append to stay gapless."""
+tier change once, and the feeds they both append to stay gapless. And as real
+processes on one PostgreSQL, one SIGKILLed mid-catch-up and left dead: every
+count exact, every badge bonus paid once, checked against the ledger."""
 
 from __future__ import annotations
 
 import asyncio
 
+import pytest
+from loyalty.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
+from loyalty.progress.v1 import progress_service_pb2_grpc as progress_grpc
+
 from services.progress.domain.records import Achievement, AwardKind, TierChange
+from tests.progress import test_crash as crash
+from tests.support import deadlines
+from tests.support.postgres import fresh_database
 from tests.support.progress import at, club, credit, items, service_tier
+from tests.support.replicas import replica_suites
 
 MEMBERS = [f"m-{n}" for n in range(8)]
 
@@ -64,3 +74,41 @@ async def test_the_feeds_two_replicas_write_at_once_stay_gapless(progress_db) ->
         # One write's two changes are consecutive, in the order it added them.
         for up, down in zip(changes[::2], changes[1::2], strict=True):
             assert (up.member_id, up.to_tier, down.to_tier) == (down.member_id, "silver", "")
+
+
+# Enough that the feed is far from caught up when the kill comes (1,201 credits,
+# 5 a transaction), and every member reaches the badge's last level (1,000 points).
+CREDITS_EACH = 100
+CATCH_UP = {"PROGRESS_FEED_BATCH": "5", "PROGRESS_RELAY_INTERVAL_SECONDS": "0.2"}
+
+
+@pytest.mark.slow
+async def test_two_processes_on_one_postgres_one_killed_mid_catch_up(tmp_path, postgres) -> None:
+    databases = {
+        name: fresh_database(tmp_path, "postgres", name) for name in ("ledger", "progress")
+    }
+    async with replica_suites(tmp_path, databases, env=CATCH_UP, shared={"ledger"}) as suites:
+        await suites[0].start("ledger")
+        first = await suites[0].start("progress")
+        async with (
+            deadlines.channel(suites[0].target("ledger")) as ledger_channel,
+            deadlines.channel(suites[0].target("progress")) as zero,
+            deadlines.channel(suites[1].target("progress")) as one,
+        ):
+            ledger = ledger_grpc.LedgerServiceStub(ledger_channel)
+            await crash.set_up(ledger, progress_grpc.ProgressServiceStub(zero))
+            # Both fall behind: the ledger takes every credit before either follows it.
+            await first.stop()
+            last = await crash.credit_everyone(ledger, CREDITS_EACH)
+            # Started together, so both follow the backlog at once.
+            for suite in suites:
+                await suite.start("progress", wait=False)
+            for suite in suites:
+                await suite.wait("progress")
+            survivor = progress_grpc.ProgressServiceStub(one)
+            # Killed under way: once the second member's first level is recorded.
+            await crash.achievements(progress_grpc.ProgressServiceStub(zero), crash.MEMBERS[1], 1)
+            await suites[0].running["progress"].kill()
+            assert await crash.feed_cursor(survivor) < last
+            await crash.achievements(survivor, crash.SENTINEL, 1)
+            await crash.check_counted_once(ledger, survivor, last, CREDITS_EACH)

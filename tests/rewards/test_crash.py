@@ -13,100 +13,24 @@ import grpc
 import pytest
 from loyalty.ledger.v1 import ledger_service_pb2 as ledger_pb
 from loyalty.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
-from loyalty.rewards.v1 import rewards_service_pb2 as pb
 from loyalty.rewards.v1 import rewards_service_pb2_grpc as rewards_grpc
 
 from services.rewards.domain.redemptions import redemption_id
-from tests.support.ledger import fund
 from tests.support.postgres import stored_rows
-from tests.support.rewards import TIMEOUT, create_reward, import_codes, redeem, spec
+from tests.support.rewards import (
+    FAST_RELAY,
+    RECOVERY_SECONDS,
+    TIMEOUT,
+    check_against_the_ledger,
+    pending_state,
+    redeem,
+    set_up,
+)
 from tools.suite import REPO, SPECS, Suite, wait_serving
 
 pytestmark = pytest.mark.slow
 
-PRICE = 100
-FUNDS = 10_000
 MEMBERS = 24
-CODES = 400
-RECOVERY_SECONDS = 60.0
-# The relay looks every 0.2 s; an entry a step records waits out the kit's grace first.
-FAST_RELAY = {"REWARDS_RELAY_INTERVAL_SECONDS": "0.2"}
-
-
-async def set_up(ledger, rewards, members: list[str]) -> None:
-    await create_reward(rewards, "coffee", spec(price=PRICE), stock=CODES)
-    await import_codes(rewards, "coffee", [f"CODE-{n:04d}" for n in range(CODES)])
-    for member in members:
-        await fund(ledger, member, FUNDS)
-
-
-async def pending_state(ledger, transfer_id: str) -> int | None:
-    try:
-        answer = await ledger.GetTransfer(
-            ledger_pb.GetTransferRequest(transfer_id=transfer_id), timeout=TIMEOUT
-        )
-    except grpc.aio.AioRpcError as error:
-        assert error.code() == grpc.StatusCode.NOT_FOUND
-        return None
-    return answer.pending_state
-
-
-async def settled(rewards) -> list[pb.Redemption]:
-    """Every redemption once none is PROCESSING any more (the relay finished them)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + RECOVERY_SECONDS
-    while True:
-        listed = await rewards.ListRedemptions(
-            pb.ListRedemptionsRequest(page_size=500), timeout=TIMEOUT
-        )
-        if all(r.state != pb.REDEMPTION_STATE_PROCESSING for r in listed.redemptions):
-            return list(listed.redemptions)
-        assert loop.time() < deadline, "redemptions still PROCESSING after recovery"
-        await asyncio.sleep(0.1)
-
-
-async def check_against_the_ledger(ledger, rewards, members, sent) -> list[pb.Redemption]:
-    """Each redemption sent completed (holds posted, one code) or left nothing behind."""
-    found = {r.redemption_id: r for r in await settled(rewards)}
-    codes: list[str] = []
-    issued_by_member = dict.fromkeys(members, 0)
-    for member, request_id in sent:
-        rid = redemption_id(member, request_id)
-        holds = [
-            await pending_state(ledger, f"redeem:{rid}:points"),
-            await pending_state(ledger, f"redeem:{rid}:stock"),
-        ]
-        redemption = found.get(rid)
-        if redemption is None:  # killed before it was recorded: the ledger never heard of it
-            assert holds == [None, None], (member, request_id)
-            continue
-        if redemption.state == pb.REDEMPTION_STATE_ISSUED:
-            assert holds == [ledger_pb.PENDING_STATE_POSTED] * 2, redemption
-            mine = await rewards.GetRedemption(
-                pb.GetRedemptionRequest(member_id=member, redemption_id=rid), timeout=TIMEOUT
-            )
-            assert mine.redemption.code
-            codes.append(mine.redemption.code)
-            issued_by_member[member] += 1
-        else:
-            assert redemption.state == pb.REDEMPTION_STATE_FAILED, redemption
-            assert ledger_pb.PENDING_STATE_POSTED not in holds, redemption
-    assert len(codes) == len(set(codes)), "a code was given twice"
-    for member, issued in issued_by_member.items():
-        account = await ledger.GetAccount(
-            ledger_pb.GetAccountRequest(account_id=member), timeout=TIMEOUT
-        )
-        expected = FUNDS - PRICE * issued
-        assert (account.account.balance.balance, account.account.balance.available) == (
-            expected,
-            expected,
-        ), member
-    report = await rewards.GetRewardReport(
-        pb.GetRewardReportRequest(reward_id="coffee"), timeout=TIMEOUT
-    )
-    assert report.report.stock_left == CODES - len(codes)
-    assert report.report.codes_left == CODES - len(codes)
-    return [r for r in found.values() if r.state == pb.REDEMPTION_STATE_ISSUED]
 
 
 async def test_sigkill_mid_load_then_restart_completes_or_voids_every_redemption(

@@ -113,6 +113,20 @@ def all_transfers(state: dict[str, tuple[pb.Account, list[pb.AccountEntry]]]) ->
     return [unique[sequence] for sequence in sorted(unique)]
 
 
+async def every_account(
+    stub: ledger_grpc.LedgerServiceStub, start
+) -> dict[str, tuple[pb.Account, list[pb.AccountEntry]]]:
+    """A snapshot of every account reachable from the accounts `start` names
+    through transfers: enough to check the whole books of what they touched."""
+    ids: set[str] = set(start)
+    while True:
+        state = await snapshot(stub, sorted(ids))
+        more = {a for t in all_transfers(state) for a in (t.debit_account_id, t.credit_account_id)}
+        if more <= ids:
+            return state
+        ids |= more
+
+
 def check_invariants(accounts: list[pb.Account]) -> None:
     """Per unit the balances sum to zero; no constrained account is past its bound."""
     totals: dict[str, int] = {}
