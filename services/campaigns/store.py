@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Protocol, Unpack
 
 from services.campaigns.codec import from_json, to_json
-from services.campaigns.domain.evaluation import BASE_LEG, Decision, Usage, UsageQuery
+from services.campaigns.domain.evaluation import BASE_LEG, Decision, Leg, Usage, UsageQuery
 from services.campaigns.domain.model import (
     PURCHASE,
     Activity,
@@ -413,6 +413,25 @@ def _activity_record(row) -> ActivityRecord:
     )
 
 
+def _leg_row(
+    activity: Activity, leg: Leg, version: int, is_bonus: int, new_member: int, days: LocalDays
+) -> tuple:
+    """An award_legs row, in the order of record_award's columns."""
+    return (
+        activity.activity_id,
+        leg.leg_key,
+        leg.transfer_id(activity.activity_id),
+        leg.campaign_id,
+        version,
+        leg.beneficiary,
+        leg.points,
+        is_bonus,
+        new_member,
+        activity.occur_us,
+        days[leg.campaign_id],
+    )
+
+
 class SqliteCampaignsUnit:
     """CampaignsUnit over one SQLite connection, inside the caller's transaction."""
 
@@ -735,52 +754,51 @@ class SqliteCampaignsUnit:
         )
 
     def record_award(self, activity: Activity, decision: Decision, days: LocalDays) -> None:
-        """The award's legs and what they use of budgets, quotas and grants."""
+        """The award's legs and what they use of budgets, quotas and grants: one
+        statement per kind of row, however many campaigns apply."""
         actor = activity.member_id
-        for applied in decision.applied:
-            new_member = self._db.execute(
-                "INSERT INTO campaign_members (campaign_id, member_id) VALUES (?, ?)"
-                " ON CONFLICT DO NOTHING",
-                (applied.campaign_id, actor),
-            ).rowcount
-            self._db.execute(
+        applied = decision.applied
+        new_members: set[str] = set()
+        if applied:
+            new_members = {
+                campaign_id
+                for (campaign_id,) in self._db.execute(
+                    "INSERT INTO campaign_members (campaign_id, member_id) VALUES "
+                    + ", ".join(["(?, ?)"] * len(applied))
+                    + " ON CONFLICT DO NOTHING RETURNING campaign_id",
+                    [value for a in applied for value in (a.campaign_id, actor)],
+                ).fetchall()
+            }
+            self._db.executemany(
                 "UPDATE campaigns SET budget_used = budget_used + ?,"
                 " members_rewarded = members_rewarded + ? WHERE campaign_id = ?",
-                (applied.points, new_member, applied.campaign_id),
+                [(a.points, int(a.campaign_id in new_members), a.campaign_id) for a in applied],
             )
-            if applied.grant_key is not None:
-                self._db.execute(
-                    "INSERT INTO grants (campaign_id, member_id, grant_key, activity_id)"
-                    " VALUES (?, ?, ?, ?)",
-                    (applied.campaign_id, actor, applied.grant_key, activity.activity_id),
-                )
-            for index, leg in enumerate(applied.legs):
-                self._insert_leg(
-                    activity, leg, applied.version, True, new_member and not index, days
-                )
+            self._db.executemany(
+                "INSERT INTO grants (campaign_id, member_id, grant_key, activity_id)"
+                " VALUES (?, ?, ?, ?)",
+                [
+                    (a.campaign_id, actor, a.grant_key, activity.activity_id)
+                    for a in applied
+                    if a.grant_key is not None
+                ],
+            )
+        rows = [
+            _leg_row(
+                activity, leg, a.version, 1, int(not index and a.campaign_id in new_members), days
+            )
+            for a in applied
+            for index, leg in enumerate(a.legs)
+        ]
         if decision.base_leg is not None:
-            self._insert_leg(activity, decision.base_leg, decision.base_version, False, 0, days)
-        self._count_refusals(decision, days, 1)
-
-    def _insert_leg(self, activity, leg, version, is_bonus, new_member, days: LocalDays) -> None:
-        self._db.execute(
+            rows.append(_leg_row(activity, decision.base_leg, decision.base_version, 0, 0, days))
+        self._db.executemany(
             "INSERT INTO award_legs (activity_id, leg_key, transfer_id, campaign_id,"
             " campaign_version, beneficiary, points, is_bonus, new_member, occur_us, local_day)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                activity.activity_id,
-                leg.leg_key,
-                leg.transfer_id(activity.activity_id),
-                leg.campaign_id,
-                version,
-                leg.beneficiary,
-                leg.points,
-                int(is_bonus),
-                int(bool(new_member)),
-                activity.occur_us,
-                days[leg.campaign_id],
-            ),
+            rows,
         )
+        self._count_refusals(decision, days, 1)
 
     def _count_refusals(self, decision: Decision, days: LocalDays, step: int) -> None:
         """Counters per campaign, local day and reason: one small row each, however many
