@@ -345,7 +345,9 @@ class CampaignsUnit(Protocol):
     def insert_activity(
         self, activity: Activity, outcome: Outcome, entry_id: str | None, now_us: int
     ) -> None: ...
-    def record_award(self, activity: Activity, decision: Decision, days: LocalDays) -> None: ...
+    def record_award(
+        self, activity: Activity, decision: Decision, days: LocalDays
+    ) -> dict[str, BudgetFigures]: ...
     def purchase_legs(self, purchase_activity_id: str) -> PurchaseLegs | None: ...
     def record_clawback(self, refund: Activity, plan: ClawbackPlan) -> None: ...
     def settle_activity(self, activity_id: str, balance: int) -> None: ...
@@ -753,12 +755,16 @@ class SqliteCampaignsUnit:
             ),
         )
 
-    def record_award(self, activity: Activity, decision: Decision, days: LocalDays) -> None:
-        """The award's legs and what they use of budgets, quotas and grants: one
-        statement per kind of row, however many campaigns apply."""
+    def record_award(
+        self, activity: Activity, decision: Decision, days: LocalDays
+    ) -> dict[str, BudgetFigures]:
+        """The award's legs and what they use of budgets, quotas and grants, one
+        statement per kind of row however many campaigns apply; returns the
+        budgets of the campaigns applied, after the award."""
         actor = activity.member_id
         applied = decision.applied
         new_members: set[str] = set()
+        budgets: dict[str, BudgetFigures] = {}
         if applied:
             new_members = {
                 campaign_id
@@ -769,11 +775,24 @@ class SqliteCampaignsUnit:
                     [value for a in applied for value in (a.campaign_id, actor)],
                 ).fetchall()
             }
-            self._db.executemany(
-                "UPDATE campaigns SET budget_used = budget_used + ?,"
-                " members_rewarded = members_rewarded + ? WHERE campaign_id = ?",
-                [(a.points, int(a.campaign_id in new_members), a.campaign_id) for a in applied],
-            )
+            # On PostgreSQL the rows are locked already, in order (budgets, usages).
+            cases = " WHEN ? THEN ?" * len(applied)
+            budgets = {
+                campaign_id: BudgetFigures(funded, used)
+                for campaign_id, funded, used in self._db.execute(
+                    f"UPDATE campaigns SET budget_used = budget_used + CASE campaign_id{cases} END,"
+                    f" members_rewarded = members_rewarded + CASE campaign_id{cases} END"
+                    f" WHERE campaign_id IN ({','.join('?' * len(applied))})"
+                    " RETURNING campaign_id, budget_funded, budget_used",
+                    [v for a in applied for v in (a.campaign_id, a.points)]
+                    + [
+                        v
+                        for a in applied
+                        for v in (a.campaign_id, int(a.campaign_id in new_members))
+                    ]
+                    + [a.campaign_id for a in applied],
+                ).fetchall()
+            }
             self._db.executemany(
                 "INSERT INTO grants (campaign_id, member_id, grant_key, activity_id)"
                 " VALUES (?, ?, ?, ?)",
@@ -799,6 +818,7 @@ class SqliteCampaignsUnit:
             rows,
         )
         self._count_refusals(decision, days, 1)
+        return budgets
 
     def _count_refusals(self, decision: Decision, days: LocalDays, step: int) -> None:
         """Counters per campaign, local day and reason: one small row each, however many
