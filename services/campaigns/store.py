@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Protocol, Unpack
 
 from services.campaigns.codec import from_json, to_json
-from services.campaigns.domain.evaluation import BASE_LEG, Decision, Usage, UsageQuery
+from services.campaigns.domain.evaluation import BASE_LEG, Decision, Leg, Usage, UsageQuery
 from services.campaigns.domain.model import (
     PURCHASE,
     Activity,
@@ -345,7 +345,9 @@ class CampaignsUnit(Protocol):
     def insert_activity(
         self, activity: Activity, outcome: Outcome, entry_id: str | None, now_us: int
     ) -> None: ...
-    def record_award(self, activity: Activity, decision: Decision, days: LocalDays) -> None: ...
+    def record_award(
+        self, activity: Activity, decision: Decision, days: LocalDays
+    ) -> dict[str, BudgetFigures]: ...
     def purchase_legs(self, purchase_activity_id: str) -> PurchaseLegs | None: ...
     def record_clawback(self, refund: Activity, plan: ClawbackPlan) -> None: ...
     def settle_activity(self, activity_id: str, balance: int) -> None: ...
@@ -410,6 +412,25 @@ def _activity_record(row) -> ActivityRecord:
         outcome=replace(_unpack(Outcome, outcome), balance=balance),
         settled=state == "settled",
         entry_id=entry_id,
+    )
+
+
+def _leg_row(
+    activity: Activity, leg: Leg, version: int, is_bonus: int, new_member: int, days: LocalDays
+) -> tuple:
+    """An award_legs row, in the order of record_award's columns."""
+    return (
+        activity.activity_id,
+        leg.leg_key,
+        leg.transfer_id(activity.activity_id),
+        leg.campaign_id,
+        version,
+        leg.beneficiary,
+        leg.points,
+        is_bonus,
+        new_member,
+        activity.occur_us,
+        days[leg.campaign_id],
     )
 
 
@@ -734,53 +755,70 @@ class SqliteCampaignsUnit:
             ),
         )
 
-    def record_award(self, activity: Activity, decision: Decision, days: LocalDays) -> None:
-        """The award's legs and what they use of budgets, quotas and grants."""
+    def record_award(
+        self, activity: Activity, decision: Decision, days: LocalDays
+    ) -> dict[str, BudgetFigures]:
+        """The award's legs and what they use of budgets, quotas and grants, one
+        statement per kind of row however many campaigns apply; returns the
+        budgets of the campaigns applied, after the award."""
         actor = activity.member_id
-        for applied in decision.applied:
-            new_member = self._db.execute(
-                "INSERT INTO campaign_members (campaign_id, member_id) VALUES (?, ?)"
-                " ON CONFLICT DO NOTHING",
-                (applied.campaign_id, actor),
-            ).rowcount
-            self._db.execute(
-                "UPDATE campaigns SET budget_used = budget_used + ?,"
-                " members_rewarded = members_rewarded + ? WHERE campaign_id = ?",
-                (applied.points, new_member, applied.campaign_id),
+        applied = decision.applied
+        new_members: set[str] = set()
+        budgets: dict[str, BudgetFigures] = {}
+        if applied:
+            new_members = {
+                campaign_id
+                for (campaign_id,) in self._db.execute(
+                    "INSERT INTO campaign_members (campaign_id, member_id) VALUES "
+                    + ", ".join(["(?, ?)"] * len(applied))
+                    + " ON CONFLICT DO NOTHING RETURNING campaign_id",
+                    [value for a in applied for value in (a.campaign_id, actor)],
+                ).fetchall()
+            }
+            # On PostgreSQL the rows are locked already, in order (budgets, usages).
+            cases = " WHEN ? THEN ?" * len(applied)
+            budgets = {
+                campaign_id: BudgetFigures(funded, used)
+                for campaign_id, funded, used in self._db.execute(
+                    f"UPDATE campaigns SET budget_used = budget_used + CASE campaign_id{cases} END,"
+                    f" members_rewarded = members_rewarded + CASE campaign_id{cases} END"
+                    f" WHERE campaign_id IN ({','.join('?' * len(applied))})"
+                    " RETURNING campaign_id, budget_funded, budget_used",
+                    [v for a in applied for v in (a.campaign_id, a.points)]
+                    + [
+                        v
+                        for a in applied
+                        for v in (a.campaign_id, int(a.campaign_id in new_members))
+                    ]
+                    + [a.campaign_id for a in applied],
+                ).fetchall()
+            }
+            self._db.executemany(
+                "INSERT INTO grants (campaign_id, member_id, grant_key, activity_id)"
+                " VALUES (?, ?, ?, ?)",
+                [
+                    (a.campaign_id, actor, a.grant_key, activity.activity_id)
+                    for a in applied
+                    if a.grant_key is not None
+                ],
             )
-            if applied.grant_key is not None:
-                self._db.execute(
-                    "INSERT INTO grants (campaign_id, member_id, grant_key, activity_id)"
-                    " VALUES (?, ?, ?, ?)",
-                    (applied.campaign_id, actor, applied.grant_key, activity.activity_id),
-                )
-            for index, leg in enumerate(applied.legs):
-                self._insert_leg(
-                    activity, leg, applied.version, True, new_member and not index, days
-                )
+        rows = [
+            _leg_row(
+                activity, leg, a.version, 1, int(not index and a.campaign_id in new_members), days
+            )
+            for a in applied
+            for index, leg in enumerate(a.legs)
+        ]
         if decision.base_leg is not None:
-            self._insert_leg(activity, decision.base_leg, decision.base_version, False, 0, days)
-        self._count_refusals(decision, days, 1)
-
-    def _insert_leg(self, activity, leg, version, is_bonus, new_member, days: LocalDays) -> None:
-        self._db.execute(
+            rows.append(_leg_row(activity, decision.base_leg, decision.base_version, 0, 0, days))
+        self._db.executemany(
             "INSERT INTO award_legs (activity_id, leg_key, transfer_id, campaign_id,"
             " campaign_version, beneficiary, points, is_bonus, new_member, occur_us, local_day)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                activity.activity_id,
-                leg.leg_key,
-                leg.transfer_id(activity.activity_id),
-                leg.campaign_id,
-                version,
-                leg.beneficiary,
-                leg.points,
-                int(is_bonus),
-                int(bool(new_member)),
-                activity.occur_us,
-                days[leg.campaign_id],
-            ),
+            rows,
         )
+        self._count_refusals(decision, days, 1)
+        return budgets
 
     def _count_refusals(self, decision: Decision, days: LocalDays, step: int) -> None:
         """Counters per campaign, local day and reason: one small row each, however many

@@ -200,7 +200,9 @@ class Tracking(ActivityUseCases):
         if decision.legs:
             entry_id = f"activity:{activity.activity_id}:{unit.next_attempt(activity.activity_id)}"
         unit.insert_activity(activity, outcome, entry_id, now)
-        unit.record_award(activity, decision, self._catalog.local_days(activity.occur_us, decision))
+        budgets = unit.record_award(
+            activity, decision, self._catalog.local_days(activity.occur_us, decision)
+        )
         entry = None
         if entry_id is not None:
             assert outcome.expire_us is not None
@@ -208,7 +210,6 @@ class Tracking(ActivityUseCases):
             entry = unit.outbox.record(entry_id, ACTIVITY_AWARD, request, now)
         else:
             unit.record_event(activity.activity_id, now)  # settled as recorded
-        budgets = unit.budgets(applied.campaign_id for applied in decision.applied)
         return Recorded(outcome, entry, budgets)
 
     def _budgets_cover(self, unit: CampaignsUnit, decision: Decision) -> bool:

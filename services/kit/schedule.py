@@ -32,6 +32,8 @@ MICROS = 1_000_000
 MAX_ZONE_NAME = 64
 # UTC offsets span -12:00 to +14:00: a member-zone window can sit this far from the fallback's.
 ZONE_SPREAD_US = 26 * 3600 * MICROS
+# Later than any instant: a schedule whose windows have all passed.
+NEVER_US = 2**62
 # Wall-clock arithmetic can move a resolved instant by a DST gap (at most a day).
 SLACK = timedelta(days=1)
 ALLOWED_FREQUENCIES = (YEARLY, MONTHLY, WEEKLY, DAILY)
@@ -168,6 +170,10 @@ class Schedule:
         self.always = spec.start is None
         self._duration = timedelta(0)
         self._rule: rrule | None = None
+        # Per zone, window_at's last answer and the instants [low, high) it holds
+        # for (a window, or None up to the next start): dateutil searches an RRULE
+        # from its first occurrence, so this searches once per window, not per call.
+        self._known: dict[str, tuple[int, int, Window | None]] = {}
         if self.always:
             if spec.rrule:
                 raise ScheduleError("schedule.start", "an RRULE needs a start")
@@ -212,12 +218,32 @@ class Schedule:
                 return None
             return Window(-(2**62), self.spec.end_us if self.spec.end_us is not None else 2**62)
         tz = tz or self.zone
+        known = self._known.get(tz.key)
+        if known is not None and known[0] <= instant_us < known[1]:
+            return known[2]
         here = local_of(instant_us, tz).replace(tzinfo=None)
         for local_start in self._starts_between(here - self._duration - SLACK, here + SLACK):
             window = self._window(local_start, tz)
             if window is not None and window.contains(instant_us):
+                # Starts are searched in order: an earlier window ends by now, so
+                # this one answers until it ends.
+                self._known[tz.key] = (instant_us, window.end_us, window)
                 return window
+        # No window holds the instant, so none that started earlier reaches past
+        # it: none holds until the next start.
+        self._known[tz.key] = (instant_us, self._next_start_us(here, tz), None)
         return None
+
+    def _next_start_us(self, here: datetime, tz: ZoneInfo) -> int:
+        """The first window start after the local time `here`, or never."""
+        if self._rule is None:
+            following = iter([self._start] if self._start > here else [])
+        else:
+            following = self._rule.xafter(here, inc=False)
+        for local_start in following:
+            if local_start not in self._exclusions:
+                return resolve(local_start, tz)
+        return NEVER_US
 
     def occurrences(
         self, after_us: int, count: int, tz: ZoneInfo | None = None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from services.kit.schedule import (
@@ -199,3 +201,49 @@ def test_unusable_schedules_are_refused(fields, field):
     with pytest.raises(ScheduleError) as raised:
         Schedule(ScheduleSpec(**values))
     assert raised.value.field == field
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        window("2026-03-01T01:30:00", 2, NEW_YORK, rrule="FREQ=DAILY"),
+        window("2026-03-01T02:30:00", 0.25, NEW_YORK, rrule="FREQ=DAILY;BYHOUR=2,12"),
+        # Longer than the interval: each window overlaps the next.
+        window("2026-01-01T18:00:00", 30, PARIS, rrule="FREQ=DAILY"),
+        window(
+            "2026-01-06T00:00:00",
+            24,
+            PARIS,
+            rrule="FREQ=WEEKLY;BYDAY=TU,SA;COUNT=40",
+            exclusions=(local("2026-03-10T00:00:00"), local("2026-10-24T00:00:00")),
+        ),
+        window("2026-01-31T09:00:00", 10, NEW_YORK, rrule="FREQ=MONTHLY;BYMONTHDAY=31,-1"),
+        window(
+            "2026-01-01T00:30:00",
+            1,
+            NEW_YORK,
+            rrule="FREQ=DAILY",
+            end_us=at("2026-10-31T12:00:00", NEW_YORK),
+        ),
+        window("2026-11-01T01:15:00", 1, NEW_YORK),
+        window("2026-02-01T20:00:00", 3, NEW_YORK, rrule="FREQ=DAILY", zone_mode=ZoneMode.MEMBER),
+    ],
+)
+def test_window_at_remembers_windows_and_gaps_with_the_answers_of_a_fresh_search(spec):
+    """window_at keeps its last answer per zone (a window, or a gap up to the next
+    start); the answers are those of a schedule that never answered before, in
+    time order and out of it, around both DST changes, in members' zones."""
+    rng = random.Random(13)
+    first, last = at("2026-02-25T00:00:00", NEW_YORK), at("2026-11-05T00:00:00", NEW_YORK)
+    instants = sorted(rng.randrange(first, last) for _ in range(250))
+    # Around the DST changes, 20 minutes apart; then a shuffled pass.
+    for change in ("2026-03-08T00:00:00", "2026-11-01T00:00:00", "2026-10-25T00:00:00"):
+        start = at(change, NEW_YORK)
+        instants += [start + step * 20 * 60 * 1_000_000 for step in range(3 * 30)]
+    shuffled = instants[:]
+    rng.shuffle(shuffled)
+    remembering = Schedule(spec)
+    zones = [None, zone(PARIS), zone("Asia/Tokyo")]
+    for instant in instants + shuffled:
+        tz = zones[instant % 3]
+        assert remembering.window_at(instant, tz) == Schedule(spec).window_at(instant, tz)
