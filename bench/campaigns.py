@@ -12,7 +12,8 @@ The shared load-generator process (bench/load.py) then drives each in turns
 in all per environment, one member per lane. Writes
 bench/results/campaigns.json with activity_tps_10, activity_tps_10000,
 scale_ratio (the second over the first; target >= 0.7), activity_p99_ms (of the
-10,000 run), and each server's CPU per activity (steadier on a shared machine).
+10,000 run), each server's CPU per activity (steadier on a shared machine) and
+campaigns_rss_mb, the 10,000-campaign process's peak resident memory.
 A third environment, the same 50 matching campaigns without the idle ones, gives
 idle_ratio: what the 9,949 campaigns that cannot match cost (1.0 is nothing).
 Then: both at 1, 8, 64 and 256 in flight (scaling, also
@@ -39,7 +40,15 @@ from loyalty.campaigns.v1 import campaigns_service_pb2 as pb
 from loyalty.campaigns.v1 import campaigns_service_pb2_grpc as pb_grpc
 from loyalty.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
 
-from bench.common import SCALING, LoadResult, Target, report, run_load, scaling_report
+from bench.common import (
+    SCALING,
+    LoadResult,
+    Target,
+    peak_rss_mb,
+    report,
+    run_load,
+    scaling_report,
+)
 from bench.ledger import POST_TRANSFERS, set_up
 from bench.load import Call
 from services.kit.clock import SystemClock
@@ -49,7 +58,11 @@ MEMBERS = 64
 GROUPS = 10
 OTHER_TYPES = ("game_played", "product_review", "app_login", "profile_completed", "social_share")
 TRACK = f"/{pb.DESCRIPTOR.services_by_name['CampaignsService'].full_name}/TrackActivity"
-TARGETS = [Target("scale_ratio", 0.7), Target("activity_over_ledger_unary", 0.5)]
+TARGETS = [
+    Target("scale_ratio", 0.7),
+    Target("activity_over_ledger_unary", 0.5),
+    Target("campaigns_rss_mb", 150, at_least=False),
+]
 
 
 def _always() -> pb.Schedule:
@@ -217,6 +230,8 @@ async def run(seconds: float, clients: int, rounds: int) -> dict[str, float]:
                         seconds=seconds / rounds,
                         warmup=0.5,
                     )
+            # The 10,000-campaign process holds the most.
+            rss = peak_rss_mb(environments["10000"].running["campaigns"].process.pid)
             unary = await _ledger_unary(Path(scratch, "ledger"), seconds / rounds)
         finally:
             for suite in environments.values():
@@ -250,6 +265,7 @@ async def run(seconds: float, clients: int, rounds: int) -> dict[str, float]:
         "activity_tps_50_live_only": round(tps("50"), 1),
         "server_cpu_us_per_activity_50_live_only": round(cpu_us("50"), 1),
         "idle_ratio": round(tps("10000") / tps("50"), 3),
+        "campaigns_rss_mb": round(rss, 1),
         "ledger_unary_tps": round(unary.rps, 1),
         "activity_over_ledger_unary": round(tps("10") / unary.rps, 3),
         "scaling": scaling,

@@ -45,7 +45,7 @@ MEMBERS = 64
 COST = 10
 WHEEL = "bench-wheel"
 SPIN = f"/{SERVICE_NAME}/Spin"
-TARGETS = [Target("spin_ratio", 0.5)]
+TARGETS = [Target("spin_ratio", 0.5), Target("games_rss_mb", 150, at_least=False)]
 
 
 def spin_calls(params: dict, lane: int) -> Iterator[Call]:

@@ -6,7 +6,8 @@ same bounded load twice over native gRPC (grpcio) from the load-generator proces
 (bench/load.py): straight to games, and through the gateway with each member's
 token. Writes bench/results/gateway.json with gateway_spin_tps, direct_spin_tps,
 gateway_ratio, gateway_p99_ms and gateway_cpu_us (the gateway process's CPU per
-proxied spin, steadier than rates on a shared machine), and both at 1, 8, 64 and 256 in flight as a
+proxied spin, steadier than rates on a shared machine), gateway_rss_mb (its peak
+resident memory), and both at 1, 8, 64 and 256 in flight as a
 scaling table (also bench/results/gateway_scaling.md and .png; more lanes than
 members share them).
 
@@ -32,6 +33,7 @@ from bench.common import (
     SCALING,
     LoadResult,
     Target,
+    peak_rss_mb,
     report,
     run_load,
     scaling_report,
@@ -45,7 +47,7 @@ from tools.suite import Suite
 ISSUER, AUDIENCE = "loyalty-arcade-bench", "loyalty-arcade"
 WHEEL = "bench-wheel"
 SPIN = f"/{games_pb.DESCRIPTOR.services_by_name['GamesService'].full_name}/Spin"
-TARGETS = [Target("gateway_ratio", 0.7)]
+TARGETS = [Target("gateway_ratio", 0.7), Target("gateway_rss_mb", 150, at_least=False)]
 
 
 def _account(account_id: str, kind: int, **fields) -> ledger_pb.OpenAccountRequest:
@@ -196,6 +198,7 @@ async def run(seconds: float, member_count: int) -> dict[str, float]:
                     in_flight=in_flight,
                     server_pid=gateway.process.pid,
                 )
+            rss = peak_rss_mb(gateway.process.pid)
         finally:
             await suite.stop_all()
     direct, through = series["direct"][member_count], series["gateway"][member_count]
@@ -217,6 +220,7 @@ async def run(seconds: float, member_count: int) -> dict[str, float]:
         "gateway_p99_ms": round(gateway_p99, 2),
         "gateway_ratio": round(gateway_tps / direct_tps, 3) if direct_tps else 0.0,
         "gateway_cpu_us": round(through.server_cpu_us_per_call),
+        "gateway_rss_mb": round(rss, 1),
         "scaling": scaling,
     }
 

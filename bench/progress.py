@@ -43,7 +43,7 @@ from services.kit.clock import SystemClock
 from services.kit.logs import configure_logging
 from tools.suite import REPO, Suite, free_port, wait_serving
 
-TARGETS = [Target("catchup_ratio", 0.5)]
+TARGETS = [Target("catchup_ratio", 0.5), Target("progress_rss_mb", 150, at_least=False)]
 POINTS = 10
 KINDS = ("purchase", "product_review", "app_login")
 BATCH = 1000

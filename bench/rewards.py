@@ -61,7 +61,7 @@ REWARD = "bench-coffee"
 POOL = 60_000
 IMPORT_CODES = 200_000
 REDEEM = f"/{SERVICE_NAME}/Redeem"
-TARGETS = [Target("redeem_ratio", 0.4)]
+TARGETS = [Target("redeem_ratio", 0.4), Target("rewards_rss_mb", 150, at_least=False)]
 
 
 def redeem_calls(params: dict, lane: int) -> Iterator[Call]:
