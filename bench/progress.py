@@ -38,7 +38,7 @@ from loyalty.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
 from loyalty.progress.v1 import progress_service_pb2 as pb
 from loyalty.progress.v1 import progress_service_pb2_grpc as progress_grpc
 
-from bench.common import Target, peak_rss_mb, report, wait_connectable
+from bench.common import Target, cpu_seconds, peak_rss_mb, report, wait_connectable
 from services.kit.clock import SystemClock
 from services.kit.logs import configure_logging
 from tools.suite import REPO, Suite, free_port, wait_serving
@@ -227,8 +227,9 @@ async def post_credits(ledger, events: int, members: int, start_us: int) -> None
         assert all(r.code == ledger_pb.TRANSFER_RESULT_CODE_OK for r in response.results)
 
 
-async def read_feeds(ledger_target: str, feeds_target: str, events: int) -> float:
-    """Seconds to read both feeds to the end at once, decoding every message."""
+async def read_feeds(ledger_target: str, feeds_target: str, events: int) -> tuple[float, float]:
+    """Seconds to read both feeds to the end at once, decoding every message, and
+    this process's CPU seconds meanwhile."""
     from tests.support.upstream import contracts
 
     contract = contracts()["campaigns"]
@@ -251,9 +252,9 @@ async def read_feeds(ledger_target: str, feeds_target: str, events: int) -> floa
                     break
             stream.cancel()
 
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(ledger_feed(), activity_feed())
-    return time.perf_counter() - began
+    return time.perf_counter() - began, time.process_time() - cpu
 
 
 async def run(events: int, members: int) -> dict:
@@ -308,7 +309,7 @@ async def run(events: int, members: int) -> dict:
                 await progress.wait()
                 await post_credits(ledger, events, members, start_us)
             await wait_connectable(feeds_target)
-            read_seconds = await read_feeds(ledger_process.target, feeds_target, events)
+            read_seconds, read_cpu = await read_feeds(ledger_process.target, feeds_target, events)
             progress = await _spawn(
                 "serve-progress",
                 f"--port={progress_port}",
@@ -319,10 +320,8 @@ async def run(events: int, members: int) -> dict:
             processes.append(progress)
             # Timed from the server's start (its followers start with it), not the
             # interpreter's: what a restart costs in Python start-up is not catching up.
-            await wait_serving(progress_target, poll=0.005) if False else await wait_serving(
-                progress_target
-            )
-            began = time.perf_counter()
+            await wait_serving(progress_target)
+            began, cpu = time.perf_counter(), cpu_seconds(progress.pid)
             async with grpc.aio.insecure_channel(progress_target) as progress_channel:
                 stub = progress_grpc.ProgressServiceStub(progress_channel)
                 while True:
@@ -332,6 +331,7 @@ async def run(events: int, members: int) -> dict:
                         break
                     await asyncio.sleep(0.05)
                 catchup_seconds = time.perf_counter() - began
+                catchup_cpu = cpu_seconds(progress.pid) - cpu
                 rss = peak_rss_mb(progress.pid)
                 counted = 0
                 for n in range(members):
@@ -355,6 +355,10 @@ async def run(events: int, members: int) -> dict:
         "catchup_eps": catchup_eps,
         "catchup_ratio": catchup_eps / feed_read_eps,
         "catchup_seconds": catchup_seconds,
+        # CPU per event of the reader and of progress: what the ratio tends to when
+        # other work holds the cores (read_cpu_us / catchup_cpu_us).
+        "read_cpu_us": read_cpu / total * 1e6,
+        "catchup_cpu_us": catchup_cpu / total * 1e6,
         "progress_rss_mb": rss,
         "counted_once": counted == events * POINTS,
     }

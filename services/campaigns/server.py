@@ -38,7 +38,7 @@ from services.kit.config import (
     ServiceSettings,
     setting,
 )
-from services.kit.feeds import FEED_CHANNEL_OPTIONS, CommitSignal, FeedFollower, watch_feeds
+from services.kit.feeds import CommitSignal, FeedFollower, open_feed_channel, watch_feeds
 from services.kit.ledger_stream import LedgerPoster, poster_of
 from services.kit.metrics import Figure, Metrics, labelled_gauge
 from services.kit.outbox import LedgerOutbox, watch_backlog
@@ -217,9 +217,7 @@ async def build_server(
     metrics = Metrics.of(settings)
     campaigns = assemble(settings, ledger_grpc.LedgerServiceStub(channel), clock, metrics)
     progress_channel = (
-        open_channel(settings.progress_target, FEED_CHANNEL_OPTIONS)
-        if settings.progress_target
-        else None
+        open_feed_channel(settings.progress_target) if settings.progress_target else None
     )
     followers = []
     if progress_channel is not None:

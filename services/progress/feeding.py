@@ -28,7 +28,7 @@ def apply_events(
     """Journal and derive each new event, then evaluate each member touched once."""
     touched: dict[str, tuple[list[Event], set[int]]] = {}
     for event in events:
-        if unit.record_event(event) is None:
+        if not unit.record_event(event):
             continue  # delivered before: recorded once
         moments = unit.apply_fact(event)
         member_events, member_moments = touched.setdefault(event.member_id, ([], set()))

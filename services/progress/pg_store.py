@@ -25,7 +25,13 @@ from services.kit.feed_sequences import FEED_SEQUENCES_MIGRATION
 from services.kit.outbox import PG_OUTBOX_MIGRATION
 from services.kit.postgres import PgStore, refuse_change_function
 from services.kit.sqlite import StoreOptions
-from services.progress.store import FEED_COUNTERS, FEEDS, ProgressUnit, SqliteProgressUnit
+from services.progress.store import (
+    COVERING_FACT_INDEXES,
+    FEED_COUNTERS,
+    FEEDS,
+    ProgressUnit,
+    SqliteProgressUnit,
+)
 
 # SQLite's schema after its migrations in PostgreSQL's types (BIGINT for
 # microseconds, points and sequences), its CHECKs, and the journal append-only
@@ -174,7 +180,10 @@ CREATE TABLE evaluations (
 """
 )
 
-PG_MIGRATIONS = (PG_SCHEMA_V1 + PG_OUTBOX_MIGRATION + FEED_SEQUENCES_MIGRATION + FEED_COUNTERS,)
+PG_MIGRATIONS = (
+    PG_SCHEMA_V1 + PG_OUTBOX_MIGRATION + FEED_SEQUENCES_MIGRATION + FEED_COUNTERS,
+    COVERING_FACT_INDEXES,
+)
 
 
 class PgProgressStore(PgStore[ProgressUnit]):

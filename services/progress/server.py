@@ -24,7 +24,13 @@ from services.kit.config import (
     ServiceSettings,
     setting,
 )
-from services.kit.feeds import FEED_CHANNEL_OPTIONS, CommitSignal, FeedFollower, watch_feeds
+from services.kit.feeds import (
+    FEED_CHANNEL_OPTIONS,
+    CommitSignal,
+    FeedFollower,
+    open_feed_channel,
+    watch_feeds,
+)
 from services.kit.ledger_accounts import LedgerAccounts
 from services.kit.metrics import Figure, Metrics, labelled_gauge
 from services.kit.outbox import watch_backlog
@@ -114,14 +120,17 @@ async def build_server(
     commits = CommitSignal()
     metrics = Metrics.of(settings)
     store = progress_store(settings.db_path, on_commit=commits.notify, metrics=metrics.store)
+    # The feeds on channels of their own; the ledger's calls on one that forwards
+    # request ids (and finds a restarted ledger as fast as the feeds do).
     channels: dict[str, grpc.aio.Channel] = {}
 
-    def channel(target: str) -> grpc.aio.Channel:
+    def feed_channel(target: str) -> grpc.aio.Channel:
         if target not in channels:
-            channels[target] = open_channel(target, FEED_CHANNEL_OPTIONS)
+            channels[target] = open_feed_channel(target)
         return channels[target]
 
-    ledger_stub = ledger_grpc.LedgerServiceStub(channel(settings.ledger_target))
+    ledger_channel = open_channel(settings.ledger_target, FEED_CHANNEL_OPTIONS)
+    ledger_stub = ledger_grpc.LedgerServiceStub(ledger_channel)
     accounts = LedgerAccounts(ledger_stub, settings.ledger_timeout_seconds)
     rewards = Rewards(
         store,
@@ -145,7 +154,15 @@ async def build_server(
             name, open_stream, load_cursor, apply, now_us=clock.now_us, batch=settings.feed_batch
         )
 
-    followers = [follower(ledger.FEED, ledger.opener(ledger_stub, settings.feed_recycle_seconds))]
+    followers = [
+        follower(
+            ledger.FEED,
+            ledger.opener(
+                ledger_grpc.LedgerServiceStub(feed_channel(settings.ledger_target)),
+                settings.feed_recycle_seconds,
+            ),
+        )
+    ]
     for name, target, translate in (
         (campaigns.FEED, settings.campaigns_target, campaigns.item_of),
         (games.FEED, settings.games_target, games.item_of),
@@ -157,7 +174,7 @@ async def build_server(
         followers.append(
             follower(
                 name,
-                streaming(contract, channel(target), settings.feed_recycle_seconds, translate),
+                streaming(contract, feed_channel(target), settings.feed_recycle_seconds, translate),
             )
         )
     members = MemberUseCases(*shared)
@@ -198,7 +215,7 @@ async def build_server(
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await rewards.ledger.close()
-        for open_one in channels.values():
+        for open_one in (ledger_channel, *channels.values()):
             await open_one.close()
         await store.close()
 

@@ -199,6 +199,17 @@ FEED_COUNTERS = feed_counter_migration(
 ) + feed_counter_migration(ACHIEVEMENTS_FEED, "achievements", "sequence")
 FEEDS = (TIER_CHANGES_FEED, ACHIEVEMENTS_FEED)
 
+# A member's evaluation sums their credits and counts their activities in
+# windows: with every column those questions read in the index, each is answered
+# from the index alone, not with one table lookup per row. The same DDL on both engines.
+COVERING_FACT_INDEXES = """
+DROP INDEX credits_by_member;
+CREATE INDEX credits_by_member ON credits (member_id, effective_us, code, amount, reversed);
+DROP INDEX activities_by_member;
+CREATE INDEX activities_by_member
+  ON activities (member_id, type, occur_us, amount_minor, refunded_minor, time_zone);
+"""
+
 MIGRATIONS = (
     SCHEMA_V1,
     OUTBOX_MIGRATION,
@@ -216,6 +227,7 @@ BEGIN
   SELECT RAISE(ABORT, 'the achievements are append-only');
 END;
 """,
+    COVERING_FACT_INDEXES,
 )
 
 DEFINITION_COLUMNS = "id, version, state, spec, create_us, update_us"
@@ -251,7 +263,7 @@ class ProgressUnit(Protocol):
     outbox: OutboxUnit
 
     # journal and facts
-    def record_event(self, event: Event) -> int | None: ...
+    def record_event(self, event: Event) -> bool: ...
     def apply_fact(self, event: Event) -> set[int]: ...
     def journal(self, member_id: str, after: int, limit: int) -> list[Recorded]: ...
     def snapshot(self, member_id: str) -> FactsSnapshot: ...
@@ -318,14 +330,19 @@ class SqliteProgressUnit:
 
     # -- journal
 
-    def record_event(self, event: Event) -> int | None:
+    def record_event(self, event: Event) -> bool:
+        """Journal the event; False when it was journaled before. (The row count,
+        not RETURNING: RETURNING made this, a feed's most frequent statement,
+        twice as costly in SQLite.)"""
         kind, payload = encode_event(event)
-        row = self._db.execute(
-            "INSERT INTO journal (source, key, member_id, kind, occur_us, payload)"
-            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING sequence",
-            (event.source.value, event.key, event.member_id, kind, _time_of(event), payload),
-        ).fetchone()
-        return row[0] if row else None
+        return (
+            self._db.execute(
+                "INSERT INTO journal (source, key, member_id, kind, occur_us, payload)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (event.source.value, event.key, event.member_id, kind, _time_of(event), payload),
+            ).rowcount
+            == 1
+        )
 
     def journal(self, member_id: str, after: int, limit: int) -> list[Recorded]:
         rows = self._db.execute(
