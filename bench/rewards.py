@@ -13,6 +13,11 @@ bench's set-up, then:
 - ledger_unary_tps, ledger_unary_cpu_us: the ledger's PostTransfers with one
   transfer per call, the ledger bench's workload, at 64 concurrent calls, and
   the ledger's CPU per call;
+- the two phases alternate in ROUNDS rounds of SECONDS / ROUNDS each (fresh
+  transfer and request ids in every round), so other work on the machine that
+  rises or falls during the run weighs on both alike; each phase's rate is its
+  calls over its seconds, summed over the rounds, its p50 the rounds' median
+  and its p99 the highest round's (`--rounds 1`: one phase after the other);
 - redeem_tps, redeem_p50_ms, redeem_p99_ms: rewards.Redeem of a code-pool reward
   (10 points, stock far beyond the run), one member per lane, a fresh request id
   each time: limits checked, the code assigned and the redemption recorded,
@@ -28,7 +33,7 @@ bench's set-up, then:
 Then checks that rewards:redeemed grew by exactly 10 points per redemption sent
 and that each got a code. Writes bench/results/rewards.json.
 
-    python -m bench.rewards [--seconds 5] [--import-codes 200000]
+    python -m bench.rewards [--seconds 10] [--rounds 4] [--import-codes 200000]
 """
 
 from __future__ import annotations
@@ -36,10 +41,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import resource
+import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -47,7 +55,7 @@ from loyalty.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
 from loyalty.rewards.v1 import rewards_service_pb2 as pb
 from loyalty.rewards.v1 import rewards_service_pb2_grpc as pb_grpc
 
-from bench.common import Target, cpu_seconds, peak_rss_mb, report, run_load
+from bench.common import LoadResult, Target, cpu_seconds, peak_rss_mb, report, run_load
 from bench.ledger import POST_TRANSFERS, balance, load_params, set_up, wallet
 from bench.load import Call
 from services.kit.clock import SystemClock
@@ -61,6 +69,7 @@ REWARD = "bench-coffee"
 POOL = 60_000
 IMPORT_CODES = 200_000
 REDEEM = f"/{SERVICE_NAME}/Redeem"
+ROUNDS = 4
 TARGETS = [Target("redeem_ratio", 0.4), Target("rewards_rss_mb", 150, at_least=False)]
 
 
@@ -116,15 +125,47 @@ async def import_with_the_tool(target: str, reward_id: str, path: Path) -> float
     return time.perf_counter() - started
 
 
+@dataclass(frozen=True)
+class Phase:
+    """One phase's rounds taken together."""
+
+    rounds: list[LoadResult]
+
+    @property
+    def sent(self) -> int:
+        return sum(sum(result.lane_calls) for result in self.rounds)
+
+    @property
+    def rps(self) -> float:
+        return sum(r.calls for r in self.rounds) / sum(r.seconds for r in self.rounds)
+
+    @property
+    def p50_ms(self) -> float:
+        return statistics.median(r.p50_ms for r in self.rounds)
+
+    @property
+    def p99_ms(self) -> float:
+        return max(r.p99_ms for r in self.rounds)
+
+    @property
+    def server_cpu_us_per_call(self) -> float:
+        used = sum(r.server_cpu_us_per_call * sum(r.lane_calls) for r in self.rounds)
+        return used / self.sent
+
+    @property
+    def errors(self) -> dict[str, int]:
+        return dict(sum((Counter(r.errors) for r in self.rounds), Counter()))
+
+
 def _children_cpu() -> float:
     """CPU seconds of this process's finished children: the load generators'."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
 
 
-async def run(seconds: float, import_codes: int) -> dict:
+async def run(seconds: float, import_codes: int, rounds: int) -> dict:
     expires_at = SystemClock().now_us() + 365 * 86_400 * 1_000_000
-    unary_params = load_params(MEMBERS, expires_at)("unary", 1)
+    unary_params = load_params(MEMBERS, expires_at)
     with tempfile.TemporaryDirectory(prefix="bench-rewards-") as scratch:
         work = Path(scratch)
         suite = Suite(work / "data", log_dir=work / "logs", env={"LOG_LEVEL": "warning"})
@@ -152,30 +193,39 @@ async def run(seconds: float, import_codes: int) -> dict:
                 admin_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
                 await create_reward(rewards, REWARD, POOL)
-                load_cpu = _children_cpu()
-                unary = await run_load(
-                    ledger_process.target,
-                    POST_TRANSFERS,
-                    "bench.ledger:transfer_calls",
-                    unary_params,
-                    seconds=seconds,
-                    server_pid=ledger_process.process.pid,
-                )
-                unary_load_cpu, load_cpu = _children_cpu() - load_cpu, _children_cpu()
                 redeemed_before = await balance(ledger, "rewards:redeemed")
-                ledger_cpu_before = cpu_seconds(ledger_process.process.pid)
-                redeems = await run_load(
-                    rewards_process.target,
-                    REDEEM,
-                    "bench.rewards:redeem_calls",
-                    {"prefix": "bench", "members": MEMBERS},
-                    concurrency=MEMBERS,
-                    seconds=seconds,
-                    server_pid=rewards_process.process.pid,
-                )
-                redeem_load_cpu = _children_cpu() - load_cpu
-                sent = sum(redeems.lane_calls)
-                ledger_cpu = cpu_seconds(ledger_process.process.pid) - ledger_cpu_before
+                unary_rounds, redeem_rounds = [], []
+                unary_load_cpu = redeem_load_cpu = ledger_cpu = 0.0
+                for round_ in range(rounds):
+                    load_cpu = _children_cpu()
+                    unary_rounds.append(
+                        await run_load(
+                            ledger_process.target,
+                            POST_TRANSFERS,
+                            "bench.ledger:transfer_calls",
+                            unary_params(f"unary-{round_}", 1),
+                            seconds=seconds / rounds,
+                            server_pid=ledger_process.process.pid,
+                        )
+                    )
+                    unary_load_cpu += _children_cpu() - load_cpu
+                    load_cpu = _children_cpu()
+                    ledger_cpu_before = cpu_seconds(ledger_process.process.pid)
+                    redeem_rounds.append(
+                        await run_load(
+                            rewards_process.target,
+                            REDEEM,
+                            "bench.rewards:redeem_calls",
+                            {"prefix": f"bench-{round_}", "members": MEMBERS},
+                            concurrency=MEMBERS,
+                            seconds=seconds / rounds,
+                            server_pid=rewards_process.process.pid,
+                        )
+                    )
+                    ledger_cpu += cpu_seconds(ledger_process.process.pid) - ledger_cpu_before
+                    redeem_load_cpu += _children_cpu() - load_cpu
+                unary, redeems = Phase(unary_rounds), Phase(redeem_rounds)
+                sent = redeems.sent
                 charged = await balance(ledger, "rewards:redeemed") - redeemed_before
                 codes = await rewards.GetRewardReport(
                     pb.GetRewardReportRequest(reward_id=REWARD), timeout=10
@@ -193,6 +243,7 @@ async def run(seconds: float, import_codes: int) -> dict:
     return {
         "members": MEMBERS,
         "seconds": seconds,
+        "rounds": rounds,
         "import_codes": import_codes,
         "import_seconds": import_seconds,
         "import_rss_before_mb": rss_before,
@@ -200,7 +251,7 @@ async def run(seconds: float, import_codes: int) -> dict:
         "admin_rss_mb": admin_rss,
         "ledger_unary_tps": unary.rps,
         "ledger_unary_cpu_us": unary.server_cpu_us_per_call,
-        "unary_load_cpu_us": unary_load_cpu * 1e6 / sum(unary.lane_calls),
+        "unary_load_cpu_us": unary_load_cpu * 1e6 / unary.sent,
         "redeem_tps": redeems.rps,
         "redeem_p50_ms": redeems.p50_ms,
         "redeem_p99_ms": redeems.p99_ms,
@@ -215,11 +266,12 @@ async def run(seconds: float, import_codes: int) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--seconds", type=float, default=10.0, help="each phase's, all rounds")
+    parser.add_argument("--rounds", type=int, default=ROUNDS)
     parser.add_argument("--import-codes", type=int, default=IMPORT_CODES)
     args = parser.parse_args(argv)
     configure_logging("bench", "warning")
-    results = asyncio.run(run(args.seconds, args.import_codes))
+    results = asyncio.run(run(args.seconds, args.import_codes, args.rounds))
     report("rewards", results, TARGETS)
 
 

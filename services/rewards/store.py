@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
@@ -318,13 +319,47 @@ VISIT_COLUMNS = (
 )
 
 
+class WrittenRedemptions:
+    """The redemptions the writer stored last, as stored, history included.
+
+    A redemption's second transaction (its settlement) reads the row and its
+    history that the first one wrote moments before, two statements and about
+    35 us: the writer's units take them from here instead. Sound only where this
+    process's writer is the file's only writer (SQLite; PostgreSQL replicas share
+    the tables, so their units have none) and only while every write of a
+    redemption goes through a unit (insert_redemption, save_redemption), which
+    keeps it current; any rolled-back work empties it (the store's on_rollback)."""
+
+    def __init__(self, capacity: int = 4096) -> None:
+        self._capacity = capacity
+        self._stored: OrderedDict[str, Redemption] = OrderedDict()
+
+    def get(self, redemption_id: str) -> Redemption | None:
+        return self._stored.get(redemption_id)
+
+    def put(self, redemption: Redemption) -> None:
+        self._stored[redemption.redemption_id] = redemption
+        self._stored.move_to_end(redemption.redemption_id)
+        if len(self._stored) > self._capacity:
+            self._stored.popitem(last=False)
+
+    def forget(self, redemption_id: str) -> None:
+        self._stored.pop(redemption_id, None)
+
+    def clear(self) -> None:
+        self._stored.clear()
+
+
 class SqliteRewardsUnit:
-    def __init__(self, connection: sqlite3.Connection) -> None:
+    def __init__(
+        self, connection: sqlite3.Connection, written: WrittenRedemptions | None = None
+    ) -> None:
         self._db = connection
         self.outbox = SqliteOutbox(connection)
         # Events stored per redemption read or written in this transaction, so
         # saving one appends its new events without counting them again.
         self._events: dict[str, int] = {}
+        self._written = written
 
     def _one(self, sql: str, parameters: Sequence = ()):
         return self._db.execute(sql, parameters).fetchone()
@@ -618,6 +653,10 @@ class SqliteRewardsUnit:
         return self._redemption(row) if row else None
 
     def redemption(self, redemption_id: str) -> Redemption | None:
+        written = self._written.get(redemption_id) if self._written is not None else None
+        if written is not None:
+            self._events[redemption_id] = len(written.history)
+            return written
         return self._find("redemption_id = ?", (redemption_id,))
 
     def _row(self, r: Redemption) -> tuple:
@@ -658,7 +697,10 @@ class SqliteRewardsUnit:
         )
         self._append_history(redemption, redemption.history)
         self._events[redemption.redemption_id] = len(redemption.history)
-        return replace(redemption, seq=seq)
+        stored = replace(redemption, seq=seq)
+        if self._written is not None:
+            self._written.put(stored)
+        return stored
 
     def save_redemption(self, redemption: Redemption) -> None:
         stored = self._events.get(redemption.redemption_id)
@@ -684,6 +726,11 @@ class SqliteRewardsUnit:
         )
         self._append_history(redemption, redemption.history[stored:])
         self._events[redemption.redemption_id] = max(stored, len(redemption.history))
+        if self._written is not None:
+            if len(redemption.history) == self._events[redemption.redemption_id]:
+                self._written.put(redemption)
+            else:  # saved without its whole history: only the table has it
+                self._written.forget(redemption.redemption_id)
 
     def usage(
         self, member_id: str, reward_ids: Sequence[str], starts: PeriodStarts
@@ -874,4 +921,12 @@ class RewardsStore(SqliteStore[RewardsUnit]):
     """The rewards service's SQLite file."""
 
     def __init__(self, path: Path | str, **options: Unpack[StoreOptions]) -> None:
-        super().__init__(path, MIGRATIONS, SqliteRewardsUnit, **options)
+        written = WrittenRedemptions()
+        super().__init__(
+            path,
+            MIGRATIONS,
+            SqliteRewardsUnit,
+            write_unit=lambda connection: SqliteRewardsUnit(connection, written),
+            on_rollback=written.clear,
+            **options,
+        )

@@ -183,6 +183,41 @@ async def test_a_redemption_left_processing_is_finished_by_recovery(service) -> 
     assert again.state == RedemptionState.ISSUED and again.code == "CODE-1"
 
 
+class Broke(Exception):
+    """Work that fails after it changed rows: its savepoint is rolled back."""
+
+
+async def test_the_writer_hands_out_a_redemption_as_the_table_holds_it(service) -> None:
+    # On SQLite the writer keeps the redemptions it stored last, so a settlement
+    # does not read them back: after work that changed one and then failed, what
+    # it hands out must still be what was committed.
+    await service.add_reward("coffee")
+    await service.codes.import_chunk("coffee", "i-1", 1, ["CODE-1"])
+    rid = rid_of("m-1", "r-1")
+    service.ledger.down = True
+    with pytest.raises(Unavailable):
+        await service.redemptions.redeem("m-1", "coffee", 1, "r-1")
+
+    def change_then_fail(unit: RewardsUnit) -> None:
+        pending = unit.redemption(rid)
+        unit.save_redemption(pending.moved(RedemptionState.FAILED, 5, "rolled back", code=""))
+        raise Broke()
+
+    with pytest.raises(Broke):
+        await service.store.write(change_then_fail)
+    written = await service.store.write(lambda unit: unit.redemption(rid))
+    assert written == await service.store.read(lambda unit: unit.redemption(rid))
+    assert written.state == RedemptionState.PROCESSING and written.code == "CODE-1"
+    service.ledger.down = False
+    assert await service.outbox.recover() == 1
+    issued = await service.redemptions.redeem("m-1", "coffee", 1, "r-1")
+    assert issued == await service.store.read(lambda unit: unit.redemption(rid))
+    assert [event.state for event in issued.history] == [
+        RedemptionState.PROCESSING,
+        RedemptionState.ISSUED,
+    ]
+
+
 async def test_limits_hold_under_concurrent_redemptions_of_one_member(service) -> None:
     await service.add_reward("coffee", kind=RewardKind.PHYSICAL, limits=Limits(total=2))
     attempts = await asyncio.gather(
