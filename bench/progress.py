@@ -13,7 +13,9 @@ double of tests/progress/upstream); then measures:
 - catchup_eps: progress (the real server, in its own process, with a tier
   program, two badges, a streak and a challenge defined) started from an empty
   database, events applied per second until both cursors reach the end;
-  catchup_ratio = catchup_eps / feed_read_eps.
+  catchup_ratio = catchup_eps / feed_read_eps;
+- read_cpu_us, catchup_cpu_us: the reader's and progress's CPU per event in
+  those two phases (what the ratio tends to when other work holds the cores).
 
 Then checks that progress counted every point exactly once (the members'
 qualifying points add up to the credits posted). Writes bench/results/progress.json.
