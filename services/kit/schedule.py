@@ -17,6 +17,7 @@ daily all-day window never leaves a gap or overlaps the next day.
 from __future__ import annotations
 
 import calendar
+from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -36,6 +37,8 @@ ZONE_SPREAD_US = 26 * 3600 * MICROS
 NEVER_US = 2**62
 # Wall-clock arithmetic can move a resolved instant by a DST gap (at most a day).
 SLACK = timedelta(days=1)
+# Answers window_at keeps per zone before it starts again (a few hundred KB).
+KNOWN_ANSWERS = 10_000
 ALLOWED_FREQUENCIES = (YEARLY, MONTHLY, WEEKLY, DAILY)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Every instant the service accepts, and every local time a schedule names, lies
@@ -161,6 +164,10 @@ class Window:
         return self.start_us <= instant_us < self.end_us
 
 
+def _low(answer: tuple[int, int, Window | None]) -> int:
+    return answer[0]
+
+
 class Schedule:
     """A compiled ScheduleSpec. Raises ScheduleError when the spec cannot work."""
 
@@ -170,10 +177,11 @@ class Schedule:
         self.always = spec.start is None
         self._duration = timedelta(0)
         self._rule: rrule | None = None
-        # Per zone, window_at's last answer and the instants [low, high) it holds
-        # for (a window, or None up to the next start): dateutil searches an RRULE
-        # from its first occurrence, so this searches once per window, not per call.
-        self._known: dict[str, tuple[int, int, Window | None]] = {}
+        # Per zone, window_at's answers with the instants [low, high) each holds
+        # for (a window, or None up to the next start), ordered by low: dateutil
+        # searches an RRULE from its first occurrence, so this searches once per
+        # window, not per call, in time order or out of it (a rebuild, late events).
+        self._known: dict[str, list[tuple[int, int, Window | None]]] = {}
         if self.always:
             if spec.rrule:
                 raise ScheduleError("schedule.start", "an RRULE needs a start")
@@ -218,20 +226,27 @@ class Schedule:
                 return None
             return Window(-(2**62), self.spec.end_us if self.spec.end_us is not None else 2**62)
         tz = tz or self.zone
-        known = self._known.get(tz.key)
-        if known is not None and known[0] <= instant_us < known[1]:
-            return known[2]
+        known = self._known.setdefault(tz.key, [])
+        index = bisect_right(known, instant_us, key=_low) - 1
+        if index >= 0 and instant_us < known[index][1]:
+            return known[index][2]
         here = local_of(instant_us, tz).replace(tzinfo=None)
+        found = self._search(instant_us, here, tz)
+        # Starts are searched in order: an earlier window ends by now, so the one
+        # found answers until it ends. When none holds the instant, none that
+        # started earlier reaches past it: none holds until the next start.
+        high = found.end_us if found is not None else self._next_start_us(here, tz)
+        if len(known) >= KNOWN_ANSWERS:
+            known.clear()
+            index = -1
+        known.insert(index + 1, (instant_us, high, found))
+        return found
+
+    def _search(self, instant_us: int, here: datetime, tz: ZoneInfo) -> Window | None:
         for local_start in self._starts_between(here - self._duration - SLACK, here + SLACK):
             window = self._window(local_start, tz)
             if window is not None and window.contains(instant_us):
-                # Starts are searched in order: an earlier window ends by now, so
-                # this one answers until it ends.
-                self._known[tz.key] = (instant_us, window.end_us, window)
                 return window
-        # No window holds the instant, so none that started earlier reaches past
-        # it: none holds until the next start.
-        self._known[tz.key] = (instant_us, self._next_start_us(here, tz), None)
         return None
 
     def _next_start_us(self, here: datetime, tz: ZoneInfo) -> int:

@@ -5,7 +5,6 @@ in-memory facts both answer the `Facts` questions."""
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -312,29 +311,10 @@ def challenge_windows(
         }
     windows = {}
     for moment in moments:
-        window = _window_at(schedule, moment)
+        window = schedule.window_at(moment)
         if window is not None:
             windows[window.start_us] = window
     return [windows[start] for start in sorted(windows)]
-
-
-_KNOWN_WINDOWS: dict[object, list[Window]] = {}
-
-
-def _window_at(schedule, moment: int) -> Window | None:
-    """The schedule's window holding the moment. Windows found are kept per
-    schedule (a challenge's windows never change: a new spec is a new key), so
-    an RRULE is searched once per window, not once per event."""
-    if len(_KNOWN_WINDOWS) > 1024:
-        _KNOWN_WINDOWS.clear()
-    known = _KNOWN_WINDOWS.setdefault(schedule.spec, [])
-    index = bisect_right([window.start_us for window in known], moment) - 1
-    if index >= 0 and known[index].contains(moment):
-        return known[index]
-    window = schedule.window_at(moment)
-    if window is not None and len(known) < 10_000:
-        known.insert(index + 1, window)
-    return window
 
 
 def _step_moments(facts: Facts, member_id: str, rule: Rule) -> list[tuple[int, str]]:
