@@ -230,7 +230,7 @@ def test_unusable_schedules_are_refused(fields, field):
     ],
 )
 def test_window_at_remembers_windows_and_gaps_with_the_answers_of_a_fresh_search(spec):
-    """window_at keeps its last answer per zone (a window, or a gap up to the next
+    """window_at keeps its answers per zone (a window, or a gap up to the next
     start); the answers are those of a schedule that never answered before, in
     time order and out of it, around both DST changes, in members' zones."""
     rng = random.Random(13)
