@@ -76,7 +76,7 @@ run: $(INSTALLED) $(GENERATED) $(NODE_INSTALLED) $(WEB_BUILT)
 
 test: setup $(WEB_BUILT)
 	node web/unit.mjs
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto --dist loadfile
 
 e2e: setup
 	$(PY) -m pytest tests/e2e
