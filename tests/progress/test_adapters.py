@@ -8,16 +8,22 @@ from services.progress.adapters import ledger
 from services.progress.domain.events import PointsCredited, PointsReversed
 
 
-def transfer(**fields) -> pb.Transfer:
+def transfer(**fields) -> pb.WatchTransfersResponse:
     fields.setdefault("kind", pb.TRANSFER_KIND_POSTED)
     fields.setdefault("amount", 100)
-    message = pb.Transfer(id="t", sequence=7, **fields)
-    message.create_time.FromSeconds(1_800_000_000)
+    message = pb.WatchTransfersResponse(transfer=pb.Transfer(id="t", sequence=7, **fields))
+    message.transfer.create_time.FromSeconds(1_800_000_000)
     return message
 
 
+def events_of(response: pb.WatchTransfersResponse) -> list:
+    item = ledger.item_of(response)
+    assert (item.sequence, item.at_us) == (7, 1_800_000_000_000_000)
+    return item.value
+
+
 def test_a_credit_to_a_member_wallet_carries_its_code_and_activity() -> None:
-    (event,) = ledger.events_of(
+    (event,) = events_of(
         transfer(
             debit_account_id="campaign:double:budget",
             credit_account_id="m-1",
@@ -41,8 +47,8 @@ def test_a_posted_hold_counts_when_posted() -> None:
         code=pb.TRANSFER_CODE_EARN,
         kind=pb.TRANSFER_KIND_PENDING,
     )
-    assert len(ledger.events_of(posted)) == 1
-    assert ledger.events_of(pending) == []
+    assert len(events_of(posted)) == 1
+    assert events_of(pending) == []
 
 
 def test_spending_expiry_prizes_and_budgets_are_not_progress_events() -> None:
@@ -53,13 +59,12 @@ def test_spending_expiry_prizes_and_budgets_are_not_progress_events() -> None:
         ("program:issuance", "campaign:c:budget", pb.TRANSFER_CODE_FUNDING),
     ):
         assert (
-            ledger.events_of(transfer(debit_account_id=debit, credit_account_id=credit, code=code))
-            == []
+            events_of(transfer(debit_account_id=debit, credit_account_id=credit, code=code)) == []
         )
 
 
 def test_a_clawback_reverses_the_member_credit_it_names() -> None:
-    (event,) = ledger.events_of(
+    (event,) = events_of(
         transfer(
             debit_account_id="m-1",
             credit_account_id="program:issuance",

@@ -9,7 +9,6 @@ import pytest
 from loyalty.ledger.v1 import ledger_service_pb2 as ledger_pb
 
 from services.kit.errors import InvalidArgument
-from services.kit.feeds import FeedItem
 from services.kit.proto_time import timestamp
 from services.progress.adapters import ledger
 from services.progress.domain.definitions import Downgrade, WindowKind
@@ -106,7 +105,9 @@ async def test_spending_never_lowers_a_tier(progress_db) -> None:
         message.create_time.CopyFrom(timestamp(at(2026, 3, 1, 9)))
     async with service_tier(progress_db) as tier:
         await tier.catalog.apply("club", club(), None)
-        batch = [FeedItem(t.sequence, ledger.events_of(t)) for t in (earn, spend)]
+        batch = [
+            ledger.item_of(ledger_pb.WatchTransfersResponse(transfer=t)) for t in (earn, spend)
+        ]
         assert batch[1].value == []
         assert await tier.feeds.apply("ledger", batch) == 2
         assert await tier_of(tier, "m-1") == "silver"

@@ -30,10 +30,16 @@ CONTRACT = find_contract(
 
 def item_of(response: Any) -> FeedItem[list[Event]]:
     activity = response.activity
-    at = response.record_time.ToMicroseconds() if response.HasField("record_time") else 0
+    # An unset Timestamp or Purchase reads as zeros: no HasField for them.
+    at = response.record_time.ToMicroseconds()
     if not activity.member_id or not activity.activity_id:
         return FeedItem(response.sequence, [], at)
-    refund = activity.refund if activity.HasField("refund") else None
+    if activity.HasField("refund"):
+        refund = activity.refund
+        amount_minor, refunds_activity_id = refund.amount_minor, refund.purchase_activity_id
+    else:
+        amount_minor, refunds_activity_id = activity.purchase.amount_minor, ""
+    attributes = activity.attributes
     event = ActivityEvent(
         activity_id=activity.activity_id,
         member_id=activity.member_id,
@@ -41,14 +47,8 @@ def item_of(response: Any) -> FeedItem[list[Event]]:
         occur_us=activity.occur_time.ToMicroseconds(),
         points=response.points,
         time_zone=response.time_zone,
-        amount_minor=(
-            refund.amount_minor
-            if refund is not None
-            else activity.purchase.amount_minor
-            if activity.HasField("purchase")
-            else 0
-        ),
-        refunds_activity_id=refund.purchase_activity_id if refund is not None else "",
-        attributes=tuple(sorted(activity.attributes.items())),
+        amount_minor=amount_minor,
+        refunds_activity_id=refunds_activity_id,
+        attributes=tuple(sorted(attributes.items())) if attributes else (),
     )
     return FeedItem(response.sequence, [event], at)

@@ -19,11 +19,22 @@ from services.progress.domain.events import Event, PointsCredited, PointsReverse
 
 FEED = "ledger"
 CREDITS = (ledger_pb.TRANSFER_KIND_POSTED, ledger_pb.TRANSFER_KIND_POST_PENDING)
+# Once, not TransferCode.Name() for every transfer.
+CODES = {
+    value.number: value.name.removeprefix("TRANSFER_CODE_")
+    for value in ledger_pb.TransferCode.DESCRIPTOR.values
+}
 
 
-def events_of(transfer: ledger_pb.Transfer) -> list[Event]:
+def item_of(response: ledger_pb.WatchTransfersResponse) -> FeedItem[list[Event]]:
+    transfer = response.transfer
     commit_us = transfer.create_time.ToMicroseconds()
-    if transfer.kind == ledger_pb.TRANSFER_KIND_REVERSAL:
+    return FeedItem(transfer.sequence, _events_of(transfer, commit_us), commit_us)
+
+
+def _events_of(transfer: ledger_pb.Transfer, commit_us: int) -> list[Event]:
+    kind = transfer.kind
+    if kind == ledger_pb.TRANSFER_KIND_REVERSAL:
         member = wallet_member(transfer.debit_account_id)
         if member is None or not transfer.reverses_transfer_id:
             return []
@@ -33,15 +44,15 @@ def events_of(transfer: ledger_pb.Transfer) -> list[Event]:
             )
         ]
     member = wallet_member(transfer.credit_account_id)
-    if member is None or transfer.kind not in CREDITS or transfer.amount <= 0:
+    amount = transfer.amount
+    if member is None or kind not in CREDITS or amount <= 0:
         return []
-    code = ledger_pb.TransferCode.Name(transfer.code).removeprefix("TRANSFER_CODE_")
     return [
         PointsCredited(
             transfer.id,
             member,
-            code,
-            transfer.amount,
+            CODES[transfer.code],
+            amount,
             commit_us,
             transfer.metadata.get("activity_id", ""),
         )
@@ -55,10 +66,7 @@ def opener(stub: ledger_grpc.LedgerServiceStub, recycle_seconds: float):
         )
         try:
             async for response in stream:
-                transfer = response.transfer
-                yield FeedItem(
-                    transfer.sequence, events_of(transfer), transfer.create_time.ToMicroseconds()
-                )
+                yield item_of(response)
         finally:
             stream.cancel()
 
