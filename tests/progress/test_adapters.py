@@ -1,11 +1,14 @@
-"""The ledger adapter: which transfers are progress events, and which are not."""
+"""The feed adapters: which ledger transfers are progress events, and which are
+not; what a campaigns activity carries into its event."""
 
 from __future__ import annotations
 
+from loyalty.campaigns.v1 import campaigns_service_pb2 as campaigns_pb
 from loyalty.ledger.v1 import ledger_service_pb2 as pb
 
-from services.progress.adapters import ledger
-from services.progress.domain.events import PointsCredited, PointsReversed
+from services.kit.feeds import FeedItem
+from services.progress.adapters import campaigns, ledger
+from services.progress.domain.events import ActivityEvent, PointsCredited, PointsReversed
 
 
 def transfer(**fields) -> pb.WatchTransfersResponse:
@@ -75,3 +78,50 @@ def test_a_clawback_reverses_the_member_credit_it_names() -> None:
         )
     )
     assert event == PointsReversed("t", "m-1", "activity:a-1:base", 40, 1_800_000_000_000_000)
+
+
+def activity(**fields) -> campaigns_pb.WatchActivitiesResponse:
+    message = campaigns_pb.WatchActivitiesResponse(sequence=3, points=20, time_zone="Europe/Paris")
+    message.activity.MergeFrom(campaigns_pb.Activity(activity_id="a-1", member_id="m-1", **fields))
+    message.activity.occur_time.FromSeconds(1_800_000_000)
+    return message
+
+
+def test_a_purchase_carries_its_amount_attributes_in_order_and_its_record_time() -> None:
+    message = activity(
+        type="purchase",
+        purchase=campaigns_pb.Purchase(amount_minor=1250),
+        attributes={"store": "lyon", "channel": "app"},
+    )
+    message.record_time.FromSeconds(1_800_000_060)
+    assert campaigns.item_of(message) == FeedItem(
+        3,
+        [
+            ActivityEvent(
+                "a-1",
+                "m-1",
+                "purchase",
+                1_800_000_000_000_000,
+                points=20,
+                time_zone="Europe/Paris",
+                amount_minor=1250,
+                attributes=(("channel", "app"), ("store", "lyon")),
+            )
+        ],
+        1_800_000_060_000_000,
+    )
+
+
+def test_a_refund_names_its_purchase_and_an_unset_record_time_is_unknown() -> None:
+    message = activity(
+        type="refund", refund=campaigns_pb.Refund(purchase_activity_id="a-0", amount_minor=300)
+    )
+    (event,) = campaigns.item_of(message).value
+    assert (event.amount_minor, event.refunds_activity_id, event.attributes) == (300, "a-0", ())
+    assert campaigns.item_of(message).at_us == 0
+
+
+def test_an_activity_without_a_member_moves_the_cursor_only() -> None:
+    message = activity(type="app_login")
+    message.activity.member_id = ""
+    assert campaigns.item_of(message) == FeedItem(3, [], 0)

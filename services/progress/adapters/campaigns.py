@@ -32,7 +32,8 @@ def item_of(response: Any) -> FeedItem[list[Event]]:
     activity = response.activity
     # An unset Timestamp or Purchase reads as zeros: no HasField for them.
     at = response.record_time.ToMicroseconds()
-    if not activity.member_id or not activity.activity_id:
+    activity_id, member_id = activity.activity_id, activity.member_id
+    if not member_id or not activity_id:
         return FeedItem(response.sequence, [], at)
     if activity.HasField("refund"):
         refund = activity.refund
@@ -41,8 +42,8 @@ def item_of(response: Any) -> FeedItem[list[Event]]:
         amount_minor, refunds_activity_id = activity.purchase.amount_minor, ""
     attributes = activity.attributes
     event = ActivityEvent(
-        activity_id=activity.activity_id,
-        member_id=activity.member_id,
+        activity_id=activity_id,
+        member_id=member_id,
         type=activity.type,
         occur_us=activity.occur_time.ToMicroseconds(),
         points=response.points,
