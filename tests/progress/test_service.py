@@ -113,6 +113,31 @@ async def test_spending_never_lowers_a_tier(progress_db) -> None:
         assert await tier_of(tier, "m-1") == "silver"
 
 
+async def test_a_transfer_code_progress_does_not_know_moves_the_feed_past_it(progress_db) -> None:
+    """A newer ledger's code: journaled under CODE_<number>, counted by no program."""
+    transfers = [
+        ledger_pb.Transfer(
+            id=f"t{n}",
+            debit_account_id="program:issuance",
+            credit_account_id="m-1",
+            amount=1_000,
+            code=code,
+            kind=ledger_pb.TRANSFER_KIND_POSTED,
+            sequence=n,
+        )
+        for n, code in ((1, 97), (2, ledger_pb.TRANSFER_CODE_EARN))
+    ]
+    for message in transfers:
+        message.create_time.CopyFrom(timestamp(at(2026, 3, 1, 9)))
+    async with service_tier(progress_db) as tier:
+        await tier.catalog.apply("club", club(), None)
+        batch = [ledger.item_of(ledger_pb.WatchTransfersResponse(transfer=t)) for t in transfers]
+        assert await tier.feeds.apply("ledger", batch) == 2
+        progress = await tier.members.progress("m-1")
+        assert progress.tiers[0].standing.points == 1_000
+        assert (await tier.members.rebuild("m-1"))[1] == []
+
+
 async def test_a_late_purchase_counts_at_its_event_time(progress_db) -> None:
     """The activity happened on 31 December and its points committed on 2 January:
     they count for the year it happened in."""
