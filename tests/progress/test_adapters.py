@@ -1,14 +1,24 @@
-"""The feed adapters: which ledger transfers are progress events, and which are
-not; what a campaigns activity carries into its event."""
+"""The feed adapters, over messages of the real contracts: which ledger
+transfers are progress events, and which are not; what a campaigns activity
+carries into its event; which games results are plays."""
 
 from __future__ import annotations
 
 from loyalty.campaigns.v1 import campaigns_service_pb2 as campaigns_pb
+from loyalty.games.v1 import games_service_pb2 as games_pb
 from loyalty.ledger.v1 import ledger_service_pb2 as pb
+from structlog.testing import capture_logs
 
 from services.kit.feeds import FeedItem
-from services.progress.adapters import campaigns, ledger
-from services.progress.domain.events import ActivityEvent, PointsCredited, PointsReversed
+from services.progress.adapters import campaigns, games, ledger
+from services.progress.domain.definitions import QUALIFYING_CODES
+from services.progress.domain.events import (
+    ActivityEvent,
+    PlayEvent,
+    PlayKind,
+    PointsCredited,
+    PointsReversed,
+)
 
 
 def transfer(**fields) -> pb.WatchTransfersResponse:
@@ -35,6 +45,14 @@ def test_a_credit_to_a_member_wallet_carries_its_code_and_activity() -> None:
         )
     )
     assert event == PointsCredited("t", "m-1", "BONUS", 100, 1_800_000_000_000_000, "a-1")
+
+
+def test_a_code_from_a_newer_ledger_is_named_by_its_number_and_qualifies_nothing() -> None:
+    message = transfer(debit_account_id="program:issuance", credit_account_id="m-1", code=97)
+    with capture_logs() as logs:
+        (event,) = events_of(message)
+    assert (event.code, event.amount, logs) == ("CODE_97", 100, [])
+    assert event.code not in QUALIFYING_CODES
 
 
 def test_a_posted_hold_counts_when_posted() -> None:
@@ -125,3 +143,53 @@ def test_an_activity_without_a_member_moves_the_cursor_only() -> None:
     message = activity(type="app_login")
     message.activity.member_id = ""
     assert campaigns.item_of(message) == FeedItem(3, [], 0)
+
+
+def play(**fields) -> games_pb.WatchPlaysResponse:
+    fields = {
+        "play_id": "s-1",
+        "member_id": "m-1",
+        "game_id": "daily",
+        "kind": games_pb.PLAY_KIND_SPIN,
+        "status": games_pb.PLAY_STATUS_SETTLED,
+        **fields,
+    }
+    message = games_pb.WatchPlaysResponse(sequence=5, play=games_pb.Play(**fields))
+    message.play.create_time.FromSeconds(1_800_000_000)
+    return message
+
+
+def test_a_settled_spin_counts_at_its_create_time_with_the_points_it_won() -> None:
+    message = play(prize=games_pb.Prize(points=20))
+    assert games.item_of(message) == FeedItem(
+        5,
+        [PlayEvent("s-1", "m-1", PlayKind.SPIN, "daily", 1_800_000_000_000_000, points_won=20)],
+        1_800_000_000_000_000,
+    )
+
+
+def test_a_prize_item_or_nothing_wins_no_points() -> None:
+    coffee = games_pb.Prize(item=games_pb.PrizeItem(unit="prize:free-coffee", quantity=1))
+    for message in (play(prize=coffee), play()):
+        (event,) = games.item_of(message).value
+        assert event.points_won == 0
+
+
+def test_a_fallback_spin_is_a_spin_and_a_catch_carries_its_score() -> None:
+    (fallback,) = games.item_of(play(status=games_pb.PLAY_STATUS_FALLBACK, reason="SOLD_OUT")).value
+    assert fallback.kind is PlayKind.SPIN
+    (caught,) = games.item_of(
+        play(kind=games_pb.PLAY_KIND_CATCH, score=340, prize=games_pb.Prize(points=34))
+    ).value
+    assert (caught.kind, caught.score, caught.points_won) == (PlayKind.CATCH, 340, 34)
+
+
+def test_refused_pending_and_unknown_results_move_the_cursor_only() -> None:
+    for message in (
+        play(status=games_pb.PLAY_STATUS_REJECTED, reason="INSUFFICIENT_POINTS"),
+        play(status=games_pb.PLAY_STATUS_PENDING),
+        play(status=games_pb.PLAY_STATUS_UNSPECIFIED),
+        play(kind=games_pb.PLAY_KIND_UNSPECIFIED),
+        play(member_id=""),
+    ):
+        assert games.item_of(message) == FeedItem(5, [], 1_800_000_000_000_000)

@@ -264,23 +264,27 @@ async def start_progress(
     **changes,
 ):
     """A real progress server on a free port over `db_path`, following the ledger
-    and (when given) the fake campaigns and games feeds; and a stub to it.
-    `changes` are more settings (metrics are off unless they say otherwise)."""
+    and (when given) campaigns' and games' feeds at `upstream_target`, through
+    their real contracts; and a stub to it. `changes` are more settings (metrics
+    are off unless they say otherwise; campaigns_target or games_target follow
+    one feed elsewhere)."""
     from loyalty.progress.v1 import progress_service_pb2_grpc as progress_grpc
 
     from services.progress.server import ProgressSettings, build_server
-    from tests.support.upstream import contracts
 
+    defaults = {
+        "campaigns_target": upstream_target,
+        "games_target": upstream_target,
+        "metrics_listen": NO_METRICS,
+    }
     settings = ProgressSettings(
         db_path=db_path,
         ledger_target=ledger_target,
-        campaigns_target=upstream_target,
-        games_target=upstream_target,
         review_interval_seconds=review_interval_seconds,
         relay_interval_seconds=3600.0,
-        **{"metrics_listen": NO_METRICS, **changes},
+        **{**defaults, **changes},
     )
-    host = await build_server(settings, "127.0.0.1:0", clock, contracts=contracts())
+    host = await build_server(settings, "127.0.0.1:0", clock)
     await host.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{host.port}")
     return host, channel, progress_grpc.ProgressServiceStub(channel)

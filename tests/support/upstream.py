@@ -1,62 +1,19 @@
-"""Fake campaigns and games feeds for progress tests: a gRPC server that
-implements only WatchActivities and WatchPlays, from the test proto in
-tests/progress/upstream (compiled here once per process, never into gen/)."""
+"""Fake campaigns and games feeds for progress tests: one gRPC server that
+implements only the real contracts' WatchActivities (loyalty.campaigns.v1) and
+WatchPlays (loyalty.games.v1), serving messages of their real types that the
+test appends, so progress reads them through its real adapters."""
 
 from __future__ import annotations
 
 import asyncio
-import functools
-import importlib
-import sys
-import tempfile
-from pathlib import Path
 
 import grpc
-from grpc_tools import protoc
+from loyalty.campaigns.v1 import campaigns_service_pb2 as campaigns_pb
+from loyalty.campaigns.v1 import campaigns_service_pb2_grpc as campaigns_grpc
+from loyalty.games.v1 import games_service_pb2 as games_pb
+from loyalty.games.v1 import games_service_pb2_grpc as games_grpc
 
 from services.kit.proto_time import timestamp
-from services.progress.adapters.contract import WatchContract
-
-PROTO_DIR = Path(__file__).resolve().parent.parent / "progress" / "upstream"
-PROTO = "upstream_feeds.proto"
-
-
-@functools.cache
-def stubs():
-    """(messages module, grpc module) of the test proto."""
-    out = Path(tempfile.mkdtemp(prefix="progress-upstream-"))
-    include = Path(protoc.__file__).parent / "_proto"
-    status = protoc.main(
-        [
-            "protoc",
-            f"-I{PROTO_DIR}",
-            f"-I{include}",
-            f"--python_out={out}",
-            f"--grpc_python_out={out}",
-            str(PROTO_DIR / PROTO),
-        ]
-    )
-    assert status == 0, "the test proto does not compile"
-    sys.path.insert(0, str(out))
-    return importlib.import_module("upstream_feeds_pb2"), importlib.import_module(
-        "upstream_feeds_pb2_grpc"
-    )
-
-
-def contracts() -> dict[str, WatchContract]:
-    pb, _ = stubs()
-    return {
-        "campaigns": WatchContract(
-            "/loyalty.progresstest.v1.CampaignsFeedService/WatchActivities",
-            pb.WatchActivitiesRequest,
-            pb.WatchActivitiesResponse,
-        ),
-        "games": WatchContract(
-            "/loyalty.progresstest.v1.GamesFeedService/WatchPlays",
-            pb.WatchPlaysRequest,
-            pb.WatchPlaysResponse,
-        ),
-    }
 
 
 class Feed:
@@ -95,22 +52,21 @@ class FakeUpstream:
         self.target = ""
 
     async def start(self, port: int = 0) -> str:
-        _, pb_grpc = stubs()
         feeds = self
 
-        class Campaigns(pb_grpc.CampaignsFeedServiceServicer):
+        class Campaigns(campaigns_grpc.CampaignsServiceServicer):
             async def WatchActivities(self, request, context):
                 async for item in feeds.activities.follow(request.after_sequence):
                     yield item
 
-        class Games(pb_grpc.GamesFeedServiceServicer):
+        class Games(games_grpc.GamesServiceServicer):
             async def WatchPlays(self, request, context):
                 async for item in feeds.plays.follow(request.after_sequence):
                     yield item
 
         self.server = grpc.aio.server()
-        pb_grpc.add_CampaignsFeedServiceServicer_to_server(Campaigns(), self.server)
-        pb_grpc.add_GamesFeedServiceServicer_to_server(Games(), self.server)
+        campaigns_grpc.add_CampaignsServiceServicer_to_server(Campaigns(), self.server)
+        games_grpc.add_GamesServiceServicer_to_server(Games(), self.server)
         bound = self.server.add_insecure_port(f"127.0.0.1:{port}")
         await self.server.start()
         self.target = f"127.0.0.1:{bound}"
@@ -132,8 +88,7 @@ class FakeUpstream:
         refunds: str = "",
         record_us: int | None = None,
     ) -> int:
-        pb, _ = stubs()
-        message = pb.WatchActivitiesResponse(points=points, time_zone=zone)
+        message = campaigns_pb.WatchActivitiesResponse(points=points, time_zone=zone)
         activity = message.activity
         activity.activity_id, activity.member_id, activity.type = activity_id, member, kind
         activity.occur_time.CopyFrom(timestamp(occur_us))
@@ -154,10 +109,11 @@ class FakeUpstream:
         score: int = 0,
         catch: bool = False,
     ) -> int:
-        pb, _ = stubs()
-        message = pb.WatchPlaysResponse()
+        """A settled spin (a catch with `catch`) recorded at `occur_us`, as games streams it."""
+        message = games_pb.WatchPlaysResponse()
         play = message.play
         play.play_id, play.member_id, play.game_id, play.score = play_id, member, game, score
-        play.kind = pb.PLAY_KIND_CATCH if catch else pb.PLAY_KIND_SPIN
-        play.play_time.CopyFrom(timestamp(occur_us))
+        play.kind = games_pb.PLAY_KIND_CATCH if catch else games_pb.PLAY_KIND_SPIN
+        play.status = games_pb.PLAY_STATUS_SETTLED
+        play.create_time.CopyFrom(timestamp(occur_us))
         return await self.plays.append(message)
