@@ -3,9 +3,9 @@
 Fields read from each WatchActivitiesResponse (see docs/progress.md):
 `sequence`; `activity.activity_id`, `.member_id`, `.type`, `.occur_time`,
 `.attributes`, `.purchase.amount_minor`, `.refund.purchase_activity_id`,
-`.refund.amount_minor`; `points` (what it earned) and `time_zone` (the
-member's zone as campaigns knew it); `record_time` (when campaigns
-accepted it, for the lag)."""
+`.refund.amount_minor`; `points` (what it credited its member, negative for
+a refund) and `time_zone` (the member's zone as campaigns knew it);
+`record_time` (when it settled, for the lag)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ from services.progress.adapters.contract import find_contract
 from services.progress.domain.events import ActivityEvent, Event
 
 FEED = "campaigns"
-# The real RPC, once campaigns has it.
 CONTRACT = find_contract(
     campaigns_pb,
     "CampaignsService",

@@ -1,9 +1,7 @@
-"""How to call a Watch RPC whose messages this build may not have yet.
-
-Campaigns' WatchActivities and games' WatchPlays are being added beside this
-service; until their stubs are generated here, the adapters reach them by
-method path with the request and response classes given to them (the real
-ones once they exist, a test double's before)."""
+"""How to call campaigns' WatchActivities and games' WatchPlays: by method
+path with the request and response classes of the generated module, found
+by name so that a build without the RPC follows nothing rather than failing
+at import."""
 
 from __future__ import annotations
 
