@@ -4,9 +4,9 @@ one run on 127.0.0.1.
 
 Starts the ledger (tools.suite) and posts EVENTS earn credits for MEMBERS
 members, each credit naming its activity; serves EVENTS matching activities
-(purchases, reviews, logins) from a stand-in WatchActivities feed in its own
-process (campaigns' feed is being built beside this; the stand-in is the test
-double of tests/progress/upstream); then measures:
+(purchases, reviews, logins) from campaigns' WatchActivities, served from
+memory by a process of its own (a real campaigns would first have to earn
+them all through the ledger, which is not what this measures); then measures:
 
 - feed_read_eps: both feeds read from sequence 0 to the end at once, by one
   client process that only decodes them (what any consumer must pay);
@@ -35,6 +35,8 @@ from pathlib import Path
 
 import grpc
 from google.protobuf import json_format
+from loyalty.campaigns.v1 import campaigns_service_pb2 as campaigns_pb
+from loyalty.campaigns.v1 import campaigns_service_pb2_grpc as campaigns_grpc
 from loyalty.ledger.v1 import ledger_service_pb2 as ledger_pb
 from loyalty.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
 from loyalty.progress.v1 import progress_service_pb2 as pb
@@ -132,13 +134,11 @@ def moment_of(n: int, start_us: int, events: int) -> int:
 
 
 def serve_activities(port: int, events: int, members: int, start_us: int) -> None:
-    """`python -m bench.progress serve-activities`: the activities, from memory."""
-    from tests.support.upstream import stubs
-
-    feeds_pb, feeds_grpc = stubs()
+    """`python -m bench.progress serve-activities`: campaigns' WatchActivities,
+    from memory."""
     items = []
     for n in range(events):
-        message = feeds_pb.WatchActivitiesResponse(sequence=n + 1, points=POINTS)
+        message = campaigns_pb.WatchActivitiesResponse(sequence=n + 1, points=POINTS)
         activity = message.activity
         activity.activity_id = f"a{n}"
         activity.member_id = member_of(n, members)
@@ -147,7 +147,7 @@ def serve_activities(port: int, events: int, members: int, start_us: int) -> Non
         message.record_time.CopyFrom(activity.occur_time)
         items.append(message)
 
-    class Campaigns(feeds_grpc.CampaignsFeedServiceServicer):
+    class Campaigns(campaigns_grpc.CampaignsServiceServicer):
         async def WatchActivities(self, request, context):
             for item in items[request.after_sequence :]:
                 yield item
@@ -155,7 +155,7 @@ def serve_activities(port: int, events: int, members: int, start_us: int) -> Non
 
     async def main() -> None:
         server = grpc.aio.server()
-        feeds_grpc.add_CampaignsFeedServiceServicer_to_server(Campaigns(), server)
+        campaigns_grpc.add_CampaignsServiceServicer_to_server(Campaigns(), server)
         server.add_insecure_port(f"127.0.0.1:{port}")
         await server.start()
         await server.wait_for_termination()
@@ -165,10 +165,9 @@ def serve_activities(port: int, events: int, members: int, start_us: int) -> Non
 
 def serve_progress(port: int, db: str, ledger: str, feeds: str) -> None:
     """`python -m bench.progress serve-progress`: the real server, following the
-    stand-in activities feed (the Suite would follow campaigns' own)."""
+    ledger and the activities served from memory."""
     from services.kit.server import serve
     from services.progress.server import ProgressSettings, build_server
-    from tests.support.upstream import contracts
 
     configure_logging("progress", "warning")
     settings = ProgressSettings(
@@ -180,9 +179,7 @@ def serve_progress(port: int, db: str, ledger: str, feeds: str) -> None:
     )
 
     async def main() -> None:
-        host = await build_server(
-            settings, f"127.0.0.1:{port}", contracts={"campaigns": contracts()["campaigns"]}
-        )
+        host = await build_server(settings, f"127.0.0.1:{port}")
         await serve(host, 1.0)
 
     asyncio.run(main())
@@ -232,9 +229,6 @@ async def post_credits(ledger, events: int, members: int, start_us: int) -> None
 async def read_feeds(ledger_target: str, feeds_target: str, events: int) -> tuple[float, float]:
     """Seconds to read both feeds to the end at once, decoding every message, and
     this process's CPU seconds meanwhile."""
-    from tests.support.upstream import contracts
-
-    contract = contracts()["campaigns"]
 
     async def ledger_feed() -> None:
         async with grpc.aio.insecure_channel(ledger_target) as channel:
@@ -248,7 +242,9 @@ async def read_feeds(ledger_target: str, feeds_target: str, events: int) -> tupl
 
     async def activity_feed() -> None:
         async with grpc.aio.insecure_channel(feeds_target) as channel:
-            stream = contract.open(channel, 0, 600)
+            stream = campaigns_grpc.CampaignsServiceStub(channel).WatchActivities(
+                campaigns_pb.WatchActivitiesRequest(), timeout=600
+            )
             async for response in stream:
                 if response.sequence >= events:
                     break

@@ -17,20 +17,33 @@ committed moved the cursor with it, whatever did not is read again.
 Batches form by themselves: a reader task queues what the stream delivers
 while the consumer commits the previous batch, so a consumer that is behind
 commits up to `batch` events at a time and one that is caught up commits each
-event as it comes. The stream is reopened after any failure, with exponential
-backoff, and after `recycle_seconds` (every outgoing call has a deadline).
-A gap in the sequence (which a gapless feed never has) reopens the stream from
-the stored cursor instead of skipping anything.
+event as it comes.
+
+Catching up: a consumer may also give a `CatchUp`, a cheaper way to apply a
+batch that leaves part of the work for later (progress defers its members'
+evaluation), and the `finish` that does that work. The follower applies the
+cheap way from the moment it meets a backlog (events queued while it applied
+the last batch, seconds old), and finishes as soon as nothing is waiting, so
+a consumer keeping up never defers. It publishes a cursor (`state.cursor`,
+`wait_for`) only once the work for what it applied is finished. A run starts
+by finishing what an earlier run, killed while behind, left.
+
+The stream is reopened after any failure, with exponential backoff, and
+after `recycle_seconds` (every outgoing call has a deadline). A gap in the
+sequence (which a gapless feed never has) reopens the stream from the stored
+cursor instead of skipping anything.
 
 Lag: how long the oldest event the follower has received but not yet applied
-has waited since its upstream committed it (0 once everything received is
-applied). It keeps growing while applying fails or the stream is being opened
-again, and `watch_feeds` serves it with the follower's state at every scrape.
+(nor finished the catch-up work for) has waited since its upstream committed
+it (0 once everything received is applied). It keeps growing while applying
+fails or the stream is being opened again, and `watch_feeds` serves it with
+the follower's state at every scrape.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -72,6 +85,8 @@ class FeedState:
     last_error: str = ""
     # Times the stream failed and was opened again.
     reconnects: int = 0
+    # Applying a backlog: the cursor moves once the work left for it is finished.
+    catching_up: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +160,21 @@ Apply = Callable[[Sequence[FeedItem[T]]], Awaitable[int]]
 _END = object()
 
 
+@dataclass(frozen=True, slots=True)
+class CatchUp(Generic[T]):
+    """How a consumer applies a backlog: `apply` stores the batch and its cursor in
+    one transaction, as the follower's own apply does, but leaves work (durably
+    recorded) for `finish`, which does all of it. A backlog is events that queued
+    up while a batch was applied, the oldest committed upstream more than
+    `lag_seconds` ago."""
+
+    apply: Apply[T]
+    finish: Callable[[], Awaitable[object]]
+    lag_seconds: float = 5.0
+    # How long a batch waits to fill while catching up (at a backlog's end).
+    linger_seconds: float = 0.1
+
+
 class FeedFollower(Generic[T]):
     """Follows one feed for as long as `run()` runs.
 
@@ -164,6 +194,7 @@ class FeedFollower(Generic[T]):
         backoff: Backoff = Backoff(),
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         gapless: bool = True,
+        catch_up: CatchUp[T] | None = None,
     ) -> None:
         self.state = FeedState(name)
         self._open = open_stream
@@ -174,9 +205,11 @@ class FeedFollower(Generic[T]):
         self._backoff = backoff
         self._sleep = sleep
         self._gapless = gapless
+        self._catch_up = catch_up
         self._progress = asyncio.Condition()
         self._last_log = 0.0
-        # When the upstream committed the oldest event received and not applied yet.
+        # When the upstream committed the oldest event received and not yet
+        # applied (nor its catch-up work finished).
         self._waiting_since_us: int | None = None
 
     def lag_seconds(self) -> float:
@@ -188,8 +221,10 @@ class FeedFollower(Generic[T]):
         failures = 0
         while True:
             try:
-                self.state.cursor = await self._load_cursor()
-                await self._follow()
+                stored = await self._load_cursor()
+                if self._catch_up is None:
+                    self.state.cursor = stored
+                await self._follow(stored)
                 failures = 0
             except asyncio.CancelledError:
                 self.state.connected = False
@@ -210,24 +245,33 @@ class FeedFollower(Generic[T]):
                 )
                 await self._sleep(delay)
 
-    async def _follow(self) -> None:
+    async def _follow(self, stored: int) -> None:
         queue: asyncio.Queue = asyncio.Queue(maxsize=self._batch * 4)
-        reader = asyncio.create_task(self._read(queue, self.state.cursor))
+        full = asyncio.Event()
+        reader = asyncio.create_task(self._read(queue, stored, full))
+        behind = self._catch_up is not None
         try:
             while True:
+                # Events that came while the last batch was being applied.
+                waiting = not queue.empty()
+                if behind and not waiting:
+                    await self._finish_catch_up(stored)
+                    behind = False
                 first = await queue.get()
                 if isinstance(first, FeedItem):
-                    # Events arrive in commit order: the batch's first is the oldest
-                    # unapplied (the same event again after a failed attempt).
-                    self._waiting_since_us = first.at_us or None
+                    if self._waiting_since_us is None:
+                        # Events arrive in commit order: the batch's first is the oldest
+                        # unapplied (the same event again after a failed attempt).
+                        self._waiting_since_us = first.at_us or None
+                    behind = behind or (waiting and self._lagging(first))
+                if behind and queue.qsize() < self._batch:
+                    await self._fill(full)
                 items = [first]
                 while len(items) < self._batch and not queue.empty():
                     items.append(queue.get_nowait())
                 batch = [item for item in items if isinstance(item, FeedItem)]
                 if batch:
-                    await self._commit(batch)
-                    # Until the next batch is taken (at once when more is queued).
-                    self._waiting_since_us = None
+                    stored = await self._commit(batch, behind)
                 ended = [item for item in items if not isinstance(item, FeedItem)]
                 if ended:
                     if isinstance(ended[0], BaseException):
@@ -237,7 +281,17 @@ class FeedFollower(Generic[T]):
             reader.cancel()
             await asyncio.gather(reader, return_exceptions=True)
 
-    async def _read(self, queue: asyncio.Queue, after: int) -> None:
+    async def _fill(self, full: asyncio.Event) -> None:
+        """Catching up, let the reader queue a whole batch first (or whatever comes
+        within the linger, at a backlog's end): the reader only reads while the
+        consumer waits, and a backlog applied as it trickles in would pay a
+        transaction for every few events."""
+        assert self._catch_up is not None
+        full.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(full.wait(), self._catch_up.linger_seconds)
+
+    async def _read(self, queue: asyncio.Queue, after: int, full: asyncio.Event) -> None:
         expected = after + 1
         try:
             async for item in self._open(after):
@@ -248,15 +302,20 @@ class FeedFollower(Generic[T]):
                     raise FeedGap(f"expected sequence {expected}, got {item.sequence}")
                 expected = item.sequence + 1
                 await queue.put(item)
+                if queue.qsize() >= self._batch:
+                    full.set()
             await queue.put(_END)
         except asyncio.CancelledError:
             raise
         except BaseException as error:
             await queue.put(error)
+        full.set()
 
-    async def _commit(self, batch: list[FeedItem[T]]) -> None:
-        cursor = await self._apply(batch)
-        self.state.cursor = cursor
+    async def _commit(self, batch: list[FeedItem[T]], behind: bool) -> int:
+        """Apply the batch (the catching-up way when behind); publish its cursor
+        unless work for it is left to finish. Returns the stored cursor."""
+        apply = self._catch_up.apply if behind and self._catch_up else self._apply
+        cursor = await apply(batch)
         self.state.applied += len(batch)
         last = batch[-1]
         lag = (self._now_us() - last.at_us) / 1e6 if last.at_us else None
@@ -265,9 +324,31 @@ class FeedFollower(Generic[T]):
         now = time.monotonic()
         if len(batch) > 1 and now - self._last_log >= 5:
             self._last_log = now
-            log.info("feed_applied", **fields)
+            log.info("feed_applied", behind=behind, **fields)
         else:
-            log.debug("feed_applied", **fields)
+            log.debug("feed_applied", behind=behind, **fields)
+        if behind:
+            self.state.catching_up = True
+        else:
+            await self._publish(cursor)
+        return cursor
+
+    def _lagging(self, oldest: FeedItem[T]) -> bool:
+        """Whether the batch's oldest event is a backlog's, by how long ago its
+        upstream committed it."""
+        if self._catch_up is None or not oldest.at_us:
+            return False
+        return self._now_us() - oldest.at_us > self._catch_up.lag_seconds * 1e6
+
+    async def _finish_catch_up(self, stored: int) -> None:
+        assert self._catch_up is not None
+        await self._catch_up.finish()
+        await self._publish(stored)
+
+    async def _publish(self, cursor: int) -> None:
+        self.state.cursor = cursor
+        self.state.catching_up = False
+        self._waiting_since_us = None
         async with self._progress:
             self._progress.notify_all()
 

@@ -12,7 +12,8 @@ from services.kit.clock import Clock
 from services.kit.feeds import CommitSignal
 from services.kit.outbox import OutboxEntry
 from services.progress.domain.definitions import Definition, TierProgram
-from services.progress.domain.evaluate import Evaluation
+from services.progress.domain.evaluate import Evaluation, evaluate
+from services.progress.domain.events import Event
 from services.progress.domain.records import (
     Achievement,
     Award,
@@ -128,6 +129,41 @@ def record_evaluation(
             if entry is not None:
                 entries.append(entry)
     return Recorded(entries, changes)
+
+
+def evaluate_members(
+    unit: SqliteProgressUnit,
+    touched: dict[str, tuple[Sequence[Event] | None, set[int]]],
+    now_us: int,
+    cause: Cause,
+) -> tuple[list[OutboxEntry], int]:
+    """Evaluate and record each member against the active definitions their
+    events (with the moments they count at) can change; every definition when
+    the events are None. Returns the award entries to settle and the tier changes."""
+    definitions = active_by_id(unit)
+    listed = list(definitions.values())
+    entries, changes = [], 0
+    # One read of what every member touched holds, not one per member.
+    held = unit.held_awards(list(touched))
+    for member_id, (events, moments) in touched.items():
+        floors = unit.floors(member_id)
+        evaluation = evaluate(unit, member_id, listed, floors, now_us, events, moments)
+        recorded = record_evaluation(
+            unit, member_id, definitions, evaluation, now_us, cause, held[member_id]
+        )
+        entries += recorded.entries
+        changes += recorded.changes
+    return entries, changes
+
+
+def evaluate_deferred(
+    unit: SqliteProgressUnit, member_ids: Sequence[str], now_us: int
+) -> tuple[list[OutboxEntry], int]:
+    """The evaluations a feed catching up left for later, of these members, done."""
+    unit.undefer_evaluations(member_ids)
+    return evaluate_members(
+        unit, {member_id: (None, set()) for member_id in member_ids}, now_us, Cause.EVENTS
+    )
 
 
 def _award(

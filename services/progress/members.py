@@ -13,7 +13,13 @@ from services.kit.errors import FieldViolation, InvalidArgument, NotFound, Viola
 from services.kit.ids import MEMBER_ID, REQUEST_ID, check_id
 from services.kit.paging import Page, decode_page_token, page_of, page_size
 from services.kit.text import shown
-from services.progress.base import Cause, ProgressBase, active_by_id, record_evaluation
+from services.progress.base import (
+    Cause,
+    ProgressBase,
+    active_by_id,
+    evaluate_deferred,
+    record_evaluation,
+)
 from services.progress.domain.definitions import (
     DEFINITION_ID,
     Badge,
@@ -275,6 +281,17 @@ class MemberUseCases(ProgressBase):
         and compare them, and what they earn, with what is stored."""
         check_member(member_id)
         now = self._clock.now_us()
+
+        def finish(unit: SqliteProgressUnit):
+            """An evaluation left by a feed catching up is done first: the stored
+            state is what the facts earn, not what they earned before the backlog."""
+            deferred = [member_id] if unit.evaluation_deferred(member_id) else []
+            return evaluate_deferred(unit, deferred, now)
+
+        entries, changes = await self._store.write(finish)
+        if changes:
+            self.commits.notify()
+        await self._settle(entries)
 
         def work(unit: SqliteProgressUnit):
             events, after = [], 0

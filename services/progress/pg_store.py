@@ -27,6 +27,7 @@ from services.kit.postgres import PgStore, refuse_change_function
 from services.kit.sqlite import StoreOptions
 from services.progress.store import (
     COVERING_FACT_INDEXES,
+    DEFERRED_EVALUATIONS,
     FEED_COUNTERS,
     FEEDS,
     ProgressUnit,
@@ -183,6 +184,7 @@ CREATE TABLE evaluations (
 PG_MIGRATIONS = (
     PG_SCHEMA_V1 + PG_OUTBOX_MIGRATION + FEED_SEQUENCES_MIGRATION + FEED_COUNTERS,
     COVERING_FACT_INDEXES,
+    DEFERRED_EVALUATIONS,
 )
 
 

@@ -26,6 +26,7 @@ from services.kit.config import (
 )
 from services.kit.feeds import (
     FEED_CHANNEL_OPTIONS,
+    CatchUp,
     CommitSignal,
     FeedFollower,
     open_feed_channel,
@@ -39,7 +40,7 @@ from services.kit.server import ServiceBinding, ServiceHost, create_host
 from services.kit.sqlite import StoreOptions
 from services.kit.stores import UnitStore, store_for
 from services.progress.adapters import campaigns, games, ledger
-from services.progress.adapters.contract import WatchContract, streaming
+from services.progress.adapters.contract import streaming
 from services.progress.catalog import CatalogUseCases
 from services.progress.feeding import FeedUseCases
 from services.progress.members import MemberUseCases, TierMembers
@@ -73,6 +74,9 @@ class ProgressSettings(ServiceSettings):
     review_interval_seconds: float = 5.0
     # Events applied per transaction at most, when catching up.
     feed_batch: int = 500
+    # A feed whose events queue up, committed upstream longer ago than this, is
+    # caught up with its members' evaluation deferred until it is done.
+    catch_up_lag_seconds: float = 5.0
     # Each Watch stream's deadline: it is reopened from the cursor after this.
     feed_recycle_seconds: float = 3600.0
 
@@ -106,17 +110,11 @@ async def build_server(
     settings: ProgressSettings,
     address: str | None = None,
     clock: Clock | None = None,
-    contracts: dict[str, WatchContract | None] | None = None,
 ) -> ServiceHost:
     """Progress on `address` (port 0 picks a free port); start() opens the store
-    and starts following the feeds. `contracts` gives the campaigns and games
-    Watch RPCs (default: the generated stubs', when they have them)."""
+    and starts following the feeds."""
     clock = clock or SystemClock()
-    contracts = (
-        {campaigns.FEED: campaigns.CONTRACT, games.FEED: games.CONTRACT}
-        if contracts is None
-        else contracts
-    )
+    contracts = {campaigns.FEED: campaigns.CONTRACT, games.FEED: games.CONTRACT}
     commits = CommitSignal()
     metrics = Metrics.of(settings)
     store = progress_store(settings.db_path, on_commit=commits.notify, metrics=metrics.store)
@@ -150,8 +148,19 @@ async def build_server(
         async def apply(batch) -> int:
             return await feeding.apply(name, batch)
 
+        async def apply_behind(batch) -> int:
+            return await feeding.apply(name, batch, defer=True)
+
         return FeedFollower(
-            name, open_stream, load_cursor, apply, now_us=clock.now_us, batch=settings.feed_batch
+            name,
+            open_stream,
+            load_cursor,
+            apply,
+            now_us=clock.now_us,
+            batch=settings.feed_batch,
+            catch_up=CatchUp(
+                apply_behind, feeding.finish_catch_up, lag_seconds=settings.catch_up_lag_seconds
+            ),
         )
 
     followers = [

@@ -169,6 +169,7 @@ class ProgressServicer(pb_grpc.ProgressServiceServicer):
                     connected=state.connected,
                     applied=state.applied,
                     last_error=state.last_error,
+                    catching_up=state.catching_up,
                 )
                 for state in self._cases.feed_states
             ]

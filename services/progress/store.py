@@ -210,6 +210,12 @@ CREATE INDEX activities_by_member
   ON activities (member_id, type, occur_us, amount_minor, refunded_minor, time_zone);
 """
 
+# Members whose evaluation a feed catching up a backlog left for when it has
+# caught up (their facts and the cursor are stored). The same DDL on both engines.
+DEFERRED_EVALUATIONS = """
+CREATE TABLE deferred_evaluations (member_id TEXT PRIMARY KEY);
+"""
+
 MIGRATIONS = (
     SCHEMA_V1,
     OUTBOX_MIGRATION,
@@ -228,6 +234,7 @@ BEGIN
 END;
 """,
     COVERING_FACT_INDEXES,
+    DEFERRED_EVALUATIONS,
 )
 
 DEFINITION_COLUMNS = "id, version, state, spec, create_us, update_us"
@@ -288,6 +295,10 @@ class ProgressUnit(Protocol):
     def evaluate_everyone(self, definition_id: str) -> None: ...
     def due_evaluations(self, limit: int) -> list[tuple[str, str]]: ...
     def evaluated(self, definition_id: str, member_id: str) -> None: ...
+    def defer_evaluations(self, member_ids: Sequence[str]) -> None: ...
+    def deferred_evaluations(self, limit: int) -> list[str]: ...
+    def evaluation_deferred(self, member_id: str) -> bool: ...
+    def undefer_evaluations(self, member_ids: Sequence[str]) -> None: ...
     def add_tier_change(self, change: TierChange) -> None: ...
     def tier_changes(self, after: int, program_id: str, limit: int) -> list[TierChange]: ...
     def tier_counts(self, program_id: str) -> list[MemberCount]: ...
@@ -778,6 +789,34 @@ class SqliteProgressUnit:
         self._db.execute(
             "DELETE FROM evaluations WHERE definition_id = ? AND member_id = ?",
             (definition_id, member_id),
+        )
+
+    def defer_evaluations(self, member_ids: Sequence[str]) -> None:
+        self._db.executemany(
+            "INSERT INTO deferred_evaluations (member_id) VALUES (?) ON CONFLICT DO NOTHING",
+            [(member_id,) for member_id in member_ids],
+        )
+
+    def deferred_evaluations(self, limit: int) -> list[str]:
+        return [
+            row[0]
+            for row in self._db.execute(
+                "SELECT member_id FROM deferred_evaluations ORDER BY member_id LIMIT ?", (limit,)
+            )
+        ]
+
+    def evaluation_deferred(self, member_id: str) -> bool:
+        return (
+            self._db.execute(
+                "SELECT 1 FROM deferred_evaluations WHERE member_id = ?", (member_id,)
+            ).fetchone()
+            is not None
+        )
+
+    def undefer_evaluations(self, member_ids: Sequence[str]) -> None:
+        self._db.executemany(
+            "DELETE FROM deferred_evaluations WHERE member_id = ?",
+            [(member_id,) for member_id in member_ids],
         )
 
     def add_tier_change(self, change: TierChange) -> None:

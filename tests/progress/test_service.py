@@ -289,3 +289,81 @@ async def _take(stream, count: int, timeout: float = 10.0):
     iterator = stream.__aiter__()
     for _ in range(count):
         yield await asyncio.wait_for(iterator.__anext__(), timeout)
+
+
+def history_of(member: str) -> list[tuple[str, object]]:
+    """A week of one member's events, by feed: silver then gold, five reviews
+    (three badge levels, two with a bonus), seven daily logins (a milestone paid),
+    the weekly challenge completed, and a refund clawed back."""
+    events: list[tuple[str, object]] = []
+    for day in range(2, 9):
+        events.append(
+            ("campaigns", activity(f"{member}:l{day}", member, "app_login", at(2026, 3, day, 8)))
+        )
+        events.append(("ledger", credit(f"{member}:t{day}", member, 900, at(2026, 3, day, 9))))
+    for n in range(5):
+        review = activity(f"{member}:r{n}", member, "product_review", at(2026, 3, 3 + n, 10))
+        events.append(("campaigns", review))
+    events.append(("games", spin(f"{member}:s1", member, at(2026, 3, 4, 11))))
+    events.append(
+        ("ledger", reversal(f"{member}:x", member, f"{member}:t8", 900, at(2026, 3, 8, 12)))
+    )
+    return events
+
+
+async def earned(tier, member: str) -> tuple:
+    """What is stored for the member: recorded tier, awards, points paid."""
+    recorded = await tier.store.read(lambda unit: unit.member_tier("club", member))
+    awards = await tier.store.read(lambda unit: unit.awards(member))
+    paid = sorted(t.amount for t in tier.ledger.paid_to(member))
+    tier_id = recorded.tier_id if recorded else ""
+    return tier_id, {(a.kind, a.definition_id, a.detail, a.points) for a in awards}, paid
+
+
+async def test_a_backlog_caught_up_with_evaluation_deferred_earns_what_live_feeding_earns(
+    progress_db,
+) -> None:
+    async with service_tier(progress_db) as tier:
+        for key, definition in (
+            ("club", club()),
+            ("reviewer", reviewer()),
+            ("login", login_streak()),
+            ("weekly", weekly_challenge()),
+        ):
+            await tier.catalog.apply(key, definition, None)
+        tier.clock.set(at(2026, 3, 8, 20))
+        # m-live: each event applied as it comes, evaluated at once.
+        for feed, event in history_of("m-live"):
+            await tier.feed(event, feed=feed)
+        # m-behind: the same history as a backlog, in batches per feed, evaluation deferred.
+        by_feed: dict[str, list] = {}
+        for feed, event in history_of("m-behind"):
+            by_feed.setdefault(feed, []).append(event)
+        for feed, events in by_feed.items():
+            for first in range(0, len(events), 4):
+                await tier.feed(*events[first : first + 4], feed=feed, defer=True)
+        # Facts and cursors are stored; nothing is earned until the catch-up finishes.
+        assert await earned(tier, "m-behind") == ("", set(), [])
+        assert await tier.store.read(lambda unit: unit.deferred_evaluations(10)) == ["m-behind"]
+        assert await tier.feeds.finish_catch_up() == 1
+        assert await tier.store.read(lambda unit: unit.deferred_evaluations(10)) == []
+        live = await earned(tier, "m-live")
+        assert live[0] == "gold" and live[2] == [50, 100, 150, 200]
+        assert await earned(tier, "m-behind") == live
+        assert await tier.members.rebuild("m-behind") == (len(history_of("m-behind")), [])
+        # One tier change for the whole backlog, against two as it happened.
+        changes = await tier.store.read(lambda unit: unit.tier_changes(0, "club", 10))
+        assert [(c.member_id, c.to_tier) for c in changes] == [
+            ("m-live", "silver"),
+            ("m-live", "gold"),
+            ("m-behind", "gold"),
+        ]
+
+
+async def test_a_rebuild_evaluates_a_member_left_waiting_first(progress_db) -> None:
+    async with service_tier(progress_db) as tier:
+        await tier.catalog.apply("club", club(), None)
+        await tier.feed(credit("t1", "m-1", 1_200, at(2026, 3, 1, 9)), defer=True)
+        assert await tier.members.rebuild("m-1") == (1, [])
+        assert (await earned(tier, "m-1"))[0] == "silver"
+        assert await tier.store.read(lambda unit: unit.deferred_evaluations(10)) == []

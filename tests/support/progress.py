@@ -218,11 +218,12 @@ class ServiceTier:
     rewards: Rewards
     sequence: int = 0
 
-    async def feed(self, *events, feed: str = "ledger") -> int:
-        """Apply each event as the next item of one feed."""
+    async def feed(self, *events, feed: str = "ledger", defer: bool = False) -> int:
+        """Apply each event as the next item of one feed (as a backlog's batch
+        when `defer`)."""
         batch = items(*events, start=self.sequence + 1)
         self.sequence += len(batch)
-        return await self.feeds.apply(feed, batch)
+        return await self.feeds.apply(feed, batch, defer=defer)
 
 
 @contextlib.asynccontextmanager
