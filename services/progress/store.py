@@ -361,7 +361,10 @@ class SqliteProgressUnit:
             " ORDER BY sequence LIMIT ?",
             (member_id, after, limit),
         ).fetchall()
-        return [Recorded(sequence, decode_event(kind, payload)) for sequence, kind, payload in rows]
+        return [
+            Recorded(sequence, decode_event(kind, payload, member_id))
+            for sequence, kind, payload in rows
+        ]
 
     def journal_size(self) -> int:
         return self._db.execute("SELECT COALESCE(MAX(sequence), 0) FROM journal").fetchone()[0]
@@ -1001,6 +1004,14 @@ def _time_of(event: Event) -> int:
     return event.occur_us
 
 
+# Every event inserts into the journal's and its facts' indexes, keyed by
+# member: past SQLite's 2 MB default their pages are read back from the OS for
+# nearly every insert (16 MB: 15% less CPU per event catching up 200,000 events).
+WRITER_CACHE_MB = 16
+
+
 class ProgressStore(SqliteStore[SqliteProgressUnit]):
     def __init__(self, path: Path | str, **options: Unpack[StoreOptions]) -> None:
-        super().__init__(path, MIGRATIONS, SqliteProgressUnit, **options)
+        super().__init__(
+            path, MIGRATIONS, SqliteProgressUnit, writer_cache_mb=WRITER_CACHE_MB, **options
+        )

@@ -113,24 +113,41 @@ def _enum_value(value: Enum) -> Any:
 
 # One encoder, not json.dumps's new one per call with these separators. Events
 # are flat: it writes their tuples as lists (as plain() does) and asks
-# _enum_value only for their enums, so the row is the one plain() would give.
+# _enum_value only for their enums.
 _JOURNAL = json.JSONEncoder(separators=(",", ":"), default=_enum_value)
+# The journal has a column of its own for the member.
+_IN_COLUMNS = frozenset({"member_id"})
+_NO_DEFAULT = object()
 
 
 @functools.cache
-def _event_values(kind: type) -> tuple[tuple[str, ...], Callable[[Any], tuple]]:
-    names = tuple(f.name for f in dataclasses.fields(kind))
-    return names, operator.attrgetter(*names)
+def _event_values(kind: type) -> tuple[tuple[tuple[str, Any], ...], Callable[[Any], tuple]]:
+    fields = [f for f in dataclasses.fields(kind) if f.name not in _IN_COLUMNS]
+    defaults = tuple(
+        (f.name, _NO_DEFAULT if f.default is dataclasses.MISSING else f.default) for f in fields
+    )
+    return defaults, operator.attrgetter(*(f.name for f in fields))
 
 
 def encode_event(event: Event) -> tuple[str, str]:
+    """The event's kind and journal payload: every field but the member and those
+    at their default, so rows stay small (a journal row's size is much of what
+    writing it costs; a journal is written for every event)."""
     kind = type(event)
-    names, values = _event_values(kind)
-    return EVENT_KINDS[kind], _JOURNAL.encode(dict(zip(names, values(event), strict=True)))
+    defaults, values = _event_values(kind)
+    payload = {
+        name: value
+        for (name, default), value in zip(defaults, values(event), strict=True)
+        if value != default
+    }
+    return EVENT_KINDS[kind], _JOURNAL.encode(payload)
 
 
-def decode_event(kind: str, payload: str) -> Event:
-    return builder(EVENT_TYPES[kind])(json.loads(payload))
+def decode_event(kind: str, payload: str, member_id: str) -> Event:
+    """Rows of earlier builds hold the member and every field; both read the same."""
+    value = json.loads(payload)
+    value.setdefault("member_id", member_id)
+    return builder(EVENT_TYPES[kind])(value)
 
 
 def encode_spec(spec: Spec) -> str:
