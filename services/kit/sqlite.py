@@ -105,8 +105,10 @@ class GroupCommitWriter:
         on_commit: Callable[[], None] | None = None,
         on_rollback: Callable[[], None] | None = None,
         metrics: StoreMetrics | None = None,
+        cache_mb: int | None = None,
     ) -> None:
         self._path = path
+        self._cache_mb = cache_mb
         self._migrations = migrations
         self._max_group = max_group
         self._on_commit = on_commit
@@ -127,6 +129,8 @@ class GroupCommitWriter:
 
     def _open(self) -> sqlite3.Connection:
         connection = connect(self._path)
+        if self._cache_mb is not None:
+            connection.execute(f"PRAGMA cache_size=-{self._cache_mb * 1024}")
         try:
             migrate(connection, self._migrations)
         except BaseException:
@@ -247,16 +251,23 @@ class SqliteStore(Generic[U]):
         write_unit: Callable[[sqlite3.Connection], U] | None = None,
         on_rollback: Callable[[], None] | None = None,
         metrics: StoreMetrics | None = None,
+        writer_cache_mb: int | None = None,
     ) -> None:
         """`write_unit` builds the writer's units when they differ from the
         readers' (a unit that keeps state between transactions, dropped by
         `on_rollback`); by default both use `unit`. `metrics` counts each group
-        commit's writes and duration."""
+        commit's writes and duration. `writer_cache_mb`: the writer's page cache
+        (SQLite's default is 2 MB)."""
         self.path = Path(path)
         self._unit = unit
         self._write_unit = write_unit or unit
         self._writer = GroupCommitWriter(
-            self.path, migrations, on_commit=on_commit, on_rollback=on_rollback, metrics=metrics
+            self.path,
+            migrations,
+            on_commit=on_commit,
+            on_rollback=on_rollback,
+            metrics=metrics,
+            cache_mb=writer_cache_mb,
         )
         self._reading: ThreadPoolExecutor | None = None
         self._reader: sqlite3.Connection | None = None
